@@ -1,0 +1,246 @@
+"""The command line: parse, resolve settings, call one library function, render; exit codes live here only.
+
+Heavy libraries (msgraph, azure-identity, webdav4, the sandboxes) are imported inside the commands, so
+`m365-migrate --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from migrate.errors import ExitCode, MigrateError, exit_code_for
+
+try:  # typer ≥ 0.20 vendors its own click; older releases use the click package
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    import click.exceptions as click_exc  # type: ignore[no-redef]
+
+app = typer.Typer(
+    name="m365-migrate",
+    help="Move OneDrive, SharePoint and Teams files from Microsoft 365 into Nextcloud or any WebDAV server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+audit_app = typer.Typer(help="Check and export the tamper-evident audit trail.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="Run the built-in loopback sandboxes (Graph tenant, Nextcloud target).", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@dataclass
+class Globals:
+    """Options every command shares, resolved once in the callback."""
+
+    config: Path | None
+    state: Path | None
+    verbose: int
+    quiet: bool
+    json: bool
+
+    def settings(self, *, require_file: bool = True, **overrides: Any):  # -> config.Settings
+        from migrate.config import load_settings
+
+        flags = {k: v for k, v in overrides.items() if v is not None}
+        if self.state is not None:
+            flags["state.path"] = str(self.state)
+        return load_settings(self.config, flags, require_file=require_file)
+
+
+_VERBOSITY = 0
+
+
+@app.callback()
+def _globals(
+    ctx: typer.Context,
+    config: Path = typer.Option(
+        None, "--config", "-c", envvar="M365_MIGRATE_CONFIG", help="Configuration file (default ./m365-migrate.toml)."
+    ),
+    state: Path = typer.Option(
+        None, "--state", envvar="M365_MIGRATE_STATE", help="State database (default from the config, else state/migration.db)."
+    ),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More detail; -vv also shows HTTP traffic."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
+) -> None:
+    global _VERBOSITY
+    _VERBOSITY = verbose
+    from migrate.redact import setup_logging
+
+    setup_logging(-1 if quiet else verbose)
+    ctx.obj = Globals(config, state, verbose, quiet, json_out)
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+# ----------------------------------------------------------------------------------------------- init
+@app.command()
+def init(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(Path("."), help="Folder to set up."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+) -> None:
+    """Write m365-migrate.toml and the mapping templates; existing files are kept unless --force."""
+    from migrate.setup import init_project
+
+    written, kept = init_project(directory, force=force)
+    g: Globals = ctx.obj
+    if g.json:
+        echo_json({"written": [str(p) for p in written], "kept": [str(p) for p in kept]})
+        return
+    for p in written:
+        typer.echo(f"wrote {p}")
+    for p in kept:
+        typer.echo(f"kept  {p} (exists; --force overwrites it)")
+    typer.echo("next: fill in [source] and [target] in m365-migrate.toml, then run `m365-migrate doctor`")
+
+
+# --------------------------------------------------------------------------------------------- status
+@app.command()
+def status(
+    ctx: typer.Context,
+    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+) -> None:
+    """Progress per batch and drive, failures with reasons, and what to do next."""
+    from migrate import status as status_mod
+    from migrate.session import Selection
+    from migrate.store import StateStore
+
+    g: Globals = ctx.obj
+    settings = g.settings(require_file=False)
+    with StateStore(settings.state_path, create=False) as store:
+        data = status_mod.collect(store, Selection(tuple(batch), tuple(drive), tuple(user)))
+    if g.json:
+        echo_json(data)
+        return
+    from migrate.reports.text import render_status
+
+    typer.echo(render_status(data))
+
+
+# ---------------------------------------------------------------------------------------------- audit
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context) -> None:
+    """Check the audit trail's hash chain; exit 3 naming the first broken record."""
+    from migrate.errors import AuditChainBroken
+    from migrate.store import StateStore
+
+    g: Globals = ctx.obj
+    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+        report = store.verify_audit()
+    if g.json:
+        echo_json({"records": report.records, "ok": report.ok, "first_broken": report.first_broken,
+                   "reason": report.reason})
+    if not report.ok:
+        raise AuditChainBroken(
+            f"audit trail broken at record {report.first_broken}: {report.reason}",
+            hint="the state database was edited outside m365-migrate; keep a copy as evidence",
+        )
+    if not g.json:
+        typer.echo(f"audit trail intact: {report.records} records verified")
+
+
+@audit_app.command("export")
+def audit_export(
+    ctx: typer.Context,
+    fmt: str = typer.Option("jsonl", "--format", help="csv or jsonl."),
+    output: Path = typer.Option(None, "--output", "-o", help="File to write (default standard output)."),
+) -> None:
+    """Export the audit trail as CSV or JSON Lines."""
+    from migrate.store import StateStore
+
+    g: Globals = ctx.obj
+    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+        if output is None:
+            store.export_audit(sys.stdout, fmt)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                n = store.export_audit(fh, fmt)
+            typer.echo(f"wrote {n} audit records to {output}", err=True)
+
+
+# ------------------------------------------------------------------------------------------ inventory
+# (discover, scan, report inventory: added by the inventory work)
+
+# ------------------------------------------------------------------------------------ plan and report
+# (plan, report plan: added by the plan work)
+
+# ------------------------------------------------------------------------------- copy, verify, demo
+# (copy, verify, demo, doctor: added by the copy work)
+
+# -------------------------------------------------------------------------------------------- sandbox
+def _register_optional(sub: typer.Typer, name: str, module: str, attr: str) -> None:
+    """Register a command whose module may not exist in this build (keeps --help honest)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module.rsplit(".", 1)[0]) is None:
+        return
+    try:
+        mod = __import__(module, fromlist=[attr])
+    except ImportError:
+        return
+    sub.command(name)(getattr(mod, attr))
+
+
+_register_optional(sandbox_app, "graph", "migrate.sandbox.graph.command", "graph_command")
+_register_optional(sandbox_app, "nextcloud", "migrate.sandbox.nextcloud.command", "nextcloud_command")
+
+
+# ------------------------------------------------------------------------------------------- boundary
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app and turn every outcome into one exit code, with no traceback unless -v."""
+    try:
+        rv = app(args=argv, standalone_mode=False, prog_name="m365-migrate")
+        # non-standalone typer returns the code of an explicit Exit (130 for Ctrl-C inside a command)
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else ExitCode.OK
+        if code == ExitCode.INTERRUPTED:
+            typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+        sys.exit(code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click_exc.NoArgsIsHelpError:
+        sys.exit(ExitCode.USAGE)  # the help text was already shown
+    except click_exc.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except MigrateError as exc:
+        if _VERBOSITY:
+            import traceback
+
+            traceback.print_exc()
+        from migrate.redact import redact
+
+        typer.echo(f"error: {redact(str(exc))}", err=True)
+        sys.exit(exit_code_for(exc))
+    except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 1
+        from migrate.redact import redact
+
+        if _VERBOSITY:
+            import traceback
+
+            traceback.print_exc()
+        typer.echo(f"unexpected error: {redact(f'{type(exc).__name__}: {exc}')}", err=True)
+        typer.echo("  → run again with -v for details, and report it with that output", err=True)
+        sys.exit(ExitCode.UNEXPECTED)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,149 @@
+"""The typed exception tree and the one table that maps it to process exit codes."""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    """Exit codes of design §1; the CLI boundary is the only place that turns errors into these."""
+
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2
+    ATTENTION = 3
+    AUTH = 4
+    TARGET_FULL = 5
+    INTERRUPTED = 130
+
+
+# Markers, mixed into concrete classes: they say how the caller should react, not what went wrong.
+class Transient:
+    """Retrying the same operation later may succeed (throttling, resets, 5xx)."""
+
+
+class Terminal:
+    """This item cannot succeed as it stands; record it and go on with the others."""
+
+
+class Fatal:
+    """The whole run must stop: going on would fail every item or do harm."""
+
+
+class MigrateError(Exception):
+    """Base of every error the tool raises on purpose; `hint` tells the user what to do next."""
+
+    exit_code: int = ExitCode.UNEXPECTED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  → {self.hint}"
+
+
+class ConfigError(MigrateError, Fatal):
+    """Configuration, mapping file or command-line usage is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class MappingError(ConfigError):
+    """A mapping file is malformed or inconsistent (names file, line and column)."""
+
+
+class SecretsError(ConfigError):
+    """A secret is missing, or its file is readable by others."""
+
+
+class StateError(MigrateError, Fatal):
+    """The state database is unusable (wrong schema, corrupt, or not yet initialised)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class LockedError(StateError):
+    """Another run holds the lock of this state database."""
+
+
+class IllegalTransition(StateError):
+    """An item was asked to move between two statuses the state machine does not connect."""
+
+    exit_code = ExitCode.UNEXPECTED
+
+
+class AuditChainBroken(MigrateError, Fatal):
+    """The audit trail's hash chain does not verify: a record was changed, removed or inserted."""
+
+    exit_code = ExitCode.ATTENTION
+
+
+class AuthError(MigrateError, Fatal):
+    """Credentials were refused or lack a permission."""
+
+    exit_code = ExitCode.AUTH
+
+
+class TransientError(MigrateError, Transient):
+    """A network or service hiccup that the pacer may retry."""
+
+
+class ThrottledError(TransientError):
+    """The service asked us to slow down (429/503 with or without Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class SourceError(MigrateError):
+    """The source (Microsoft Graph) refused or failed an operation."""
+
+
+class ItemNotFound(SourceError, Terminal):
+    """The item or drive no longer exists at the source."""
+
+
+class DeltaExpired(SourceError):
+    """The stored delta link is no longer valid (410): a full resync is needed."""
+
+    def __init__(self, message: str, *, restart_url: str | None = None) -> None:
+        super().__init__(message)
+        self.restart_url = restart_url
+
+
+class TargetError(MigrateError):
+    """The target (Nextcloud or WebDAV) refused or failed an operation."""
+
+
+class TargetItemError(TargetError, Terminal):
+    """The target refused this item (illegal name, too large, forbidden)."""
+
+
+class TargetFull(TargetError, Fatal):
+    """The target answered 507 Insufficient Storage: the quota or the disk is full."""
+
+    exit_code = ExitCode.TARGET_FULL
+
+
+class TargetLocked(TargetError, Transient):
+    """The target path is locked (423); retry later."""
+
+
+class IntegrityError(MigrateError, Terminal):
+    """Bytes written do not match the bytes read (size or hash mismatch)."""
+
+
+class AttentionNeeded(MigrateError):
+    """The run finished, but some items failed or need a person's decision (listed in the message)."""
+
+    exit_code = ExitCode.ATTENTION
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The single mapping from an exception to a process exit code."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, MigrateError):
+        return exc.exit_code
+    return ExitCode.UNEXPECTED

@@ -1,0 +1,1 @@
+"""Rendering of reports and summaries: Markdown, HTML, CSV, JSON and terminal text."""

@@ -1,0 +1,54 @@
+"""Plain-text renderings for the terminal: status tables and end-of-run summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def human_bytes(n: float) -> str:
+    """1536 → '1.5 KiB'; binary units, as Nextcloud and OneDrive show them."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A left-aligned text table with a rule under the header."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*r) for r in cells]
+    return "\n".join(lines)
+
+
+STATUS_ORDER = ("pending", "transferring", "uploaded", "verified", "failed", "skipped", "conflict")
+
+
+def render_status(data: dict[str, Any]) -> str:
+    out = [f"state: {data['state']}", ""]
+    if data["drives"]:
+        rows = []
+        for d in data["drives"]:
+            c = d["counts"]
+            files = sum(v["files"] for v in c.values())
+            size = sum(v["bytes"] for v in c.values())
+            done = c.get("verified", {}).get("files", 0)
+            rows.append([d["kind"], d["name"][:30], (d["owner"] or "")[:40], d["batch"] or "-", d["scan_state"],
+                         files, human_bytes(size), done, c.get("failed", {}).get("files", 0)])
+        out.append(table(["kind", "drive", "owner", "batch", "scan", "files", "bytes", "verified", "failed"], rows))
+    else:
+        out.append("no drives recorded yet")
+    t = data["totals"]
+    if t:
+        out += ["", "totals: " + ", ".join(f"{s} {t[s]['files']} ({human_bytes(t[s]['bytes'])})" for s in STATUS_ORDER if s in t)]
+    if data["failures"]:
+        out += ["", "needs attention:"]
+        out += [f"  {f['status']:8} {f['path'] or f['item_id']}: {f['last_error'] or ''}" for f in data["failures"]]
+    if data["recent_runs"]:
+        r = data["recent_runs"][0]
+        out += ["", f"last run: {r['command']} ({r['status']}) started {r['started_at']}"]
+    out += ["", f"next: {data['next_step']}"]
+    return "\n".join(out)

@@ -1,0 +1,57 @@
+"""What `status` shows: progress per batch and drive, failures with reasons, and what to do next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrate.session import Selection
+from migrate.store import StateStore
+
+
+def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, Any]:
+    """A JSON-ready picture of the migration, read from the store only (no network)."""
+    drives = []
+    totals: dict[str, dict[str, int]] = {}
+    for d in selection.drives(store):
+        counts = store.status_counts(d["id"])
+        for status, c in counts.items():
+            t = totals.setdefault(status, {"files": 0, "bytes": 0})
+            t["files"] += c["files"]
+            t["bytes"] += c["bytes"]
+        drives.append(
+            {
+                "id": d["id"],
+                "kind": d["kind"],
+                "name": d["name"],
+                "owner": d["owner_upn"] or d["site_url"],
+                "batch": d["batch"],
+                "scan_state": d["scan_state"],
+                "last_scan_at": d["last_scan_at"],
+                "last_error": d["last_error"],
+                "counts": counts,
+            }
+        )
+    runs = store.runs(limit=5)
+    return {
+        "state": str(store.path),
+        "drives": drives,
+        "totals": totals,
+        "failures": store.failures(limit=20),
+        "recent_runs": [
+            {k: r[k] for k in ("id", "command", "status", "started_at", "ended_at", "pid", "host")} for r in runs
+        ],
+        "next_step": next_step(drives, totals),
+    }
+
+
+def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]]) -> str:
+    """One sentence telling a busy admin what to run next."""
+    if not drives:
+        return "run `m365-migrate discover` to find drives"
+    if any(d["scan_state"] in ("new", "scanning", "failed") for d in drives):
+        return "run `m365-migrate scan` to finish the inventory"
+    if totals.get("failed") or totals.get("conflict"):
+        return "read the failures above, fix their cause, then run `m365-migrate copy` again (it resumes)"
+    if totals.get("pending") or totals.get("transferring") or totals.get("uploaded"):
+        return "run `m365-migrate plan` to review, then `m365-migrate copy` to transfer what is pending"
+    return "everything scanned is verified; run `m365-migrate verify` before cutover"

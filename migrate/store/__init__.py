@@ -1,0 +1,19 @@
+"""The state database: the only module that speaks SQL.
+
+`StateStore(path)` opens (and migrates) one migration's database; `RunLock` keeps two runs apart.
+"""
+
+from __future__ import annotations
+
+from migrate.store.audit import AuditMixin, ChainReport
+from migrate.store.drives import DrivesMixin
+from migrate.store.items import ItemsMixin
+from migrate.store.lock import RunLock
+from migrate.store.permissions import PermissionsMixin
+
+
+class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, AuditMixin):
+    """One migration's state: drives, items, permissions, runs, metrics and the audit trail."""
+
+
+__all__ = ["ChainReport", "RunLock", "StateStore"]

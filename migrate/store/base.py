@@ -1,0 +1,86 @@
+"""Opening the state database: WAL, migrations, one writer, and the small helpers every table module uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from migrate.errors import StateError
+from migrate.store.schema import migrations
+
+
+def utcnow() -> str:
+    """Timestamps in the store: ISO 8601, UTC, to the microsecond (sortable as text)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+class StoreBase:
+    """One connection shared by the threads of a run, with every write serialised by one lock.
+
+    SQLite allows one writer at a time anyway; doing the serialisation here keeps transactions short and
+    turns 'database is locked' from a random runtime failure into ordinary waiting.
+    """
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StateError(
+                f"no state database at {self.path}",
+                hint="run `m365-migrate discover` first, or pass --state with the right path",
+            )
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self.db = Database(conn)
+            if str(self.path) != ":memory:":
+                self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._lock = threading.RLock()
+            with self._lock:
+                migrations.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"cannot open state database {self.path}: {exc}",
+                hint="check that the file is an m365-migrate state database and is not damaged",
+            ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    def __enter__(self) -> StoreBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[Database]:
+        """One write transaction; nested calls join the outer one."""
+        with self._lock, self.db.atomic():
+            yield self.db
+
+    def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self.db.execute(sql, params)
+            cols = [c[0] for c in cur.description or ()]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def query_one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        with self._lock:
+            row = self.db.execute(sql, params).fetchone()
+        return row[0] if row else None

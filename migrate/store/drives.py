@@ -1,0 +1,112 @@
+"""Drives, discovered users and runs: the bookkeeping around the items."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import Any
+
+from migrate.models import Drive
+from migrate.store.base import StoreBase, utcnow
+
+DRIVE_SCAN_STATES = ("new", "scanning", "scanned", "failed", "vanished")
+
+
+class DrivesMixin(StoreBase):
+    """Drive, user and run methods of the state store."""
+
+    def upsert_drives(self, drives: Iterable[Drive]) -> int:
+        """Record discovered drives; a rediscovered drive keeps its scan state, batch and target."""
+        now, n = utcnow(), 0
+        with self.atomic():
+            for d in drives:
+                row = asdict(d)
+                row["kind"] = str(d.kind)
+                cols = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                updates = ", ".join(f"{k}=excluded.{k}" for k in row if k != "id")
+                self.db.execute(
+                    f"INSERT INTO drives ({cols}, discovered_at, updated_at) VALUES ({marks}, ?, ?) "
+                    f"ON CONFLICT(id) DO UPDATE SET {updates}, updated_at=excluded.updated_at",
+                    [*row.values(), now, now],
+                )
+                n += 1
+        return n
+
+    def upsert_users(self, users: Iterable[dict[str, Any]]) -> int:
+        now, n = utcnow(), 0
+        with self.atomic():
+            for u in users:
+                self.db["users"].upsert({**u, "discovered_at": now}, pk="id")
+                n += 1
+        return n
+
+    def drive(self, drive_id: str) -> dict[str, Any] | None:
+        return self.query_one("SELECT * FROM drives WHERE id = ?", (drive_id,))
+
+    def drives(
+        self,
+        *,
+        drive_ids: Iterable[str] = (),
+        batches: Iterable[str] = (),
+        owners: Iterable[str] = (),
+    ) -> list[dict[str, Any]]:
+        """Drives matching every given selection (`--drive`, `--batch`, `--user`); all drives when none is given."""
+        where, params = [], []
+        for col, values in (("id", drive_ids), ("batch", batches)):
+            values = list(values)
+            if values:
+                where.append(f"{col} IN ({', '.join('?' for _ in values)})")
+                params += values
+        owners = [o.lower() for o in owners]
+        if owners:
+            where.append(f"lower(owner_upn) IN ({', '.join('?' for _ in owners)})")
+            params += owners
+        sql = "SELECT * FROM drives" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY kind, name, id"
+        return self.query(sql, params)
+
+    def update_drive(self, drive_id: str, **fields: Any) -> None:
+        with self.atomic():
+            self.db["drives"].update(drive_id, {**fields, "updated_at": utcnow()})
+
+    def users(self) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM users ORDER BY upn")
+
+    # runs -------------------------------------------------------------------------------------------
+    def start_run(self, command: str, args: dict[str, Any] | None = None) -> int:
+        with self.atomic():
+            run_id = self.db["runs"].insert(
+                {
+                    "command": command,
+                    "args": json.dumps(args or {}, default=str, sort_keys=True),
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started_at": utcnow(),
+                    "status": "running",
+                }
+            ).last_pk
+        self.run_id = int(run_id)
+        return self.run_id
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any] | None = None) -> None:
+        with self.atomic():
+            self.db["runs"].update(
+                run_id,
+                {"ended_at": utcnow(), "status": status, "summary": json.dumps(summary or {}, default=str)},
+            )
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+
+    def record_metric(self, name: str, value: float, unit: str = "") -> None:
+        with self.atomic():
+            self.db["metrics"].insert(
+                {"run_id": getattr(self, "run_id", None), "name": name, "value": value, "unit": unit,
+                 "recorded_at": utcnow()}
+            )
+
+    def metrics(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM metrics WHERE name = ? ORDER BY id DESC LIMIT ?", (name, limit))

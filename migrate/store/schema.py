@@ -1,0 +1,163 @@
+"""Schema migrations of the state database, applied in order, each in its own transaction."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("m365-migrate")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE drives (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            web_url TEXT NOT NULL DEFAULT '',
+            owner_id TEXT NOT NULL DEFAULT '',
+            owner_upn TEXT NOT NULL DEFAULT '',
+            owner_name TEXT NOT NULL DEFAULT '',
+            site_id TEXT NOT NULL DEFAULT '',
+            site_url TEXT NOT NULL DEFAULT '',
+            group_id TEXT NOT NULL DEFAULT '',
+            quota_used INTEGER,
+            quota_total INTEGER,
+            batch TEXT NOT NULL DEFAULT '',
+            target_user TEXT,
+            target_root TEXT,
+            scan_state TEXT NOT NULL DEFAULT 'new',
+            scan_link TEXT,
+            delta_link TEXT,
+            scan_generation INTEGER NOT NULL DEFAULT 0,
+            items_seen INTEGER NOT NULL DEFAULT 0,
+            last_scan_at TEXT,
+            last_error TEXT,
+            discovered_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            upn TEXT NOT NULL,
+            display_name TEXT NOT NULL DEFAULT '',
+            mail TEXT NOT NULL DEFAULT '',
+            has_drive INTEGER NOT NULL DEFAULT 1,
+            discovered_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            drive_id TEXT NOT NULL REFERENCES drives(id),
+            item_id TEXT NOT NULL,
+            parent_id TEXT,
+            name TEXT NOT NULL DEFAULT '',
+            path TEXT,
+            is_folder INTEGER NOT NULL DEFAULT 0,
+            size INTEGER NOT NULL DEFAULT 0,
+            mtime REAL,
+            ctime REAL,
+            quick_xor_hash TEXT,
+            sha1 TEXT,
+            etag TEXT,
+            ctag TEXT,
+            mime_type TEXT,
+            package_type TEXT,
+            shared INTEGER NOT NULL DEFAULT 0,
+            malware INTEGER NOT NULL DEFAULT 0,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            scan_generation INTEGER NOT NULL DEFAULT 0,
+            target_user TEXT,
+            target_path TEXT,
+            target_etag TEXT,
+            target_checksum TEXT,
+            target_mtime REAL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            note TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (drive_id, item_id)
+        )"""
+    )
+    db.execute("CREATE INDEX items_drive_status ON items(drive_id, status)")
+    db.execute("CREATE INDEX items_drive_parent ON items(drive_id, parent_id)")
+    db.execute(
+        """
+        CREATE TABLE permissions (
+            id INTEGER PRIMARY KEY,
+            drive_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            perm_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            roles TEXT NOT NULL DEFAULT '',
+            grantee_id TEXT NOT NULL DEFAULT '',
+            grantee_email TEXT NOT NULL DEFAULT '',
+            grantee_name TEXT NOT NULL DEFAULT '',
+            link_scope TEXT NOT NULL DEFAULT '',
+            link_type TEXT NOT NULL DEFAULT '',
+            expires TEXT,
+            has_password INTEGER NOT NULL DEFAULT 0,
+            inherited INTEGER NOT NULL DEFAULT 0,
+            plan_action TEXT,
+            plan_detail TEXT,
+            share_id TEXT,
+            share_status TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (drive_id, item_id, perm_id)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            args TEXT NOT NULL DEFAULT '{}',
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            status TEXT NOT NULL DEFAULT 'running',
+            summary TEXT NOT NULL DEFAULT '{}'
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            run_id INTEGER,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )"""
+    )
+    # Append-only: the database itself refuses edits; the hash chain shows edits made around it.
+    db.execute(
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+    )
+    db.execute(
+        """
+        CREATE TABLE metrics (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            unit TEXT NOT NULL DEFAULT '',
+            recorded_at TEXT NOT NULL
+        )"""
+    )

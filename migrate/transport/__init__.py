@@ -1,0 +1,1 @@
+"""Everything between our code and the wire: pacing and retries, HTTP clients, hashing streams."""

@@ -1,0 +1,50 @@
+"""Hash while streaming: QuickXorHash to check against Graph, SHA1 to hand to the target, and a byte count."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Iterator
+
+
+class HashingStream:
+    """Wrap an iterator of chunks; every chunk that passes through updates both hashes and the size."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        from quickxorhash import quickxorhash
+
+        self._chunks = chunks
+        self._qxh = quickxorhash()
+        self._sha1 = hashlib.sha1()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self._qxh.update(chunk)
+            self._sha1.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    def feed(self, chunk: bytes) -> None:
+        """Account for bytes obtained outside the iterator (e.g. a resumed range)."""
+        self._qxh.update(chunk)
+        self._sha1.update(chunk)
+        self.size += len(chunk)
+
+    @property
+    def quick_xor_hash(self) -> str:
+        """Base64 of the 20-byte digest, the form Graph publishes in `file.hashes.quickXorHash`."""
+        return base64.b64encode(self._qxh.digest()).decode()
+
+    @property
+    def sha1(self) -> str:
+        return self._sha1.hexdigest()
+
+
+def quick_xor_hash(data: bytes) -> str:
+    """QuickXorHash of a whole buffer (tests and small files)."""
+    from quickxorhash import quickxorhash
+
+    h = quickxorhash()
+    h.update(data)
+    return base64.b64encode(h.digest()).decode()

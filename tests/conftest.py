@@ -1,0 +1,45 @@
+"""Shared fixtures; the sandboxes' fixtures live in their own plugin modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = [
+    name for name in ("tests.fixtures_graph", "tests.fixtures_nextcloud") if importlib.util.find_spec(name)
+]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "migration.db"
+
+
+@pytest.fixture
+def store(state_path: Path):
+    from migrate.store import StateStore
+
+    s = StateStore(state_path)
+    yield s
+    s.close()
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real console script in a subprocess, as a user would."""
+    exe = Path(sys.executable).with_name("m365-migrate")
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(exe), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, input=input)
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -1,0 +1,118 @@
+"""The state store: schema, items upsert, the status state machine and its atomic transitions."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from migrate.errors import IllegalTransition, StateError
+from migrate.models import Drive, DriveKind, ItemStatus
+from migrate.store import StateStore
+from migrate.store.states import TRANSITIONS
+
+
+def _seed(store: StateStore, n: int = 3) -> None:
+    store.upsert_drives([Drive("d1", DriveKind.ONEDRIVE, "OneDrive", owner_upn="Alice@Example.org")])
+    store.upsert_items("d1", [{"item_id": f"i{k}", "name": f"f{k}", "size": 10 * k, "is_folder": 0} for k in range(n)])
+
+
+def test_open_applies_migrations_and_wal(store: StateStore) -> None:
+    tables = set(store.db.table_names())
+    assert {"drives", "items", "permissions", "runs", "audit", "_sqlite_migrations"} <= tables
+    assert store.scalar("PRAGMA journal_mode") == "wal"
+
+
+def test_reopen_is_idempotent(state_path) -> None:
+    StateStore(state_path).close()
+    s = StateStore(state_path)
+    assert s.scalar("SELECT count(*) FROM _sqlite_migrations") == 1
+    s.close()
+
+
+def test_missing_database_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(StateError, match="no state database"):
+        StateStore(tmp_path / "nope.db", create=False)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StateError, match="cannot open state database"):
+        StateStore(bad)
+
+
+def test_upsert_keeps_status_and_target_on_rescan(store: StateStore) -> None:
+    _seed(store)
+    store.transition("d1", "i1", ItemStatus.TRANSFERRING)
+    store.update_item("d1", "i1", target_path="/f1")
+    store.upsert_items("d1", [{"item_id": "i1", "name": "renamed", "size": 99}])
+    row = store.item("d1", "i1")
+    assert (row["name"], row["size"], row["status"], row["target_path"]) == ("renamed", 99, "transferring", "/f1")
+
+
+def test_every_legal_transition_is_accepted_and_every_other_refused(store: StateStore) -> None:
+    _seed(store, 1)
+    statuses = list(ItemStatus)
+    for old in statuses:
+        for new in statuses:
+            store.db.execute("UPDATE items SET status = ? WHERE item_id = 'i0'", (str(old),))
+            if new in TRANSITIONS[old]:
+                store.transition("d1", "i0", new)
+                assert store.item("d1", "i0")["status"] == new
+            else:
+                with pytest.raises(IllegalTransition):
+                    store.transition("d1", "i0", new)
+                assert store.item("d1", "i0")["status"] == old
+
+
+def test_pending_cannot_jump_to_verified(store: StateStore) -> None:
+    _seed(store, 1)
+    with pytest.raises(IllegalTransition, match="cannot go from pending to verified"):
+        store.transition("d1", "i0", "verified")
+
+
+def test_expect_guard_lets_only_one_worker_claim(store: StateStore) -> None:
+    _seed(store, 1)
+    wins, losses = [], []
+
+    def claim() -> None:
+        try:
+            store.transition("d1", "i0", ItemStatus.TRANSFERRING, expect="pending", attempts=1)
+            wins.append(1)
+        except IllegalTransition:
+            losses.append(1)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (len(wins), len(losses)) == (1, 7)
+
+
+def test_status_change_only_through_transition(store: StateStore) -> None:
+    _seed(store, 1)
+    with pytest.raises(IllegalTransition):
+        store.update_item("d1", "i0", status="verified")
+
+
+def test_iter_items_pages_through_everything(store: StateStore) -> None:
+    _seed(store, 25)
+    got = [r["item_id"] for r in store.iter_items("d1", page=7)]
+    assert sorted(got) == sorted(f"i{k}" for k in range(25))
+    assert len(got) == 25
+
+
+def test_selection_by_user_is_case_insensitive(store: StateStore) -> None:
+    _seed(store, 0)
+    assert [d["id"] for d in store.drives(owners=["alice@example.ORG"])] == ["d1"]
+    assert store.drives(owners=["bob@example.org"]) == []
+
+
+def test_failed_transaction_leaves_no_partial_write(store: StateStore) -> None:
+    _seed(store, 2)
+    with pytest.raises(RuntimeError), store.atomic():
+        store.transition("d1", "i0", ItemStatus.TRANSFERRING)
+        raise RuntimeError("crash mid-transaction")
+    assert store.item("d1", "i0")["status"] == "pending"
