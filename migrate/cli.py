@@ -7,7 +7,6 @@ Heavy libraries (msgraph, azure-identity, webdav4, the sandboxes) are imported i
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path

@@ -6,7 +6,7 @@ the backends' business. Optional abilities are announced in `Target.features`, n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -81,9 +81,13 @@ class Target(Protocol):
         size: int,
         *,
         mtime: float | None = None,
-        sha1: str | None = None,
+        sha1: str | Callable[[], str] | None = None,
     ) -> RemoteEntry:
-        """Stream `size` bytes to `path`, replacing what is there; raises TargetFull on 507."""
+        """Stream `size` bytes to `path`, replacing what is there; raises TargetFull on 507.
+
+        `sha1` may be a callable: for a streamed upload the digest is known only once the last chunk has been
+        read, so a target that sends it at the end (chunked upload's final MOVE) calls it then.
+        """
 
     def delete(self, user: str, path: str) -> None:
         """Remove `path`; a missing path is fine."""

@@ -1,0 +1,711 @@
+"""Settings resolved once (flag > environment > TOML file > default) into frozen records; secrets loaded lazily."""
+
+from __future__ import annotations
+
+import difflib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import stat
+import textwrap
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from migrate.csvfile import MappingFileError, display_path, read_csv_table
+from migrate.errors import ConfigError, MappingError, SecretsError
+from migrate.mapping import check_uid
+
+DEFAULT_CONFIG_NAME = "m365-migrate.toml"
+ENV_PREFIX = "M365_MIGRATE_"
+ENV_CONFIG = "M365_MIGRATE_CONFIG"
+ENV_STATE = "M365_MIGRATE_STATE"
+ENV_CLIENT_SECRET = "M365_CLIENT_SECRET"
+ENV_CERTIFICATE_PASSWORD = "M365_CERTIFICATE_PASSWORD"
+
+# ---------------------------------------------------------------------------------------------------------------
+# The frozen result
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """[source]: the Microsoft Graph tenant and the app registration used to read it."""
+
+    tenant_id: str
+    client_id: str
+    auth: str  # certificate | client-secret | device-code
+    certificate_path: Path | None
+    client_secret_file: Path | None
+    graph_url: str
+    authority: str
+    ca_bundle: Path | None
+    org: str  # organisation name for the User-Agent
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSettings:
+    """[target]: the Nextcloud or WebDAV server and where its per-user app passwords are kept."""
+
+    kind: str  # nextcloud | webdav
+    url: str
+    credentials: Path | None
+    ca_bundle: Path | None
+    service_account: str
+    prefix: str  # folder below each target root, without leading or trailing /; "" = the root
+    on_conflict: str  # skip | rename | overwrite-if-ours
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSettings:
+    """[mappings]: the three mapping files (design §3)."""
+
+    users: Path
+    groups: Path
+    sites: Path
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSettings:
+    """[transfer]: parallelism and upload sizes (sizes in bytes)."""
+
+    workers: int
+    chunk_size: int
+    small_file_limit: int
+    bulk_upload: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """[policy]: what happens to sharing that has no exact equivalent at the target."""
+
+    anonymous_links: str  # report | public-link-with-password | drop
+    organization_links: str  # group:<name> | report | drop
+    external_guests: str  # report | drop
+    onenote: str  # report | copy-raw
+
+    @property
+    def organization_group(self) -> str | None:
+        """The Nextcloud group that stands for "everyone in the organisation", when the policy names one."""
+        return self.organization_links[6:] if self.organization_links.startswith("group:") else None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a command needs, resolved once; pass it explicitly, never through globals."""
+
+    source: SourceSettings
+    target: TargetSettings
+    mappings: MappingSettings
+    transfer: TransferSettings
+    policy: PolicySettings
+    state_path: Path
+    config_path: Path | None  # None when no file was read (require_file=False and none present)
+    origins: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # ("transfer.workers", "option")
+
+    def origin(self, key: str) -> str:
+        """Where the value of "section.key" came from: default, the file, an environment variable or an option."""
+        return dict(self.origins).get(key, "default")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Value parsers: each takes (value, came_from_text) and returns the value or raises _Bad(expected)
+
+
+class _Bad(Exception):
+    """A value does not fit; the argument says what is expected."""
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def format_size(n: int) -> str:
+    """Bytes as the shortest exact binary-unit text ("32MiB"), for templates and messages."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return str(n)
+
+
+def parse_size(value: object) -> int:
+    """"32MiB", "10 MB", "1.5GiB" or a whole number of bytes; raises ValueError."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE_RE.match(value) if isinstance(value, str) else None
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(value)
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _text(value: object, text: bool) -> str:
+    if isinstance(value, Path):
+        return str(value)
+    if not isinstance(value, str) or any(ord(c) < 32 for c in value):
+        raise _Bad("a string")
+    return value.strip()
+
+
+def _choice(*choices: str) -> Callable[[object, bool], str]:
+    def parse(value: object, text: bool) -> str:
+        if isinstance(value, str) and value.strip() in choices:
+            return value.strip()
+        raise _Bad(" | ".join(f'"{c}"' for c in choices))
+
+    return parse
+
+
+def _whole(lo: int, hi: int) -> Callable[[object, bool], int]:
+    def parse(value: object, text: bool) -> int:
+        if text and isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
+            return value
+        raise _Bad(f"a whole number from {lo} to {hi}")
+
+    return parse
+
+
+def _size(lo: int, hi: int) -> Callable[[object, bool], int]:
+    def parse(value: object, text: bool) -> int:
+        try:
+            n = parse_size(value)
+        except ValueError:
+            n = -1
+        if lo <= n <= hi:
+            return n
+        raise _Bad(f'a size from {format_size(lo)} to {format_size(hi)} such as "32MiB" (units KiB, MiB, GiB, '
+                   "KB, MB, GB)")
+
+    return parse
+
+
+def _bool(value: object, text: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if text and isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise _Bad("true or false")
+
+
+def _url(required: bool) -> Callable[[object, bool], str]:
+    def parse(value: object, text: bool) -> str:
+        url = _text(value, text).rstrip("/")
+        if not url and not required:
+            return ""
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.hostname:
+            return url
+        if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
+            return url
+        raise _Bad('an https:// URL such as "https://cloud.example.org" (plain http only for 127.0.0.1/localhost)')
+
+    return parse
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _path(value: object, text: bool) -> str:
+    """Paths stay text here; they are resolved against the right folder once their origin is known."""
+    return _text(value, text)
+
+
+def _org_links(value: object, text: bool) -> str:
+    v = value.strip() if isinstance(value, str) else ""
+    if v in ("report", "drop"):
+        return v
+    if v.startswith("group:") and v[6:].strip() and not any(ord(c) < 32 for c in v):
+        return "group:" + v[6:].strip()
+    raise _Bad('"group:<name>" (the Nextcloud group that stands for the whole organisation, e.g. "group:staff"), '
+               '"report" or "drop"')
+
+
+def _uid_or_blank(value: object, text: bool) -> str:
+    v = _text(value, text)
+    if v and check_uid(v):
+        raise _Bad("a Nextcloud user id (letters, digits, space, _ . @ - ') or an empty string")
+    return v
+
+
+def _prefix(value: object, text: bool) -> str:
+    v = _text(value, text).replace("\\", "/").strip("/")
+    if any(part in (".", "..") for part in v.split("/")):
+        raise _Bad('a folder name such as "Migrated" or "From Microsoft 365/Files" (no . or .. parts)')
+    return "/".join(p for p in v.split("/") if p)
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    parse: Callable[[object, bool], Any]
+    default: Any
+    doc: str
+    path: bool = False
+
+
+_SCHEMA: dict[str, dict[str, _Key]] = {
+    "source": {
+        "tenant_id": _Key(_text, "", "Directory (tenant) ID of your Entra ID app registration (required)."),
+        "client_id": _Key(_text, "", "Application (client) ID of the app registration (required)."),
+        "auth": _Key(_choice("certificate", "client-secret", "device-code"), "certificate",
+                     "How the app signs in: certificate | client-secret | device-code."),
+        "certificate_path": _Key(_path, "", "PEM file with the app's certificate and private key (auth = "
+                                 "certificate); must be mode 0600. A password for it: M365_CERTIFICATE_PASSWORD.",
+                                 path=True),
+        "client_secret_file": _Key(_path, "", "File holding the client secret (auth = client-secret), mode 0600; "
+                                   "M365_CLIENT_SECRET in the environment takes precedence. Never put the secret "
+                                   "itself in this file.", path=True),
+        "graph_url": _Key(_url(True), "https://graph.microsoft.com/v1.0",
+                          "Microsoft Graph endpoint; national clouds and the sandbox set their own."),
+        "authority": _Key(_url(True), "https://login.microsoftonline.com",
+                          "Sign-in authority; for any other authority instance discovery is switched off."),
+        "ca_bundle": _Key(_path, "", "Extra CA certificates (PEM) to trust, e.g. for a TLS-inspecting proxy; "
+                          "certificate verification is never switched off.", path=True),
+        "org": _Key(_text, "Unknown", "Your organisation's name, sent in the User-Agent as Microsoft asks."),
+    },
+    "target": {
+        "kind": _Key(_choice("nextcloud", "webdav"), "nextcloud", "nextcloud | webdav (any other WebDAV server)."),
+        "url": _Key(_url(False), "", 'Base URL of the server, e.g. "https://cloud.example.org" (required).'),
+        "credentials": _Key(_path, "secrets/nextcloud-app-passwords.csv",
+                            "CSV with a header user,app_password: one app password per user "
+                            "(occ user:auth-tokens:add <user>); must be mode 0600.", path=True),
+        "ca_bundle": _Key(_path, "", "Extra CA certificates (PEM) to trust for the target.", path=True),
+        "service_account": _Key(_uid_or_blank, "", "Nextcloud user, member of the group folders, that writes "
+                                "libraries mapped to groupfolder:<name> (needs a line in the credentials file)."),
+        "prefix": _Key(_prefix, "", 'Folder below each target root that receives the files, e.g. "Migrated"; '
+                       "empty = the root."),
+        "on_conflict": _Key(_choice("skip", "rename", "overwrite-if-ours"), "skip",
+                            "A file already at the target path: skip (leave it, report it) | rename (write ours "
+                            "beside it) | overwrite-if-ours (only files this tool wrote)."),
+    },
+    "mappings": {
+        "users": _Key(_path, "mappings/users.csv", "UPN -> Nextcloud user (source_upn,target_user,batch).",
+                      path=True),
+        "groups": _Key(_path, "mappings/groups.csv", "Entra group -> Nextcloud group (source_group,target_group).",
+                       path=True),
+        "sites": _Key(_path, "mappings/sites.csv", "Site, library or Teams drive -> target (source,target,batch).",
+                      path=True),
+    },
+    "transfer": {
+        "workers": _Key(_whole(1, 64), 8, "Files transferred in parallel."),
+        "chunk_size": _Key(_size(5 * 1024**2, 5 * 1024**3), 32 * 1024**2,
+                           "Chunk size for large uploads (Nextcloud accepts 5MiB to 5GiB)."),
+        "small_file_limit": _Key(_size(0, 1024**3), 10 * 1024**2,
+                                 "Files up to this size are sent in one request (or bulk upload)."),
+        "bulk_upload": _Key(_bool, True, "Use Nextcloud bulk upload for small files when the server offers it."),
+    },
+    "policy": {
+        "anonymous_links": _Key(_choice("report", "public-link-with-password", "drop"), "report",
+                                "Anyone-links: report | public-link-with-password | drop."),
+        "organization_links": _Key(_org_links, "report", 'Links for everyone in the organisation: "group:<name>" '
+                                   "(share with that Nextcloud group) | report | drop."),
+        "external_guests": _Key(_choice("report", "drop"), "report", "Shares with guests outside the tenant: "
+                                "report | drop."),
+        "onenote": _Key(_choice("report", "copy-raw"), "report", "OneNote notebooks: report | copy-raw (copy the "
+                        "section files as they are)."),
+    },
+    "state": {
+        "path": _Key(_path, "state/migration.db", "The state database of this migration (also --state, "
+                     "M365_MIGRATE_STATE).", path=True),
+    },
+}
+
+_SECRET_KEYS = re.compile(r"(secret|password|passwd|token|api_?key)$", re.IGNORECASE)
+
+
+def _env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value), ensure_ascii=False)
+    return f"<{type(value).__name__}>"
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _secret_key_error(where: str, section: str, key: str) -> ConfigError:
+    if key.lower() in ("client_secret", "secret"):
+        hint = (f"set {ENV_CLIENT_SECRET} in the environment, or put the secret in a file only you can read "
+                "(chmod 600) and name that file in [source] client_secret_file")
+    elif "password" in key.lower() and section == "source":
+        hint = f"set {ENV_CERTIFICATE_PASSWORD} in the environment"
+    else:
+        hint = "app passwords go in the CSV file named by [target] credentials (user,app_password, chmod 600)"
+    return SecretsError(f"{where}: [{section}] {key}: secrets are never read from the configuration file",
+                        hint=hint)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _toml_line(text: str, section: str, key: str) -> int | None:
+    """Line of `key =` inside `[section]` (tomllib keeps no positions); None if not found."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        s = line.strip()
+        if s.startswith("[") and not s.startswith("[["):
+            current = s.strip("[] \t").split("]")[0].strip().strip('"')
+        elif current == section and re.match(rf'^["\']?{re.escape(key)}["\']?\s*=', s):
+            return number
+    return None
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    where = display_path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot be read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{where}:{line}: not valid UTF-8 (at byte offset {exc.start})",
+                          hint="save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
+        pos = f":{m.group(1)}:{m.group(2)}" if m else ""
+        detail = msg[: m.start()].strip() if m else msg
+        raise ConfigError(f"{where}{pos}: TOML syntax error: {detail}",
+                          hint='strings need double quotes, e.g. url = "https://cloud.example.org"') from None
+
+
+def _resolve_config_path(config_path: Path | None, env: Mapping[str, str]) -> tuple[Path, str | None]:
+    """(path, why) where why names the flag or variable that chose it; None for the default."""
+    if config_path is not None:
+        return Path(config_path).expanduser(), "--config"
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG]).expanduser(), ENV_CONFIG
+    return Path(DEFAULT_CONFIG_NAME), None
+
+
+def _file_values(data: dict[str, Any], text: str, where: str) -> dict[tuple[str, str], tuple[Any, str]]:
+    """Check sections and keys of the parsed file; returns {(section, key): (raw value, location)}."""
+    found: dict[tuple[str, str], tuple[Any, str]] = {}
+    sections = list(_SCHEMA)
+    for section, table in data.items():
+        if section not in _SCHEMA:
+            if not isinstance(table, dict):
+                owners = [s for s in sections if section in _SCHEMA[s]]
+                hint = f" (did you mean [{owners[0]}] {section}?)" if owners else ""
+                raise ConfigError(f"{where}: {section}: unknown top-level key; every setting belongs to a section "
+                                  f"({', '.join(f'[{s}]' for s in sections)}){hint}")
+            raise ConfigError(f"{where}: [{section}]: unknown section; expected one of "
+                              f"{', '.join(f'[{s}]' for s in sections)}{_suggest(section, sections)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: {section} = {_show(table)}: expected a section [{section}]")
+        for key, value in table.items():
+            if key not in _SCHEMA[section] and _SECRET_KEYS.search(key):
+                raise _secret_key_error(where, section, key)
+            if key not in _SCHEMA[section]:
+                raise ConfigError(f"{where}: [{section}] {key}: unknown key; expected one of "
+                                  f"{', '.join(_SCHEMA[section])}{_suggest(key, list(_SCHEMA[section]))}")
+            line = _toml_line(text, section, key)
+            found[section, key] = (value, f" (line {line})" if line else "")
+    return found
+
+
+def _env_values(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """{(section, key): (value, variable name)} from M365_MIGRATE_<SECTION>_<KEY>; close typos are errors."""
+    known = {_env_name(s, k): (s, k) for s in _SCHEMA for k in _SCHEMA[s]}
+    known[ENV_STATE] = ("state", "path")
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG or value == "":
+            continue
+        if name in known:
+            if name == ENV_STATE or known[name] not in found:
+                found[known[name]] = (value, name)
+            continue
+        close = difflib.get_close_matches(name, [*known, ENV_CONFIG], n=1, cutoff=0.85)
+        section = next((s for s in _SCHEMA if name.startswith(f"{ENV_PREFIX}{s.upper()}_")), None)
+        if section and _SECRET_KEYS.search(name):
+            raise _secret_key_error(f"environment variable {name}", section, name[len(ENV_PREFIX):].lower())
+        if close or section:
+            raise ConfigError(f"environment variable {name}: unknown setting"
+                              + (f" (did you mean {close[0]}?)" if close else
+                                 f"; [{section}] has {', '.join(_SCHEMA[section or ''])}"))
+    return found
+
+
+def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None,
+                  env: Mapping[str, str] = os.environ, require_file: bool = True) -> Settings:
+    """Resolve settings once: option (`overrides`) > environment > TOML file > default.
+
+    `config_path` is the --config value (None: $M365_MIGRATE_CONFIG, else ./m365-migrate.toml). `overrides`
+    maps "section.key" to a value (None = option not given). With require_file=False a missing default file
+    means "defaults only" (for commands such as status); a file named by --config or the environment must exist.
+    Raises ConfigError (SecretsError for a secret put in the file) naming the file, the key, the value found
+    and what is expected.
+    """
+    path, why = _resolve_config_path(config_path, env)
+    data: dict[str, Any] = {}
+    text = ""
+    loaded: Path | None = None
+    if path.is_file():
+        data, text = _read_toml(path)
+        loaded = path.resolve()
+    elif path.exists():
+        raise ConfigError(f"{display_path(path)}: is not a file")
+    elif require_file or why is not None:
+        chosen = f" (named by {why})" if why else ""
+        raise ConfigError(f"{display_path(path)}: configuration file not found{chosen}",
+                          hint="run `m365-migrate init` to write one, or pass --config PATH")
+    where = display_path(path)
+    file_vals = _file_values(data, text, where)
+    env_vals = _env_values(env)
+    flag_vals: dict[tuple[str, str], Any] = {}
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        if key not in _SCHEMA.get(section, {}):
+            raise ConfigError(f"option {dotted}: unknown setting (expected section.key, e.g. transfer.workers)")
+        if value is not None:
+            flag_vals[section, key] = value
+    file_base = loaded.parent if loaded else Path.cwd()
+    values: dict[str, dict[str, Any]] = {}
+    origins: list[tuple[str, str]] = []
+    for section, keys in _SCHEMA.items():
+        values[section] = {}
+        for key, spec in keys.items():
+            loc = ""
+            if (section, key) in flag_vals:
+                raw, text_value, origin, base = flag_vals[section, key], True, "option", Path.cwd()
+                label = f"option {section}.{key} = {_show(raw)}"
+            elif (section, key) in env_vals:
+                raw, name = env_vals[section, key]
+                text_value, origin, base = True, f"environment {name}", Path.cwd()
+                label = f"environment variable {name}={_show(raw)}"
+            elif (section, key) in file_vals:
+                raw, loc = file_vals[section, key]
+                text_value, origin, base = False, f"file {where}", file_base
+                label = f"{where}: [{section}] {key} = {_show(raw)}"
+            else:
+                raw, text_value, origin, base, label = spec.default, False, "default", file_base, "", ""
+            try:
+                value = spec.parse(raw, text_value)
+            except _Bad as exc:
+                raise ConfigError(f"{label}: expected {exc.args[0]}{loc}") from None
+            if spec.path:
+                value = Path(os.path.normpath(base / Path(value).expanduser())) if value else None
+            values[section][key] = value
+            origins.append((f"{section}.{key}", origin))
+    v = values
+    return Settings(
+        source=SourceSettings(**v["source"]),
+        target=TargetSettings(**v["target"]),
+        mappings=MappingSettings(**v["mappings"]),
+        transfer=TransferSettings(**v["transfer"]),
+        policy=PolicySettings(**v["policy"]),
+        state_path=v["state"]["path"],
+        config_path=loaded,
+        origins=tuple(origins),
+    )
+
+
+def missing_settings(settings: Settings, needs: tuple[str, ...] = ("source", "target")) -> list[str]:
+    """What a command needing these sections still lacks, one sentence each (doctor prints them all)."""
+    out: list[str] = []
+
+    def need(section: str, key: str, why: str = "") -> None:
+        out.append(f"[{section}] {key} is not set{why}: set it in the configuration file or "
+                   f"{_env_name(section, key)}")
+
+    if "source" in needs:
+        for key in ("tenant_id", "client_id"):
+            if not getattr(settings.source, key):
+                need("source", key)
+        if settings.source.auth == "certificate" and settings.source.certificate_path is None:
+            need("source", "certificate_path", ' (auth = "certificate")')
+    if "target" in needs:
+        if not settings.target.url:
+            need("target", "url")
+        if settings.target.credentials is None:
+            need("target", "credentials")
+    return out
+
+
+def require_settings(settings: Settings, *needs: str) -> None:
+    """Raise ConfigError listing every missing setting of these sections ("source", "target")."""
+    missing = missing_settings(settings, needs or ("source", "target"))
+    if missing:
+        raise ConfigError("\n".join(missing), hint="`m365-migrate doctor` checks the whole configuration")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Secrets: only from the environment or from files readable by their owner alone; never printed
+
+
+class Secret:
+    """A secret value whose repr and str are "***"; call reveal() at the one place that sends it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        raise TypeError("secrets are not pickled")
+
+
+def check_secret_file(path: Path, what: str) -> Path:
+    """Return `path` if it is a regular file that only its owner can access; raises SecretsError otherwise."""
+    shown = display_path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SecretsError(f"{shown}: {what} not found") from None
+    except OSError as exc:
+        raise SecretsError(f"{shown}: {what} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SecretsError(f"{shown}: {what} is not a regular file")
+    if os.name == "posix" and st.st_mode & 0o077:
+        raise SecretsError(f"{shown}: {what} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o}); "
+                           "secrets files must be mode 0600 or stricter", hint=f"chmod 600 {path}")
+    return path
+
+
+def load_client_secret(settings: Settings, env: Mapping[str, str] = os.environ) -> Secret:
+    """The client secret from $M365_CLIENT_SECRET, else from [source] client_secret_file; raises SecretsError."""
+    if env.get(ENV_CLIENT_SECRET):
+        return Secret(env[ENV_CLIENT_SECRET].strip())
+    path = settings.source.client_secret_file
+    if path is None:
+        raise SecretsError('no client secret for [source] auth = "client-secret"',
+                           hint=f"set {ENV_CLIENT_SECRET} in the environment, or put the secret in a file only you "
+                           "can read (chmod 600) and name it in [source] client_secret_file")
+    value = check_secret_file(path, "client secret file ([source] client_secret_file)").read_text("utf-8").strip()
+    if not value:
+        raise SecretsError(f"{display_path(path)}: client secret file is empty")
+    return Secret(value)
+
+
+def load_certificate_path(settings: Settings) -> Path:
+    """The certificate file of [source] certificate_path, checked to be mode 0600; raises SecretsError."""
+    if settings.source.certificate_path is None:
+        raise SecretsError('[source] certificate_path is not set (needed for auth = "certificate")',
+                           hint=f"name the PEM file in the configuration or in {_env_name('source', 'certificate_path')}")
+    return check_secret_file(settings.source.certificate_path, "certificate file ([source] certificate_path)")
+
+
+def load_certificate_password(env: Mapping[str, str] = os.environ) -> Secret | None:
+    """The password of an encrypted certificate file, from $M365_CERTIFICATE_PASSWORD; None when unset."""
+    value = env.get(ENV_CERTIFICATE_PASSWORD)
+    return Secret(value) if value else None
+
+
+def load_app_passwords(settings: Settings) -> dict[str, Secret]:
+    """user -> app password from the [target] credentials CSV (header user,app_password, mode 0600).
+
+    Raises SecretsError naming file:line:column for every problem; values are never shown.
+    """
+    path = settings.target.credentials
+    if path is None:
+        raise SecretsError("[target] credentials is not set: the CSV of per-user app passwords is needed")
+    check_secret_file(path, "credentials file ([target] credentials)")
+    hint = ("the file has a header line user,app_password and one line per Nextcloud user; app passwords come "
+            "from `occ user:auth-tokens:add <user>`")
+    try:
+        table = read_csv_table(path, ("user", "app_password"), reveal_values=False)
+    except MappingFileError as exc:
+        raise SecretsError("\n".join(str(p) for p in exc.problems), hint=hint) from None
+    except MappingError as exc:
+        raise SecretsError(exc.message, hint=hint) from None
+    problems: list[str] = []
+    result: dict[str, Secret] = {}
+    lines: dict[str, int] = {}
+    shown = display_path(path)
+    for rec in table.records:
+        user, password = rec.values["user"], rec.values["app_password"]
+        if not user or check_uid(user):
+            problems.append(f"{shown}:{rec.line}:{rec.columns['user']}: expected a Nextcloud user id")
+        elif user.casefold() in lines:
+            problems.append(f"{shown}:{rec.line}:{rec.columns['user']}: user {user!r} appears twice: "
+                            f"also on line {lines[user.casefold()]}")
+        if not password:
+            problems.append(f"{shown}:{rec.line}:{rec.columns['app_password']}: app_password is empty")
+        if user and not check_uid(user):
+            lines.setdefault(user.casefold(), rec.line)
+            result[user] = Secret(password)
+    if problems:
+        raise SecretsError("\n".join(problems), hint=hint)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The file `init` writes
+
+_SECTION_DOCS = {
+    "source": "Microsoft 365 (Microsoft Graph): the tenant and the app registration that reads it.",
+    "target": "Where the files go. Secrets never go in this file: app passwords live in the credentials CSV.",
+    "mappings": "Mapping files (see mappings/README.md); relative paths are relative to this file's folder.",
+    "transfer": "How files are moved.",
+    "policy": "Sharing that has no exact equivalent at the target; never broader than the source.",
+    "state": "The migration's own records.",
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int) else json.dumps(value, ensure_ascii=False)
+
+
+def render_config_template() -> str:
+    """The commented m365-migrate.toml that `init` writes: every key with its meaning and default."""
+    out = ["# m365-migrate configuration. Precedence: command-line option > environment > this file > default.",
+           "# Every key can be set in the environment as M365_MIGRATE_<SECTION>_<KEY>, e.g. "
+           "M365_MIGRATE_TRANSFER_WORKERS=4.",
+           f"# Secrets: {ENV_CLIENT_SECRET} (or [source] client_secret_file), the certificate file and the "
+           "credentials CSV, all mode 0600.", ""]
+    sizes = {"chunk_size", "small_file_limit"}
+    for section, keys in _SCHEMA.items():
+        out.append(f"[{section}]")
+        out.append(f"# {_SECTION_DOCS[section]}")
+        for key, spec in keys.items():
+            default = format_size(spec.default) if key in sizes else spec.default
+            out.extend(textwrap.wrap(f"{spec.doc} Default: {_toml_value(default)}.", 110,
+                                     initial_indent="# ", subsequent_indent="# ",
+                                     break_on_hyphens=False))
+            out.append(f"{key} = {_toml_value(default)}")
+        out.append("")
+    return "\n".join(out)

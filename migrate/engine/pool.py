@@ -1,0 +1,164 @@
+"""Copying many files: resume what was in flight, create folders, then run transfers on a bounded pool."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate.engine.accounting import Accounting
+from migrate.engine.transfer import Outcome, Transfer, TransferOptions, check_entry
+from migrate.errors import MigrateError
+from migrate.models import ItemStatus
+from migrate.protocols import Source, Target
+from migrate.store import StateStore
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = ("pending", "failed")
+
+
+@dataclass
+class CopySummary:
+    """The end of a copy run in numbers, plus the items that need a person."""
+
+    drives: int = 0
+    files_verified: int = 0
+    bytes_sent: int = 0
+    resent_bytes: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    resumed_verified: int = 0
+    resumed_resent: int = 0
+    not_planned: int = 0
+    folders_created: int = 0
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def attention(self) -> bool:
+        return bool(self.failed)
+
+
+def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str]) -> tuple[int, int]:
+    """Rows a killed run left in `transferring` or `uploaded`: finalise those the target holds whole, reset the rest.
+
+    Returns (finalised, reset). A file is finalised only if the target shows the full size (and the checksum
+    we recorded, where the target keeps one); anything less is sent again from the start.
+    """
+    finalised = reset = 0
+    for drive_id in drive_ids:
+        for item in store.iter_items(drive_id, statuses=("transferring", "uploaded"), files_only=True):
+            entry = target.stat(item["target_user"] or "", item["target_path"]) if item["target_path"] else None
+            sha1 = (item["target_checksum"] or "").removeprefix("SHA1:") or None
+            whole = entry is not None and not check_entry(
+                entry, size=item["size"], sha1=sha1, mtime=None, features=target.features
+            )
+            if whole and item["status"] == "uploaded":
+                store.transition(drive_id, item["item_id"], ItemStatus.VERIFIED)
+                finalised += 1
+            elif whole and sha1:
+                with store.atomic():
+                    store.transition(drive_id, item["item_id"], ItemStatus.UPLOADED)
+                    store.transition(drive_id, item["item_id"], ItemStatus.VERIFIED)
+                finalised += 1
+            else:
+                # Without a recorded SHA1 we cannot prove a transferring row's bytes are ours: send it again.
+                store.transition(drive_id, item["item_id"], ItemStatus.PENDING, last_error="resent after interruption")
+                reset += 1
+    return finalised, reset
+
+
+def create_folders(store: StateStore, target: Target, drive_id: str) -> int:
+    """Create every planned folder (empty ones too), parents first; each is created once."""
+    rows = [r for r in store.iter_items(drive_id, statuses=("pending", "failed")) if r["is_folder"] and r["target_path"]]
+    rows.sort(key=lambda r: r["target_path"].count("/"))
+    for r in rows:
+        target.ensure_folder(r["target_user"] or "", r["target_path"])
+        with store.atomic():
+            if r["status"] == "failed":
+                store.transition(drive_id, r["item_id"], ItemStatus.PENDING)
+            store.transition(drive_id, r["item_id"], ItemStatus.TRANSFERRING)
+            store.transition(drive_id, r["item_id"], ItemStatus.UPLOADED)
+            store.transition(drive_id, r["item_id"], ItemStatus.VERIFIED)
+    return len(rows)
+
+
+def copy_drives(
+    store: StateStore,
+    source: Source,
+    target: Target,
+    drives: list[dict[str, Any]],
+    *,
+    workers: int = 8,
+    accounting: Accounting | None = None,
+    options: TransferOptions = TransferOptions(),
+    max_attempts: int = 5,
+    stop: threading.Event | None = None,
+) -> CopySummary:
+    """Copy every pending (or retryable failed) file of `drives`; raises the first fatal error after draining."""
+    acct = accounting or Accounting()
+    stop = stop or threading.Event()
+    summary = CopySummary(drives=len(drives))
+    ids = [d["id"] for d in drives]
+    summary.resumed_verified, summary.resumed_resent = resume_in_flight(store, target, ids)
+
+    def work() -> Iterable[tuple[dict[str, Any], str]]:
+        for d in drives:
+            for item in store.iter_items(d["id"], statuses=RETRYABLE, files_only=True):
+                if not item["target_path"]:
+                    summary.not_planned += 1
+                    continue
+                if item["status"] == "failed" and item["attempts"] >= max_attempts:
+                    continue
+                yield item, d["kind"]
+
+    files = bytes_ = 0
+    for d in drives:
+        c = store.status_counts(d["id"])
+        for st in RETRYABLE:
+            files += c.get(st, {}).get("files", 0)
+            bytes_ += c.get(st, {}).get("bytes", 0)
+    acct.plan(files, bytes_)
+
+    for d in drives:
+        summary.folders_created += create_folders(store, target, d["id"])
+
+    transfer = Transfer(store, source, target, acct, options)
+    fatal: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy") as pool:
+        running: set[Future[Outcome]] = set()
+        for item, kind in work():
+            if stop.is_set() or fatal:
+                break
+            if len(running) >= workers * 2:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                _collect(done, fatal, stop)
+            running.add(pool.submit(transfer.run, item, kind))
+        done, _ = wait(running)
+        _collect(done, fatal, stop)
+    summary.files_verified = acct.done_files
+    summary.bytes_sent = acct.done_bytes
+    summary.resent_bytes = acct.resent_bytes
+    summary.seconds = acct.elapsed
+    summary.failed = [
+        {"drive_id": r["drive_id"], "item_id": r["item_id"], "path": r["path"], "error": r["last_error"]}
+        for d in drives for r in store.iter_items(d["id"], statuses=("failed",), files_only=True)
+    ]
+    if acct.elapsed > 1 and acct.done_bytes:
+        store.record_metric("copy_bytes_per_s", acct.rate, "B/s")
+    if fatal:
+        raise fatal[0]
+    return summary
+
+
+def _collect(done: set[Future[Outcome]], fatal: list[BaseException], stop: threading.Event) -> None:
+    for f in done:
+        exc = f.exception()
+        if exc is not None:
+            if not fatal:
+                log.error("stopping: %s", exc if isinstance(exc, MigrateError) else repr(exc))
+            fatal.append(exc)
+            stop.set()
