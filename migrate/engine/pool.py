@@ -54,7 +54,7 @@ def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str]
             entry = target.stat(item["target_user"] or "", item["target_path"]) if item["target_path"] else None
             sha1 = (item["target_checksum"] or "").removeprefix("SHA1:") or None
             whole = entry is not None and not check_entry(
-                entry, size=item["size"], sha1=sha1, mtime=None, features=target.features
+                entry, size=item["target_size"] if item["target_size"] is not None else item["size"], sha1=sha1, mtime=None, features=target.features
             )
             if whole and item["status"] == "uploaded":
                 store.transition(drive_id, item["item_id"], ItemStatus.VERIFIED)

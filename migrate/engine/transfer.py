@@ -106,7 +106,7 @@ class Transfer:
                         f"{item['quick_xor_hash']}); the file may be changing at the source, `sync` will retry it"
                     )
             self.store.transition(
-                d, i, ItemStatus.UPLOADED, sha1=hs.sha1, target_etag=entry.etag, target_checksum=f"SHA1:{hs.sha1}",
+                d, i, ItemStatus.UPLOADED, sha1=hs.sha1, target_size=hs.size, target_etag=entry.etag, target_checksum=f"SHA1:{hs.sha1}",
                 target_mtime=entry.mtime, note=note or None,
             )
             self.store.audit("upload", f"{item['target_user'] or ''}:{item['target_path']}", drive=d, item=i,

@@ -161,3 +161,9 @@ def m001_initial(db: Database) -> None:
             recorded_at TEXT NOT NULL
         )"""
     )
+
+
+@migrations()
+def m002_target_size(db: Database) -> None:
+    # What was written can differ from the listed size (SharePoint rewrites Office files on download).
+    db.execute("ALTER TABLE items ADD COLUMN target_size INTEGER")
