@@ -78,6 +78,9 @@ def _globals(
     ctx.obj = Globals(config, state, verbose, quiet, json_out)
 
 
+JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+
+
 def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
@@ -111,6 +114,7 @@ def status(
     batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
     drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
     user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Progress per batch and drive, failures with reasons, and what to do next."""
     from migrate import status as status_mod
@@ -121,7 +125,7 @@ def status(
     settings = g.settings(require_file=False)
     with StateStore(settings.state_path, create=False) as store:
         data = status_mod.collect(store, Selection(tuple(batch), tuple(drive), tuple(user)))
-    if g.json:
+    if g.json or json_out:
         echo_json(data)
         return
     from migrate.reports.text import render_status

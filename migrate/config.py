@@ -120,7 +120,16 @@ class _Bad(Exception):
     """A value does not fit; the argument says what is expected."""
 
 
-_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
@@ -133,7 +142,7 @@ def format_size(n: int) -> str:
 
 
 def parse_size(value: object) -> int:
-    """"32MiB", "10 MB", "1.5GiB" or a whole number of bytes; raises ValueError."""
+    """ "32MiB", "10 MB", "1.5GiB" or a whole number of bytes; raises ValueError."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     match = _SIZE_RE.match(value) if isinstance(value, str) else None
@@ -178,8 +187,10 @@ def _size(lo: int, hi: int) -> Callable[[object, bool], int]:
             n = -1
         if lo <= n <= hi:
             return n
-        raise _Bad(f'a size from {format_size(lo)} to {format_size(hi)} such as "32MiB" (units KiB, MiB, GiB, '
-                   "KB, MB, GB)")
+        raise _Bad(
+            f'a size from {format_size(lo)} to {format_size(hi)} such as "32MiB" (units KiB, MiB, GiB, '
+            "KB, MB, GB)"
+        )
 
     return parse
 
@@ -202,7 +213,9 @@ def _url(required: bool) -> Callable[[object, bool], str]:
             return url
         if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
             return url
-        raise _Bad('an https:// URL such as "https://cloud.example.org" (plain http only for 127.0.0.1/localhost)')
+        raise _Bad(
+            'an https:// URL such as "https://cloud.example.org" (plain http only for 127.0.0.1/localhost)'
+        )
 
     return parse
 
@@ -225,8 +238,10 @@ def _org_links(value: object, text: bool) -> str:
         return v
     if v.startswith("group:") and v[6:].strip() and not any(ord(c) < 32 for c in v):
         return "group:" + v[6:].strip()
-    raise _Bad('"group:<name>" (the Nextcloud group that stands for the whole organisation, e.g. "group:staff"), '
-               '"report" or "drop"')
+    raise _Bad(
+        '"group:<name>" (the Nextcloud group that stands for the whole organisation, e.g. "group:staff"), '
+        '"report" or "drop"'
+    )
 
 
 def _uid_or_blank(value: object, text: bool) -> str:
@@ -255,66 +270,135 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     "source": {
         "tenant_id": _Key(_text, "", "Directory (tenant) ID of your Entra ID app registration (required)."),
         "client_id": _Key(_text, "", "Application (client) ID of the app registration (required)."),
-        "auth": _Key(_choice("certificate", "client-secret", "device-code"), "certificate",
-                     "How the app signs in: certificate | client-secret | device-code."),
-        "certificate_path": _Key(_path, "", "PEM file with the app's certificate and private key (auth = "
-                                 "certificate); must be mode 0600. A password for it: M365_CERTIFICATE_PASSWORD.",
-                                 path=True),
-        "client_secret_file": _Key(_path, "", "File holding the client secret (auth = client-secret), mode 0600; "
-                                   "M365_CLIENT_SECRET in the environment takes precedence. Never put the secret "
-                                   "itself in this file.", path=True),
-        "graph_url": _Key(_url(True), "https://graph.microsoft.com/v1.0",
-                          "Microsoft Graph endpoint; national clouds and the sandbox set their own."),
-        "authority": _Key(_url(True), "https://login.microsoftonline.com",
-                          "Sign-in authority; for any other authority instance discovery is switched off."),
-        "ca_bundle": _Key(_path, "", "Extra CA certificates (PEM) to trust, e.g. for a TLS-inspecting proxy; "
-                          "certificate verification is never switched off.", path=True),
+        "auth": _Key(
+            _choice("certificate", "client-secret", "device-code"),
+            "certificate",
+            "How the app signs in: certificate | client-secret | device-code.",
+        ),
+        "certificate_path": _Key(
+            _path,
+            "",
+            "PEM file with the app's certificate and private key (auth = "
+            "certificate); must be mode 0600. A password for it: M365_CERTIFICATE_PASSWORD.",
+            path=True,
+        ),
+        "client_secret_file": _Key(
+            _path,
+            "",
+            "File holding the client secret (auth = client-secret), mode 0600; "
+            "M365_CLIENT_SECRET in the environment takes precedence. Never put the secret "
+            "itself in this file.",
+            path=True,
+        ),
+        "graph_url": _Key(
+            _url(True),
+            "https://graph.microsoft.com/v1.0",
+            "Microsoft Graph endpoint; national clouds and the sandbox set their own.",
+        ),
+        "authority": _Key(
+            _url(True),
+            "https://login.microsoftonline.com",
+            "Sign-in authority; for any other authority instance discovery is switched off.",
+        ),
+        "ca_bundle": _Key(
+            _path,
+            "",
+            "Extra CA certificates (PEM) to trust, e.g. for a TLS-inspecting proxy; "
+            "certificate verification is never switched off.",
+            path=True,
+        ),
         "org": _Key(_text, "Unknown", "Your organisation's name, sent in the User-Agent as Microsoft asks."),
     },
     "target": {
-        "kind": _Key(_choice("nextcloud", "webdav"), "nextcloud", "nextcloud | webdav (any other WebDAV server)."),
+        "kind": _Key(
+            _choice("nextcloud", "webdav"), "nextcloud", "nextcloud | webdav (any other WebDAV server)."
+        ),
         "url": _Key(_url(False), "", 'Base URL of the server, e.g. "https://cloud.example.org" (required).'),
-        "credentials": _Key(_path, "secrets/nextcloud-app-passwords.csv",
-                            "CSV with a header user,app_password: one app password per user "
-                            "(occ user:auth-tokens:add <user>); must be mode 0600.", path=True),
+        "credentials": _Key(
+            _path,
+            "secrets/nextcloud-app-passwords.csv",
+            "CSV with a header user,app_password: one app password per user "
+            "(occ user:auth-tokens:add <user>); must be mode 0600.",
+            path=True,
+        ),
         "ca_bundle": _Key(_path, "", "Extra CA certificates (PEM) to trust for the target.", path=True),
-        "service_account": _Key(_uid_or_blank, "", "Nextcloud user, member of the group folders, that writes "
-                                "libraries mapped to groupfolder:<name> (needs a line in the credentials file)."),
-        "prefix": _Key(_prefix, "", 'Folder below each target root that receives the files, e.g. "Migrated"; '
-                       "empty = the root."),
-        "on_conflict": _Key(_choice("skip", "rename", "overwrite-if-ours"), "skip",
-                            "A file already at the target path: skip (leave it, report it) | rename (write ours "
-                            "beside it) | overwrite-if-ours (only files this tool wrote)."),
+        "service_account": _Key(
+            _uid_or_blank,
+            "",
+            "Nextcloud user, member of the group folders, that writes "
+            "libraries mapped to groupfolder:<name> (needs a line in the credentials file).",
+        ),
+        "prefix": _Key(
+            _prefix,
+            "",
+            'Folder below each target root that receives the files, e.g. "Migrated"; empty = the root.',
+        ),
+        "on_conflict": _Key(
+            _choice("skip", "rename", "overwrite-if-ours"),
+            "skip",
+            "A file already at the target path: skip (leave it, report it) | rename (write ours "
+            "beside it) | overwrite-if-ours (only files this tool wrote).",
+        ),
     },
     "mappings": {
-        "users": _Key(_path, "mappings/users.csv", "UPN -> Nextcloud user (source_upn,target_user,batch).",
-                      path=True),
-        "groups": _Key(_path, "mappings/groups.csv", "Entra group -> Nextcloud group (source_group,target_group).",
-                       path=True),
-        "sites": _Key(_path, "mappings/sites.csv", "Site, library or Teams drive -> target (source,target,batch).",
-                      path=True),
+        "users": _Key(
+            _path, "mappings/users.csv", "UPN -> Nextcloud user (source_upn,target_user,batch).", path=True
+        ),
+        "groups": _Key(
+            _path,
+            "mappings/groups.csv",
+            "Entra group -> Nextcloud group (source_group,target_group).",
+            path=True,
+        ),
+        "sites": _Key(
+            _path,
+            "mappings/sites.csv",
+            "Site, library or Teams drive -> target (source,target,batch).",
+            path=True,
+        ),
     },
     "transfer": {
         "workers": _Key(_whole(1, 64), 8, "Files transferred in parallel."),
-        "chunk_size": _Key(_size(5 * 1024**2, 5 * 1024**3), 32 * 1024**2,
-                           "Chunk size for large uploads (Nextcloud accepts 5MiB to 5GiB)."),
-        "small_file_limit": _Key(_size(0, 1024**3), 10 * 1024**2,
-                                 "Files up to this size are sent in one request (or bulk upload)."),
-        "bulk_upload": _Key(_bool, True, "Use Nextcloud bulk upload for small files when the server offers it."),
+        "chunk_size": _Key(
+            _size(5 * 1024**2, 5 * 1024**3),
+            32 * 1024**2,
+            "Chunk size for large uploads (Nextcloud accepts 5MiB to 5GiB).",
+        ),
+        "small_file_limit": _Key(
+            _size(0, 1024**3), 10 * 1024**2, "Files up to this size are sent in one request (or bulk upload)."
+        ),
+        "bulk_upload": _Key(
+            _bool, True, "Use Nextcloud bulk upload for small files when the server offers it."
+        ),
     },
     "policy": {
-        "anonymous_links": _Key(_choice("report", "public-link-with-password", "drop"), "report",
-                                "Anyone-links: report | public-link-with-password | drop."),
-        "organization_links": _Key(_org_links, "report", 'Links for everyone in the organisation: "group:<name>" '
-                                   "(share with that Nextcloud group) | report | drop."),
-        "external_guests": _Key(_choice("report", "drop"), "report", "Shares with guests outside the tenant: "
-                                "report | drop."),
-        "onenote": _Key(_choice("report", "copy-raw"), "report", "OneNote notebooks: report | copy-raw (copy the "
-                        "section files as they are)."),
+        "anonymous_links": _Key(
+            _choice("report", "public-link-with-password", "drop"),
+            "report",
+            "Anyone-links: report | public-link-with-password | drop.",
+        ),
+        "organization_links": _Key(
+            _org_links,
+            "report",
+            'Links for everyone in the organisation: "group:<name>" '
+            "(share with that Nextcloud group) | report | drop.",
+        ),
+        "external_guests": _Key(
+            _choice("report", "drop"), "report", "Shares with guests outside the tenant: report | drop."
+        ),
+        "onenote": _Key(
+            _choice("report", "copy-raw"),
+            "report",
+            "OneNote notebooks: report | copy-raw (copy the section files as they are).",
+        ),
     },
     "state": {
-        "path": _Key(_path, "state/migration.db", "The state database of this migration (also --state, "
-                     "M365_MIGRATE_STATE).", path=True),
+        "path": _Key(
+            _path,
+            "state/migration.db",
+            "The state database of this migration (also --state, M365_MIGRATE_STATE).",
+            path=True,
+        ),
     },
 }
 
@@ -342,14 +426,17 @@ def _suggest(word: str, choices: list[str]) -> str:
 
 def _secret_key_error(where: str, section: str, key: str) -> ConfigError:
     if key.lower() in ("client_secret", "secret"):
-        hint = (f"set {ENV_CLIENT_SECRET} in the environment, or put the secret in a file only you can read "
-                "(chmod 600) and name that file in [source] client_secret_file")
+        hint = (
+            f"set {ENV_CLIENT_SECRET} in the environment, or put the secret in a file only you can read "
+            "(chmod 600) and name that file in [source] client_secret_file"
+        )
     elif "password" in key.lower() and section == "source":
         hint = f"set {ENV_CERTIFICATE_PASSWORD} in the environment"
     else:
         hint = "app passwords go in the CSV file named by [target] credentials (user,app_password, chmod 600)"
-    return SecretsError(f"{where}: [{section}] {key}: secrets are never read from the configuration file",
-                        hint=hint)
+    return SecretsError(
+        f"{where}: [{section}] {key}: secrets are never read from the configuration file", hint=hint
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -378,8 +465,9 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{where}:{line}: not valid UTF-8 (at byte offset {exc.start})",
-                          hint="save the file as UTF-8") from None
+        raise ConfigError(
+            f"{where}:{line}: not valid UTF-8 (at byte offset {exc.start})", hint="save the file as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
@@ -387,8 +475,10 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
         m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
         pos = f":{m.group(1)}:{m.group(2)}" if m else ""
         detail = msg[: m.start()].strip() if m else msg
-        raise ConfigError(f"{where}{pos}: TOML syntax error: {detail}",
-                          hint='strings need double quotes, e.g. url = "https://cloud.example.org"') from None
+        raise ConfigError(
+            f"{where}{pos}: TOML syntax error: {detail}",
+            hint='strings need double quotes, e.g. url = "https://cloud.example.org"',
+        ) from None
 
 
 def _resolve_config_path(config_path: Path | None, env: Mapping[str, str]) -> tuple[Path, str | None]:
@@ -409,18 +499,24 @@ def _file_values(data: dict[str, Any], text: str, where: str) -> dict[tuple[str,
             if not isinstance(table, dict):
                 owners = [s for s in sections if section in _SCHEMA[s]]
                 hint = f" (did you mean [{owners[0]}] {section}?)" if owners else ""
-                raise ConfigError(f"{where}: {section}: unknown top-level key; every setting belongs to a section "
-                                  f"({', '.join(f'[{s}]' for s in sections)}){hint}")
-            raise ConfigError(f"{where}: [{section}]: unknown section; expected one of "
-                              f"{', '.join(f'[{s}]' for s in sections)}{_suggest(section, sections)}")
+                raise ConfigError(
+                    f"{where}: {section}: unknown top-level key; every setting belongs to a section "
+                    f"({', '.join(f'[{s}]' for s in sections)}){hint}"
+                )
+            raise ConfigError(
+                f"{where}: [{section}]: unknown section; expected one of "
+                f"{', '.join(f'[{s}]' for s in sections)}{_suggest(section, sections)}"
+            )
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: {section} = {_show(table)}: expected a section [{section}]")
         for key, value in table.items():
             if key not in _SCHEMA[section] and _SECRET_KEYS.search(key):
                 raise _secret_key_error(where, section, key)
             if key not in _SCHEMA[section]:
-                raise ConfigError(f"{where}: [{section}] {key}: unknown key; expected one of "
-                                  f"{', '.join(_SCHEMA[section])}{_suggest(key, list(_SCHEMA[section]))}")
+                raise ConfigError(
+                    f"{where}: [{section}] {key}: unknown key; expected one of "
+                    f"{', '.join(_SCHEMA[section])}{_suggest(key, list(_SCHEMA[section]))}"
+                )
             line = _toml_line(text, section, key)
             found[section, key] = (value, f" (line {line})" if line else "")
     return found
@@ -441,16 +537,25 @@ def _env_values(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]
         close = difflib.get_close_matches(name, [*known, ENV_CONFIG], n=1, cutoff=0.85)
         section = next((s for s in _SCHEMA if name.startswith(f"{ENV_PREFIX}{s.upper()}_")), None)
         if section and _SECRET_KEYS.search(name):
-            raise _secret_key_error(f"environment variable {name}", section, name[len(ENV_PREFIX):].lower())
+            raise _secret_key_error(f"environment variable {name}", section, name[len(ENV_PREFIX) :].lower())
         if close or section:
-            raise ConfigError(f"environment variable {name}: unknown setting"
-                              + (f" (did you mean {close[0]}?)" if close else
-                                 f"; [{section}] has {', '.join(_SCHEMA[section or ''])}"))
+            raise ConfigError(
+                f"environment variable {name}: unknown setting"
+                + (
+                    f" (did you mean {close[0]}?)"
+                    if close
+                    else f"; [{section}] has {', '.join(_SCHEMA[section or ''])}"
+                )
+            )
     return found
 
 
-def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None,
-                  env: Mapping[str, str] = os.environ, require_file: bool = True) -> Settings:
+def load_settings(
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] = os.environ,
+    require_file: bool = True,
+) -> Settings:
     """Resolve settings once: option (`overrides`) > environment > TOML file > default.
 
     `config_path` is the --config value (None: $M365_MIGRATE_CONFIG, else ./m365-migrate.toml). `overrides`
@@ -470,8 +575,10 @@ def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] 
         raise ConfigError(f"{display_path(path)}: is not a file")
     elif require_file or why is not None:
         chosen = f" (named by {why})" if why else ""
-        raise ConfigError(f"{display_path(path)}: configuration file not found{chosen}",
-                          hint="run `m365-migrate init` to write one, or pass --config PATH")
+        raise ConfigError(
+            f"{display_path(path)}: configuration file not found{chosen}",
+            hint="run `m365-migrate init` to write one, or pass --config PATH",
+        )
     where = display_path(path)
     file_vals = _file_values(data, text, where)
     env_vals = _env_values(env)
@@ -479,7 +586,9 @@ def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] 
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         if key not in _SCHEMA.get(section, {}):
-            raise ConfigError(f"option {dotted}: unknown setting (expected section.key, e.g. transfer.workers)")
+            raise ConfigError(
+                f"option {dotted}: unknown setting (expected section.key, e.g. transfer.workers)"
+            )
         if value is not None:
             flag_vals[section, key] = value
     file_base = loaded.parent if loaded else Path.cwd()
@@ -501,7 +610,7 @@ def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] 
                 text_value, origin, base = False, f"file {where}", file_base
                 label = f"{where}: [{section}] {key} = {_show(raw)}"
             else:
-                raw, text_value, origin, base, label = spec.default, False, "default", file_base, "", ""
+                raw, text_value, origin, base, label = spec.default, False, "default", file_base, ""
             try:
                 value = spec.parse(raw, text_value)
             except _Bad as exc:
@@ -528,8 +637,10 @@ def missing_settings(settings: Settings, needs: tuple[str, ...] = ("source", "ta
     out: list[str] = []
 
     def need(section: str, key: str, why: str = "") -> None:
-        out.append(f"[{section}] {key} is not set{why}: set it in the configuration file or "
-                   f"{_env_name(section, key)}")
+        out.append(
+            f"[{section}] {key} is not set{why}: set it in the configuration file or "
+            f"{_env_name(section, key)}"
+        )
 
     if "source" in needs:
         for key in ("tenant_id", "client_id"):
@@ -599,8 +710,11 @@ def check_secret_file(path: Path, what: str) -> Path:
     if not stat.S_ISREG(st.st_mode):
         raise SecretsError(f"{shown}: {what} is not a regular file")
     if os.name == "posix" and st.st_mode & 0o077:
-        raise SecretsError(f"{shown}: {what} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o}); "
-                           "secrets files must be mode 0600 or stricter", hint=f"chmod 600 {path}")
+        raise SecretsError(
+            f"{shown}: {what} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o}); "
+            "secrets files must be mode 0600 or stricter",
+            hint=f"chmod 600 {path}",
+        )
     return path
 
 
@@ -610,10 +724,14 @@ def load_client_secret(settings: Settings, env: Mapping[str, str] = os.environ) 
         return Secret(env[ENV_CLIENT_SECRET].strip())
     path = settings.source.client_secret_file
     if path is None:
-        raise SecretsError('no client secret for [source] auth = "client-secret"',
-                           hint=f"set {ENV_CLIENT_SECRET} in the environment, or put the secret in a file only you "
-                           "can read (chmod 600) and name it in [source] client_secret_file")
-    value = check_secret_file(path, "client secret file ([source] client_secret_file)").read_text("utf-8").strip()
+        raise SecretsError(
+            'no client secret for [source] auth = "client-secret"',
+            hint=f"set {ENV_CLIENT_SECRET} in the environment, or put the secret in a file only you "
+            "can read (chmod 600) and name it in [source] client_secret_file",
+        )
+    value = (
+        check_secret_file(path, "client secret file ([source] client_secret_file)").read_text("utf-8").strip()
+    )
     if not value:
         raise SecretsError(f"{display_path(path)}: client secret file is empty")
     return Secret(value)
@@ -622,8 +740,10 @@ def load_client_secret(settings: Settings, env: Mapping[str, str] = os.environ) 
 def load_certificate_path(settings: Settings) -> Path:
     """The certificate file of [source] certificate_path, checked to be mode 0600; raises SecretsError."""
     if settings.source.certificate_path is None:
-        raise SecretsError('[source] certificate_path is not set (needed for auth = "certificate")',
-                           hint=f"name the PEM file in the configuration or in {_env_name('source', 'certificate_path')}")
+        raise SecretsError(
+            '[source] certificate_path is not set (needed for auth = "certificate")',
+            hint=f"name the PEM file in the configuration or in {_env_name('source', 'certificate_path')}",
+        )
     return check_secret_file(settings.source.certificate_path, "certificate file ([source] certificate_path)")
 
 
@@ -642,8 +762,10 @@ def load_app_passwords(settings: Settings) -> dict[str, Secret]:
     if path is None:
         raise SecretsError("[target] credentials is not set: the CSV of per-user app passwords is needed")
     check_secret_file(path, "credentials file ([target] credentials)")
-    hint = ("the file has a header line user,app_password and one line per Nextcloud user; app passwords come "
-            "from `occ user:auth-tokens:add <user>`")
+    hint = (
+        "the file has a header line user,app_password and one line per Nextcloud user; app passwords come "
+        "from `occ user:auth-tokens:add <user>`"
+    )
     try:
         table = read_csv_table(path, ("user", "app_password"), reveal_values=False)
     except MappingFileError as exc:
@@ -659,8 +781,10 @@ def load_app_passwords(settings: Settings) -> dict[str, Secret]:
         if not user or check_uid(user):
             problems.append(f"{shown}:{rec.line}:{rec.columns['user']}: expected a Nextcloud user id")
         elif user.casefold() in lines:
-            problems.append(f"{shown}:{rec.line}:{rec.columns['user']}: user {user!r} appears twice: "
-                            f"also on line {lines[user.casefold()]}")
+            problems.append(
+                f"{shown}:{rec.line}:{rec.columns['user']}: user {user!r} appears twice: "
+                f"also on line {lines[user.casefold()]}"
+            )
         if not password:
             problems.append(f"{shown}:{rec.line}:{rec.columns['app_password']}: app_password is empty")
         if user and not check_uid(user):
@@ -692,20 +816,29 @@ def _toml_value(value: Any) -> str:
 
 def render_config_template() -> str:
     """The commented m365-migrate.toml that `init` writes: every key with its meaning and default."""
-    out = ["# m365-migrate configuration. Precedence: command-line option > environment > this file > default.",
-           "# Every key can be set in the environment as M365_MIGRATE_<SECTION>_<KEY>, e.g. "
-           "M365_MIGRATE_TRANSFER_WORKERS=4.",
-           f"# Secrets: {ENV_CLIENT_SECRET} (or [source] client_secret_file), the certificate file and the "
-           "credentials CSV, all mode 0600.", ""]
+    out = [
+        "# m365-migrate configuration. Precedence: command-line option > environment > this file > default.",
+        "# Every key can be set in the environment as M365_MIGRATE_<SECTION>_<KEY>, e.g. "
+        "M365_MIGRATE_TRANSFER_WORKERS=4.",
+        f"# Secrets: {ENV_CLIENT_SECRET} (or [source] client_secret_file), the certificate file and the "
+        "credentials CSV, all mode 0600.",
+        "",
+    ]
     sizes = {"chunk_size", "small_file_limit"}
     for section, keys in _SCHEMA.items():
         out.append(f"[{section}]")
         out.append(f"# {_SECTION_DOCS[section]}")
         for key, spec in keys.items():
             default = format_size(spec.default) if key in sizes else spec.default
-            out.extend(textwrap.wrap(f"{spec.doc} Default: {_toml_value(default)}.", 110,
-                                     initial_indent="# ", subsequent_indent="# ",
-                                     break_on_hyphens=False))
+            out.extend(
+                textwrap.wrap(
+                    f"{spec.doc} Default: {_toml_value(default)}.",
+                    110,
+                    initial_indent="# ",
+                    subsequent_indent="# ",
+                    break_on_hyphens=False,
+                )
+            )
             out.append(f"{key} = {_toml_value(default)}")
         out.append("")
     return "\n".join(out)

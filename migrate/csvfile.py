@@ -133,9 +133,9 @@ def _decode(path: Path, data: bytes) -> str:
     """UTF-8 text of a CSV file; a UTF-8 BOM (Excel's "CSV UTF-8") is accepted and dropped."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise MappingFileError(
-            [Problem(path, 1, 1, "the file is UTF-16 (Excel's \"Unicode text\"), expected UTF-8")],
-            hint="save it again as \"CSV UTF-8 (Comma delimited)\" (Excel) or as Text CSV with character set "
-            "\"Unicode (UTF-8)\" (LibreOffice)",
+            [Problem(path, 1, 1, 'the file is UTF-16 (Excel\'s "Unicode text"), expected UTF-8')],
+            hint='save it again as "CSV UTF-8 (Comma delimited)" (Excel) or as Text CSV with character set '
+            '"Unicode (UTF-8)" (LibreOffice)',
         )
     offset = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     body = data[offset:]
@@ -155,8 +155,8 @@ def _decode(path: Path, data: bytes) -> str:
                     "the file was probably saved in a Windows code page",
                 )
             ],
-            hint="save it again as \"CSV UTF-8 (Comma delimited)\" (Excel) or as Text CSV with character set "
-            "\"Unicode (UTF-8)\" (LibreOffice)",
+            hint='save it again as "CSV UTF-8 (Comma delimited)" (Excel) or as Text CSV with character set '
+            '"Unicode (UTF-8)" (LibreOffice)',
         ) from None
     if "\x00" in text:
         nul = text.index("\x00")
@@ -166,8 +166,9 @@ def _decode(path: Path, data: bytes) -> str:
     return text
 
 
-def read_csv_table(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (), *,
-                   reveal_values: bool = True) -> CsvTable:
+def read_csv_table(
+    path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (), *, reveal_values: bool = True
+) -> CsvTable:
     """Parse a CSV file with a header; raises MappingFileError listing every structural problem.
 
     Blank lines and lines whose first non-blank character is `#` are skipped; values are stripped; the
@@ -206,16 +207,32 @@ def read_csv_table(path: Path, required: tuple[str, ...], optional: tuple[str, .
                 if low not in known:
                     shown = f" {name!r}" if reveal_values else " (not shown: this file holds secrets)"
                     what = f"unknown column{shown}" if name else "empty column name"
-                    problems.append(Problem(path, number, col, f"{what} in the header: expected {expected}"
-                                            + (f" (optional: {', '.join(optional)})" if optional else "")))
+                    problems.append(
+                        Problem(
+                            path,
+                            number,
+                            col,
+                            f"{what} in the header: expected {expected}"
+                            + (f" (optional: {', '.join(optional)})" if optional else ""),
+                        )
+                    )
                 elif low in header_cols:
-                    problems.append(Problem(path, number, col, f"column {name!r} appears twice in the header"))
+                    problems.append(
+                        Problem(path, number, col, f"column {name!r} appears twice in the header")
+                    )
                 else:
                     header_cols[low] = col
             missing = [c for c in required if c not in header_cols]
             if missing:
-                problems.append(Problem(path, number, 1, f"missing column{'s' if len(missing) > 1 else ''} "
-                                        f"{', '.join(missing)} in the header: expected {expected}"))
+                problems.append(
+                    Problem(
+                        path,
+                        number,
+                        1,
+                        f"missing column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)} in the header: expected {expected}",
+                    )
+                )
             if problems:
                 raise MappingFileError(problems)
             header = tuple(names)
@@ -233,13 +250,26 @@ def read_csv_table(path: Path, required: tuple[str, ...], optional: tuple[str, .
                     hint = "; a site id (host,guid,guid) contains commas: wrap it in double quotes"
             else:
                 col = len(line) + 1
-            problems.append(Problem(path, number, col, f"expected {len(header)} values ({','.join(header)}), "
-                                    f"found {len(fields)}{hint}"))
+            problems.append(
+                Problem(
+                    path,
+                    number,
+                    col,
+                    f"expected {len(header)} values ({','.join(header)}), found {len(fields)}{hint}",
+                )
+            )
             continue
-        records.append(CsvRecord(number, {h: v for h, (v, _) in zip(header, fields, strict=True)},
-                                 {h: c for h, (_, c) in zip(header, fields, strict=True)}))
+        records.append(
+            CsvRecord(
+                number,
+                {h: v for h, (v, _) in zip(header, fields, strict=True)},
+                {h: c for h, (_, c) in zip(header, fields, strict=True)},
+            )
+        )
     if header is None:
-        raise MappingFileError([Problem(path, 1, 1, f"the file is empty: expected the header line {expected}")])
+        raise MappingFileError(
+            [Problem(path, 1, 1, f"the file is empty: expected the header line {expected}")]
+        )
     if problems:
         raise MappingFileError(problems)
     return CsvTable(path, header, tuple(records), delimiter, newline)

@@ -50,8 +50,10 @@ def check_upn(value: str) -> str | None:
 def check_uid(value: str) -> str | None:
     """None when `value` is a valid Nextcloud user id, else what is wrong."""
     if not _UID_RE.match(value) or value != value.strip():
-        return (f"expected a Nextcloud user id (letters, digits, space, _ . @ - ', at most 64 characters), "
-                f"found {value!r}")
+        return (
+            f"expected a Nextcloud user id (letters, digits, space, _ . @ - ', at most 64 characters), "
+            f"found {value!r}"
+        )
     return None
 
 
@@ -102,7 +104,9 @@ def parse_site_target(text: str) -> SiteTarget:
         if text.startswith("user:"):
             uid, sep, path = text[5:].partition(":")
             if not sep or not path.startswith("/"):
-                raise ValueError(f"{_TARGET_SYNTAX}; a user target needs a path, e.g. user:{uid or 'anna'}:/HR")
+                raise ValueError(
+                    f"{_TARGET_SYNTAX}; a user target needs a path, e.g. user:{uid or 'anna'}:/HR"
+                )
             if problem := check_uid(uid):
                 raise ValueError(problem)
             return SiteTarget("user", uid, _clean_path(path, "the path"))
@@ -141,8 +145,10 @@ def classify_site_source(text: str) -> tuple[SourceKind, str]:
         return "site_id", text.casefold()
     if _DRIVE_ID_RE.match(text):
         return "drive_id", text
-    raise ValueError("expected a site URL (https://...), a site id (host,guid,guid in double quotes) "
-                     f"or a drive id (b!...), found {text!r}")
+    raise ValueError(
+        "expected a site URL (https://...), a site id (host,guid,guid in double quotes) "
+        f"or a drive id (b!...), found {text!r}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,8 +275,14 @@ class SiteMapping(_Rows[SiteRow]):
     def _keys(self, row: SiteRow) -> Iterable[object]:
         return (classify_site_source(row.source),)
 
-    def find(self, *, drive_id: str | None = None, drive_url: str | None = None, site_id: str | None = None,
-             site_url: str | None = None) -> SiteRow | None:
+    def find(
+        self,
+        *,
+        drive_id: str | None = None,
+        drive_url: str | None = None,
+        site_id: str | None = None,
+        site_url: str | None = None,
+    ) -> SiteRow | None:
         """The row that names this drive, else the row that names its site; None when neither is mapped."""
         candidates: list[tuple[SourceKind, str | None]] = [
             ("drive_id", drive_id),
@@ -316,8 +328,9 @@ def _none(value: str) -> str | None:
     return value or None
 
 
-def _check_unique(problems: list[Problem], seen: dict[str, int], key: str, path: Path, line: int, col: int,
-                  message: str) -> None:
+def _check_unique(
+    problems: list[Problem], seen: dict[str, int], key: str, path: Path, line: int, col: int, message: str
+) -> None:
     if key in seen:
         problems.append(Problem(path, line, col, message.replace("{first}", str(seen[key]))))
     else:
@@ -332,19 +345,37 @@ def _user_rows(table: CsvTable) -> list[UserRow]:
     for rec in table.records:
         v, c = rec.values, rec.columns
         upn, target, batch = v["source_upn"], v["target_user"], v["batch"]
-        bad = [("source_upn", check_upn(upn)), ("target_user", target and check_uid(target)),
-               ("batch", _check_batch(batch))]
+        bad = [
+            ("source_upn", check_upn(upn)),
+            ("target_user", target and check_uid(target)),
+            ("batch", _check_batch(batch)),
+        ]
         for col, problem in bad:
             if problem:
                 problems.append(Problem(table.path, rec.line, c[col], problem))
         if bad[0][1]:
             continue
-        _check_unique(problems, sources, upn.casefold(), table.path, rec.line, c["source_upn"],
-                      upn + " is mapped twice: also on line {first}; keep one of the two lines")
+        _check_unique(
+            problems,
+            sources,
+            upn.casefold(),
+            table.path,
+            rec.line,
+            c["source_upn"],
+            upn + " is mapped twice: also on line {first}; keep one of the two lines",
+        )
         if target:
-            _check_unique(problems, targets, target.casefold(), table.path, rec.line, c["target_user"],
-                          f"target user {target!r} is also the target of line " "{first}: two OneDrives cannot "
-                          "be written into one Nextcloud user; map one of them to another user or leave it blank")
+            _check_unique(
+                problems,
+                targets,
+                target.casefold(),
+                table.path,
+                rec.line,
+                c["target_user"],
+                f"target user {target!r} is also the target of line "
+                "{first}: two OneDrives cannot "
+                "be written into one Nextcloud user; map one of them to another user or leave it blank",
+            )
         rows.append(UserRow(upn, _none(target), _none(batch), rec.line, v.get("comment", "")))
     if problems:
         raise MappingFileError(problems)
@@ -359,14 +390,33 @@ def _group_rows(table: CsvTable) -> list[GroupRow]:
         v, c = rec.values, rec.columns
         source, target = v["source_group"], v["target_group"]
         if not source:
-            problems.append(Problem(table.path, rec.line, c["source_group"],
-                                    "expected an Entra group id or display name, found an empty value"))
+            problems.append(
+                Problem(
+                    table.path,
+                    rec.line,
+                    c["source_group"],
+                    "expected an Entra group id or display name, found an empty value",
+                )
+            )
             continue
         if target and (_has_control(target) or len(target) > 255):
-            problems.append(Problem(table.path, rec.line, c["target_group"],
-                                    f"expected a Nextcloud group id (at most 255 characters), found {target!r}"))
-        _check_unique(problems, sources, source.casefold(), table.path, rec.line, c["source_group"],
-                      f"group {source!r} is mapped twice: also on line " "{first}; keep one of the two lines")
+            problems.append(
+                Problem(
+                    table.path,
+                    rec.line,
+                    c["target_group"],
+                    f"expected a Nextcloud group id (at most 255 characters), found {target!r}",
+                )
+            )
+        _check_unique(
+            problems,
+            sources,
+            source.casefold(),
+            table.path,
+            rec.line,
+            c["source_group"],
+            f"group {source!r} is mapped twice: also on line {{first}}; keep one of the two lines",
+        )
         rows.append(GroupRow(source, _none(target), rec.line, v.get("comment", "")))
     if problems:
         raise MappingFileError(problems)
@@ -395,15 +445,28 @@ def _site_rows(table: CsvTable) -> list[SiteRow]:
         if problem := _check_batch(batch):
             problems.append(Problem(table.path, rec.line, c["batch"], problem))
         if (kind, key) in sources:
-            problems.append(Problem(table.path, rec.line, c["source"], f"{source} is mapped twice: also on line "
-                                    f"{sources[kind, key]}; keep one of the two lines"))
+            problems.append(
+                Problem(
+                    table.path,
+                    rec.line,
+                    c["source"],
+                    f"{source} is mapped twice: also on line {sources[kind, key]}; keep one of the two lines",
+                )
+            )
         else:
             sources[kind, key] = rec.line
         if target is not None:
             if target.key() in targets:
-                problems.append(Problem(table.path, rec.line, c["target"], f"target {str(target)!r} is also the "
-                                        f"target of line {targets[target.key()]}: two sources would be merged "
-                                        "into one folder; give each its own folder"))
+                problems.append(
+                    Problem(
+                        table.path,
+                        rec.line,
+                        c["target"],
+                        f"target {str(target)!r} is also the "
+                        f"target of line {targets[target.key()]}: two sources would be merged "
+                        "into one folder; give each its own folder",
+                    )
+                )
             else:
                 targets[target.key()] = rec.line
         rows.append(SiteRow(source, kind, target, _none(batch), rec.line, v.get("comment", "")))
@@ -417,9 +480,11 @@ def _table(path: Path, kind: Kind, missing_ok: bool) -> CsvTable | None:
     if missing_ok and not path.exists():
         return None
     if not path.exists():
-        raise MappingError(f"{display_path(path)}: mapping file not found",
-                           hint=f"run `m365-migrate discover` to write suggestions, or copy {kind}.example.csv "
-                           "from the mappings folder of m365-migrate")
+        raise MappingError(
+            f"{display_path(path)}: mapping file not found",
+            hint=f"run `m365-migrate discover` to write suggestions, or copy {kind}.example.csv "
+            "from the mappings folder of m365-migrate",
+        )
     return read_csv_table(path, _COLUMNS[kind], _OPTIONAL)
 
 
@@ -443,9 +508,11 @@ def load_sites(path: Path, *, missing_ok: bool = False) -> SiteMapping:
 
 def load_mappings(paths: MappingPaths, *, missing_ok: bool = True) -> Mappings:
     """Load all three files (a missing file is an empty mapping unless missing_ok is False)."""
-    return Mappings(load_users(paths.users, missing_ok=missing_ok),
-                    load_groups(paths.groups, missing_ok=missing_ok),
-                    load_sites(paths.sites, missing_ok=missing_ok))
+    return Mappings(
+        load_users(paths.users, missing_ok=missing_ok),
+        load_groups(paths.groups, missing_ok=missing_ok),
+        load_sites(paths.sites, missing_ok=missing_ok),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -485,8 +552,14 @@ def _validate_suggestion(kind: Kind, row: Mapping[str, str]) -> str | None:
     return None if row.get("source_group", "x") else "empty source_group"
 
 
-def merge_suggestions(path: Path, rows: Iterable[Mapping[str, str | None]], kind: Kind, *,
-                      today: date | None = None, origin: str = "discover") -> int:
+def merge_suggestions(
+    path: Path,
+    rows: Iterable[Mapping[str, str | None]],
+    kind: Kind,
+    *,
+    today: date | None = None,
+    origin: str = "discover",
+) -> int:
     """Append rows for sources not yet in the file; returns how many were added.
 
     Existing lines are never changed or reordered (the file stays byte-identical up to the appended block,
@@ -520,8 +593,10 @@ def merge_suggestions(path: Path, rows: Iterable[Mapping[str, str | None]], kind
         seen.add(key)
         tkey = _suggestion_target_key(kind, row[target_col])
         if tkey is not None and tkey in used:
-            lines.append(f"# {origin}: suggested target {row[target_col]!r} for the next line is already used; "
-                         "fill in another one")
+            lines.append(
+                f"# {origin}: suggested target {row[target_col]!r} for the next line is already used; "
+                "fill in another one"
+            )
             row[target_col] = ""
         elif tkey is not None:
             used.add(tkey)
