@@ -176,9 +176,195 @@ def audit_export(
 
 # ------------------------------------------------------------------------------------------ inventory
 # (discover, scan, report inventory: added by the inventory work)
+report_app = typer.Typer(help="Render reports from the state database.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+def _selection(batch: list[str], drive: list[str], user: list[str]):  # -> session.Selection
+    from migrate.session import Selection
+
+    return Selection(tuple(batch), tuple(drive), tuple(user))
+
+
+@app.command()
+def discover(
+    ctx: typer.Context,
+    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel Graph requests (default [transfer] workers)."),
+) -> None:
+    """Find users' OneDrives, SharePoint sites and libraries, and Teams drives; record them; suggest mappings."""
+    from migrate.backends.graph import open_source
+    from migrate.config import require_settings
+    from migrate.engine.discover import discover as run_discover
+    from migrate.reports.progress import CountProgress
+    from migrate.session import Run
+
+    g: Globals = ctx.obj
+    settings = g.settings(**{"transfer.workers": workers})
+    require_settings(settings, "source")
+    progress = CountProgress("discover", enabled=not (g.quiet or g.json))
+    with open_source(settings) as source, Run(settings.state_path, "discover", {"workers": workers}) as run:
+        try:
+            summary = run_discover(run.store, source, settings.mappings, on_progress=progress, source_stats=source.stats)
+        finally:
+            progress.close()
+        run.summary = summary.to_dict()
+    if g.json:
+        echo_json(summary.to_dict())
+        return
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(summary.drives.items())) or "no drives"
+    typer.echo(f"found {summary.users} users ({summary.users_without_drive} without a OneDrive) and {kinds} "
+               f"in {summary.seconds:.1f} s")
+    typer.echo(f"mapping suggestions added: {summary.users_suggested} to {settings.mappings.users}, "
+               f"{summary.sites_suggested} to {settings.mappings.sites}; batches changed on {summary.batches_assigned} drives")
+    for note in summary.notes:
+        typer.echo(f"note: {note}")
+    typer.echo("next: review the mapping files, then run `m365-migrate scan`")
+
+
+@app.command()
+def scan(
+    ctx: typer.Context,
+    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Drives scanned in parallel (default [transfer] workers)."),
+    full: bool = typer.Option(False, "--full", help="Ignore stored delta links: enumerate everything and reconcile."),
+) -> None:
+    """Enumerate the selected drives through Graph delta into the state database; resumable, a checkpoint per page."""
+    from migrate.backends.graph import open_source
+    from migrate.config import require_settings
+    from migrate.engine.discover import assign_batches
+    from migrate.engine.scan import scan as run_scan
+    from migrate.reports.progress import ScanProgress
+    from migrate.session import Run
+
+    g: Globals = ctx.obj
+    settings = g.settings(**{"transfer.workers": workers})
+    require_settings(settings, "source")
+    args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers, "full": full}
+    with open_source(settings) as source, Run(settings.state_path, "scan", args) as run:
+        assign_batches(run.store, settings.mappings)
+        sel = _selection(batch, drive, user)
+        progress = ScanProgress(len(sel.drives(run.store)), enabled=not (g.quiet or g.json))
+        try:
+            summary = run_scan(run.store, source, sel, workers=settings.transfer.workers, full=full,
+                               listener=progress, source_stats=source.stats)
+        finally:
+            progress.close()
+        run.summary = summary.to_dict()
+    if g.json:
+        echo_json(summary.to_dict())
+    else:
+        from migrate.reports.inventory import render_scan
+
+        typer.echo(render_scan(summary))
+    if summary.attention:
+        raise typer.Exit(ExitCode.ATTENTION)
+
+
+@report_app.command("inventory")
+def report_inventory(
+    ctx: typer.Context,
+    fmt: str = typer.Option("csv", "--format", help="csv or json."),
+    output: Path = typer.Option(None, "--output", "-o", help="File to write (default standard output)."),
+    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+) -> None:
+    """Every scanned item: drive id, item id, path, kind, size, mtime, quickXorHash."""
+    from migrate.errors import ConfigError
+    from migrate.reports.inventory import write_inventory
+    from migrate.store import StateStore
+
+    if fmt not in ("csv", "json"):
+        raise ConfigError(f"--format {fmt}: expected csv or json")
+    g: Globals = ctx.obj
+    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+        sel = _selection(batch, drive, user)
+        if output is None:
+            write_inventory(store, sys.stdout, fmt, sel)
+            return
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            n = write_inventory(store, fh, fmt, sel)
+    typer.echo(f"wrote {n} items to {output}", err=True)
 
 # ------------------------------------------------------------------------------------ plan and report
 # (plan, report plan: added by the plan work)
+@app.command()
+def plan(
+    ctx: typer.Context,
+    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
+) -> None:
+    """The dry run: target paths, renames, conflicts, unsupported items, share plan and estimate; writes nothing to the target."""
+    from migrate.backends import open_target
+    from migrate.config import load_app_passwords, require_settings
+    from migrate.engine.plan import find_directory, options_from_settings, run_plan, stamp
+    from migrate.mapping import load_mappings
+    from migrate.reports.plan import write_plan_reports
+    from migrate.session import Run
+
+    g: Globals = ctx.obj
+    settings = g.settings()
+    require_settings(settings, "target")
+    mappings = load_mappings(settings.mappings)
+    t = settings.target
+    target = open_target(t.kind, t.url, load_app_passwords(settings), ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
+                         service_account=t.service_account or None)
+    args = {"batch": batch, "drive": drive, "user": user}
+    g.json = g.json or json_out
+    with target if hasattr(target, "__exit__") else _nullcontext(), Run(settings.state_path, "plan", args) as run:
+        doc = run_plan(run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
+                       directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
+        doc = stamp(doc, state=str(settings.state_path))
+        folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
+        run.summary = {"plan": doc, "attention": doc["summary"]["attention"], "reports": str(folder)}
+        getattr(target, "close", lambda: None)()
+    _plan_done(g, doc, folder)
+
+
+def _nullcontext():  # -> contextlib.nullcontext
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _plan_done(g: Globals, doc: dict[str, Any], folder: Path) -> None:
+    if g.json:
+        echo_json({"summary": doc["summary"], "estimate": doc["estimate"], "reports": str(folder)})
+    else:
+        from migrate.reports.plan import render_summary_text
+
+        typer.echo(render_summary_text(doc, folder))
+    if doc["summary"]["attention"]:
+        raise typer.Exit(ExitCode.ATTENTION)
+
+
+@report_app.command("plan")
+def report_plan(
+    ctx: typer.Context,
+    output: Path = typer.Option(None, "--output", "-o", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
+) -> None:
+    """Render the last plan again from the state database (Markdown, HTML, CSV, JSON); contacts no server."""
+    from migrate.errors import StateError
+    from migrate.reports.plan import write_plan_reports
+    from migrate.store import StateStore
+
+    g: Globals = ctx.obj
+    g.json = g.json or json_out
+    settings = g.settings(require_file=False)
+    with StateStore(settings.state_path, create=False) as store:
+        last = store.last_run_summary("plan", ("ok", "attention"))
+    if last is None or "plan" not in last["summary"]:
+        raise StateError("no finished plan in the state database", hint="run `m365-migrate plan` first")
+    doc = last["summary"]["plan"]
+    folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
+    _plan_done(g, doc, folder)
+
 
 # ------------------------------------------------------------------------------- copy, verify, demo
 # (copy, verify, demo, doctor: added by the copy work)

@@ -10,9 +10,10 @@ from migrate.store.drives import DrivesMixin
 from migrate.store.items import ItemsMixin
 from migrate.store.lock import RunLock
 from migrate.store.permissions import PermissionsMixin
+from migrate.store.plan import PlanMixin
 
 
-class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, AuditMixin):
+class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, AuditMixin):
     """One migration's state: drives, items, permissions, runs, metrics and the audit trail."""
 
 

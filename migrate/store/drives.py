@@ -12,7 +12,8 @@ from typing import Any
 from migrate.models import Drive
 from migrate.store.base import StoreBase, utcnow
 
-DRIVE_SCAN_STATES = ("new", "scanning", "scanned", "failed", "vanished")
+# enumerating = a full enumeration (first scan, --full, or after 410) whose unseen items become deleted
+DRIVE_SCAN_STATES = ("new", "scanning", "enumerating", "scanned", "failed", "vanished")
 
 
 class DrivesMixin(StoreBase):
@@ -71,6 +72,15 @@ class DrivesMixin(StoreBase):
     def update_drive(self, drive_id: str, **fields: Any) -> None:
         with self.atomic():
             self.db["drives"].update(drive_id, {**fields, "updated_at": utcnow()})
+
+    def set_drive_batches(self, batches: dict[str, str]) -> int:
+        """Set drives.batch from the mapping files (drive id -> batch name, '' for none); returns rows changed."""
+        now, n = utcnow(), 0
+        with self.atomic():
+            for drive_id, batch in batches.items():
+                n += self.db.execute("UPDATE drives SET batch = ?, updated_at = ? WHERE id = ? AND batch != ?",
+                                     (batch, now, drive_id, batch)).rowcount
+        return n
 
     def users(self) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM users ORDER BY upn")

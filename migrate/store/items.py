@@ -124,3 +124,133 @@ class ItemsMixin(StoreBase):
             "WHERE status IN ('failed', 'conflict') AND deleted = 0 ORDER BY updated_at DESC LIMIT ?",
             (limit,),
         )
+
+    # scanning (delta pages) -------------------------------------------------------------------------
+    _LIVE_COLUMNS = tuple(c for c in SOURCE_COLUMNS if c != "path")
+
+    def save_delta_page(self, drive_id: str, rows: list[dict[str, Any]], *, next_link: str | None,
+                        generation: int) -> int:
+        """One delta page and its checkpoint (drives.scan_link = next_link) in one transaction.
+
+        Rows come from the Graph backend (`delta_row`): live rows carry every SOURCE_COLUMN (a None `ctag`
+        keeps the stored one: delta omits it); deleted rows only mark an already-known item deleted. Within a
+        page the last occurrence of an item wins. Returns the number of rows written.
+        """
+        last: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            last.pop(row["item_id"], None)
+            last[row["item_id"]] = row
+        live = [r for r in last.values() if not r.get("deleted")]
+        gone = [r["item_id"] for r in last.values() if r.get("deleted")]
+        now = utcnow()
+        cols = self._LIVE_COLUMNS
+        # path NULL marks "to be rebuilt by finish_delta": new items, and items renamed or moved
+        sets = ", ".join(f"{c}=coalesce(excluded.{c}, items.{c})" if c == "ctag" else f"{c}=excluded.{c}"
+                         for c in [*cols, "updated_at"])
+        sets += (", path = CASE WHEN items.name IS excluded.name AND items.parent_id IS excluded.parent_id "
+                 "AND items.deleted = 0 THEN items.path ELSE NULL END")
+        sql = (f"INSERT INTO items (drive_id, item_id, {', '.join(cols)}, updated_at) "
+               f"VALUES (?, ?, {', '.join('?' for _ in cols)}, ?) ON CONFLICT(drive_id, item_id) DO UPDATE SET {sets}")
+        with self.atomic():
+            self.db.conn.executemany(sql, ([drive_id, r["item_id"], *(r[c] for c in cols), now] for r in live))
+            self.db.conn.executemany(
+                "UPDATE items SET deleted = 1, scan_generation = ?, updated_at = ? WHERE drive_id = ? AND item_id = ?",
+                ((generation, now, drive_id, i) for i in gone))
+            self.db.execute(
+                "UPDATE drives SET scan_link = ?, items_seen = items_seen + ?, updated_at = ? WHERE id = ?",
+                (next_link, len(rows), now, drive_id))
+        return len(last)
+
+    def finish_delta(self, drive_id: str, *, generation: int, full: bool, delta_link: str | None,
+                     scan_state: str) -> dict[str, int]:
+        """After the last page: reconcile, cascade deletes, rebuild paths of what changed; store the deltaLink.
+
+        - `full` (a complete enumeration, e.g. after 410): live items not seen in it are marked deleted; copy
+          status and target columns are left as they are.
+        - items below a folder deleted in this pass are marked deleted too;
+        - paths (relative to the drive root, '/'-separated, root = '') are rebuilt for every item whose path is
+          NULL (new, renamed or moved: see save_delta_page) and all its descendants (a renamed folder moves its
+          whole subtree), in SQL, with bounded memory; items whose parent chain is broken keep path NULL.
+          Unchanged ancestors that delta repeats with every change cost nothing.
+        All in one transaction with the drive update, so a kill leaves either the old or the new state.
+        """
+        d, g = drive_id, generation
+        with self.atomic():
+            ex = self.db.execute
+            unseen = 0
+            if full:
+                unseen = ex("UPDATE items SET deleted = 1, updated_at = ? WHERE drive_id = ? AND deleted = 0 "
+                            "AND scan_generation < ?", (utcnow(), d, g)).rowcount
+            ex(
+                """WITH RECURSIVE gone(item_id, depth) AS (
+                       SELECT item_id, 0 FROM items WHERE drive_id = :d AND deleted = 1 AND scan_generation = :g
+                       UNION ALL
+                       SELECT c.item_id, gone.depth + 1 FROM gone JOIN items c
+                         ON c.drive_id = :d AND c.parent_id = gone.item_id AND c.deleted = 0
+                            AND c.scan_generation != :g
+                       WHERE gone.depth < 1000)
+                   UPDATE items SET deleted = 1 WHERE drive_id = :d
+                     AND item_id IN (SELECT item_id FROM gone WHERE depth > 0)""", {"d": d, "g": g})
+            cascaded = self.db.execute("SELECT changes()").fetchone()[0]
+            ex("DROP TABLE IF EXISTS temp.scan_affected")
+            ex("CREATE TEMP TABLE scan_affected (item_id TEXT PRIMARY KEY)")
+            ex("""WITH RECURSIVE a(item_id, depth) AS (
+                      SELECT item_id, 0 FROM items WHERE drive_id = :d AND path IS NULL AND deleted = 0
+                      UNION ALL
+                      SELECT c.item_id, a.depth + 1 FROM a JOIN items c
+                        ON c.drive_id = :d AND c.parent_id = a.item_id AND c.deleted = 0 AND c.path IS NOT NULL
+                      WHERE a.depth < 1000)
+                  INSERT OR IGNORE INTO temp.scan_affected SELECT item_id FROM a""", {"d": d})
+            ex("DROP TABLE IF EXISTS temp.scan_paths")
+            ex("CREATE TEMP TABLE scan_paths (item_id TEXT PRIMARY KEY, path TEXT)")
+            ex("""WITH RECURSIVE t(item_id, path, depth) AS (
+                      SELECT i.item_id,
+                             CASE WHEN i.parent_id IS NULL THEN '' WHEN p.path = '' THEN i.name
+                                  ELSE p.path || '/' || i.name END, 0
+                        FROM temp.scan_affected a JOIN items i ON i.drive_id = :d AND i.item_id = a.item_id
+                        LEFT JOIN items p ON p.drive_id = :d AND p.item_id = i.parent_id
+                       WHERE i.parent_id IS NULL
+                          OR (p.deleted = 0 AND p.path IS NOT NULL
+                              AND p.item_id NOT IN (SELECT item_id FROM temp.scan_affected))
+                      UNION ALL
+                      SELECT c.item_id, CASE WHEN t.path = '' THEN c.name ELSE t.path || '/' || c.name END,
+                             t.depth + 1
+                        FROM t JOIN items c ON c.drive_id = :d AND c.parent_id = t.item_id AND c.deleted = 0
+                       WHERE t.depth < 1000)
+                  INSERT OR REPLACE INTO temp.scan_paths SELECT item_id, path FROM t""", {"d": d})
+            ex("UPDATE items SET path = NULL WHERE drive_id = ? AND item_id IN (SELECT item_id FROM temp.scan_affected)",
+               (d,))
+            ex("UPDATE items SET path = sp.path FROM temp.scan_paths sp WHERE items.drive_id = ? "
+               "AND items.item_id = sp.item_id", (d,))
+            affected = self.db.execute("SELECT count(*) FROM temp.scan_affected").fetchone()[0]
+            orphans = self.db.execute(
+                "SELECT count(*) FROM temp.scan_affected a WHERE a.item_id NOT IN (SELECT item_id FROM temp.scan_paths)"
+            ).fetchone()[0]
+            ex("DROP TABLE temp.scan_affected")
+            ex("DROP TABLE temp.scan_paths")
+            now = utcnow()
+            ex("UPDATE drives SET delta_link = ?, scan_link = NULL, scan_state = ?, last_scan_at = ?, last_error = NULL, "
+               "updated_at = ? WHERE id = ?", (delta_link, scan_state, now, now, d))
+        return {"unseen_deleted": unseen, "cascade_deleted": cascaded, "paths": affected, "orphans": orphans}
+
+    def shared_item_ids(self, drive_id: str, generation: int) -> list[str]:
+        """Live items of this scan pass that carry the `shared` facet (their permissions are worth 5 RU each)."""
+        rows = self.query("SELECT item_id FROM items WHERE drive_id = ? AND scan_generation = ? AND deleted = 0 "
+                          "AND shared = 1 ORDER BY id", (drive_id, generation))
+        return [r["item_id"] for r in rows]
+
+    def unshared_item_ids(self, drive_id: str, generation: int) -> list[str]:
+        """Items of this pass that lost their `shared` facet (or were deleted) but still have stored grants."""
+        rows = self.query(
+            "SELECT DISTINCT i.item_id FROM items i JOIN permissions p ON p.drive_id = i.drive_id "
+            "AND p.item_id = i.item_id WHERE i.drive_id = ? AND i.scan_generation = ? "
+            "AND (i.shared = 0 OR i.deleted = 1)", (drive_id, generation))
+        return [r["item_id"] for r in rows]
+
+    def inventory_counts(self, drive_id: str) -> dict[str, int]:
+        """Live files, folders and bytes of one drive (scan summaries)."""
+        row = self.query_one(
+            "SELECT coalesce(sum(is_folder = 0), 0) AS files, coalesce(sum(is_folder = 1), 0) AS folders, "
+            "coalesce(sum(CASE WHEN is_folder = 0 THEN size ELSE 0 END), 0) AS bytes FROM items "
+            "WHERE drive_id = ? AND deleted = 0", (drive_id,))
+        return dict(row) if row else {"files": 0, "folders": 0, "bytes": 0}

@@ -23,7 +23,7 @@ class TLSMaterial:
 
         self.ca = trustme.CA(organization_name="m365-migrate sandbox")
         self.server_cert = self.ca.issue_cert("127.0.0.1", "localhost")
-        self.client_cert = self.ca.issue_cert("sandbox-client@m365-migrate.invalid")
+        self.client_cert = self.ca.issue_cert("sandbox-client.m365-migrate.invalid", key_type=trustme.KeyType.RSA)
         self.ca_path = directory / "sandbox-ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_path))
         self.client_cert_path = directory / "sandbox-client.pem"   # key + certificate, as CertificateCredential wants

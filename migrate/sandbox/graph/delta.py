@@ -9,12 +9,12 @@ import random
 import re
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .faults import error_body
 from .http import Response
-from .render import item_json, select
+from .render import item_json, item_text, select
 from .tenant import Drive, Item
 
 if TYPE_CHECKING:
@@ -94,7 +94,8 @@ def delta(app: GraphApp, base: str, d: Drive, token: str | None, query: dict[str
     if app.empty_pages and not cur.empty_done:
         nxt = Cursor(d.index, cur.start, cur.snap, cur.pos, cur.epoch, cur.issued, 1, cur.top)
         return _page(app, base, d, [], _link(app, base, d, nxt, sel), None, fields), full
-    items, pos, done = _collect(d, cur, size)
+    exclude_parents = "deltaexcludeparent" in app.current_prefer
+    items, pos, done = _collect(d, cur, size, exclude_parents)
     if app.shuffle_delta:
         random.Random(f"{app.seed}:{d.index}:{cur.start}:{cur.pos}").shuffle(items)
     if done:
@@ -104,8 +105,9 @@ def delta(app: GraphApp, base: str, d: Drive, token: str | None, query: dict[str
     return _page(app, base, d, items, _link(app, base, d, nxt, sel), None, fields), full
 
 
-def _collect(d: Drive, cur: Cursor, size: int) -> tuple[list[Item], int, bool]:
-    """Up to `size` changed items after cur.pos (each at its latest state), their live ancestors first."""
+def _collect(d: Drive, cur: Cursor, size: int, exclude_parents: bool = False) -> tuple[list[Item], int, bool]:
+    """Up to `size` changed items after cur.pos (each at its latest state), their live ancestors first
+    (only the root with `Prefer: deltaExcludeParent`, as reported for the real service)."""
     seqs, ids = d.log_seqs, d.log_ids
     k = bisect.bisect_right(seqs, cur.pos)
     end = bisect.bisect_right(seqs, cur.snap)
@@ -118,7 +120,7 @@ def _collect(d: Drive, cur: Cursor, size: int) -> tuple[list[Item], int, bool]:
         k += 1
         if it is None or it.seq != pos or (cur.start == 0 and it.deleted):
             continue   # superseded by a later change (coalescing) or deleted before we ever sent it
-        for anc in d.ancestors(it):
+        for anc in d.ancestors(it)[:1] if exclude_parents else d.ancestors(it):
             if anc.id not in in_page and not anc.deleted and (cur.start > 0 or anc.seq > cur.snap):
                 in_page.add(anc.id)
                 picked.append(anc)
@@ -130,11 +132,12 @@ def _collect(d: Drive, cur: Cursor, size: int) -> tuple[list[Item], int, bool]:
 
 def _page(app: GraphApp, base: str, d: Drive, items: list[Item], next_link: str | None, delta_link: str | None,
           fields: list[str] | None) -> Response:
-    body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#Collection(driveItem)",
-                            "value": [select(item_json(app, d, it, delta=True), fields) if not it.deleted
-                                      else item_json(app, d, it, delta=True) for it in items]}
-    if next_link:
-        body["@odata.nextLink"] = next_link
+    if fields:
+        values = json.dumps([select(item_json(app, d, it, delta=True), fields) if not it.deleted
+                             else item_json(app, d, it, delta=True) for it in items], ensure_ascii=False)
     else:
-        body["@odata.deltaLink"] = delta_link
-    return Response(200, json.dumps(body, ensure_ascii=False).encode())
+        values = "[" + ",".join(item_text(app, d, it, delta=True) for it in items) + "]"
+    link = f'"@odata.nextLink":{json.dumps(next_link)}' if next_link else \
+        f'"@odata.deltaLink":{json.dumps(delta_link)}'
+    ctx = json.dumps(f"{base}/$metadata#Collection(driveItem)")
+    return Response(200, f'{{"@odata.context":{ctx},"value":{values},{link}}}'.encode())

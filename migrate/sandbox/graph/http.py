@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +76,7 @@ class HTTPServer:
         self.scheme = "https" if ssl_context else "http"
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
+        self.tasks: set[asyncio.Task] = set()
 
     async def start(self, port: int = 0) -> int:
         self.server = await asyncio.start_server(self._conn, "127.0.0.1", port, ssl=self.ssl, limit=1 << 20,
@@ -85,9 +87,16 @@ class HTTPServer:
     async def close(self) -> None:
         if self.server:
             self.server.close()
-            self.server.close_clients() if hasattr(self.server, "close_clients") else None
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         try:
             while True:
                 try:
@@ -115,13 +124,13 @@ class HTTPServer:
                     import traceback
 
                     traceback.print_exc()
-                    resp = Response(500, ('{"error":{"code":"generalException","message":%r}}' % str(exc)).encode())
+                    resp = Response(500, json.dumps({"error": {"code": "generalException", "message": str(exc)}}).encode())
                 keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
                 if not await self._send(writer, req, resp, keep):
                     return
                 if not keep:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, asyncio.CancelledError):
             return
         finally:
             try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote as _quote
 
 from . import perms
 from .generate import mime_of
@@ -17,8 +19,15 @@ USER_DEFAULT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail"
                 "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id")
 
 
+@lru_cache(maxsize=1 << 17)
 def iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+@lru_cache(maxsize=1 << 17)
+def quote(path: str) -> str:
+    """Percent-encode a drive path (cached: listings repeat the same parents)."""
+    return _quote(path)
 
 
 def select(obj: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -78,7 +87,34 @@ def drive_json(t: Tenant, d: Drive, used: int) -> dict[str, Any]:
     return out
 
 
-def item_json(app: GraphApp, d: Drive, it: Item, delta: bool = False) -> dict[str, Any]:
+@lru_cache(maxsize=4096)
+def _mime_ext(ext: str) -> str:
+    return mime_of("x." + ext)
+
+
+def _mime(name: str) -> str:
+    return _mime_ext(name.rsplit(".", 1)[-1].lower() if "." in name else "")
+
+
+_URL_KEY = "@microsoft.graph.downloadUrl"
+
+
+def item_text(app: GraphApp, d: Drive, it: Item, delta: bool = False) -> str:
+    """item_json serialised, from a per-drive cache (valid until the drive's next change) plus a fresh URL."""
+    cache = app.render_cache(d)
+    key = (it.id, delta)
+    hit = cache.get(key)
+    if hit is None:
+        obj = item_json(app, d, it, delta, with_url=False)
+        text = json.dumps(obj, ensure_ascii=False)
+        hit = cache[key] = (text[:-1], it.kind == "file" and not it.malware and not it.deleted)
+    if hit[1]:
+        assert it.content is not None
+        return f'{hit[0]}, "{_URL_KEY}": "{app.download_url(d, it.id, it.content, it.enrich_extra)}"}}'
+    return hit[0] + "}"
+
+
+def item_json(app: GraphApp, d: Drive, it: Item, delta: bool = False, with_url: bool = True) -> dict[str, Any]:
     """One driveItem; in delta: no parentReference.path, no cTag, and deletes as bare tombstones."""
     t = app.tenant
     parent = d.items.get(it.parent_id) if it.parent_id else None
@@ -87,12 +123,12 @@ def item_json(app: GraphApp, d: Drive, it: Item, delta: bool = False) -> dict[st
                 "parentReference": {"driveType": d.drive_type, "driveId": d.id, "id": it.parent_id},
                 "lastModifiedDateTime": iso(it.modified),
                 **({"file": {}} if it.kind == "file" else {"folder": {}} if it.kind == "folder" else {})}
-    path = d.path_of(it)
+    qpath = app.quoted_path(d, it)
     out: dict[str, Any] = {
         "id": it.id, "name": it.name if it.kind != "root" else "root",
         "eTag": f'"{{{it.guid}}},{it.etag_n}"',
         "createdDateTime": iso(it.created), "lastModifiedDateTime": iso(it.modified),
-        "webUrl": d.web_url + (quote(path) if path != "/" else ""),
+        "webUrl": d.web_url + qpath,
         "createdBy": {"user": t.identity(it.created_by)}, "lastModifiedBy": {"user": t.identity(it.modified_by)},
     }
     if it.kind == "file" and not delta:
@@ -103,8 +139,7 @@ def item_json(app: GraphApp, d: Drive, it: Item, delta: bool = False) -> dict[st
         ref["id"] = parent.id
         ref["name"] = parent.name if parent.kind != "root" else d.name
         if not delta:
-            ppath = d.path_of(parent)
-            ref["path"] = f"/drives/{d.id}/root:" + (quote(ppath) if ppath != "/" else "")
+            ref["path"] = f"/drives/{d.id}/root:" + app.quoted_path(d, parent)
     if d.site_id:
         ref["siteId"] = d.site_id
     out["parentReference"] = ref
@@ -112,10 +147,10 @@ def item_json(app: GraphApp, d: Drive, it: Item, delta: bool = False) -> dict[st
     if it.kind == "file":
         assert it.content is not None
         hashes = {"quickXorHash": it.content.quick_xor} if it.content.size else {}
-        out["file"] = {"mimeType": mime_of(it.name), "hashes": hashes}
+        out["file"] = {"mimeType": _mime(it.name), "hashes": hashes}
         if it.malware:
             out["malware"] = {"description": "Trojan:Win32/Sandbox.A"}
-        else:
+        elif with_url:
             out["@microsoft.graph.downloadUrl"] = app.download_url(d, it.id, it.content, it.enrich_extra)
     elif it.kind == "package":
         out["package"] = {"type": "oneNote"}

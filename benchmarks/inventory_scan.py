@@ -1,0 +1,124 @@
+"""Inventory scan throughput: items/s into the state store, overhead against a bare httpx delta loop, peak RSS.
+
+A sandbox tenant of ≥ 200,000 items is generated; `m365-migrate scan` runs as a child process (its peak RSS is
+read with resource.getrusage(RUSAGE_CHILDREN)); the same delta pages are then fetched by a bare httpx loop with
+the same parallelism. Goals (design §8): ≥ 5,000 items/s, scan ≤ 1.3 × the bare loop, peak RSS < 200 MB.
+Figures go to benchmarks/results/inventory_scan.json. Usage: .venv/bin/python benchmarks/inventory_scan.py [items]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def bare_loop(g, drive_ids: list[str], workers: int, page_size: int) -> tuple[float, int, int]:
+    """Fetch every delta page of every drive with httpx + json only; (seconds, items, pages)."""
+    import httpx
+
+    from migrate.backends.graph.items import DELTA_SELECT
+
+    token = g.issue_token(7200)
+    verify = g.ca_path if g.graph_url.startswith("https") else True
+    queue = list(drive_ids)
+    lock = threading.Lock()
+    totals = [0, 0]
+
+    def work() -> None:
+        with httpx.Client(verify=verify, timeout=100, headers={"Authorization": f"Bearer {token}"}) as c:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    d = queue.pop()
+                url = f"{g.graph_url}/drives/{d}/root/delta?$select={DELTA_SELECT}&$top={page_size}"
+                while url:
+                    data = c.get(url).json()
+                    with lock:
+                        totals[0] += len(data["value"])
+                        totals[1] += 1
+                    url = data.get("@odata.nextLink")
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0, totals[0], totals[1]
+
+
+def main(target_items: int = 200_000, workers: int = 4, page_size: int = 999) -> dict:
+    from migrate.backends.graph import open_source
+    from migrate.engine.discover import discover
+    from migrate.sandbox.graph import GraphSandbox, TenantSpec
+    from migrate.store import StateStore
+    from tests.inventory_support import settings_for, write_config
+
+    users, sites, teams = 6, 1, 1
+    drives_guess = users + sites * 2 + teams
+    per_drive = target_items // drives_guess + 1
+    t0 = time.perf_counter()
+    spec = TenantSpec(seed=5, users=users, sites=sites, teams=teams, files_per_drive=per_drive, max_depth=5,
+                      no_mysite_users=0)
+    with GraphSandbox(spec, tls=True, page_size=page_size) as g, tempfile.TemporaryDirectory() as tmp:
+        gen_s = time.perf_counter() - t0
+        work = Path(tmp)
+        env = write_config(work, g, workers=workers)
+        settings = settings_for(work, env)
+        with open_source(settings, env=env) as src, StateStore(settings.state_path) as store:
+            discover(store, src, settings.mappings)
+            drive_ids = [d["id"] for d in store.drives()]
+        exe = Path(sys.executable).with_name("m365-migrate")
+        before = g.stats()["requests"].get("delta", 0)
+        t1 = time.perf_counter()
+        r = subprocess.run([str(exe), "-q", "--json", "scan", "--workers", str(workers)], cwd=work, env=env,
+                           capture_output=True, text=True, check=False)
+        scan_wall = time.perf_counter() - t1
+        if r.returncode != 0:
+            raise SystemExit(f"scan failed ({r.returncode}): {r.stderr[-2000:]}")
+        summary = json.loads(r.stdout)
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        delta_requests = g.stats()["requests"].get("delta", 0) - before
+        with StateStore(settings.state_path) as store:
+            stored_items = store.scalar("SELECT count(*) FROM items WHERE deleted = 0")
+            db_mb = os.path.getsize(settings.state_path) / 1e6
+        bare_s, bare_items, bare_pages = bare_loop(g, drive_ids, workers, page_size)
+        bare_seq_s, _, _ = bare_loop(g, drive_ids, 1, page_size)
+    items = summary["items"]
+    result = {
+        "benchmark": "inventory_scan",
+        "tenant": {"drives": len(drive_ids), "items": stored_items, "generation_s": round(gen_s, 1)},
+        "workers": workers, "page_size": page_size, "tls": True,
+        "scan": {"items": items, "seconds": summary["seconds"], "wall_s": round(scan_wall, 2),
+                 "items_per_s": round(items / summary["seconds"], 0), "delta_requests": delta_requests,
+                 "peak_rss_mb": round(peak_rss_mb, 1), "state_db_mb": round(db_mb, 1),
+                 "permissions_read": sum(d["permissions_read"] for d in summary["drives"])},
+        "bare_httpx_loop": {"items": bare_items, "pages": bare_pages, "seconds": round(bare_s, 2),
+                            "items_per_s": round(bare_items / bare_s, 0), "sequential_seconds": round(bare_seq_s, 2)},
+        "overhead_ratio": round(summary["seconds"] / bare_s, 2),
+        "goals": {"items_per_s": 5000, "overhead_ratio": 1.3, "peak_rss_mb": 200},
+    }
+    result["meets_goals"] = {
+        "items_per_s": result["scan"]["items_per_s"] >= 5000,
+        "overhead_ratio": result["overhead_ratio"] <= 1.3,
+        "peak_rss_mb": result["scan"]["peak_rss_mb"] < 200,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "inventory_scan.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000), indent=2))

@@ -1,0 +1,94 @@
+"""Render a sample plan report and screenshot it with headless Chromium into benchmarks/results/plan_report.png."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from migrate.engine.plan import estimate
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def sample_doc() -> dict[str, Any]:
+    """A plan document with hostile names in every list (also used by tests/test_plan_report.py)."""
+    evil = "<script>alert(1)</script>.txt"
+    drives = []
+    for i, (kind, name, owner, size, status) in enumerate([
+        ("onedrive", "OneDrive", "adele.vance@example.org", 7_400_000_000, "mapped"),
+        ("onedrive", "OneDrive", "alex.wilber@example.org", 2_100_000_000, "mapped"),
+        ("library", "Documents", "https://x.sharepoint.com/sites/HR", 12_900_000_000, "mapped"),
+        ("team", "<b>Team</b> & Co", "https://x.sharepoint.com/sites/Team", 900_000_000, "mapped"),
+        ("onedrive", "OneDrive", "diego@example.org", 3_300_000_000, "not-migrated"),
+    ]):
+        drives.append({"drive_id": f"b!drive{i}", "kind": kind, "name": name, "owner": owner, "batch": "wave1",
+                       "status": status, "target_user": "alice" if status == "mapped" else None,
+                       "target_root": "/" if status == "mapped" else None, "mapping_row": f"users.csv:{i + 2}",
+                       "reason": "", "target_kind": "user", "files": 1000 + i, "bytes": size, "folders": 10,
+                       "shared": 3, "largest": 10**8, "planned_files": 990 + i if status == "mapped" else 0,
+                       "planned_bytes": size if status == "mapped" else 0, "renames": 2, "conflicts": 1,
+                       "unsupported": 1, "already_files": 0, "already_bytes": 0})
+    mapped = [d for d in drives if d["status"] == "mapped"]
+    files, bytes_ = sum(d["planned_files"] for d in mapped), sum(d["planned_bytes"] for d in mapped)
+    return {
+        "generated_at": "2026-11-29 10:00:00 UTC", "state": "state/migration.db",
+        "drives": drives,
+        "renames": [{"drive_id": "b!drive0", "item_id": "i1", "source_path": f"Awkward/{evil}.part",
+                     "source_name": f"{evil}.part", "target_name": f"{evil}_part", "target_path": f"/Awkward/{evil}_part",
+                     "target_user": "alice", "reasons": ["forbidden extension '.part'"]},
+                    {"drive_id": "b!drive0", "item_id": "i2", "source_path": "=HYPERLINK(\"x\")|a\\b",
+                     "source_name": "=cmd|a\\b", "target_name": "=cmd|a_b", "target_path": "/=cmd|a_b",
+                     "target_user": "alice", "reasons": ["forbidden character(s): '\\\\'"]}],
+        "conflicts": [{"drive_id": "b!drive0", "item_id": "i3", "path": evil, "target_user": "alice",
+                       "target_path": "/" + evil, "kind": "file", "source_size": 10, "target_size": 11,
+                       "problem": "size differs (target 11 bytes, source 10 bytes)", "policy": "skip",
+                       "action": "skip: left as it is, not copied", "renamed_to": None}],
+        "unsupported": [{"drive_id": "b!drive0", "item_id": "i4", "path": "virus.exe", "kind": "file", "size": 7,
+                         "reason": "flagged as malware by Microsoft 365: the download is blocked",
+                         "action": "not copied"}],
+        "unmapped": [{**drives[4], "files": 1004, "bytes": 3_300_000_000}],
+        "shares": [{"drive_id": "b!drive2", "item_id": "i5", "source_path": evil, "grant": "link",
+                    "link_scope": "anonymous", "roles": "read", "grantee": "", "expires": None, "action": "report",
+                    "share_type": None, "share_with": None, "permissions": None, "expire_date": None,
+                    "password": None, "owner": "alice", "path": "/" + evil,
+                    "reason": "anonymous link (policy anonymous_links = report)"}],
+        "warnings": ["sample warning with <i>markup</i>"], "too_long_paths": [],
+        "quota": [{"target_user": "alice", "planned_bytes": bytes_, "free": -3, "total": -3, "verdict": "unlimited"}],
+        "batches": [{"batch": "wave1", "drives": 4, "files": files, "bytes": bytes_, "shared": 12,
+                     "estimate": estimate(files, bytes_, 12, None)}],
+        "estimate": estimate(files, bytes_, 12, None),
+        "name_rules": {"max_name_bytes": 250}, "policies": {"on_conflict": "skip"},
+        "checks": {"users_and_groups_checked": True},
+        "summary": {"drives": 5, "drives_mapped": 4, "drives_unmapped": 1, "files": 5010,
+                    "bytes": sum(d["bytes"] for d in drives), "files_mapped": 4006, "bytes_mapped": bytes_,
+                    "planned_files": files, "planned_bytes": bytes_, "already_files": 0, "already_bytes": 0,
+                    "renames": 2, "conflicts": 1, "unsupported": 1, "grants": 1, "shares_planned": 0,
+                    "shares_dropped": 0, "shares_reported": 1, "shares_not_needed": 0, "attention": True},
+    }
+
+
+def main() -> None:
+    from migrate.reports.plan import write_plan_reports
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_plan_reports(sample_doc(), Path(tmp), output=Path(tmp) / "out")
+        png = RESULTS / "plan_report.png"
+        cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={Path(tmp) / 'profile'}", f"--screenshot={png}", "--window-size=1280,2000",
+               (folder / "plan.html").as_uri()]
+        subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    ok = png.exists() and png.stat().st_size > 20_000
+    (RESULTS / "plan_report_screenshot.json").write_text(json.dumps({"png": str(png), "bytes": png.stat().st_size
+                                                                     if png.exists() else 0, "ok": ok}, indent=2))
+    print(png if ok else "screenshot failed")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

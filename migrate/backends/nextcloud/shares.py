@@ -1,0 +1,53 @@
+"""OCS Share API as the file's owner (reference §6): create, list, delete. Kept small for the `share` command.
+
+createShare is rate-limited to 20 calls per user per 10 minutes on NC 32 (429, no Retry-After; §8.2), a
+duplicate user/group share returns the existing share, and the server may add bit 16 to link permissions:
+callers compare the returned `permissions` with the plan ("never broader").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from migrate.backends.nextcloud import ocs
+from migrate.backends.nextcloud.dav import NextcloudDav
+from migrate.errors import TargetItemError
+
+API = "/ocs/v2.php/apps/files_sharing/api/v1/shares"
+USER, GROUP, LINK, EMAIL = 0, 1, 3, 4
+
+
+class Shares:
+    """Share calls authenticated as `owner` (shares are created in the caller's own tree)."""
+
+    def __init__(self, dav: NextcloudDav) -> None:
+        self.dav = dav
+
+    def create(self, owner: str, path: str, share_type: int, share_with: str | None = None, *,
+               permissions: int | None = None, password: str | None = None, expire_date: str | None = None,
+               note: str | None = None, label: str | None = None) -> dict[str, Any]:
+        """Create a share of `/path` in owner's tree; mail is never sent. Raises TargetItemError when refused."""
+        form = {"path": "/" + path.strip("/"), "shareType": share_type, "shareWith": share_with,
+                "permissions": permissions, "password": password, "expireDate": expire_date, "note": note,
+                "label": label, "sendMail": "false"}
+        res = ocs.call(self.dav, owner, "POST", API, form=form)
+        if not res.ok:
+            raise TargetItemError(f"share {owner}:{path!r} with {share_with or 'a link'}: HTTP {res.http_status} "
+                                  f"{res.message}")
+        return dict(res.data or {})
+
+    def list(self, owner: str, path: str | None = None) -> list[dict[str, Any]]:
+        params = {"path": "/" + path.strip("/"), "reshares": "true"} if path else {}
+        res = ocs.call(self.dav, owner, "GET", API, params=params)
+        if res.http_status == 404 or res.status == 404:
+            return []
+        if not res.ok:
+            raise TargetItemError(f"list shares of {owner}:{path!r}: HTTP {res.http_status} {res.message}")
+        return [dict(s) for s in res.data or []]
+
+    def delete(self, owner: str, share_id: str | int) -> None:
+        """Delete a share; an already missing one is fine."""
+        res = ocs.call(self.dav, owner, "DELETE", f"{API}/{quote(str(share_id), safe='')}")
+        if not res.ok and res.status != 404 and res.http_status != 404:
+            raise TargetItemError(f"delete share {share_id} of {owner}: HTTP {res.http_status} {res.message}")

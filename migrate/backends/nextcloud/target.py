@@ -1,0 +1,257 @@
+"""NextcloudTarget: protocols.Target for Nextcloud, writing each file as its owner with per-user app passwords.
+
+Small files: one PUT with `X-OC-MTime` and `OC-Checksum`. Large files (above `chunk_size`, when the server
+offers chunking): chunked upload v2. Many small files: `upload_many` (bulk upload, when offered). After every
+upload a PROPFIND checks size and stored checksum; where the checksum was not kept (chunking v2 on object
+storage) the server is asked to hash the stored bytes (`PATCH` + `X-Recalculate-Hash: sha1`, §3.3).
+Modification times ≤ 86400 would make Nextcloud answer 500 *after* writing (§3.1): they are clamped to 86401
+and the change is recorded in `notes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from migrate.backends.nextcloud.bulk import SmallFile, batches, post
+from migrate.backends.nextcloud.capabilities import ServerInfo, detect
+from migrate.backends.nextcloud.chunked import ChunkedUpload
+from migrate.backends.nextcloud.credentials import CredentialProblem, validate_credentials
+from migrate.backends.nextcloud.dav import NextcloudDav
+from migrate.backends.nextcloud.provisioning import Provisioning
+from migrate.backends.nextcloud.shares import Shares
+from migrate.backends.nextcloud.teamfolders import TeamFolders
+from migrate.backends.webdav.session import DavSession, make_http
+from migrate.backends.webdav.wire import clean_path, parent_of
+from migrate.errors import ConfigError, IntegrityError, MigrateError, TargetItemError
+from migrate.models import Features, RemoteEntry
+from migrate.transport.pacer import Pacer
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+
+MIN_MTIME = 86401  # X-OC-MTime must be > 86400 (§3.1)
+DEFAULT_CHUNK = 32 * 1024 * 1024
+REPLAYABLE_LIMIT = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something the target changed or could not keep for one path (reported by the engine)."""
+
+    user: str
+    path: str
+    text: str
+
+
+def send_mtime(mtime: float | None) -> tuple[int | None, str]:
+    """The X-OC-MTime value to send for a source time, and a note when it had to be changed."""
+    if mtime is None:
+        return None, ""
+    value = int(mtime)
+    if value < MIN_MTIME:
+        return MIN_MTIME, (f"modification time {value} is not accepted by Nextcloud (must be after 1970-01-02); "
+                           f"stored as {MIN_MTIME}")
+    return value, ""
+
+
+class NextcloudTarget:
+    """protocols.Target (+ upload_many, shares, provisioning, team folders) for one Nextcloud server.
+
+    `passwords` maps uid → app password (str or config.Secret). `service_account` is the admin uid used for
+    provisioning and team-folder reads (and for detection, else the first user). `info` skips detection.
+    """
+
+    def __init__(self, url: str, passwords: Mapping[str, Any], *, ca_bundle: str | None = None,
+                 pacer: Pacer | None = None, service_account: str | None = None,
+                 chunk_size: int = DEFAULT_CHUNK, http: httpx.Client | None = None,
+                 info: ServerInfo | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.session = DavSession(http or make_http(ca_bundle), pacer or Pacer("nextcloud"))
+        self.dav = NextcloudDav(self.url, passwords, self.session)
+        self.service_account = service_account
+        self.chunk_size = chunk_size
+        if info is None:
+            probe = service_account or next(iter(self.dav.passwords), None)
+            info = detect(self.session, self.url, self.dav.auth(probe) if probe else None)
+        if info.kind != "nextcloud":
+            raise ConfigError(f"{self.url} is not a Nextcloud server (status.php did not answer as one)",
+                              hint='use [target] kind = "webdav" for other WebDAV servers')
+        self.info = info
+        self.features: Features = info.features
+        self.notes: list[Note] = []
+        self._known: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self.shares = Shares(self.dav)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- helpers -----------------------------------------------------------------------------------------------
+    def _note(self, user: str, path: str, text: str) -> None:
+        if text:
+            log.info("%s:%s: %s", user, path, text)
+            with self._lock:
+                self.notes.append(Note(user, path, text))
+
+    def take_notes(self, user: str, path: str) -> list[str]:
+        """Remove and return the notes recorded for one path (the engine stores them with the item)."""
+        with self._lock:
+            mine = [n for n in self.notes if n.user == user and n.path == clean_path(path)]
+            self.notes = [n for n in self.notes if n not in mine]
+        return [n.text for n in mine]
+
+    def _is_known(self, user: str, folder: str) -> bool:
+        with self._lock:
+            return folder == "" or folder in self._known.get(user, set())
+
+    def _mark_known(self, user: str, folder: str) -> None:
+        segs = clean_path(folder).split("/") if clean_path(folder) else []
+        with self._lock:
+            known = self._known.setdefault(user, set())
+            for i in range(1, len(segs) + 1):
+                known.add("/".join(segs[:i]))
+
+    def _require_admin(self) -> str:
+        if not self.service_account:
+            raise ConfigError("this needs the Nextcloud service account (an admin) and its app password",
+                              hint="set the service account in the configuration and add it to the credentials file")
+        return self.service_account
+
+    # --- protocols.Target ----------------------------------------------------------------------------------------
+    def stat(self, user: str, path: str) -> RemoteEntry | None:
+        return self.dav.stat(user, clean_path(path))
+
+    def walk(self, user: str, path: str) -> Iterator[RemoteEntry]:
+        """Depth-1 PROPFIND per folder, breadth first (cheaper than Depth: infinity on large trees)."""
+        queue = [clean_path(path)]
+        while queue:
+            folder = queue.pop(0)
+            for entry in self.dav.propfind(user, folder, "1") or []:
+                if entry.path == folder:
+                    continue
+                yield entry
+                if entry.is_folder:
+                    queue.append(entry.path)
+
+    def ensure_folder(self, user: str, path: str) -> None:
+        """MKCOL each missing level once (201 or 405 both mean it is there); remembered per user."""
+        segs = clean_path(path).split("/") if clean_path(path) else []
+        for i in range(1, len(segs) + 1):
+            sub = "/".join(segs[:i])
+            if self._is_known(user, sub):
+                continue
+            self.dav.mkcol(user, sub)
+            self._mark_known(user, sub)
+
+    def upload(self, user: str, path: str, chunks: Iterable[bytes], size: int, *, mtime: float | None = None,
+               sha1: str | Callable[[], str] | None = None) -> RemoteEntry:
+        path = clean_path(path)
+        if not path:
+            raise TargetItemError("cannot upload to the root of a user's files")
+        value, note = send_mtime(mtime)
+        self._note(user, path, note)
+        parent = parent_of(path)
+        if self.features.chunked_upload and size > self.chunk_size:
+            self.ensure_folder(user, parent)
+            ChunkedUpload(self.dav, user, path, size, chunk_size=self.chunk_size, mtime=value, sha1=sha1).run(chunks)
+            return self._verify(user, path, size, sha1)
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream",
+                   "OC-Total-Length": str(size)}
+        if value is not None:
+            headers["X-OC-MTime"] = str(value)
+        if isinstance(sha1, str) and sha1:
+            headers["OC-Checksum"] = f"SHA1:{sha1.lower()}"
+        auto = not self._is_known(user, parent) and self.features.auto_mkcol
+        if auto:
+            headers["X-NC-WebDAV-Auto-Mkcol"] = "1"
+        else:
+            self.ensure_folder(user, parent)
+        if size <= REPLAYABLE_LIMIT:
+            data = b"".join(chunks)
+            if len(data) != size:
+                raise IntegrityError(f"{user}:{path}: got {len(data)} bytes to send, expected {size}")
+            self.dav.put(user, path, data, headers)
+        else:
+            self.dav.put_stream(user, path, chunks, headers)
+        if auto:
+            self._mark_known(user, parent)
+        return self._verify(user, path, size, sha1)
+
+    def _verify(self, user: str, path: str, size: int, sha1: str | Callable[[], str] | None) -> RemoteEntry:
+        """Size and SHA1 as the server reports them; missing checksum → server-side hashing (§3.3)."""
+        entry = self.dav.stat(user, path)
+        if entry is None or entry.is_folder:
+            raise IntegrityError(f"{user}:{path}: nothing at the path after a successful upload")
+        if entry.size != size:
+            raise IntegrityError(f"{user}:{path}: the server stores {entry.size} bytes, {size} were sent")
+        want = (sha1() if callable(sha1) else sha1 or "").lower()
+        stored = [c for c in entry.checksums if c.upper().startswith("SHA1:")]
+        if want and not stored:
+            if not self.info.checksum_update:
+                self._note(user, path, "the server kept no checksum and cannot compute one")
+                return entry
+            stored = [self.dav.recalculate_sha1(user, path)]
+            entry = RemoteEntry(path=entry.path, is_folder=False, size=entry.size, mtime=entry.mtime,
+                                etag=entry.etag, checksums=(*entry.checksums, stored[0]))
+        if want and stored and stored[0].split(":", 1)[1].lower() != want:
+            raise IntegrityError(f"{user}:{path}: the server has {stored[0]}, we sent SHA1:{want}")
+        return entry
+
+    def delete(self, user: str, path: str) -> None:
+        path = clean_path(path)
+        if not path:
+            raise TargetItemError(f"refusing to delete the home folder of {user!r}")
+        self.dav.delete(user, path)
+        with self._lock:
+            known = self._known.get(user, set())
+            self._known[user] = {k for k in known if k != path and not k.startswith(path + "/")}
+
+    # --- beyond the protocol -----------------------------------------------------------------------------------
+    def upload_many(self, user: str, files: list[SmallFile]) -> dict[str, RemoteEntry | MigrateError]:
+        """Many small files: bulk upload when offered (batches of ≤ 100 files / 16 MiB), else one PUT each.
+
+        Parents are created first. Every file refused or left out by a bulk request is re-sent by plain PUT, so
+        the result per path is the real outcome: the entry written, or the item's error (TargetItemError…).
+        Fatal errors (TargetFull, AuthError) are raised.
+        """
+        for parent in sorted({parent_of(f.path) for f in files}):
+            self.ensure_folder(user, parent)
+        results: dict[str, RemoteEntry | MigrateError] = {}
+        retry: list[SmallFile] = []
+        if self.features.bulk_upload:
+            for batch in batches([SmallFile(clean_path(f.path), f.data, send_mtime(f.mtime)[0], f.sha1)
+                                  for f in files]):
+                for p, res in post(self.dav, user, batch).items():
+                    if isinstance(res, RemoteEntry):
+                        results[p] = res
+                    else:
+                        retry.append(next(f for f in batch if f.path == p))
+        else:
+            retry = list(files)
+        for f in files:
+            self._note(user, clean_path(f.path), send_mtime(f.mtime)[1])
+        for f in retry:
+            try:
+                results[clean_path(f.path)] = self.upload(user, f.path, [f.data], len(f.data), mtime=f.mtime,
+                                                          sha1=f.sha1)
+            except MigrateError as exc:
+                if not isinstance(exc, TargetItemError | IntegrityError):
+                    raise
+                results[clean_path(f.path)] = exc
+        return results
+
+    def validate_credentials(self, users: Iterable[str]) -> list[CredentialProblem]:
+        """Every user's app password checked once, serially (see credentials.validate_credentials)."""
+        return validate_credentials(self.dav, users, admin=self.service_account)
+
+    def provisioning(self) -> Provisioning:
+        return Provisioning(self.dav, self._require_admin())
+
+    def team_folders(self) -> TeamFolders:
+        return TeamFolders(self.dav, self._require_admin())

@@ -1,0 +1,106 @@
+"""One HTTP session per target: per-request Basic auth, no cookies, every call through the Pacer.
+
+Nextcloud answers every Basic-auth request with session cookies; a shared cookie jar would send alice's session
+along with bob's credentials, so this session refuses all cookies. Bodies are either replayable (bytes, or a
+callable giving a fresh iterator: the Pacer may re-send them) or one-shot iterators, which are sent once: a
+transient failure after the first byte left becomes StreamConsumed (Terminal), because only a new read of the
+source can produce the bytes again (the engine's per-item tier).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from migrate.backends.webdav.wire import StreamConsumed, classify, transport_error
+from migrate.errors import Transient
+from migrate.transport.pacer import Pacer
+
+if TYPE_CHECKING:
+    import httpx
+
+Body = bytes | Callable[[], Iterable[bytes]] | None
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+def make_http(ca_bundle: str | None = None, *, timeout: float = 300.0, max_connections: int = 32) -> httpx.Client:
+    """The project's httpx client (transport.http), with cookies switched off."""
+    import httpx
+
+    from migrate.transport.http import make_client
+
+    client = make_client(ca_bundle=ca_bundle, timeout=timeout, max_connections=max_connections)
+    client.cookies = httpx.Cookies(http.cookiejar.CookieJar(policy=_NoCookies()))
+    return client
+
+
+class DavSession:
+    """Send requests with the right credentials through the pacer; raise the classified error on failure."""
+
+    def __init__(self, http: httpx.Client, pacer: Pacer) -> None:
+        self.http = http
+        self.pacer = pacer
+
+    def close(self) -> None:
+        self.http.close()
+
+    def send(self, method: str, url: str, *, auth: tuple[str, str] | None, what: str, user: str = "",
+             headers: Mapping[str, str] | None = None, body: Body = None, ok: tuple[int, ...] = (),
+             check: bool = True) -> httpx.Response:
+        """One logical request, retried by the pacer on Transient errors. `ok` statuses are returned, not raised."""
+        import httpx
+
+        def attempt() -> httpx.Response:
+            content = body() if callable(body) else body
+            try:
+                resp = self.http.request(method, url, auth=auth, headers=dict(headers or {}), content=content)
+            except httpx.TransportError as exc:
+                raise transport_error(exc, what) from exc
+            if check and resp.status_code not in ok:
+                err = classify(resp, what, user=user)
+                if err is not None:
+                    raise err
+            return resp
+
+        return self.pacer.call(attempt, what=what)
+
+    def send_stream(self, method: str, url: str, chunks: Iterable[bytes], *, auth: tuple[str, str] | None,
+                    what: str, user: str = "", headers: Mapping[str, str] | None = None,
+                    ok: tuple[int, ...] = ()) -> httpx.Response:
+        """Send a one-shot body; retried only while none of it has been consumed."""
+        import httpx
+
+        started = False
+        source = iter(chunks)
+
+        def gen() -> Iterator[bytes]:
+            nonlocal started
+            for chunk in source:
+                started = True
+                yield chunk
+
+        def attempt() -> httpx.Response:
+            try:
+                resp = self.http.request(method, url, auth=auth, headers=dict(headers or {}), content=gen())
+            except httpx.TransportError as exc:
+                err: BaseException = transport_error(exc, what)
+            else:
+                if resp.status_code in ok:
+                    return resp
+                found = classify(resp, what, user=user)
+                if found is None:
+                    return resp
+                err = found
+            if started and isinstance(err, Transient):
+                raise StreamConsumed(f"{err} (after the body had started; the item is retried from the source)")
+            raise err
+
+        return self.pacer.call(attempt, what=what)

@@ -1,0 +1,177 @@
+"""Generic WebDAV target (Apache mod_dav, nginx, plain SabreDAV, the sandbox in plain mode) on webdav4.
+
+Only RFC 4918 is assumed: PROPFIND, MKCOL (405 = exists), PUT, DELETE. Nothing the protocol cannot keep is
+pretended: `features` says modification times, checksums, shares and versions are *not preserved*
+(`NOT_PRESERVED` names them for the report), and every upload is checked by a follow-up PROPFIND of
+`getcontentlength`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from migrate.backends.webdav.session import DavSession, make_http
+from migrate.backends.webdav.wire import (
+    PLAIN_PROPS,
+    clean_path,
+    encode_path,
+    parent_of,
+    parse_multistatus,
+    propfind_body,
+)
+from migrate.errors import ConfigError, IntegrityError, TargetItemError
+from migrate.models import Features, RemoteEntry
+from migrate.transport.pacer import Pacer
+
+if TYPE_CHECKING:
+    import httpx
+
+    from migrate.backends.nextcloud.credentials import CredentialProblem
+
+log = logging.getLogger(__name__)
+
+NOT_PRESERVED = ("modification times", "checksums", "shares", "versions")
+REPLAYABLE_LIMIT = 4 * 1024 * 1024  # bodies up to this size are held so the pacer may re-send them
+
+
+def plain_features() -> Features:
+    """What any RFC 4918 server can do: store bytes under a name of at most 255 bytes (ext4/NTFS)."""
+    return Features(max_name_bytes=255, forbidden_chars=frozenset({"/", "\0"}))
+
+
+class WebDAVTarget:
+    """protocols.Target for a plain WebDAV root at `url`; the only user is '' (the configured account).
+
+    `auth` is (login, password) or None. Raises ConfigError for a non-empty user: plain WebDAV has no homes.
+    """
+
+    def __init__(self, url: str, auth: tuple[str, str] | None = None, *, ca_bundle: str | None = None,
+                 pacer: Pacer | None = None, http: httpx.Client | None = None) -> None:
+        from webdav4.client import Client
+
+        self.url = url.rstrip("/") + "/"
+        self.auth = auth
+        self.session = DavSession(http or make_http(ca_bundle), pacer or Pacer("webdav"))
+        # webdav4 holds the connection and parses OPTIONS; paths are encoded by us (see wire.py).
+        self.client = Client(self.url, auth=auth, http_client=self.session.http, retry=False)  # type: ignore[arg-type]
+        self.root_path = unquote(urlsplit(self.url).path)
+        self.features = plain_features()
+        self.not_preserved = NOT_PRESERVED
+        self._known: set[str] = {""}
+        self._known_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+    def _check_user(self, user: str) -> None:
+        if user:
+            raise ConfigError(f"a plain WebDAV target has no per-user trees (asked for user {user!r})",
+                              hint='use [target] kind = "nextcloud" for per-user homes, or map to paths')
+
+    def url_for(self, path: str, *, folder: bool = False) -> str:
+        enc = encode_path(path)
+        return self.url + enc + ("/" if folder and enc else "")
+
+    def dav_compliance(self) -> set[str]:
+        """The DAV classes the server announces in OPTIONS (webdav4's feature detection)."""
+        from webdav4.client import FeatureDetection
+
+        resp = self.session.send("OPTIONS", self.url, auth=self.auth, what="OPTIONS", ok=(401, 403, 404, 405))
+        return FeatureDetection(resp).dav_compliances - {""}
+
+    def _propfind(self, path: str, depth: str) -> list[RemoteEntry] | None:
+        resp = self.session.send("PROPFIND", self.url_for(path), auth=self.auth, what=f"PROPFIND {path!r}",
+                                 headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
+                                 body=propfind_body(PLAIN_PROPS), ok=(404,))
+        if resp.status_code == 404:
+            return None
+        return list(parse_multistatus(resp.content, self.root_path))
+
+    # --- protocols.Target --------------------------------------------------------------------------------------
+    def stat(self, user: str, path: str) -> RemoteEntry | None:
+        self._check_user(user)
+        entries = self._propfind(path, "0")
+        if not entries:
+            return None
+        want = clean_path(path)
+        return next((e for e in entries if e.path == want), entries[0])
+
+    def walk(self, user: str, path: str) -> Iterator[RemoteEntry]:
+        """Depth-1 PROPFIND per folder, breadth first (Depth: infinity is often disabled)."""
+        self._check_user(user)
+        queue = [clean_path(path)]
+        while queue:
+            folder = queue.pop(0)
+            entries = self._propfind(folder, "1")
+            for entry in entries or []:
+                if entry.path == folder:
+                    continue
+                yield entry
+                if entry.is_folder:
+                    queue.append(entry.path)
+
+    def ensure_folder(self, user: str, path: str) -> None:
+        self._check_user(user)
+        segs = clean_path(path).split("/") if clean_path(path) else []
+        for i in range(1, len(segs) + 1):
+            sub = "/".join(segs[:i])
+            with self._known_lock:
+                if sub in self._known:
+                    continue
+            self.session.send("MKCOL", self.url_for(sub, folder=True), auth=self.auth, what=f"MKCOL {sub!r}",
+                              ok=(405,))
+            with self._known_lock:
+                self._known.add(sub)
+
+    def validate_credentials(self, users: Iterable[str] = ()) -> list[CredentialProblem]:
+        """One PROPFIND of the root with the configured account (plain WebDAV has no per-user passwords)."""
+        from migrate.backends.nextcloud.credentials import CredentialProblem
+
+        login = self.auth[0] if self.auth else "(anonymous)"
+        resp = self.session.send("PROPFIND", self.url, auth=self.auth, what="check credentials",
+                                 headers={"Depth": "0"}, check=False)
+        if resp.status_code == 207:
+            return []
+        kind = "wrong-password" if resp.status_code in (401, 403) else "error"
+        return [CredentialProblem(login, kind, f"the WebDAV server answered HTTP {resp.status_code} at {self.url}")]
+
+    def forget_folders(self) -> None:
+        """Drop the cache of folders known to exist (after deletes made outside this object)."""
+        with self._known_lock:
+            self._known = {""}
+
+    def upload(self, user: str, path: str, chunks: Iterable[bytes], size: int, *, mtime: float | None = None,
+               sha1: str | Callable[[], str] | None = None) -> RemoteEntry:
+        """Plain PUT streaming `chunks` (held in memory only when ≤ 4 MiB, to allow re-sending)."""
+        self._check_user(user)
+        path = clean_path(path)
+        self.ensure_folder("", parent_of(path))
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        what = f"PUT {path!r}"
+        if size <= REPLAYABLE_LIMIT:
+            data = b"".join(chunks)
+            if len(data) != size:
+                raise IntegrityError(f"{what}: got {len(data)} bytes to send, expected {size}")
+            self.session.send("PUT", self.url_for(path), auth=self.auth, what=what, headers=headers, body=data)
+        else:
+            self.session.send_stream("PUT", self.url_for(path), chunks, auth=self.auth, what=what, headers=headers)
+        entry = self.stat("", path)
+        if entry is None or entry.is_folder:
+            raise IntegrityError(f"{what}: nothing at the path after a successful PUT")
+        if entry.size != size:
+            raise IntegrityError(f"{what}: the server stores {entry.size} bytes, {size} were sent")
+        return entry
+
+    def delete(self, user: str, path: str) -> None:
+        self._check_user(user)
+        if not clean_path(path):
+            raise TargetItemError("refusing to delete the target root")
+        self.session.send("DELETE", self.url_for(path), auth=self.auth, what=f"DELETE {path!r}", ok=(404,))
+        with self._known_lock:
+            cp = clean_path(path)
+            self._known = {k for k in self._known if k != cp and not k.startswith(cp + "/")}

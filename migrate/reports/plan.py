@@ -1,0 +1,263 @@
+"""Plan (dry-run) report renderers: Markdown, one self-contained HTML file, and CSV + JSON for every list.
+
+File names are hostile: every value is escaped for its format (HTML entities, Markdown pipes and backticks, CSV
+cells that would start a spreadsheet formula), so `<script>` in a name renders as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from migrate.reports.text import human_bytes
+
+LISTS: dict[str, tuple[str, list[str]]] = {
+    "renames": ("Renames forced by the target's name rules",
+                ["source_path", "target_path", "target_user", "reasons", "drive_id", "item_id"]),
+    "conflicts": ("Conflicts with what the target already holds",
+                  ["path", "target_user", "target_path", "problem", "policy", "action", "renamed_to", "drive_id",
+                   "item_id"]),
+    "unsupported": ("Unsupported and risky items", ["path", "kind", "size", "reason", "action", "drive_id",
+                                                     "item_id"]),
+    "unmapped": ("Drives not migrated (unmapped or blank target)",
+                 ["kind", "name", "owner", "status", "reason", "mapping_row", "files", "bytes", "drive_id"]),
+    "shares": ("Share plan", ["source_path", "grant", "link_scope", "roles", "grantee", "action", "share_with",
+                              "permissions", "expire_date", "password", "owner", "path", "reason", "drive_id",
+                              "item_id"]),
+}
+HTML_ROWS = 2000  # per list in the HTML and Markdown; the CSV and JSON files always hold every row
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list | tuple):
+        return "; ".join(str(x) for x in v)
+    return str(v)
+
+
+def _csv_safe(v: Any) -> str:
+    s = _cell(v)
+    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
+
+
+def _md(v: Any) -> str:
+    s = _cell(v).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;")
+    return " ".join(s.split()) if s.strip() else s.replace("\n", " ")
+
+
+def _h(v: Any) -> str:
+    return html.escape(_cell(v), quote=True)
+
+
+def _dur(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    s, e = doc["summary"], doc["estimate"]
+    return [
+        ("Drives selected", f"{s['drives']} ({s['drives_mapped']} mapped, {s['drives_unmapped']} not migrated)"),
+        ("Files / bytes at the source", f"{s['files']} files, {human_bytes(s['bytes'])} ({s['bytes']} bytes)"),
+        ("Files to copy", f"{s['planned_files']} files, {human_bytes(s['planned_bytes'])} ({s['planned_bytes']} bytes)"),
+        ("Already at the target", f"{s['already_files']} files, {human_bytes(s['already_bytes'])}"),
+        ("Renames", str(s["renames"])),
+        ("Conflicts", str(s["conflicts"])),
+        ("Unsupported / risky", str(s["unsupported"])),
+        ("Share plan", f"{s['grants']} grants: {s['shares_planned']} shares to create, {s['shares_reported']} "
+                       f"to decide by hand, {s['shares_dropped']} dropped, {s['shares_not_needed']} need none"),
+        ("Estimated duration", f"{_dur(e['seconds'])} ({e['basis']})"),
+        ("Graph cost", f"{e['graph_requests']} requests, {e['resource_units']} resource units"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- Markdown
+def render_markdown(doc: dict[str, Any]) -> str:
+    out = [f"# Migration plan (dry run) — {_md(doc['generated_at'])}", "",
+           "Nothing was written to the target. Figures come from the state database and read-only checks of the "
+           "target.", "", "## Summary", "", "| | |", "|---|---|"]
+    out += [f"| {_md(k)} | {_md(v)} |" for k, v in _summary_rows(doc)]
+    out += ["", f"*Estimate basis:* {_md(doc['estimate']['assumption'])}", ""]
+    if doc["warnings"]:
+        out += ["## Warnings", ""] + [f"- {_md(w)}" for w in doc["warnings"]] + [""]
+    out += ["## Batches", "", "| batch | drives | files | bytes | duration | Graph requests | RU |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for b in doc["batches"]:
+        e = b["estimate"]
+        out.append(f"| {_md(b['batch'])} | {b['drives']} | {b['files']} | {human_bytes(b['bytes'])} | "
+                   f"{_dur(e['seconds'])} | {e['graph_requests']} | {e['resource_units']} |")
+    out += ["", "## Drives", "", "| kind | drive | owner | batch | target | files | bytes | to copy | renames | "
+            "conflicts | unsupported |", "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for d in doc["drives"]:
+        tgt = f"{d['target_user'] or ''}:{d['target_root']}" if d["status"] == "mapped" else d["status"]
+        out.append(f"| {_md(d['kind'])} | {_md(d['name'])} | {_md(d['owner'])} | {_md(d['batch'])} | {_md(tgt)} | "
+                   f"{d['files']} | {human_bytes(d['bytes'])} | {d['planned_files']} | {d['renames']} | "
+                   f"{d['conflicts']} | {d['unsupported']} |")
+    if doc.get("quota"):
+        out += ["", "## Quota", "", "| target user | planned | free | verdict |", "|---|---:|---:|---|"]
+        for q in doc["quota"]:
+            free = "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"])
+            out.append(f"| {_md(q['target_user'])} | {human_bytes(q['planned_bytes'])} | {free} | {_md(q['verdict'])} |")
+    for key, (title, cols) in LISTS.items():
+        rows = doc[key]
+        out += ["", f"## {title} ({len(rows)})", ""]
+        if not rows:
+            out.append("None.")
+            continue
+        out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        out += ["| " + " | ".join(_md(r.get(c)) for c in cols) + " |" for r in rows[:HTML_ROWS]]
+        if len(rows) > HTML_ROWS:
+            out.append(f"\n… {len(rows) - HTML_ROWS} more rows in {key}.csv")
+    out += ["", "## Rules and policies", "", "```json",
+            json.dumps({"policies": doc["policies"], "name_rules": doc["name_rules"]}, indent=2,
+                       ensure_ascii=False).replace("`", "'"), "```", ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------- HTML
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#1d2433;padding:0 16px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:2px solid #e3e8ef;padding-bottom:4px}
+.note{color:#556;margin:4px 0 16px}.cards{display:grid;grid-template-columns:repeat(4,1fr);gap:10px}
+.card{border:1px solid #dfe4ec;border-radius:8px;padding:10px 12px;background:#f8fafc}
+.card b{display:block;font-size:20px}.card span{color:#556;font-size:12px}.warn{background:#fff6e5;border-color:#f0c36d}
+table{border-collapse:collapse;width:100%;margin:6px 0 12px;font-size:13px}th,td{border:1px solid #e3e8ef;padding:4px 6px;text-align:left;vertical-align:top;word-break:break-word}
+th{background:#f1f4f8}td.n{text-align:right;white-space:nowrap}.ok{color:#1a7f37}.bad{color:#b42318;font-weight:600}
+details{margin:6px 0}summary{cursor:pointer;font-weight:600}svg text{font:12px system-ui,sans-serif}
+@media print{details{display:block}details>summary{list-style:none}}
+"""
+
+
+def _table(cols: list[str], rows: list[dict[str, Any]], numeric: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    head = "".join(f"<th>{_h(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td class=n>{_h(r.get(c))}</td>" if c in numeric else f"<td>{_h(r.get(c))}</td>"
+                                    for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _chart(drives: list[dict[str, Any]]) -> str:
+    """Bytes per drive as horizontal bars, inline SVG (no script, no external asset)."""
+    rows = sorted((d for d in drives if d["bytes"]), key=lambda d: -d["bytes"])[:40]
+    if not rows:
+        return "<p class=note>No bytes to show.</p>"
+    top = max(d["bytes"] for d in rows)
+    bar_h, label_w, width = 22, 330, 1100
+    parts = [f'<svg role="img" aria-label="Bytes per drive" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{bar_h * len(rows) + 10}">']
+    for i, d in enumerate(rows):
+        y = i * bar_h + 4
+        w = max(2, int((width - label_w - 110) * d["bytes"] / top))
+        color = "#3b82f6" if d["status"] == "mapped" else "#9aa4b2"
+        label = f"{d['name']} — {d['owner'] or ''}"
+        if len(label) > 48:
+            label = label[:47] + "…"
+        parts.append(f'<text x="0" y="{y + 14}">{_h(label)}</text>'
+                     f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h - 6}" fill="{color}" rx="3">'
+                     f'<title>{_h(d["name"])}: {d["bytes"]} bytes</title></rect>'
+                     f'<text x="{label_w + w + 6}" y="{y + 14}">{_h(human_bytes(d["bytes"]))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    s, e = doc["summary"], doc["estimate"]
+    cards = [("files to copy", f"{s['planned_files']}", False), ("bytes to copy", human_bytes(s["planned_bytes"]), False),
+             ("estimated duration", _dur(e["seconds"]), False), ("resource units", str(e["resource_units"]), False),
+             ("renames", str(s["renames"]), s["renames"] > 0), ("conflicts", str(s["conflicts"]), s["conflicts"] > 0),
+             ("unsupported / risky", str(s["unsupported"]), s["unsupported"] > 0),
+             ("drives not migrated", str(s["drives_unmapped"]), s["drives_unmapped"] > 0)]
+    h = ["<!doctype html><html lang=en><head><meta charset=utf-8>",
+         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+         f"<title>Migration plan {_h(doc['generated_at'])}</title><style>{CSS}</style></head><body>",
+         f"<h1>Migration plan (dry run)</h1><p class=note>Generated {_h(doc['generated_at'])} from "
+         f"{_h(doc.get('state', ''))}. Nothing was written to the target.</p>",
+         "<div class=cards>" + "".join(f"<div class='card{' warn' if w else ''}'><b>{_h(v)}</b><span>{_h(k)}</span></div>"
+                                       for k, v, w in cards) + "</div>",
+         "<h2>Summary</h2>" + _table(["item", "value"], [{"item": k, "value": v} for k, v in _summary_rows(doc)]),
+         f"<p class=note><b>Estimate basis:</b> {_h(e['assumption'])}</p>"]
+    if doc["warnings"]:
+        h.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{_h(w)}</li>" for w in doc["warnings"]) + "</ul>")
+    brows = [{"batch": b["batch"], "drives": b["drives"], "files": b["files"], "size": human_bytes(b["bytes"]),
+              "bytes": b["bytes"], "duration": _dur(b["estimate"]["seconds"]),
+              "Graph requests": b["estimate"]["graph_requests"], "RU": b["estimate"]["resource_units"]}
+             for b in doc["batches"]]
+    h.append("<h2>Batches</h2>" + _table(list(brows[0]) if brows else ["batch"], brows,
+                                         {"drives", "files", "size", "bytes", "Graph requests", "RU"}))
+    h.append("<h2>Bytes per drive</h2>" + _chart(doc["drives"]))
+    drows = [{"kind": d["kind"], "drive": d["name"], "owner": d["owner"], "batch": d["batch"],
+              "target": f"{d['target_user'] or ''}:{d['target_root']}" if d["status"] == "mapped" else d["status"],
+              "files": d["files"], "size": human_bytes(d["bytes"]), "to copy": d["planned_files"],
+              "already": d["already_files"], "renames": d["renames"], "conflicts": d["conflicts"],
+              "unsupported": d["unsupported"]} for d in doc["drives"]]
+    h.append("<h2>Drives</h2>" + _table(list(drows[0]) if drows else ["drive"], drows,
+                                        {"files", "size", "to copy", "already", "renames", "conflicts", "unsupported"}))
+    if doc.get("quota"):
+        qrows = [{"target user": q["target_user"], "planned": human_bytes(q["planned_bytes"]),
+                  "free": "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"]),
+                  "verdict": q["verdict"]} for q in doc["quota"]]
+        h.append("<h2>Quota</h2>" + _table(list(qrows[0]), qrows, {"planned", "free"}))
+    for key, (title, cols) in LISTS.items():
+        rows = doc[key]
+        more = (f"<p class=note>Showing {HTML_ROWS} of {len(rows)}; every row is in {key}.csv and {key}.json.</p>"
+                if len(rows) > HTML_ROWS else "")
+        body = _table(cols, rows[:HTML_ROWS], {"size", "bytes", "files", "permissions"}) if rows else "<p>None.</p>"
+        h.append(f"<h2>{_h(title)} ({len(rows)})</h2><details{' open' if 0 < len(rows) <= 200 else ''}>"
+                 f"<summary>{len(rows)} rows</summary>{body}{more}</details>")
+    h.append("<h2>Rules and policies</h2><pre>" + _h(json.dumps({"policies": doc["policies"],
+                                                                 "name_rules": doc["name_rules"]}, indent=2,
+                                                                ensure_ascii=False)) + "</pre>")
+    h.append("</body></html>")
+    return "\n".join(h)
+
+
+# ---------------------------------------------------------------------------------------------- files
+def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None = None,
+                       now: dt.datetime | None = None) -> Path:
+    """Write plan.md, plan.html, plan.json and <list>.csv/.json into `output`, or into
+    `base/plan-<timestamp>/` mirrored to `base/plan-latest/`. Returns the folder written."""
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+    folder = Path(output) if output else Path(base) / f"plan-{stamp}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "plan.md").write_text(render_markdown(doc), encoding="utf-8")
+    (folder / "plan.html").write_text(render_html(doc), encoding="utf-8")
+    (folder / "plan.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    for key, (_title, cols) in {**LISTS, "drives": ("", [])}.items():
+        rows = doc[key]
+        cols = cols or (list(rows[0]) if rows else ["drive_id"])
+        with open(folder / f"{key}.csv", "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(cols)
+            for r in rows:
+                w.writerow([_csv_safe(r.get(c)) for c in cols])
+        (folder / f"{key}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str),
+                                            encoding="utf-8")
+    if not output:
+        latest = Path(base) / "plan-latest"
+        tmp = Path(base) / ".plan-latest.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(folder, tmp)
+        shutil.rmtree(latest, ignore_errors=True)
+        tmp.rename(latest)
+    return folder
+
+
+def render_summary_text(doc: dict[str, Any], folder: Path) -> str:
+    """The terminal summary printed after `plan` and `report plan`."""
+    lines = [f"{k}: {v}" for k, v in _summary_rows(doc)]
+    lines.append(f"estimate basis: {doc['estimate']['assumption']}")
+    lines += [f"warning: {w}" for w in doc["warnings"]]
+    lines.append(f"reports: {folder / 'plan.html'} (also plan.md, plan.json and a CSV/JSON per list)")
+    lines.append("next: read the report; fix mappings or conflicts and run `plan` again, or run `m365-migrate copy`")
+    return "\n".join(lines)

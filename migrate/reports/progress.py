@@ -1,0 +1,75 @@
+"""tqdm renderings of the engine's progress callbacks (stderr; the CLI hides them with -q/--json)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class ScanProgress:
+    """A total bar (items/s over all drives) plus one bar per drive being scanned (items/s of that drive)."""
+
+    def __init__(self, drives: int, *, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._bars: dict[str, Any] = {}
+        self._free: list[int] = []
+        self._next = 1
+        self.total = tqdm(total=None, desc=f"scan ({drives} drives)", unit=" items", disable=not enabled,
+                          position=0, dynamic_ncols=True, leave=True)
+        self.finished = 0
+        self.drives = drives
+        import sys
+
+        self.per_drive = enabled and sys.stderr.isatty()  # per-drive bars only where a terminal redraws them
+
+    def drive_started(self, drive: dict[str, Any], mode: str) -> None:
+        if not self.per_drive:
+            return
+        with self._lock:
+            pos = self._free.pop() if self._free else self._next
+            if pos == self._next:
+                self._next += 1
+            name = (drive.get("owner_upn") or drive.get("name") or drive["id"])[:32]
+            self._bars[drive["id"]] = (self._tqdm(desc=f"  {name} [{mode}]", unit=" items", disable=not self.enabled,
+                                                  position=pos, leave=False, dynamic_ncols=True), pos)
+
+    def items(self, drive_id: str, n: int) -> None:
+        with self._lock:
+            bar = self._bars.get(drive_id)
+            if bar:
+                bar[0].update(n)
+            self.total.update(n)
+
+    def drive_finished(self, result: Any) -> None:
+        with self._lock:
+            self.finished += 1
+            bar = self._bars.pop(result.drive_id, None)
+            if bar:
+                bar[0].close()
+                self._free.append(bar[1])
+            self.total.set_description(f"scan ({self.finished}/{self.drives} drives)")
+
+    def close(self) -> None:
+        with self._lock:
+            for bar, _ in self._bars.values():
+                bar.close()
+            self.total.close()
+
+
+class CountProgress:
+    """A simple counter bar for discovery (users and drives found)."""
+
+    def __init__(self, desc: str, *, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit=" found", disable=not enabled, dynamic_ncols=True)
+
+    def __call__(self, what: str, n: int) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,60 @@
+"""A faithful local Microsoft Graph (reference graph-api.md §10) for tests, benchmarks and `demo`.
+
+In-process API (names are stable; the rest of the project codes against them)::
+
+    from migrate.sandbox.graph import GraphSandbox, TenantSpec
+    spec = TenantSpec(seed=7, users=5, sites=2, teams=2, files_per_drive=40, max_depth=4, large_file_mb=0,
+                      awkward_names=True, shares=True, versions=True, onenote=True, no_mysite_users=1,
+                      malware_files=1)
+    with GraphSandbox(spec, tls=True, token_lifetime=3600, shuffle_delta=False, empty_pages=False,
+                      enrichment=False, download_url_ttl=300, page_size=200,
+                      delta_token_ttl=None, resync_code="resyncRequired", resync_inner=None,
+                      mysite_error="404" | "404-file" | "400", ru_per_minute=None, ignore_range=False) as g:
+        g.graph_url, g.authority, g.tenant_id, g.client_id, g.client_secret, g.ca_path, g.client_cert_path
+        g.download_url   # the pre-authenticated download host (another port, same scheme as graph_url)
+        g.admin_url      # <graph host>/_sandbox: the same admin operations over HTTP (no auth)
+        g.tenant         # generated Tenant (users, groups, sites, drive_list, drives{id: Drive})
+        g.issue_token()  # a bearer token without OAuth2 (or use azure-identity against g.authority)
+        g.truth()        # {drive_id: [{id, path, name, size, sha1, quickXorHash, listed_size,
+                         #   listed_quickXorHash, enriched, mtime, mtime_iso, is_folder, is_package,
+                         #   malware, versions, permissions, inherited_permissions}]}
+        g.faults.set(route="content", status=429, rate=0.3, retry_after="2.5", seed=1, count=None,
+                     reset_after=None, delay=0.0, bytes_per_second=None);  g.faults.clear()
+        g.mutate.add_file(drive_id, "/parent/path", name, size) / add_folder(drive_id, parent_path, name)
+        g.mutate.modify(drive_id, item_id, size=None) / rename(drive_id, item_id, name)
+        g.mutate.move(drive_id, item_id, new_parent_id_or_path, name=None) / delete(drive_id, item_id)
+        g.mutate.add_permission(drive_id, item_id, kind, user=upn, group=gid, roles=None, password=False,
+                                expiration=None) / remove_permission(drive_id, item_id, permission_id)
+        g.stats()        # {"requests": {route: n}, "status": {...}, "ru", "bytes_sent", "throttled", "faults"}
+        g.expire_delta_tokens()   # any older delta token or nextLink → 410 + Location
+        g.expire_access_tokens()  # every issued bearer token → 401 InvalidAuthenticationToken
+        g.set_option(shuffle_delta=True, empty_pages=True, enrichment=True, download_url_ttl=1, ...)
+
+Fault route names: see `faults.ROUTES` (users, user, groups, group, sites, site, drive, drives, item,
+children, delta, content, download, permissions, versions, version_content, token, or "*").
+Admin HTTP routes on the Graph port: GET /_sandbox/stats, GET /_sandbox/truth, GET|POST|DELETE
+/_sandbox/faults, POST /_sandbox/mutate {"op": "add_file", ...}, POST /_sandbox/expire-delta-tokens,
+POST /_sandbox/expire-access-tokens, POST /_sandbox/token {"lifetime": s}.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .generate import TenantSpec
+    from .server import GraphSandbox
+
+__all__ = ["GraphSandbox", "TenantSpec"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GraphSandbox":
+        from .server import GraphSandbox
+
+        return GraphSandbox
+    if name == "TenantSpec":
+        from .generate import TenantSpec
+
+        return TenantSpec
+    raise AttributeError(name)

@@ -1,0 +1,586 @@
+"""Routing and handlers: Graph routes (checklist §10), the pre-authenticated download host and admin routes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, unquote
+
+from . import delta as delta_engine
+from . import perms
+from .auth import Authority
+from .content import Content
+from .faults import RU_COST, Faults, ResourceUnits, Rule, Stats, error_body
+from .http import Request, Response
+from .mutate import MutationError, Mutator
+from .render import drive_json, group_json, iso, item_json, item_text, select, site_json, user_json, user_view
+from .tenant import Drive, Item, Tenant
+
+_SLASHES = re.compile(r"/{2,}")
+_ROOT_PATH = re.compile(r"^(?P<pre>.*?/(?:root|items/[^/:]+)):(?P<p>[^:]*):?(?P<post>/.*)?$")
+_DELTA = re.compile(r"^(?:microsoft\.graph\.)?delta(?:\((?:token=)?'?(?P<tok>[^')]*)'?\))?$")
+_ALL_SITES = {"getAllSites", "getAllSites()", "oneDrive.getAllSites", "microsoft.graph.getAllSites",
+              "microsoft.graph.getAllSites()"}
+WWW_AUTH = ('Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+            'client_id="00000003-0000-0000-c000-000000000000"')
+MYSITE_ERRORS = {"404": (404, "ResourceNotFound", "User's mysite not found."),
+                 "404-file": (404, "UnknownError", "404 FILE NOT FOUND"),
+                 "400": (400, "UnknownError", "Unable to retrieve user's mysite URL.")}
+
+Handler = Callable[[], Response]
+
+
+def jresp(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, json.dumps(obj, ensure_ascii=False).encode(), headers or [])
+
+
+def err(status: int, code: str | None = None, message: str | None = None) -> Response:
+    return Response(status, error_body(status, code, message))
+
+
+class GraphApp:
+    """All request handling; runs only in the server's event-loop thread."""
+
+    def __init__(self, tenant: Tenant, authority: Authority, faults: Faults, *, page_size: int = 200,
+                 shuffle_delta: bool = False, empty_pages: bool = False, enrichment: bool = False,
+                 download_url_ttl: float = 300, delta_token_ttl: float | None = None,
+                 resync_code: str = "resyncRequired", resync_inner: str | None = None, mysite_error: str = "404",
+                 ru_per_minute: float | None = None, ignore_range: bool = False, require_auth: bool = True) -> None:
+        self.tenant, self.authority, self.faults = tenant, authority, faults
+        self.seed = tenant.seed
+        self.page_size, self.shuffle_delta, self.empty_pages = page_size, shuffle_delta, empty_pages
+        self.enrichment, self.download_url_ttl, self.delta_token_ttl = enrichment, download_url_ttl, delta_token_ttl
+        self.resync_code, self.resync_inner = resync_code, resync_inner
+        if mysite_error not in MYSITE_ERRORS:
+            raise ValueError(f"mysite_error must be one of {sorted(MYSITE_ERRORS)}")
+        self.mysite_error = mysite_error
+        self.ignore_range, self.require_auth = ignore_range, require_auth
+        self.ru = ResourceUnits(ru_per_minute, tenant.seed)
+        self.stats = Stats()
+        self.mutator = Mutator(tenant)
+        self.secret = secrets.token_bytes(32)
+        self.download_base = ""
+        self._sizes: dict[str, tuple[int, dict[str, int]]] = {}
+        self._urls: dict[tuple[int, str, int, int, int], str] = {}
+        self.current_prefer = ""      # the Prefer header of the request being handled (lower case)
+        self._paths: dict[str, tuple[int, dict[str, str]]] = {}
+        self._texts: dict[str, tuple[int, dict[tuple[str, bool], tuple[str, bool]]]] = {}
+
+    # ------------------------------------------------------------------ helpers used by render/delta
+    def folder_size(self, d: Drive, it: Item) -> int:
+        cached = self._sizes.get(d.id)
+        if cached is None or cached[0] != d.seq:
+            sizes: dict[str, int] = {}
+            for x in reversed(d.live_items()):
+                sizes[x.id] = x.content.size if x.content is not None else sum(sizes.get(c, 0) for c in x.children)
+            cached = (d.seq, sizes)
+            self._sizes[d.id] = cached
+        return cached[1].get(it.id, 0)
+
+    def warm(self) -> int:
+        """Render (and hash) every live item once, so the first enumeration runs at cached speed."""
+        n = 0
+        for d in self.tenant.drive_list:
+            for it in d.live_items():
+                item_text(self, d, it, delta=True)
+                item_text(self, d, it)
+                n += 1
+        return n
+
+    def quoted_path(self, d: Drive, it: Item) -> str:
+        """Percent-encoded drive path ('' for the root), memoised per drive until its next change."""
+        cached = self._paths.get(d.id)
+        if cached is None or cached[0] != d.seq:
+            cached = self._paths[d.id] = (d.seq, {})
+        memo = cached[1]
+        got = memo.get(it.id)
+        if got is None:
+            if it.parent_id is None:
+                got = ""
+            else:
+                got = self.quoted_path(d, d.items[it.parent_id]) + "/" + quote(it.name, safe="")
+            memo[it.id] = got
+        return got
+
+    def render_cache(self, d: Drive) -> dict[tuple[str, bool], tuple[str, bool]]:
+        cached = self._texts.get(d.id)
+        if cached is None or cached[0] != d.seq:
+            cached = self._texts[d.id] = (d.seq, {})
+        return cached[1]
+
+    def served(self, c: Content, extra: int) -> Content:
+        """What a download returns: with enrichment on, Office files in libraries come back longer."""
+        return Content(c.offset, c.size + extra) if self.enrichment and extra else c
+
+    def download_url(self, d: Drive, item_id: str, c: Content, extra: int = 0) -> str:
+        served = self.served(c, extra)
+        key = (d.index, item_id, served.offset, served.size, int(time.time() + self.download_url_ttl))
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) > 8192:
+                self._urls.clear()
+            url = self._urls[key] = self._signed(*key)
+        return url
+
+    def _signed(self, index: int, item_id: str, offset: int, size: int, exp: int) -> str:
+        raw = f"{index}.{offset}.{size}.{exp}".encode()
+        sig = hashlib.blake2s(raw, key=self.secret, digest_size=16).digest()
+        tok = base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + base64.urlsafe_b64encode(sig).decode()
+        return f"{self.download_base}/_layouts/15/download.aspx?UniqueId={quote(item_id)}&tempauth={tok}"
+
+    # ------------------------------------------------------------------ entry points
+    def handle_auth(self, req: Request) -> Response:
+        self.stats.requests["token"] = self.stats.requests.get("token", 0) + 1
+        rule = self.faults.draw("token")
+        resp = self._fault(rule) if rule and rule.status else self.authority.handle(req)
+        if rule and not rule.status:
+            self._shape(resp, rule)
+        return self._count(resp)
+
+    def handle_download(self, req: Request) -> Response:
+        self.stats.requests["download"] = self.stats.requests.get("download", 0) + 1
+        rule = self.faults.draw("download")
+        if rule and rule.status:
+            return self._count(self._fault(rule))
+        resp = self._download(req)
+        if rule:
+            self._shape(resp, rule)
+        self.stats.ru += RU_COST["download"]
+        return self._count(resp)
+
+    def handle_graph(self, req: Request) -> Response:
+        path = _SLASHES.sub("/", req.path)
+        if path.startswith("/_sandbox/"):
+            return self._admin(req, path[len("/_sandbox/"):])
+        for prefix in ("/v1.0", "/beta"):
+            if path == prefix or path.startswith(prefix + "/"):
+                rest, version = path[len(prefix):], prefix
+                break
+        else:
+            return self._count(err(404, "BadRequest", f"Invalid version in {path!r}: use /v1.0"))
+        base = f"{req.scheme}://{req.host}{version}"
+        self.current_prefer = req.headers.get("prefer", "").lower()
+        route, handler = self._route(req, rest, base)
+        self.stats.requests[route] = self.stats.requests.get(route, 0) + 1
+        if self.require_auth:
+            problem = self.authority.check(req.headers.get("authorization"))
+            if problem:
+                return self._count(Response(401, error_body(401, "InvalidAuthenticationToken", problem),
+                                            [("WWW-Authenticate", WWW_AUTH)]))
+        rule = self.faults.draw(route)
+        if rule and rule.status:
+            return self._count(self._fault(rule))
+        cost = RU_COST.get(route, 1)
+        if route == "delta" and not ("token" in req.query or "token=" in rest):
+            cost = RU_COST["delta_full"]
+        wait, rl_headers = self.ru.take(cost)
+        if wait is not None:
+            status = 429 if self.ru.rng.random() < 0.7 else 503
+            ra = f"{wait:.3f}" if self.ru.rng.random() < 0.5 else str(max(1, round(wait + 0.5)))
+            self.stats.throttled += 1
+            return self._count(Response(status, error_body(status), [("Retry-After", ra), *rl_headers]))
+        self.stats.ru += cost
+        resp = handler()
+        resp.headers.extend(rl_headers)
+        if rule:
+            self._shape(resp, rule)
+        return self._count(resp)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _count(self, resp: Response) -> Response:
+        key = str(resp.status)
+        self.stats.status[key] = self.stats.status.get(key, 0) + 1
+        if resp.stream is None:
+            self.stats.bytes_sent += len(resp.body)
+        else:
+            prev = resp.on_sent
+
+            def sent(n: int) -> None:
+                self.stats.bytes_sent += n
+                if prev:
+                    prev(n)
+
+            resp.on_sent = sent
+        return resp
+
+    def _fault(self, rule: Rule) -> Response:
+        assert rule.status is not None
+        self.stats.faults += 1
+        if rule.status in (429, 503):
+            self.stats.throttled += 1
+        headers = [("Retry-After", rule.retry_after)] if rule.retry_after is not None else []
+        if rule.status == 401:
+            headers.append(("WWW-Authenticate", WWW_AUTH))
+        return Response(rule.status, error_body(rule.status), headers, delay=rule.delay)
+
+    def _shape(self, resp: Response, rule: Rule) -> None:
+        self.stats.faults += 1
+        resp.reset_after, resp.delay, resp.rate = rule.reset_after, rule.delay, rule.bytes_per_second
+
+    # ------------------------------------------------------------------ routing
+    def _route(self, req: Request, rest: str, base: str) -> tuple[str, Handler]:
+        if req.method not in ("GET", "HEAD"):
+            return "item", lambda: err(405, "notSupported", "The sandbox tenant is read-only; use /_sandbox/mutate.")
+        item_path = None
+        m = _ROOT_PATH.match(rest)
+        if m:
+            item_path = unquote(m.group("p")) or "/"
+            rest = m.group("pre") + ":" + (m.group("post") or "")
+        segs = [unquote(s) for s in rest.split("/") if s]
+        if not segs:
+            return "item", lambda: jresp(200, {"@odata.context": f"{base}/$metadata"})
+        head, q = segs[0], req.query
+        if head == "users":
+            if len(segs) == 1:
+                return "users", lambda: self._paged(req, base, "/users", [user_view(u, _fields(q)) for u in
+                                                                          self.tenant.users], "users", 100)
+            u = self.tenant.user(segs[1])
+            if u is None:
+                return "user", lambda: err(404, "Request_ResourceNotFound", f"Resource '{segs[1]}' does not exist.")
+            if len(segs) == 2:
+                return "user", lambda: jresp(200, select(user_json(u), _fields(q)))
+            if segs[2] in ("drive", "drives") and u.drive_id is None:
+                status, code, msg = MYSITE_ERRORS[self.mysite_error]
+                return ("drive" if segs[2] == "drive" else "drives"), lambda: err(status, code, msg)
+            if segs[2] == "drives" and len(segs) == 3:
+                d = self.tenant.drives[u.drive_id]  # type: ignore[index]
+                return "drives", lambda: self._list(base, "drives", [self._drive(d)])
+            if segs[2] == "drive":
+                return self._drive_routes(req, base, self.tenant.drives[u.drive_id], segs[3:], item_path)  # type: ignore[index]
+        elif head == "groups":
+            if len(segs) == 1:
+                return "groups", lambda: self._paged(req, base, "/groups", [select(group_json(g), _fields(q))
+                                                                            for g in self.tenant.groups], "groups", 100)
+            g = self.tenant.group(segs[1])
+            if g is None:
+                return "group", lambda: err(404, "Request_ResourceNotFound", f"Resource '{segs[1]}' does not exist.")
+            if len(segs) == 2:
+                return "group", lambda: jresp(200, select(group_json(g), _fields(q)))
+            if segs[2] == "members" and len(segs) == 3:
+                return "users", lambda: self._list(base, "directoryObjects", [
+                    {"@odata.type": "#microsoft.graph.user", **user_view(self.tenant.user_by_id(m), _fields(q))}
+                    for m in g.members])
+            if segs[2] == "drives" and len(segs) == 3:
+                return "drives", lambda: self._list(base, "drives", [self._drive(self.tenant.drives[g.drive_id])])  # type: ignore[index]
+            if segs[2] == "drive" and g.drive_id:
+                return self._drive_routes(req, base, self.tenant.drives[g.drive_id], segs[3:], item_path)
+            if segs[2:] == ["sites", "root"] and g.site_id:
+                return "site", lambda: jresp(200, site_json(self.tenant.site(g.site_id)))  # type: ignore[arg-type]
+        elif head == "sites":
+            if len(segs) == 1:
+                return "sites", lambda: self._search_sites(req, base)
+            if segs[1] in _ALL_SITES and len(segs) == 2:
+                if "$search" in q:
+                    return "sites", lambda: err(400, "invalidRequest", "$search is not supported on getAllSites.")
+                return "sites", lambda: self._paged(req, base, "/sites/oneDrive.getAllSites",
+                                                    [site_json(s) for s in self.tenant.sites], "sites", 200)
+            s = self.tenant.site(segs[1])
+            if s is None and segs[1].endswith(":") and len(segs) >= 3:     # /sites/{host}:/sites/{name}[:]
+                web = "https://" + segs[1][:-1] + "/" + "/".join(segs[2:]).split(":")[0]
+                s = next((x for x in self.tenant.sites if x.web_url.lower() == web.lower().rstrip("/")), None)
+                tail = "/".join(segs[2:]).split(":", 1)
+                segs = [segs[0], s.id if s else segs[1]] + ([p for p in tail[1].split("/") if p]
+                                                            if len(tail) > 1 else [])
+            if s is None:
+                return "site", lambda: err(404, "itemNotFound", "Requested site could not be found")
+            if len(segs) == 2:
+                return "site", lambda: jresp(200, select(site_json(s), _fields(q)))
+            if segs[2] == "drives" and len(segs) == 3:
+                return "drives", lambda: self._list(base, "drives", [self._drive(self.tenant.drives[i])
+                                                                     for i in s.drive_ids])
+            if segs[2] == "drive":
+                return self._drive_routes(req, base, self.tenant.drives[s.drive_ids[0]], segs[3:], item_path)
+        elif head == "drives" and len(segs) >= 2:
+            d = self.tenant.drives.get(segs[1])
+            if d is None:
+                return "drive", lambda: err(404, "itemNotFound", "The resource could not be found.")
+            return self._drive_routes(req, base, d, segs[2:], item_path)
+        elif head == "me":
+            return "user", lambda: err(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
+        return "item", lambda: err(400, "BadRequest", f"Resource not found for the segment '{segs[-1]}'.")
+
+    def _drive_routes(self, req: Request, base: str, d: Drive, rest: list[str], item_path: str | None
+                      ) -> tuple[str, Handler]:
+        if not rest:
+            return "drive", lambda: jresp(200, select(self._drive(d), _fields(req.query)))
+        if rest[0] == "root:" and item_path is not None:
+            it = d.by_path(item_path)
+            return self._item_routes(req, base, d, it, rest[1:], item_path)
+        if rest[0] == "root":
+            return self._item_routes(req, base, d, d.root, rest[1:], "root")
+        if rest[0] == "items" and len(rest) == 1:
+            return "children", lambda: err(400, "invalidRequest", "The 'filter' query option must be provided.")
+        if rest[0] == "items":
+            ref = rest[1].rstrip(":")
+            it = d.resolve(ref)
+            if item_path is not None and rest[1].endswith(":") and it is not None:
+                it = d.by_path(d.path_of(it).rstrip("/") + "/" + item_path.lstrip("/"))
+            return self._item_routes(req, base, d, it, rest[2:], ref)
+        return "item", lambda: err(400, "BadRequest", f"Resource not found for the segment '{rest[0]}'.")
+
+    def _item_routes(self, req: Request, base: str, d: Drive, it: Item | None, rest: list[str], ref: str
+                     ) -> tuple[str, Handler]:
+        q = req.query
+        m = _DELTA.match(rest[0]) if rest else None
+        route = ("delta" if m else "children" if rest[:1] == ["children"] else "content" if rest[:1] == ["content"]
+                 else "permissions" if rest[:1] == ["permissions"] else
+                 ("version_content" if rest[2:3] == ["content"] else "versions") if rest[:1] == ["versions"]
+                 else "item")
+        if it is None:
+            return route, lambda: err(404, "itemNotFound", "The resource could not be found.")
+        if not rest:
+            return "item", lambda: self._etag_guard(req, it) or jresp(200, select(item_json(self, d, it),
+                                                                                  _fields(q)))
+        if m:
+            if it is not d.root:
+                return "delta", lambda: err(400, "invalidRequest", "Delta is only supported on the root of a drive.")
+            token = m.group("tok") if m.group("tok") else q.get("token")
+            return "delta", lambda: delta_engine.delta(self, base, d, token, q)[0]
+        if rest == ["children"]:
+            return "children", lambda: self._children(req, base, d, it)
+        if rest == ["content"]:
+            return "content", lambda: self._content(req, d, it)
+        if rest[0] == "permissions":
+            if len(rest) == 1:
+                return "permissions", lambda: self._list(base, "permissions", [
+                    select(p, _fields(q)) for p in perms.list_for(self.tenant, d, it)])
+            found = [p for p in perms.list_for(self.tenant, d, it) if p["id"] == rest[1]]
+            return "permissions", lambda: (jresp(200, found[0]) if found else err(404, "itemNotFound"))
+        if rest[0] == "versions":
+            return route, lambda: self._versions(base, d, it, rest[1:])
+        return route, lambda: err(400, "BadRequest", f"Resource not found for the segment '{rest[0]}'.")
+
+    # ------------------------------------------------------------------ handlers
+    def _drive(self, d: Drive) -> dict[str, Any]:
+        return drive_json(self.tenant, d, self.folder_size(d, d.root))  # type: ignore[arg-type]
+
+    def _list(self, base: str, what: str, values: list[Any]) -> Response:
+        return jresp(200, {"@odata.context": f"{base}/$metadata#{what}", "value": values})
+
+    def _paged(self, req: Request, base: str, path: str, values: list[Any], what: str, default: int) -> Response:
+        top = max(1, min(int(req.query.get("$top") or default), 999))
+        start = _skip(req.query.get("$skiptoken"))
+        body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#{what}", "value": values[start:start + top]}
+        if start + top < len(values):
+            keep = "".join(f"{k}={quote(v, safe=',')}&" for k, v in req.query.items() if k in ("$select", "$top"))
+            body["@odata.nextLink"] = f"{base}{path}?{keep}$skiptoken={_skiptoken(start + top)}"
+        return jresp(200, body)
+
+    def _search_sites(self, req: Request, base: str) -> Response:
+        term = req.query.get("search", req.query.get("$search"))
+        if term is None:
+            return self._paged(req, base, "/sites", [site_json(s) for s in self.tenant.sites if s.is_root],
+                               "sites", 200)
+        term = term.strip().strip('"').lower()
+        hits = [s for s in self.tenant.sites
+                if term in ("*", "") or term in s.name.lower() or term in s.display_name.lower()]
+        return self._paged(req, base, "/sites", [select(site_json(s), _fields(req.query)) for s in hits], "sites", 200)
+
+    def _etag_guard(self, req: Request, it: Item) -> Response | None:
+        inm = req.headers.get("if-none-match")
+        if inm and inm in (f'"{{{it.guid}}},{it.etag_n}"', f'"c:{{{it.guid}}},{it.ctag_n}"'):
+            return Response(304, b"", content_type="")
+        return None
+
+    def _children(self, req: Request, base: str, d: Drive, it: Item) -> Response:
+        if not it.is_container:
+            return err(400, "invalidRequest", "The item is not a folder.")
+        cache = self.render_cache(d)
+        kids = cache.get(("children", it.id))  # type: ignore[call-overload]
+        if kids is None:
+            kids = cache[("children", it.id)] = sorted(it.children.values(),  # type: ignore[index]
+                                                       key=lambda c: (c.name.lower(), c.id))
+        top = max(1, min(int(req.query.get("$top") or self.page_size), 5000))
+        start = _skip(req.query.get("$skiptoken"))
+        fields = _fields(req.query)
+        page = kids[start:start + top]
+        if fields:
+            values = json.dumps([select(item_json(self, d, c), fields) for c in page], ensure_ascii=False)
+        else:
+            values = "[" + ",".join(item_text(self, d, c) for c in page) + "]"
+        nxt = ""
+        if start + top < len(kids):
+            keep = "".join(f"{k}={quote(v, safe=',')}&" for k, v in req.query.items() if k in ("$select", "$top"))
+            nxt = ',"@odata.nextLink":' + json.dumps(f"{base}/drives/{d.id}/items/{it.id}/children?{keep}"
+                                                      f"$skiptoken={_skiptoken(start + top)}")
+        ctx = json.dumps(f"{base}/$metadata#Collection(driveItem)")
+        return Response(200, f'{{"@odata.context":{ctx},"value":{values}{nxt}}}'.encode())
+
+    def _content(self, req: Request, d: Drive, it: Item) -> Response:
+        if it.kind != "file" or it.content is None:
+            return err(400, "notSupported", "Only items with a file facet can be downloaded.")
+        if it.malware:
+            return err(403, "malwareDetected", "Malware detected in the file. Download is blocked.")
+        guard = self._etag_guard(req, it)
+        if guard:
+            return guard
+        return Response(302, b"", [("Location", self.download_url(d, it.id, it.content, it.enrich_extra))],
+                        content_type="")
+
+    def _versions(self, base: str, d: Drive, it: Item, rest: list[str]) -> Response:
+        if it.content is None:
+            return err(400, "invalidRequest", "Versions are only available for files.")
+        current = {"id": it.version_label, "lastModifiedDateTime": iso(it.modified), "size": it.content.size,
+                   "lastModifiedBy": {"user": self.tenant.identity(it.modified_by)}}
+        if not it.malware:
+            current["@microsoft.graph.downloadUrl"] = self.download_url(d, it.id, it.content, it.enrich_extra)
+        olds = [({"id": v.label, "lastModifiedDateTime": iso(v.modified), "size": v.content.size,
+                  "lastModifiedBy": {"user": self.tenant.identity(v.modified_by)},
+                  "@microsoft.graph.downloadUrl": self.download_url(d, it.id, v.content)}, v)
+                for v in reversed(it.old_versions)]
+        if not rest:
+            return self._list(base, "driveItemVersion", [current] + [o for o, _ in olds])
+        if rest[0] == it.version_label:
+            if rest[1:] == ["content"]:
+                return err(400, "invalidRequest", "You cannot get the content of the current version.")
+            return jresp(200, current)
+        for o, v in olds:
+            if o["id"] == rest[0]:
+                if rest[1:] == ["content"]:
+                    return Response(302, b"", [("Location", self.download_url(d, it.id, v.content))],
+                                    content_type="")
+                return jresp(200, o)
+        return err(404, "itemNotFound", f"Version {rest[0]} does not exist.")
+
+    def _download(self, req: Request) -> Response:
+        tok = req.query.get("tempauth", "")
+        raw_b64, _, sig_b64 = tok.partition(".")
+        try:
+            raw = base64.urlsafe_b64decode(raw_b64 + "=" * (-len(raw_b64) % 4))
+            sig = base64.urlsafe_b64decode(sig_b64)
+            _, offset, size, exp = (int(x) for x in raw.decode().split("."))
+        except (ValueError, UnicodeDecodeError):
+            return err(401, "unauthenticated", "Invalid or missing tempauth.")
+        if not hmac.compare_digest(sig, hashlib.blake2s(raw, key=self.secret, digest_size=16).digest()):
+            return err(401, "unauthenticated", "Invalid tempauth signature.")
+        if exp < time.time():
+            return err(401, "unauthenticated", "The download URL has expired.")
+        c = Content(offset, size)
+        headers = [("Accept-Ranges", "bytes"), ("ETag", f'"{offset:x}-{size:x}"')]
+        rng = req.headers.get("range")
+        if rng and not self.ignore_range:
+            span = _parse_range(rng, size)
+            if span == "bad":
+                return Response(416, b"", [("Content-Range", f"bytes */{size}")], content_type="")
+            if span is not None:
+                a, b = span
+                return Response(206, headers=headers + [("Content-Range", f"bytes {a}-{b - 1}/{size}")],
+                                content_type="application/octet-stream", stream=c.chunks(a, b), length=b - a)
+        return Response(200, headers=headers, content_type="application/octet-stream", stream=c.chunks(),
+                        length=size)
+
+    # ------------------------------------------------------------------ admin (no auth; loopback only)
+    def _admin(self, req: Request, what: str) -> Response:
+        try:
+            body = json.loads(req.body or b"{}")
+        except ValueError:
+            return err(400, "invalidRequest", "admin bodies are JSON")
+        try:
+            if what == "stats":
+                return jresp(200, self.stats.snapshot())
+            if what == "faults" and req.method == "POST":
+                self.faults.set(**body)
+                return jresp(200, {"rules": self.faults.rules()})
+            if what == "faults" and req.method == "DELETE":
+                self.faults.clear(body.get("route"))
+                return jresp(200, {"rules": self.faults.rules()})
+            if what == "faults":
+                return jresp(200, {"rules": self.faults.rules(), "log": self.faults.log})
+            if what == "mutate" and req.method == "POST":
+                return jresp(200, self.mutator.apply(**body))
+            if what == "expire-delta-tokens" and req.method == "POST":
+                self.expire_delta_tokens()
+                return jresp(200, {"ok": True})
+            if what == "expire-access-tokens" and req.method == "POST":
+                self.authority.expire_all()
+                return jresp(200, {"ok": True})
+            if what == "token" and req.method == "POST":
+                return jresp(200, {"access_token": self.authority.issue(body.get("lifetime")),
+                                   "token_type": "Bearer"})
+            if what == "truth":
+                return jresp(200, {k: [_hash_row(r) for r in v] for k, v in self.truth_rows().items()})
+        except (MutationError, TypeError, ValueError) as exc:
+            return err(400, "invalidRequest", str(exc))
+        return err(404, "itemNotFound", f"no admin route {what!r}")
+
+    def expire_delta_tokens(self) -> None:
+        for d in self.tenant.drive_list:
+            d.epoch += 1
+
+    def truth_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Live items per drive with their served Content (hashing is left to the caller's thread)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for d in self.tenant.drive_list:
+            rows = []
+            for it in d.live_items():
+                if it.kind == "root":
+                    continue
+                row: dict[str, Any] = {"id": it.id, "path": d.path_of(it), "name": it.name,
+                                       "is_folder": it.kind == "folder", "is_package": it.kind == "package",
+                                       "mtime": it.modified, "mtime_iso": iso(it.modified),
+                                       "malware": it.malware, "versions": len(it.old_versions) + 1,
+                                       "permissions": [dict(p) for p in it.perms],
+                                       "inherited_permissions": [{**p, "inheritedFrom": {}} for p in
+                                                                 perms.list_for(self.tenant, d, it)
+                                                                 if "inheritedFrom" in p]}
+                if it.content is not None:
+                    row["_listed"] = it.content
+                    row["_served"] = self.served(it.content, it.enrich_extra)
+                rows.append(row)
+            out[d.id] = rows
+        return out
+
+
+def _hash_row(row: dict[str, Any]) -> dict[str, Any]:
+    listed: Content | None = row.pop("_listed", None)
+    served: Content | None = row.pop("_served", None)
+    if listed is not None and served is not None:
+        row.update(size=served.size, sha1=served.sha1, quickXorHash=served.quick_xor, listed_size=listed.size,
+                   listed_quickXorHash=listed.quick_xor, enriched=served.size != listed.size)
+    else:
+        row.update(size=None, sha1=None, quickXorHash=None)
+    return row
+
+
+def _fields(q: dict[str, str]) -> list[str] | None:
+    sel = q.get("$select")
+    return [f.strip() for f in sel.split(",") if f.strip()] if sel else None
+
+
+def _skiptoken(n: int) -> str:
+    return base64.urlsafe_b64encode(f"RDoc{n}#sbx".encode()).decode().rstrip("=")
+
+
+def _skip(tok: str | None) -> int:
+    if not tok:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)).decode()
+        return int(raw[4:].split("#")[0])
+    except (ValueError, UnicodeDecodeError):
+        return 0
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
+    """A single `bytes=` range as [a, b); None to ignore the header (multi-range), 'bad' for 416."""
+    if not value.startswith("bytes=") or "," in value:
+        return None
+    a, _, b = value[6:].strip().partition("-")
+    try:
+        if a == "":
+            n = int(b)
+            return (max(0, size - n), size) if n > 0 and size else "bad"
+        start = int(a)
+        end = min(int(b) + 1, size) if b else size
+    except ValueError:
+        return None
+    if start >= size or end <= start:
+        return "bad"
+    return start, end

@@ -1,0 +1,123 @@
+"""Queries the plan step needs: siblings grouped by folder, bulk target updates, per-drive plan totals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from migrate.store.base import StoreBase, utcnow
+
+_CHILD_COLS = "id, item_id, parent_id, name, path, is_folder, size, sha1, package_type, malware, status, " \
+              "target_user, target_path, target_etag, last_error, shared"
+
+
+class PlanMixin(StoreBase):
+    """Plan methods of the state store."""
+
+    def iter_sibling_groups(self, drive_id: str, page: int = 5000) -> Iterator[tuple[str | None, list[dict[str, Any]]]]:
+        """(parent_id, live children) for every folder of a drive, one folder at a time.
+
+        Pages by (parent_id, id), so memory holds one page plus the folder being assembled, never the drive.
+        """
+        sql = (
+            f"SELECT {_CHILD_COLS}, coalesce(parent_id, '') AS pkey FROM items "
+            "WHERE drive_id = ? AND deleted = 0 AND (coalesce(parent_id, ''), id) > (?, ?) "
+            f"ORDER BY coalesce(parent_id, ''), id LIMIT {int(page)}"
+        )
+        last: tuple[str, int] = ("", -1)
+        group_key: str | None = None
+        group: list[dict[str, Any]] = []
+        while True:
+            rows = self.query(sql, (drive_id, *last))
+            if not rows:
+                break
+            for r in rows:
+                if r["pkey"] != group_key and group:
+                    yield group[0]["parent_id"], group
+                    group = []
+                group_key = r["pkey"]
+                group.append(r)
+            last = (rows[-1]["pkey"], rows[-1]["id"])
+        if group:
+            yield group[0]["parent_id"], group
+
+    def set_targets(self, rows: Iterable[tuple[str | None, str | None, int]]) -> int:
+        """Bulk update of (target_user, target_path, row id); one transaction per call."""
+        now, n = utcnow(), 0
+        with self.atomic():
+            for user, path, row_id in rows:
+                self.db.execute(
+                    "UPDATE items SET target_user = ?, target_path = ?, updated_at = ? WHERE id = ?",
+                    (user, path, now, row_id),
+                )
+                n += 1
+        return n
+
+    def clear_drive_targets(self, drive_id: str) -> None:
+        """A drive that is not (or no longer) migrated: no item keeps a target (copy then leaves them alone)."""
+        with self.atomic():
+            self.db.execute(
+                "UPDATE items SET target_user = NULL, target_path = NULL WHERE drive_id = ? AND status = 'pending'",
+                (drive_id,),
+            )
+
+    def drive_totals(self, drive_id: str) -> dict[str, int]:
+        """Live files and bytes of a drive, what has a target path, folders, and items with the shared facet."""
+        row = self.query_one(
+            "SELECT "
+            "coalesce(sum(is_folder = 0), 0) AS files, coalesce(sum(CASE WHEN is_folder = 0 THEN size END), 0) AS bytes, "
+            "coalesce(sum(is_folder = 0 AND target_path IS NOT NULL), 0) AS planned_files, "
+            "coalesce(sum(CASE WHEN is_folder = 0 AND target_path IS NOT NULL THEN size END), 0) AS planned_bytes, "
+            "coalesce(sum(is_folder = 1), 0) AS folders, coalesce(sum(shared = 1), 0) AS shared, "
+            "coalesce(sum(is_folder = 0 AND status = 'verified'), 0) AS verified_files, "
+            "coalesce(max(CASE WHEN is_folder = 0 THEN size END), 0) AS largest "
+            "FROM items WHERE drive_id = ? AND deleted = 0",
+            (drive_id,),
+        )
+        return {k: int(v or 0) for k, v in (row or {}).items()}
+
+    def iter_plan_permissions(self, drive_ids: Iterable[str], page: int = 2000) -> Iterator[dict[str, Any]]:
+        """Permissions of the given drives with their item's target and kind, paged by row id."""
+        ids = list(drive_ids)
+        if not ids:
+            return
+        marks = ", ".join("?" for _ in ids)
+        sql = (
+            "SELECT p.*, i.target_user AS item_target_user, i.target_path AS item_target_path, "
+            "i.is_folder AS item_is_folder, i.path AS item_path, i.name AS item_name, i.deleted AS item_deleted "
+            "FROM permissions p LEFT JOIN items i ON i.drive_id = p.drive_id AND i.item_id = p.item_id "
+            f"WHERE p.drive_id IN ({marks}) AND p.id > ? ORDER BY p.id LIMIT {int(page)}"
+        )
+        last = 0
+        while True:
+            rows = self.query(sql, (*ids, last))
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1]["id"]
+
+    def set_permission_plans(self, rows: Iterable[tuple[str, dict[str, Any], int]]) -> int:
+        """Bulk update of (plan_action, plan_detail as JSON, permission row id)."""
+        now, n = utcnow(), 0
+        with self.atomic():
+            for action, detail, row_id in rows:
+                self.db.execute(
+                    "UPDATE permissions SET plan_action = ?, plan_detail = ?, updated_at = ? WHERE id = ?",
+                    (action, json.dumps(detail, sort_keys=True, ensure_ascii=False), now, row_id),
+                )
+                n += 1
+        return n
+
+    def last_run_summary(self, command: str, statuses: tuple[str, ...] = ("ok", "attention")) -> dict[str, Any] | None:
+        """The summary (parsed JSON) of the newest finished run of `command`, with its id and times."""
+        marks = ", ".join("?" for _ in statuses)
+        row = self.query_one(
+            f"SELECT id, started_at, ended_at, summary FROM runs WHERE command = ? AND status IN ({marks}) "
+            "ORDER BY id DESC LIMIT 1",
+            (command, *statuses),
+        )
+        if row is None:
+            return None
+        return {"run_id": row["id"], "started_at": row["started_at"], "ended_at": row["ended_at"],
+                "summary": json.loads(row["summary"] or "{}")}

@@ -1,0 +1,47 @@
+"""Plan report renderers: hostile names are escaped everywhere, and the HTML opens in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmarks.plan_report_screenshot import sample_doc
+from migrate.reports.plan import render_html, render_markdown, write_plan_reports
+
+EVIL = "<script>alert(1)</script>.txt"
+
+
+def test_hostile_names_render_as_text(tmp_path: Path) -> None:
+    doc = sample_doc()
+    html = render_html(doc)
+    assert "<script>" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.txt" in html
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no external assets
+    assert "<link" not in html and "src=" not in html
+    md = render_markdown(doc)
+    assert "<script>" not in md and "&lt;script>" in md
+    folder = write_plan_reports(doc, tmp_path / "reports")
+    latest = tmp_path / "reports" / "plan-latest"
+    assert (latest / "plan.html").read_text() == (folder / "plan.html").read_text()
+    rows = list(csv.reader(open(folder / "renames.csv", encoding="utf-8")))
+    assert any(EVIL in cell for r in rows for cell in r)
+    assert any(cell.startswith("'=") for r in rows for cell in r)  # no spreadsheet formula injection
+    assert json.loads((folder / "conflicts.json").read_text()) == doc["conflicts"]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (the Makefile installs it)")
+def test_html_opens_in_headless_chromium(tmp_path: Path) -> None:
+    folder = write_plan_reports(sample_doc(), tmp_path, output=tmp_path / "out")
+    png = tmp_path / "shot.png"
+    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1280,2000",
+           (folder / "plan.html").as_uri()]
+    subprocess.run(cmd, capture_output=True, timeout=120)
+    assert png.exists() and png.stat().st_size > 20_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
