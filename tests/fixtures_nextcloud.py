@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-
-APACHE = Path("/usr/sbin/apache2")
-MODULES = Path("/usr/lib/apache2/modules")
 
 
 @pytest.fixture
@@ -39,98 +26,28 @@ def plain_webdav_sandbox() -> Iterator:
         yield nc
 
 
-@dataclass
-class ApacheDav:
-    """A running Apache mod_dav: `url` is a writable collection (ends with '/'), `auth` its Basic credentials."""
-
-    url: str
-    auth: tuple[str, str]
-    root: Path
-    error_log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _config(tmp: Path, port: int, docroot: Path, run_as: str | None) -> str:
-    modules = ["mpm_event", "authz_core", "authn_core", "auth_basic", "authn_file", "authz_user", "dav", "dav_fs",
-               "mime"]
-    lines = [f"LoadModule {m}_module {MODULES}/mod_{m}.so" for m in modules]
-    if run_as:
-        lines += [f"User {run_as}", f"Group {run_as}"]
-    lines += [
-        f"ServerRoot {tmp}", "ServerName 127.0.0.1", f"Listen 127.0.0.1:{port}",
-        f"PidFile {tmp}/httpd.pid", f"DefaultRuntimeDir {tmp}/run", f"ErrorLog {tmp}/error.log", "LogLevel warn",
-        "TypesConfig /dev/null", "StartServers 1", "ServerLimit 2", "ThreadsPerChild 32", "MaxRequestWorkers 64",
-        "LimitRequestBody 0", "KeepAlive On", f"DavLockDB {tmp}/lock/DavLock", f"DocumentRoot {docroot}",
-        f'<Directory "{docroot}">', "  Dav On", "  Options None", "  AllowOverride None", "  AuthType Basic",
-        '  AuthName "dav"', f"  AuthUserFile {tmp}/htpasswd", "  Require valid-user", "</Directory>",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture(scope="session")
-def apache_dav() -> Iterator[ApacheDav]:
+def apache_dav() -> Iterator:
     """Apache httpd + mod_dav_fs on a free loopback port with a generated config, root and htpasswd.
 
-    Installs nothing. Skips only when /usr/sbin/apache2 is missing and CI is unset; under CI that fails.
-    As root the workers run as www-data (Apache refuses to serve as root) and own the temporary root.
+    Yields `migrate.sandbox.nextcloud.apache.ApacheDav` (url, auth, root, error_log). Installs nothing. Skips only
+    when /usr/sbin/apache2 is missing and CI is unset; under CI a missing Apache fails.
     """
+    from migrate.sandbox.nextcloud.apache import APACHE, ApacheDav, ApacheError
+
     if not APACHE.exists():
         if os.environ.get("CI"):
             pytest.fail("CI is set but /usr/sbin/apache2 is missing (install Debian's apache2 package)")
         pytest.skip("Apache httpd (/usr/sbin/apache2) is not installed")
-    tmp = Path(tempfile.mkdtemp(prefix="apache-dav-"))
-    docroot = tmp / "htdocs"
-    (docroot / "dav").mkdir(parents=True)
-    (tmp / "run").mkdir()
-    (tmp / "lock").mkdir()
-    user, password = "davuser", "dav-" + base64.b32encode(os.urandom(10)).decode().lower()
-    digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
-    (tmp / "htpasswd").write_text(f"{user}:{{SHA}}{digest}\n")
-    run_as = None
-    if os.geteuid() == 0:
-        run_as = "www-data"
-        try:
-            entry = pwd.getpwnam(run_as)
-        except KeyError:
-            pytest.fail("running as root needs the www-data account for Apache's workers")
-        tmp.chmod(0o755)
-        for path in [tmp, *tmp.rglob("*")]:
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-    port = _free_port()
-    conf = tmp / "httpd.conf"
-    conf.write_text(_config(tmp, port, docroot, run_as))
-    proc = subprocess.Popen([str(APACHE), "-f", str(conf), "-DFOREGROUND"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                                                         "LANG": "C"})
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                log = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
-                proc.kill()
-                pytest.fail(f"Apache did not start: {err}\n{log}")
-            time.sleep(0.05)
+    server = ApacheDav()
     try:
-        yield ApacheDav(f"http://127.0.0.1:{port}/dav/", (user, password), docroot / "dav", tmp / "error.log")
+        server.start()
+    except ApacheError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        server.stop()
 
 
 # --- helpers shared by the Nextcloud sandbox tests ------------------------------------------------------------

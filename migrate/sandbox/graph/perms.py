@@ -17,7 +17,13 @@ def _site_user(u: dict[str, Any], n: int) -> dict[str, Any]:
 
 def _link_url(drive: Drive, rng: random.Random, letter: str = "w") -> str:
     token = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for _ in range(46))
-    return f"https://{SP_HOST}/:{letter}:/s/{drive.name.replace(' ', '')}/{token}"
+    if "/sites/" in drive.web_url:
+        where = "s/" + drive.web_url.split("/sites/", 1)[1].split("/", 1)[0]
+    elif "/personal/" in drive.web_url:
+        where = "g/personal/" + drive.web_url.split("/personal/", 1)[1].split("/", 1)[0]
+    else:
+        where = "s/root"
+    return f"https://{SP_HOST}/:{letter}:/{where}/{token}"
 
 
 def make(tenant: Tenant, drive: Drive, kind: str, *, user: User | None = None, group: Group | None = None,
