@@ -368,6 +368,117 @@ def report_plan(
 
 # ------------------------------------------------------------------------------- copy, verify, demo
 # (copy, verify, demo, doctor: added by the copy work)
+SELECT_BATCH = typer.Option([], "--batch", help="Only drives of this batch (repeatable).")
+SELECT_DRIVE = typer.Option([], "--drive", help="Only this drive id (repeatable).")
+SELECT_USER = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable).")
+
+
+@app.command()
+def copy(
+    ctx: typer.Context,
+    batch: list[str] = SELECT_BATCH,
+    drive: list[str] = SELECT_DRIVE,
+    user: list[str] = SELECT_USER,
+    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: the same report as `plan`, nothing written."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Stream files to the target in parallel, verify each one, keep modification times; resumable."""
+    if dry_run:
+        ctx.invoke(plan, ctx=ctx, batch=batch, drive=drive, user=user, output=None, json_out=json_out)
+        return
+    from migrate.backends.graph import open_source
+    from migrate.config import require_settings
+    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.accounting import Accounting
+    from migrate.engine.copy import run_copy
+    from migrate.engine.plan import options_from_settings
+    from migrate.engine.transfer import TransferOptions
+    from migrate.mapping import load_mappings
+    from migrate.reports.transfer_progress import CopyProgress, render_copy
+    from migrate.session import Run
+
+    g: Globals = ctx.obj
+    g.json = g.json or json_out
+    settings = g.settings(**{"transfer.workers": workers})
+    require_settings(settings, "source", "target")
+    mappings = load_mappings(settings.mappings)
+    target = open_target_from_settings(settings)
+    progress = CopyProgress(enabled=not (g.quiet or g.json))
+    args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers}
+    try:
+        with open_source(settings) as source, Run(settings.state_path, "copy", args) as run:
+            summary, _ = run_copy(
+                run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
+                workers=settings.transfer.workers, accounting=Accounting(listener=progress),
+                transfer=TransferOptions(small_file_limit=settings.transfer.small_file_limit),
+                say=lambda m: None if g.quiet or g.json else typer.echo(m, err=True),
+            )
+            run.summary = {**summary.__dict__, "attention": summary.attention}
+    finally:
+        progress.close()
+        close_quietly(target)
+    if g.json:
+        echo_json({**summary.__dict__, "attention": summary.attention})
+    else:
+        typer.echo(render_copy(summary))
+    if summary.attention:
+        raise typer.Exit(ExitCode.ATTENTION)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    batch: list[str] = SELECT_BATCH,
+    drive: list[str] = SELECT_DRIVE,
+    user: list[str] = SELECT_USER,
+    source_check: bool = typer.Option(False, "--source", help="Also re-check the source's current hashes."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Re-check the target against the state database (existence, size, checksum, mtime); exit 3 on any gap."""
+    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.verify import verify_drives
+    from migrate.reports.text import render_verify
+    from migrate.session import Run
+
+    g: Globals = ctx.obj
+    g.json = g.json or json_out
+    settings = g.settings()
+    target = open_target_from_settings(settings)
+    source = None
+    try:
+        if source_check:
+            from migrate.backends.graph import open_source
+
+            source = open_source(settings).__enter__()
+        with Run(settings.state_path, "verify", {"source": source_check}) as run:
+            drives = _selection(batch, drive, user).drives(run.store)
+            summary = verify_drives(run.store, target, drives,
+                                    source_hash=getattr(source, "current_hash", None) if source else None)
+            run.summary = {**summary.__dict__, "attention": summary.attention}
+    finally:
+        close_quietly(target)
+        if source is not None:
+            source.close()
+    if g.json:
+        echo_json({**summary.__dict__, "attention": summary.attention})
+    else:
+        typer.echo(render_verify(summary))
+    if summary.attention:
+        raise typer.Exit(ExitCode.ATTENTION)
+
+
+@app.command()
+def demo(
+    folder: Path = typer.Option(Path("demo-run"), "--folder", help="Where the demo writes its config, state and reports."),
+) -> None:
+    """Rehearse the whole journey against the built-in loopback sandboxes, with no configuration."""
+    from migrate.demo import run_demo
+
+    result = run_demo(folder.resolve(), echo=typer.echo)
+    if not result.ok:
+        raise typer.Exit(ExitCode.ATTENTION)
+
 
 # -------------------------------------------------------------------------------------------- sandbox
 def _register_optional(sub: typer.Typer, name: str, module: str, attr: str) -> None:

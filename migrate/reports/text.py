@@ -52,3 +52,17 @@ def render_status(data: dict[str, Any]) -> str:
         out += ["", f"last run: {r['command']} ({r['status']}) started {r['started_at']}"]
     out += ["", f"next: {data['next_step']}"]
     return "\n".join(out)
+
+
+def render_verify(summary: Any) -> str:
+    """The end-of-verify summary: every gap on its own line."""
+    lines = [f"checked {summary.checked} files at the target: {summary.ok} whole, {len(summary.gaps)} with gaps"]
+    if summary.not_copied:
+        lines.append(f"{summary.not_copied} files of the selection are not copied yet (see `m365-migrate status`)")
+    for gap in summary.gaps[:200]:
+        lines.append(f"  {gap['target']}: {gap['problem']}")
+    if len(summary.gaps) > 200:
+        lines.append(f"  … and {len(summary.gaps) - 200} more (`--json` lists them all)")
+    if summary.gaps:
+        lines.append("next: run `m365-migrate copy` to send the files with gaps again")
+    return "\n".join(lines)

@@ -158,3 +158,22 @@ def test_prefer_delta_exclude_parent_keeps_only_the_root(graph_sandbox_factory):
         assert g.warm() > 0
         items, _, _ = run_delta(c, f"/drives/{d.id}/root/delta")
         assert {x["id"] for x in items} == {i.id for i in d.live_items()}
+
+
+def test_changes_during_an_enumeration_are_not_lost(graph_sandbox_factory):
+    g = graph_sandbox_factory()
+    d = g.tenant.drive_list[0]
+    with graph_http(g) as c:
+        first = c.get(f"/drives/{d.id}/root/delta", params={"$top": 5}).json()
+        seen = {x["id"] for x in first["value"]}
+        later = [i for i in d.live_items() if i.kind == "file" and i.id not in seen and not i.malware]
+        g.mutate.rename(d.id, later[-1].id, "renamed mid-scan.txt")
+        gone = g.mutate.delete(d.id, later[-2].id)
+        new = g.mutate.add_file(d.id, "/", "created mid-scan.txt", 10)
+        items, link, _ = run_delta(c, first["@odata.nextLink"])
+        more, _, _ = run_delta(c, link)
+    state = latest(first["value"] + items + more)
+    live = {k: v for k, v in state.items() if "deleted" not in v}
+    assert set(live) == {i.id for i in d.live_items()}
+    assert live[later[-1].id]["name"] == "renamed mid-scan.txt" and new["id"] in live
+    assert gone["id"] not in live

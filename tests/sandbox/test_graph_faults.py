@@ -138,3 +138,21 @@ def test_token_endpoint_fault(graph_sandbox_factory):
         assert ok["token_type"] == "Bearer" and ok["expires_in"] == 3600
         conf = c.get(f"{g.authority}/{g.tenant_id}/v2.0/.well-known/openid-configuration").json()
         assert conf["token_endpoint"] == url and "authorization_endpoint" in conf
+
+
+def test_chunked_admin_post_and_head_download(graph_sandbox_factory):
+    g = graph_sandbox_factory()
+    d = g.tenant.drive_list[0]
+
+    def body():
+        yield b'{"op": "add_folder", "drive_id": "' + d.id.encode() + b'", '
+        yield b'"parent_path": "/", "name": "chunked"}'
+
+    r = httpx.post(g.admin_url + "/mutate", content=body())           # a generator body is sent chunked
+    assert r.status_code == 200 and r.json()["path"] == "/chunked"
+    f = next(i for i in d.live_items() if i.kind == "file" and i.content.size and not i.malware)
+    with graph_http(g) as c:
+        url = c.get(f"/drives/{d.id}/items/{f.id}").json()["@microsoft.graph.downloadUrl"]
+    h = httpx.head(url)
+    assert h.status_code == 200 and int(h.headers["Content-Length"]) == f.content.size and h.content == b""
+    assert httpx.get(url).status_code == 200                          # the connection pool is still sane

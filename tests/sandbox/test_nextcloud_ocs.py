@@ -351,6 +351,11 @@ def test_team_folder_visible_to_members_only(nextcloud_sandbox):
     assert "/remote.php/dav/files/carol/Projects/" not in propfind(carol, nc.dav_url("carol"))[0]
     r = share(alice, nc, {"path": "/Projects/doc.txt", "shareType": 0, "shareWith": "carol"})
     assert r.status_code == 200 and r.json()["ocs"]["data"]["uid_file_owner"] == "alice"
+    assert alice.delete(nc.dav_url("alice", "Projects")).status_code == 403
+    r = alice.request("MOVE", nc.dav_url("alice", "Projects/doc.txt"), headers={"Destination": nc.dav_url("alice",
+                                                                                                       "home.txt")})
+    assert r.status_code == 201 and nc.file_info("alice", "home.txt")["size"] == 4
+    assert bob.get(nc.dav_url("bob", "Projects/doc.txt")).status_code == 404
 
 
 def test_team_folder_acl_proppatch(nextcloud_sandbox):

@@ -274,3 +274,32 @@ def test_bulk_streams_large_part(nextcloud_sandbox):
     r = bulk(s, nc, [part("/large.bin", body)])
     assert r.status_code == 200 and json.loads(r.text)["/large.bin"]["error"] is False
     assert nc.file_info("alice", "large.bin")["sha1"] == hashlib.sha1(body).hexdigest()
+
+
+def test_chunking_v2_object_store_rules():
+    """§4.1: with an object store and Redis "bad chunk name → 400 "Invalid chunk name, must be numeric between 1 and
+    10000"; GET of an intermediate upload → 405"; §3.3: "the v2 beforeMove still writes only mtime/creation_time/
+    mimetype, so on S3 + Redis it [OC-Checksum] would be lost"; §3.1: "the v2 MOVE (sanitizeMtime) only checks
+    is_numeric and runs before assembly, so … a small positive value would be accepted". Sandbox option
+    chunking_v2=True; without Destination the same requests take the v1 path."""
+    from migrate.sandbox.nextcloud import NextcloudSandbox
+
+    with NextcloudSandbox(users=["alice"], chunking_v2=True) as nc:
+        s = dav_session(nc, "alice")
+        dest = {"Destination": nc.dav_url("alice", "v2.bin")}
+        assert s.request("MKCOL", uploads(nc, "alice", "v2"), headers=dest).status_code == 201
+        r = s.put(uploads(nc, "alice", "v2", "abc"), data=b"x", headers=dest)
+        assert r.status_code == 400 and "Invalid chunk name, must be numeric between 1 and 10000" in r.text
+        assert s.put(uploads(nc, "alice", "v2", "10001"), data=b"x", headers=dest).status_code == 400
+        assert s.put(uploads(nc, "alice", "v2", "00001"), data=b"hello", headers=dest).status_code == 201
+        assert s.get(uploads(nc, "alice", "v2", "00001")).status_code == 405
+        r = s.request("MOVE", uploads(nc, "alice", "v2", ".file"),
+                      headers={**dest, "X-OC-MTime": "5", "OC-Checksum": "SHA1:abc"})
+        assert r.status_code == 201 and r.headers["X-OC-MTime"] == "accepted"
+        info = nc.file_info("alice", "v2.bin")
+        assert info["checksum"] is None and info["mtime"] == 5
+        s.request("MKCOL", uploads(nc, "alice", "nodest"))
+        assert s.put(uploads(nc, "alice", "nodest", "abc"), data=b"v1").status_code == 201
+        r = s.request("MOVE", uploads(nc, "alice", "nodest", ".file"),
+                      headers={"Destination": nc.dav_url("alice", "v1.bin"), "OC-Checksum": "SHA1:abc"})
+        assert r.status_code == 201 and nc.file_info("alice", "v1.bin")["checksum"] == "SHA1:abc"

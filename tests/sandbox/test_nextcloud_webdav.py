@@ -219,6 +219,19 @@ def test_put_if_none_match_and_x_hash(nextcloud_sandbox):
     assert nc.file_info("alice", "h.txt")["size"] == 4
 
 
+def test_put_if_match(nextcloud_sandbox):
+    """§2.3 conditional PUT (SabreDAV preconditions, as `If-None-Match: *` above): `If-Match` with the current ETag
+    → 204, with a stale one → 412, on a missing file → 412 — how a delta pass avoids overwriting target edits."""
+    nc = nextcloud_sandbox
+    s = dav_session(nc, "alice")
+    etag = put(s, nc, "alice", "im.txt", b"v1").headers["ETag"]
+    assert put(s, nc, "alice", "im.txt", b"v2!", **{"If-Match": etag}).status_code == 204
+    r = put(s, nc, "alice", "im.txt", b"v3", **{"If-Match": etag})
+    assert r.status_code == 412 and "none of the specified ETags matched" in r.text
+    assert s.get(nc.dav_url("alice", "im.txt")).content == b"v2!"
+    assert put(s, nc, "alice", "new.txt", b"x", **{"If-Match": "*"}).status_code == 412
+
+
 def test_put_into_missing_folder_is_404(nextcloud_sandbox):
     """§2.2: "(so a PUT into a missing folder is 404, not 409)"."""
     nc = nextcloud_sandbox
@@ -280,7 +293,9 @@ def test_concurrent_put_to_same_path_is_423(nextcloud_sandbox):
                                                                      data=slow_body())))
     t.start()
     assert started.wait(10)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while not nc.state.busy and time.monotonic() < deadline:     # the server is inside the first PUT's body
+        time.sleep(0.01)
     r = dav_session(nc, "alice").put(nc.dav_url("alice", "slow.bin"), data=b"fast")
     release.set()
     t.join(10)
@@ -519,3 +534,49 @@ def test_request_log(nextcloud_sandbox):
     s = dav_session(nc, "alice")
     put(s, nc, "alice", "logged.txt")
     assert ("PUT", "/remote.php/dav/files/alice/logged.txt", 201) in nc.requests
+
+
+def test_parallel_writers(nextcloud_sandbox):
+    """§8.3 "limit concurrent writers per folder" is the client's job; the sandbox itself is threaded (≥ 16 workers)
+    and keeps fileids unique under 16 parallel writers across folders."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    nc = nextcloud_sandbox
+    sessions = [dav_session(nc, "alice") for _ in range(16)]
+    for w in range(16):
+        assert mkcol(sessions[w], nc, "alice", f"par{w}").status_code == 201
+
+    def work(i):
+        s = sessions[i % 16]
+        return put(s, nc, "alice", f"par{i % 16}/f{i}.bin", str(i).encode() * 100,
+                   **{"X-OC-MTime": str(1600000000 + i)}).headers.get("OC-FileId")
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(work, range(320)))
+    assert len(set(ids)) == 320 and None not in ids
+    assert nc.file_info("alice", "par7/f23.bin")["mtime"] == 1600000023
+    listing, _ = propfind(sessions[0], nc.dav_url("alice", "par3"))
+    assert len(listing) == 1 + 20
+
+
+def test_restart_on_same_data_dir_keeps_state(tmp_path):
+    """A restarted `--data DIR` sandbox is the same server: app passwords, fileids (§2.1 "unique per instance"),
+    stored checksums (§3.3), team folders (§7) and shares (§6) survive; new users are added."""
+    from migrate.sandbox.nextcloud import NextcloudSandbox
+
+    with NextcloudSandbox(users=["alice", "bob"], groups={"staff": ["alice", "bob"]}, data_dir=tmp_path) as nc:
+        s = dav_session(nc, "alice")
+        r = put(s, nc, "alice", "keep.txt", b"kept", **{"OC-Checksum": "SHA1:abc"})
+        fid = nc.create_team_folder("Projects", groups={"staff": 31})
+        s.post(nc.url + "/ocs/v2.php/apps/files_sharing/api/v1/shares", data={"path": "/keep.txt", "shareType": 0,
+               "shareWith": "bob"}, headers={"OCS-APIRequest": "true"})
+        passwords, admin, file_id = dict(nc.app_passwords), nc.admin, r.headers["OC-FileId"]
+    with NextcloudSandbox(users=["alice", "bob", "carol"], data_dir=tmp_path) as nc:
+        assert nc.admin == admin and {k: nc.app_passwords[k] for k in passwords} == passwords
+        assert "carol" in nc.app_passwords
+        s = dav_session(nc, "alice")
+        entry = propfind(s, nc.dav_url("alice", "keep.txt"), depth="0")[0]["/remote.php/dav/files/alice/keep.txt"]
+        assert prop_text(entry, "oc:id") == file_id and entry["oc:checksums"][1][0].text == "SHA1:abc"
+        assert put(s, nc, "alice", "Projects/x.txt").status_code == 201
+        assert (tmp_path / f"__groupfolders/{fid}/files/x.txt").exists()
+        assert [x["share_with"] for x in nc.shares] == ["bob"]

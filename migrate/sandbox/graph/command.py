@@ -10,6 +10,11 @@ from pathlib import Path
 import typer
 
 
+def _interrupt(*_: object) -> None:
+    """SIGTERM ends the server like Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def graph_command(
     port: int = typer.Option(0, help="Graph port on 127.0.0.1 (0 = any free port)."),
     tenant: Path | None = typer.Option(None, "--tenant", help="JSON or TOML file with TenantSpec fields."),
@@ -57,7 +62,7 @@ def graph_command(
         info.pop("ca_path")
         info["authority_ca_path"] = g.ca_path
     print(json.dumps(info), flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         g.serve_forever()
     finally:

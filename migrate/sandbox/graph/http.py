@@ -113,8 +113,11 @@ class HTTPServer:
                     if line:
                         k, _, v = line.partition(":")
                         headers[k.strip().lower()] = v.strip()
-                n = int(headers.get("content-length") or 0)
-                body = await reader.readexactly(n) if n else b""
+                if "chunked" in headers.get("transfer-encoding", "").lower():
+                    body = await _read_chunked(reader)
+                else:
+                    n = int(headers.get("content-length") or 0)
+                    body = await reader.readexactly(n) if n else b""
                 path, _, qs = target.partition("?")
                 req = Request(method, target, path, parse_query(qs), headers, body, self.listener, self.scheme,
                               headers.get("host", "127.0.0.1"))
@@ -182,6 +185,19 @@ class HTTPServer:
             if resp.on_sent:
                 resp.on_sent(sent)
         return True
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A chunked request body (some clients stream form posts that way)."""
+    parts = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":   # trailers
+                pass
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
 
 
 def _split(chunk: memoryview | bytes, n: int) -> Iterator[memoryview | bytes]:

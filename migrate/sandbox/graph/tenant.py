@@ -74,7 +74,7 @@ class Version:
     modified_by: str
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class Item:
     id: str
     name: str

@@ -20,11 +20,24 @@ In-process API (all servers bind 127.0.0.1 only)::
         nc.reset_bruteforce()        # `occ security:bruteforce:reset`
         nc.dav_url("alice", "a/b")   # files URL of a path
         nc.describe()                # the JSON the CLI prints
+        nc.save()                    # write DIR/sandbox-state.json now (also done by stop() for a given data_dir)
+        nc.state.failed_logins       # {client address: failed Basic logins} (brute-force counter, §8.2)
 
 Options: `share_rate_limit` True = 20 createShare calls per user per 600 s (as NC 32.0.1), False = off, or a
-`(limit, seconds)` tuple; `bruteforce_max_attempts` (default 10: the 12th failed login blocks the address).
+`(limit, seconds)` tuple; `bruteforce_max_attempts` (default 10: the 12th failed login blocks the address);
+`chunking_v2=True` emulates S3 + Redis (ChunkingV2Plugin: chunk names 1-10000, no chunk GET, OC-Checksum not kept
+on the final MOVE, numeric-only mtime check) instead of the local-storage v1 assembly verified on 32.0.1;
+`port`, `numthreads` (24). With a caller-given `data_dir` the state (users and app passwords, fileids, checksums,
+team folders, shares) is kept in DIR/sandbox-state.json, so a restart is the same server.
 `plain_webdav=True` serves only authenticated WebDAV at the same paths (no OCS, status.php, X-OC-MTime,
 checksums, chunking, bulk or Nextcloud properties). Behaviour follows shared/reference/nextcloud-api.md.
+
+Versions (§9.1/§9.2) are kept on overwrite and served at /remote.php/dav/versions/{uid}/versions/{fileid} (list,
+GET, label, restore; no background expiry). DELETE and overwriting COPY/MOVE move the old node to the trash bin,
+/remote.php/dav/trashbin/{uid}/trash (list, restore, purge; team-folder items visible to every member).
+Not emulated: shares mounted into recipients' trees, Sabre LOCK tokens on the sandbox's own PUT, the admin's
+Windows-compatibility name rules, the 5 MiB minimum chunk size of v2, quota counting of trash and versions.
+`migrate.sandbox.nextcloud.apache.ApacheDav` starts Apache httpd + mod_dav on loopback (tests, benchmarks).
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from .groupfolders import GroupFolders, PlainError
 from .ocs import STATUS, OCSError, Request, capabilities, csrf_failed, envelope, provisioning
 from .shares import RateLimited, Shares
 from .state import State
+from .trash import TRASH_PREFIX, Trash
+from .versions import VERSIONS_PREFIX, Versions
 from .wire import Environ, StartResponse, header, json_body, respond, sabre_error, status_line, wsgi_to_text
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ class NextcloudApp:
         self.bulk = Bulk(state)
         self.shares = Shares(state, "")
         self.groupfolders = GroupFolders(state)
+        self.versions = Versions(state)
+        self.trash = Trash(state)
 
     # --- entry ----------------------------------------------------------------------------------------------
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -90,6 +94,10 @@ class NextcloudApp:
             return self.chunking.handle(environ, sr, user, path)
         if path.rstrip("/") == "/remote.php/dav/bulk":
             return self.bulk.handle(environ, sr, user)
+        if path.startswith(VERSIONS_PREFIX):
+            return self.versions.handle(environ, sr, user, path)
+        if path.startswith(TRASH_PREFIX):
+            return self.trash.handle(environ, sr, user, path)
         return sabre_error(sr, 404, "Not found")
 
     # --- auth -----------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 from . import names
 from .files import MtimeError, sanitize_mtime
 from .state import CREATE, UPDATE, State
+from .versions import keep_version
 from .wire import Environ, StartResponse, json_body, sabre_error
 
 HTML = "text/html; charset=UTF-8"
@@ -206,7 +207,10 @@ class Bulk:
         if free is not None and size > free:
             return {"error": True, "message": f"Insufficient space in /{rel}, {size} required, {free} available"}
         meta = st.meta_for(node.real)
+        if exists:
+            keep_version(st, node.real, mtime if mtime is not None else int(time.time()))
         os.replace(tmp, node.real)
+        meta.author = user
         meta.checksum = None                          # bulk verifies but never stores (§4.2)
         st.propagate(node.real, node.storage_root)
         if mtime is not None:

@@ -15,6 +15,7 @@ from .state import CREATE, UPDATE, State
 from .wire import Environ, StartResponse, header, invalid_path, respond, sabre_error
 
 UPLOADS_PREFIX = "/remote.php/dav/uploads/"
+V2_MARKER = ".chunking-v2"
 
 
 def natural_key(name: str) -> list[object]:
@@ -50,6 +51,8 @@ class Chunking:
                 if upload.exists():
                     return sabre_error(start_response, 405, "The resource you tried to create already exists")
                 upload.mkdir(parents=True)
+                if self.state.chunking_v2 and header(environ, "Destination"):
+                    (upload / V2_MARKER).touch()     # v2 engages only with a Destination (§4.1)
                 return respond(start_response, 201)
             if method == "DELETE":
                 if not upload.is_dir():
@@ -64,6 +67,12 @@ class Chunking:
         if len(parts) != 3 or not upload.is_dir():
             return sabre_error(start_response, 404, f"File with name {'/'.join(parts[1:])} could not be located")
         name = parts[2]
+        v2 = (upload / V2_MARKER).exists()
+        if v2 and method in ("PUT", "GET", "HEAD") and name != ".file":
+            if method != "PUT":
+                return sabre_error(start_response, 405, "GET requests on an incomplete upload are not allowed")
+            if not name.isdigit() or not 1 <= int(name) <= 10000:
+                return sabre_error(start_response, 400, "Invalid chunk name, must be numeric between 1 and 10000")
         if method == "PUT":
             return self.put_chunk(environ, start_response, user, upload / name)
         if method in ("GET", "HEAD"):
@@ -72,7 +81,7 @@ class Chunking:
                 return sabre_error(start_response, 404, f"File with name {name} could not be located")
             return _file_response(environ, start_response, chunk, head=(method == "HEAD"))
         if method == "MOVE" and name == ".file":
-            return self.assemble(environ, start_response, user, upload)
+            return self.assemble(environ, start_response, user, upload, v2=v2)
         if method == "DELETE":
             (upload / name).unlink(missing_ok=True)
             return respond(start_response, 204)
@@ -105,9 +114,22 @@ class Chunking:
         return sorted((p for p in upload.iterdir() if p.is_file() and not p.name.startswith(".")),
                       key=lambda p: natural_key(p.name))
 
-    def assemble(self, environ: Environ, start_response: StartResponse, user: str, upload: Path) -> Iterable[bytes]:
-        """The final MOVE: validate, check sum/quota/lock, assemble by streaming, apply mtime and checksum."""
+    def assemble(self, environ: Environ, start_response: StartResponse, user: str, upload: Path, *, v2: bool = False
+                 ) -> Iterable[bytes]:
+        """The final MOVE: validate, check sum/quota/lock, assemble by streaming, apply mtime and checksum.
+
+        v1 (local storage): a bad X-OC-MTime is a 500 after assembly and OC-Checksum is stored. v2 (S3 + Redis):
+        the mtime only has to be numeric and is checked first, and the checksum is not persisted (§3.1, §3.3).
+        """
         st = self.state
+        v2_mtime = None
+        if v2 and header(environ, "X-OC-MTime") is not None:
+            raw = header(environ, "X-OC-MTime") or ""
+            try:
+                v2_mtime = int(float(raw))
+            except ValueError:
+                return sabre_error(start_response, 400, f'X-OC-MTime header must be a valid integer (unix '
+                                                        f'timestamp), got "{raw}".')
         dest = destination(environ)
         if not dest:
             return sabre_error(start_response, 400, "The destination header was not supplied")
@@ -158,7 +180,8 @@ class Chunking:
                 status.append(s)
                 return start_response(s, h, exc_info) if exc_info else start_response(s, h)
 
-            body = self.ops.finish_write(environ, capture, node, tmp, exists)
+            body = self.ops.finish_write(environ, capture, node, tmp, exists, keep_checksum_header=not v2,
+                                         mtime_secs=v2_mtime)
             if status and status[0].startswith("2"):
                 shutil.rmtree(upload, ignore_errors=True)       # a failed mtime leaves the folder behind (§3.1)
             return body

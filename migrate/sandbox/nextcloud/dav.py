@@ -155,8 +155,17 @@ class _NCMixin:
 
     # --- keep metadata in step with the file system ---------------------------------------------------------
     def delete(self) -> None:
-        super().delete()  # type: ignore[misc]
-        self.state.forget(self._file_path)
+        """Nextcloud mode: the node goes to the trash bin with its fileid (§2.5); plain mode: gone."""
+        if self.provider.plain:  # type: ignore[attr-defined]
+            super().delete()  # type: ignore[misc]
+            self.state.forget(self._file_path)
+            return
+        from .trash import move_to_trash
+
+        uid = self.environ.get("wsgidav.auth.user_name") or self.path.strip("/").partition("/")[0]
+        move_to_trash(self.state, self._node(), uid)
+        self.remove_all_properties(recursive=True)  # type: ignore[attr-defined]
+        self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
 
     def move_recursive(self, dest_path: str) -> None:
         dest_fp = self.provider._loc_to_file_path(dest_path, self.environ)  # type: ignore[attr-defined]
@@ -193,6 +202,9 @@ class NCFile(_NCMixin, FileResource):
 
 class NCFolder(_NCMixin, FolderResource):
     """A folder with Nextcloud properties; a user's root also lists the team folders mounted for them."""
+
+    def support_recursive_delete(self) -> bool:
+        return True          # one delete() per folder, so it lands in the trash as one item
 
     def get_member_names(self) -> list[str]:
         names = super().get_member_names()
@@ -247,6 +259,7 @@ def build_wsgidav(state: State, *, plain: bool) -> Any:
         "hotfixes": {"re_encode_path_info": False},
         "suppress_version_info": True,
         "add_header_MS_Author_Via": False,
+        "block_size": 1024 * 1024,          # GET and plain-mode PUT stream in 1 MiB blocks
     }
     return WsgiDAVApp(config)
 

@@ -121,9 +121,9 @@ class FileOps:
         if node.real.is_dir():
             return sabre_error(start_response, 405, "PUT is not allowed on non-files.")
         exists = node.real.is_file()
-        if header(environ, "If-None-Match", "").strip() == "*" and exists:
-            return sabre_error(start_response, 412, "An If-None-Match header was specified, but the ETag matched "
-                                                    "(or * was specified).", extra="<s:header>If-None-Match</s:header>")
+        err = self.preconditions(environ, start_response, node, exists)
+        if err:
+            return err
         perms = st.permissions(node if exists else parent, is_dir=not exists)
         if not perms & (UPDATE if exists else CREATE):
             return sabre_error(start_response, 403, f"Permission denied to create file (filename {node.real.name})"
@@ -169,12 +169,20 @@ class FileOps:
             tmp.unlink(missing_ok=True)
 
     def finish_write(self, environ: Environ, start_response: StartResponse, node: Node, tmp: Path, exists: bool,
-                     extra: list[tuple[str, str]] | None = None, *, keep_checksum_header: bool = True
-                     ) -> Iterable[bytes]:
-        """Move the finished body into place and apply X-OC-MTime/CTime and OC-Checksum (§2.3, §3)."""
+                     extra: list[tuple[str, str]] | None = None, *, keep_checksum_header: bool = True,
+                     mtime_secs: int | None = None) -> Iterable[bytes]:
+        """Move the finished body into place and apply X-OC-MTime/CTime and OC-Checksum (§2.3, §3).
+
+        `mtime_secs` is an mtime already checked by the caller (the chunking-v2 MOVE sanitises before assembly).
+        """
         st = self.state
         meta = st.meta_for(node.real)          # overwrite keeps the fileid (§5.3)
+        if exists:
+            from .versions import intended_mtime, keep_version
+
+            keep_version(st, node.real, mtime_secs if mtime_secs is not None else intended_mtime(environ))
         os.replace(tmp, node.real)
+        meta.author = node.uid
         checksum = header(environ, "OC-Checksum")
         meta.checksum = checksum.strip() if checksum and checksum.strip() and keep_checksum_header else None
         st.propagate(node.real, node.storage_root)
@@ -187,7 +195,10 @@ class FileOps:
             except MtimeError:
                 pass
         mtime = header(environ, "X-OC-MTime")
-        if mtime is not None:
+        if mtime_secs is not None:
+            os.utime(node.real, (mtime_secs, mtime_secs))
+            headers.append(("X-OC-MTime", "accepted"))
+        elif mtime is not None:
             try:
                 secs = sanitize_mtime(mtime)
             except MtimeError as exc:
@@ -199,6 +210,28 @@ class FileOps:
         etag = st.etag(node.real)
         headers += [("ETag", f'"{etag}"'), ("OC-ETag", f'"{etag}"'), ("OC-FileId", st.oc_id(meta.fileid))]
         return respond(start_response, 204 if exists else 201, b"", None, headers)
+
+    def preconditions(self, environ: Environ, start_response: StartResponse, node: Node, exists: bool
+                      ) -> Iterable[bytes] | None:
+        """Sabre's If-Match / If-None-Match on PUT: 412 when they fail (§2.3 `If-None-Match: *`)."""
+        current = f'"{self.state.etag(node.real)}"' if exists else None
+        if_match = header(environ, "If-Match")
+        if if_match:
+            tags = [t.strip() for t in if_match.split(",")]
+            if not exists:
+                return sabre_error(start_response, 412, "An If-Match header was specified and the resource did not "
+                                                        "exist", extra="<s:header>If-Match</s:header>")
+            if "*" not in tags and current not in tags:
+                return sabre_error(start_response, 412, "An If-Match header was specified, but none of the specified "
+                                                        "ETags matched.", extra="<s:header>If-Match</s:header>")
+        if_none = header(environ, "If-None-Match")
+        if if_none and exists:
+            tags = [t.strip() for t in if_none.split(",")]
+            if "*" in tags or current in tags:
+                return sabre_error(start_response, 412, "An If-None-Match header was specified, but the ETag matched "
+                                                        "(or * was specified).",
+                                   extra="<s:header>If-None-Match</s:header>")
+        return None
 
     def auto_mkcol(self, start_response: StartResponse, uid: str, parent_rel: str) -> Iterable[bytes] | None:
         """`X-NC-WebDAV-Auto-Mkcol: 1` creates missing parents; folder names get the extension rules too (§2.2)."""
@@ -233,6 +266,8 @@ class FileOps:
         if not rel:
             return sabre_error(start_response, 403, "Permission denied to delete home folder")
         node = self.state.resolve(uid, rel)
+        if node.folder is not None and not node.rel_in_mount:
+            return sabre_error(start_response, 403, "Permission denied to delete this file or folder")
         if node.real.exists():
             if not self.state.permissions(node, node.real.is_dir()) & DELETE:
                 return sabre_error(start_response, 403, "Permission denied to delete this file or folder")
@@ -256,7 +291,9 @@ class FileOps:
             err = self.locked_error(start_response, node)
             if err:
                 return err
-        if is_move and src.real.exists() and rel and not self.state.permissions(src, src.real.is_dir()) & DELETE:
+        mount_root = src.folder is not None and not src.rel_in_mount
+        if is_move and src.real.exists() and rel and (mount_root or
+                                                       not self.state.permissions(src, src.real.is_dir()) & DELETE):
             return sabre_error(start_response, 403, "Permission denied to move this file or folder")
         if not is_move and src.real.exists():
             size = src.real.stat().st_size if src.real.is_file() else self.state.tree_size(src.real)

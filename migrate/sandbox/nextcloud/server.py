@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -12,6 +13,8 @@ from typing import Any
 
 from .state import State
 
+STATE_FILE = "sandbox-state.json"
+
 
 class NextcloudSandbox:
     """A loopback Nextcloud 32 stand-in (or, with `plain_webdav=True`, a bare authenticated WebDAV server)."""
@@ -19,7 +22,7 @@ class NextcloudSandbox:
     def __init__(self, users: list[str] | None = None, groups: dict[str, list[str]] | None = None,
                  quota_mb: float | None = None, data_dir: str | Path | None = None, *, plain_webdav: bool = False,
                  share_rate_limit: bool | tuple[int, int] = True, bruteforce_max_attempts: int = 10,
-                 port: int = 0, numthreads: int = 24) -> None:
+                 port: int = 0, numthreads: int = 24, chunking_v2: bool = False) -> None:
         self._tmp: str | None = None
         if data_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="nc-sandbox-")
@@ -28,12 +31,19 @@ class NextcloudSandbox:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.plain_webdav = plain_webdav
         self.state = State(self.data_dir, share_rate_limit=share_rate_limit,
-                           bruteforce_max_attempts=bruteforce_max_attempts)
-        admin_pw = self.state.add_user("admin", admin=True)
-        self.admin = ("admin", admin_pw)
-        self.app_passwords: dict[str, str] = {}
+                           bruteforce_max_attempts=bruteforce_max_attempts, chunking_v2=chunking_v2)
+        self._state_file = None if self._tmp else self.data_dir / STATE_FILE
+        if self._state_file is not None and self._state_file.exists():
+            self.state.load(json.loads(self._state_file.read_text()))     # a restart keeps passwords and ids
+        if "admin" not in self.state.users:
+            self.state.add_user("admin", admin=True)
+        self.admin = ("admin", self.state.users["admin"].password)
+        self.app_passwords: dict[str, str] = {u.uid: u.password for u in self.state.users.values() if not u.admin}
         for uid in users if users is not None else ["alice", "bob"]:
-            self.add_user(uid, quota_mb=quota_mb)
+            if uid not in self.state.users:
+                self.add_user(uid, quota_mb=quota_mb)
+            elif quota_mb is not None:
+                self.set_quota(uid, quota_mb)
         for gid, members in (groups or {}).items():
             self.add_group(gid, members)
         self._port = port
@@ -52,6 +62,7 @@ class NextcloudSandbox:
         self.app = NextcloudApp(self.state, plain=self.plain_webdav)
         self._server = wsgi.Server(("127.0.0.1", self._port), self.app, numthreads=self._numthreads,
                                    server_name="nextcloud-sandbox")
+        self._server.expiration_interval = 0.05       # select() timeout: makes stop() quick for tests
         self._server.prepare()
         port = self._server.bind_addr[1]
         self.url = f"http://127.0.0.1:{port}"
@@ -67,9 +78,17 @@ class NextcloudSandbox:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.save()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+    def save(self) -> None:
+        """Write users, app passwords, fileids, checksums, team folders and shares next to the data (not for temp)."""
+        if self._state_file is not None:
+            tmp = self._state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.state.dump()))
+            tmp.replace(self._state_file)
 
     def __enter__(self) -> NextcloudSandbox:
         return self.start()

@@ -9,8 +9,9 @@ import string
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 READ, UPDATE, CREATE, DELETE, SHARE = 1, 2, 4, 8, 16
 ALL = 31
@@ -37,6 +38,7 @@ class Meta:
     creation_time: int = 0
     upload_time: int = 0
     generation: int = 0
+    author: str = ""                     # who uploaded the current content (nc:version-author, §9.1)
 
 
 @dataclass
@@ -76,8 +78,9 @@ class State:
     """All mutable sandbox state behind one re-entrant lock; the WSGI layers read and change it."""
 
     def __init__(self, data_dir: Path, *, share_rate_limit: bool | tuple[int, int] = True,
-                 bruteforce_max_attempts: int = 10) -> None:
+                 bruteforce_max_attempts: int = 10, chunking_v2: bool = False) -> None:
         self.data_dir = data_dir
+        self.chunking_v2 = chunking_v2          # emulate S3 + Redis: ChunkingV2Plugin rules (§4.1)
         self.lock = threading.RLock()
         self.users: dict[str, User] = {}
         self.groups: dict[str, list[str]] = {}
@@ -97,8 +100,37 @@ class State:
         self.share_rate_limit: tuple[int, int] | None = share_rate_limit or None
         self.share_calls: dict[str, deque[float]] = {}
         self.requests: list[tuple[str, str, int]] = []
-        for sub in ("users", "__groupfolders", "uploads", "tmp"):
+        self.versions: dict[int, dict[str, dict[str, object]]] = {}    # fileid -> {timestamp: {author, label}}
+        self.trash: list[dict[str, Any]] = []
+        for sub in ("users", "__groupfolders", "uploads", "tmp", "versions", "trash"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    # --- persistence (only for a caller-provided data directory) ------------------------------------------------
+    def dump(self) -> dict[str, object]:
+        """Everything beside the bytes, with paths relative to the data directory."""
+        root = str(self.data_dir) + "/"
+        with self.lock:
+            return {
+                "instance_id": self.instance_id, "next_fileid": self.next_fileid, "next_share_id": self.next_share_id,
+                "users": [asdict(u) for u in self.users.values()], "groups": self.groups,
+                "meta": {k[len(root):]: asdict(m) for k, m in self.meta.items() if k.startswith(root)},
+                "folders": [asdict(f) for f in self.folders.values()], "shares": self.shares,
+                "versions": {str(k): v for k, v in self.versions.items()}, "trash": self.trash,
+            }
+
+    def load(self, saved: dict[str, Any]) -> None:
+        with self.lock:
+            self.instance_id = saved["instance_id"]
+            self.next_fileid = saved["next_fileid"]
+            self.next_share_id = saved["next_share_id"]
+            self.users = {u["uid"]: User(**u) for u in saved["users"]}
+            self.groups = {g: list(m) for g, m in saved["groups"].items()}
+            self.meta = {str(self.data_dir / k): Meta(**m) for k, m in saved["meta"].items()}
+            self.by_id = {m.fileid: k for k, m in self.meta.items()}
+            self.folders = {f["id"]: TeamFolder(**f) for f in saved["folders"]}
+            self.shares = list(saved["shares"])
+            self.versions = {int(k): v for k, v in saved.get("versions", {}).items()}
+            self.trash = list(saved.get("trash", []))
 
     # --- accounts -------------------------------------------------------------------------------------------
     def add_user(self, uid: str, *, quota_mb: float | None = None, admin: bool = False,
