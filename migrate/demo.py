@@ -50,7 +50,7 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
     with GraphSandbox(spec, tls=True) as graph:
         upns = [u.upn for u in graph.tenant.users]
         uids = [u.split("@", 1)[0].lower().replace(".", "-") for u in upns]
-        with NextcloudSandbox(users=[*uids, "migration"], groups={"staff": uids}) as nc:
+        with NextcloudSandbox(users=uids, groups={"staff": [*uids, "admin"]}) as nc:
             echo(f"sandbox Graph tenant at {graph.graph_url}; sandbox Nextcloud at {nc.url}")
             env = {**os.environ, "M365_CLIENT_SECRET": graph.client_secret,
                    "M365_MIGRATE_CONFIG": str(folder / "m365-migrate.toml")}
@@ -63,6 +63,8 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
                 if not available(argv[0]):
                     continue
                 result.steps.append(_run(argv, folder, env, echo))
+                if argv[0] == "discover":
+                    _create_team_folders(folder, nc, echo)
                 if result.steps[-1][1] not in (0, 3):
                     echo(f"stopped: `{argv[0]}` failed (exit {result.steps[-1][1]})")
                     break
@@ -88,16 +90,27 @@ def _configure(folder: Path, graph, nc, upns: list[str], uids: list[str]) -> Non
         ("source", "ca_bundle"): "sandbox-ca.pem",
         ("source", "org"): "Demo",
         ("target", "url"): nc.url,
-        ("target", "service_account"): "migration",
+        ("target", "service_account"): nc.admin[0],
         ("target", "credentials"): "secrets/app-passwords.csv",
         ("transfer", "workers"): 4,
     }
     cfg = _set_toml(cfg, replacements)
     (folder / "m365-migrate.toml").write_text(cfg, encoding="utf-8")
-    rows = ["user,app_password"] + [f"{u},{p}" for u, p in nc.app_passwords.items()]
+    passwords = {**nc.app_passwords, nc.admin[0]: nc.admin[1]}
+    rows = ["user,app_password"] + [f"{u},{p}" for u, p in passwords.items()]
     _write_secret(folder / "secrets" / "app-passwords.csv", "\n".join(rows) + "\n")
     users = ["source_upn,target_user,batch"] + [f"{upn},{uid},demo" for upn, uid in zip(upns, uids, strict=True)]
     (folder / "mappings" / "users.csv").write_text("\n".join(users) + "\n", encoding="utf-8")
+
+
+def _create_team_folders(folder: Path, nc, echo: Callable[[str], None]) -> None:
+    """What the Nextcloud admin does before the first copy: one team folder per library `discover` suggested."""
+    from migrate.mapping import load_sites
+
+    for row in load_sites(folder / "mappings" / "sites.csv"):
+        if row.target is not None and row.target.kind == "groupfolder":
+            nc.create_team_folder(row.target.name, groups={"staff": 31})
+            echo(f"(the Nextcloud admin creates team folder {row.target.name!r} for the staff group)")
 
 
 def _set_toml(text: str, values: dict[tuple[str, str], object]) -> str:
