@@ -469,6 +469,23 @@ def verify(
 
 
 @app.command()
+def doctor(ctx: typer.Context, json_out: bool = JSON_OPTION) -> None:
+    """Prove Graph credentials, target reachability and capabilities, and mapping validity; say how to fix each gap."""
+    from migrate.doctor import exit_code, run_doctor
+
+    g: Globals = ctx.obj
+    checks = run_doctor(g.settings())
+    if g.json or json_out:
+        echo_json([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks])
+    else:
+        for c in checks:
+            typer.echo(f"[{'ok' if c.ok else 'FAIL'}] {c.name}: " + c.detail.replace("\n", "\n      "))
+    code = exit_code(checks)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def demo(
     folder: Path = typer.Option(Path("demo-run"), "--folder", help="Where the demo writes its config, state and reports."),
 ) -> None:

@@ -58,7 +58,7 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
             steps: list[list[str]] = [["init", "--force"]]
             result.steps.append(_run(["init", "--force"], folder, env, echo))
             _configure(folder, graph, nc, upns, uids)
-            steps = [["discover"], ["scan"], ["plan"], ["copy"], ["verify"], ["status"]]
+            steps = [["doctor"], ["discover"], ["scan"], ["plan"], ["copy"], ["verify"], ["status"]]
             for argv in steps:
                 if not available(argv[0]):
                     continue

@@ -1,0 +1,94 @@
+"""`doctor`: prove, before cutover work starts, that configuration, mappings, Graph and the target all work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from migrate.errors import ExitCode, MigrateError, exit_code_for
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One preflight check: what was checked, whether it passed, and what to do if not."""
+
+    name: str
+    ok: bool
+    detail: str
+    code: int = ExitCode.OK
+
+
+def _attempt(name: str, fn: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, fn())
+    except MigrateError as exc:
+        return Check(name, False, str(exc), exit_code_for(exc))
+
+
+def run_doctor(settings: Any) -> list[Check]:
+    """Every check runs, even after a failure, so one pass shows everything that is wrong."""
+    from migrate.config import load_app_passwords, load_client_secret, missing_settings
+    from migrate.mapping import load_mappings
+
+    checks: list[Check] = []
+    missing = missing_settings(settings)
+    checks.append(Check("configuration", not missing,
+                        "\n".join(missing) if missing else f"{settings.config_path or 'defaults'} is complete",
+                        ExitCode.USAGE if missing else ExitCode.OK))
+
+    def mappings() -> str:
+        m = load_mappings(settings.mappings, missing_ok=True)
+        return f"{len(m.users)} user rows, {len(m.groups)} group rows, {len(m.sites)} site rows: valid"
+
+    checks.append(_attempt("mapping files", mappings))
+
+    def secrets() -> str:
+        if settings.source.auth == "client-secret":
+            load_client_secret(settings)
+        return f"{len(load_app_passwords(settings))} target app passwords readable, permissions 0600"
+
+    checks.append(_attempt("secrets", secrets))
+    if missing:
+        return checks
+
+    def graph() -> str:
+        from migrate.backends.graph import open_source
+
+        with open_source(settings) as source:
+            source.check_access()
+        return f"signed in to {settings.source.graph_url} as app {settings.source.client_id} and read users"
+
+    checks.append(_attempt("Microsoft Graph", graph))
+
+    def target() -> str:
+        from migrate.connect import close_quietly, open_target_from_settings
+
+        t = open_target_from_settings(settings)
+        try:
+            f = t.features
+            have = [n for n, v in (("modification times", f.set_mtime), ("checksums", f.stored_checksum),
+                                   ("chunked upload", f.chunked_upload), ("bulk upload", f.bulk_upload),
+                                   ("shares", f.shares), ("team folders", f.group_folders)) if v]
+            lost = getattr(t, "not_preserved", None) or getattr(getattr(t, "info", None), "not_preserved", ())
+            users = sorted(load_app_passwords(settings))
+            problems = t.validate_credentials(users) if hasattr(t, "validate_credentials") else []
+            if problems:
+                from migrate.errors import ConfigError
+
+                raise ConfigError("accounts the target refuses:\n" + "\n".join(f"  {p}" for p in problems),
+                                  hint="fix the credentials file (`occ user:auth-tokens:add <user>`)")
+            text = f"{settings.target.url} ({settings.target.kind}) offers: {', '.join(have) or 'plain WebDAV only'}"
+            if lost:
+                text += f"; not preserved on this target: {', '.join(lost)}"
+            return text + f"; {len(users)} accounts log in"
+        finally:
+            close_quietly(t)
+
+    checks.append(_attempt("target", target))
+    return checks
+
+
+def exit_code(checks: list[Check]) -> int:
+    """The first failing check decides the exit code (config 2, auth 4, target full 5)."""
+    return next((c.code or ExitCode.UNEXPECTED for c in checks if not c.ok), ExitCode.OK)

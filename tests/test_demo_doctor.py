@@ -1,0 +1,77 @@
+"""`demo` runs the whole journey on the sandboxes; `doctor` proves a configuration and names what is wrong."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from migrate.demo import _configure
+from migrate.sandbox.graph import GraphSandbox, TenantSpec
+from migrate.sandbox.nextcloud import NextcloudSandbox
+
+
+def test_demo_runs_the_journey_and_everything_copied_is_verified(cli, tmp_path) -> None:
+    r = cli("demo", "--folder", str(tmp_path / "run"), cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for step in ("init", "doctor", "discover", "scan", "plan", "copy", "verify", "status"):
+        assert f"$ m365-migrate {step}" in r.stdout
+    db = sqlite3.connect(tmp_path / "run" / "state" / "migration.db")
+    counts = dict(db.execute("SELECT status, count(*) FROM items WHERE is_folder = 0 AND deleted = 0 GROUP BY status"))
+    assert counts.get("verified", 0) > 100
+    assert counts.get("failed", 0) == 0
+    runs = dict(db.execute("SELECT command, status FROM runs"))
+    assert runs["verify"] == "ok" and runs["copy"] in ("ok", "attention")
+    assert "checked" in r.stdout and "0 with gaps" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def sandboxes():
+    with GraphSandbox(TenantSpec(seed=3, users=2, sites=0, teams=0, files_per_drive=5, max_depth=2), tls=True) as g:
+        uids = [u.upn.split("@")[0].lower().replace(".", "-") for u in g.tenant.users]
+        with NextcloudSandbox(users=uids, groups={"staff": [*uids, "admin"]}) as nc:
+            yield g, nc, uids
+
+
+def _setup(cli, tmp_path, g, nc, uids):
+    assert cli("init", cwd=tmp_path).returncode == 0
+    _configure(tmp_path, g, nc, [u.upn for u in g.tenant.users], uids)
+    return {"M365_CLIENT_SECRET": g.client_secret, "M365_MIGRATE_CONFIG": str(tmp_path / "m365-migrate.toml")}
+
+
+def test_doctor_passes_on_a_good_configuration(cli, tmp_path, sandboxes) -> None:
+    g, nc, uids = sandboxes
+    env = _setup(cli, tmp_path, g, nc, uids)
+    r = cli("doctor", "--json", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    checks = {c["check"]: c for c in json.loads(r.stdout)}
+    assert all(c["ok"] for c in checks.values())
+    assert "chunked upload" in checks["target"]["detail"]
+
+
+def test_doctor_names_a_wrong_secret_with_exit_4(cli, tmp_path, sandboxes) -> None:
+    g, nc, uids = sandboxes
+    env = {**_setup(cli, tmp_path, g, nc, uids), "M365_CLIENT_SECRET": "wrong-secret-value"}
+    r = cli("doctor", cwd=tmp_path, env=env)
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "[FAIL] Microsoft Graph" in r.stdout and "wrong-secret-value" not in r.stdout + r.stderr
+    assert "[ok] target" in r.stdout  # every check runs, not only up to the first failure
+
+
+def test_doctor_lists_a_wrong_app_password(cli, tmp_path, sandboxes) -> None:
+    g, nc, uids = sandboxes
+    env = _setup(cli, tmp_path, g, nc, uids)
+    creds = tmp_path / "secrets" / "app-passwords.csv"
+    creds.write_text(creds.read_text().replace(nc.app_passwords[uids[0]], "not-the-password"))
+    r = cli("doctor", cwd=tmp_path, env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "[FAIL] target" in r.stdout and uids[0] in r.stdout
+    nc.reset_bruteforce()
+
+
+def test_doctor_lists_missing_settings_with_exit_2(cli, tmp_path) -> None:
+    assert cli("init", cwd=tmp_path).returncode == 0
+    r = cli("doctor", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "[FAIL] configuration" in r.stdout and "tenant_id is not set" in r.stdout
