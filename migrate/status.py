@@ -48,7 +48,7 @@ def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]]) -
     """One sentence telling a busy admin what to run next."""
     if not drives:
         return "run `m365-migrate discover` to find drives"
-    if any(d["scan_state"] in ("new", "scanning", "failed") for d in drives):
+    if any(d["scan_state"] in ("new", "scanning", "enumerating", "failed") for d in drives):
         return "run `m365-migrate scan` to finish the inventory"
     if totals.get("failed") or totals.get("conflict"):
         return "read the failures above, fix their cause, then run `m365-migrate copy` again (it resumes)"

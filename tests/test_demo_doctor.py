@@ -21,6 +21,9 @@ def test_demo_runs_the_journey_and_everything_copied_is_verified(cli, tmp_path) 
     counts = dict(db.execute("SELECT status, count(*) FROM items WHERE is_folder = 0 AND deleted = 0 GROUP BY status"))
     assert counts.get("verified", 0) > 100
     assert counts.get("failed", 0) == 0
+    assert counts.get("pending", 0) == 0  # what plan leaves out is `skipped` with its reason, not waiting
+    reasons = [r for (r,) in db.execute("SELECT last_error FROM items WHERE status = 'skipped'")]
+    assert reasons and all(r.startswith("plan: ") for r in reasons)
     runs = dict(db.execute("SELECT command, status FROM runs"))
     assert runs["verify"] == "ok" and runs["copy"] in ("ok", "attention")
     assert "checked" in r.stdout and "0 with gaps" in r.stdout

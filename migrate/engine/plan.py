@@ -302,7 +302,9 @@ def run_plan(
             doc["drives"].append(row)
             continue
         say(f"laying out {t.label()}")
+        _reset_left_out(store, drive_id)
         lay = layout_drive(store, t, rules, onenote_policy=options.onenote, max_file_size=options.max_file_size)
+        _mark_left_out(store, lay.unsupported)
         say(f"comparing with the target: {t.user or '(WebDAV)'}:{t.root}")
         found = find_conflicts(store, target, t, options, rules)
         doc["renames"] += lay.renames
@@ -344,6 +346,24 @@ def run_plan(
                                "not checked")
     doc["summary"] = _summary(doc, already_total)
     return doc
+
+
+def _reset_left_out(store: StateStore, drive_id: str) -> None:
+    """Items an earlier plan left out go back to pending, so a changed policy or inventory is judged afresh."""
+    for item in store.iter_items(drive_id, statuses=("skipped",)):
+        if (item["last_error"] or "").startswith(PLAN_MARK):
+            store.transition(drive_id, item["item_id"], ItemStatus.PENDING, last_error=None)
+
+
+def _mark_left_out(store: StateStore, unsupported: list[dict[str, Any]]) -> None:
+    """Items the layout will not copy (malware, OneNote under `report`, orphans) become `skipped` with the reason,
+    so status and verify count them as decided rather than waiting."""
+    for u in unsupported:
+        if not u.get("item_id"):
+            continue
+        row = store.item(u["drive_id"], u["item_id"])
+        if row and row["status"] in ("pending", "failed", "conflict"):
+            store.transition(u["drive_id"], u["item_id"], ItemStatus.SKIPPED, last_error=PLAN_MARK + u["reason"])
 
 
 def _org_group(policy: SharePolicy) -> str | None:
