@@ -304,7 +304,7 @@ def run_plan(
         say(f"laying out {t.label()}")
         _reset_left_out(store, drive_id)
         lay = layout_drive(store, t, rules, onenote_policy=options.onenote, max_file_size=options.max_file_size)
-        _mark_left_out(store, lay.unsupported)
+        _mark_left_out(store, drive_id, lay.unsupported)
         say(f"comparing with the target: {t.user or '(WebDAV)'}:{t.root}")
         found = find_conflicts(store, target, t, options, rules)
         doc["renames"] += lay.renames
@@ -355,15 +355,24 @@ def _reset_left_out(store: StateStore, drive_id: str) -> None:
             store.transition(drive_id, item["item_id"], ItemStatus.PENDING, last_error=None)
 
 
-def _mark_left_out(store: StateStore, unsupported: list[dict[str, Any]]) -> None:
-    """Items the layout will not copy (malware, OneNote under `report`, orphans) become `skipped` with the reason,
-    so status and verify count them as decided rather than waiting."""
-    for u in unsupported:
-        if not u.get("item_id"):
+def _mark_left_out(store: StateStore, drive_id: str, unsupported: list[dict[str, Any]]) -> None:
+    """Items the layout will not copy (malware, OneNote under `report`, orphans, and everything inside a folder
+    left out) become `skipped` with the reason, so status and verify count them as decided, not waiting."""
+    reasons = {u["item_id"]: u["reason"] for u in unsupported if u.get("item_id")}
+    folders = sorted(((u["path"].strip("/") + "/", u["reason"]) for u in unsupported
+                      if u.get("item_id") and u.get("kind") != "file" and u.get("path")), key=lambda f: -len(f[0]))
+    marks = []
+    for item in store.iter_items(drive_id, statuses=("pending", "failed", "conflict")):
+        if item["target_path"]:
             continue
-        row = store.item(u["drive_id"], u["item_id"])
-        if row and row["status"] in ("pending", "failed", "conflict"):
-            store.transition(u["drive_id"], u["item_id"], ItemStatus.SKIPPED, last_error=PLAN_MARK + u["reason"])
+        reason = reasons.get(item["item_id"])
+        if reason is None:
+            path = (item["path"] or "").strip("/")
+            reason = next((f"inside {f.rstrip('/')}, which is not copied: {r}" for f, r in folders
+                           if path.startswith(f)), "no target path (see the plan's unsupported list)")
+        marks.append((item["item_id"], reason))
+    for item_id, reason in marks:
+        store.transition(drive_id, item_id, ItemStatus.SKIPPED, last_error=PLAN_MARK + reason)
 
 
 def _org_group(policy: SharePolicy) -> str | None:
