@@ -412,6 +412,7 @@ def copy(
                 run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, accounting=Accounting(listener=progress),
                 transfer=TransferOptions(small_file_limit=settings.transfer.small_file_limit),
+                bulk=settings.transfer.bulk_upload,
                 say=lambda m: None if g.quiet or g.json else typer.echo(m, err=True),
             )
             run.summary = {**summary.__dict__, "attention": summary.attention}

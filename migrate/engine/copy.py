@@ -9,25 +9,39 @@ from migrate.engine.accounting import Accounting
 from migrate.engine.plan import PlanOptions, find_directory, run_plan
 from migrate.engine.pool import CopySummary, copy_drives
 from migrate.engine.transfer import TransferOptions
-from migrate.errors import ConfigError
+from migrate.errors import ConfigError, MappingError
 from migrate.mapping import Mappings
 from migrate.protocols import Source, Target
 from migrate.session import Selection
 from migrate.store import StateStore
 
+CREDENTIALS_HINT = ("fix the credentials file (app passwords: `occ user:auth-tokens:add <user>`) or the user mapping, "
+                    "then run `copy` again; nothing was transferred")
+REFUSED = "the target refuses some of the accounts this copy writes as:\n"
+
+
+def credential_problems(target: Target, users: list[str]) -> list[str]:
+    """What the target says about logging in as each of `users` (empty: all fine, or it cannot tell)."""
+    validate = getattr(target, "validate_credentials", None)
+    if validate is None or not users:
+        return []
+    return [f"  {p}" for p in validate(sorted(set(users)))]
+
 
 def check_credentials(target: Target, users: list[str]) -> None:
     """Every target user the selection writes as must log in, before any byte moves; all problems at once."""
-    validate = getattr(target, "validate_credentials", None)
-    if validate is None or not users:
-        return
-    problems = validate(sorted(set(users)))
+    problems = credential_problems(target, users)
     if problems:
-        raise ConfigError(
-            "the target refuses some of the accounts this copy writes as:\n" + "\n".join(f"  {p}" for p in problems),
-            hint="fix the credentials file (app passwords: `occ user:auth-tokens:add <user>`) or the user mapping, "
-            "then run `copy` again; nothing was transferred",
-        )
+        raise ConfigError(REFUSED + "\n".join(problems), hint=CREDENTIALS_HINT)
+
+
+def _users_named(mappings: Mappings, service_account: str | None) -> list[str]:
+    """Every target account the mapping files (and the config) name, for a report when the plan was refused."""
+    users = {r.target_user for r in mappings.users if r.target_user}
+    users |= {r.target.name for r in mappings.sites if r.target is not None and r.target.kind == "user"}
+    if service_account:
+        users.add(service_account)
+    return sorted(users)
 
 
 def run_copy(
@@ -41,20 +55,33 @@ def run_copy(
     workers: int,
     transfer: TransferOptions = TransferOptions(),
     accounting: Accounting | None = None,
+    bulk: bool = True,
     say: Callable[[str], None] = lambda _m: None,
 ) -> tuple[CopySummary, dict[str, Any]]:
     """Plan (store-only; raises MappingError on bad mappings), check every account, then copy what is pending.
 
-    Returns the copy summary and the refreshed plan document; fatal target errors (full, auth) are raised after
-    the running transfers finish, leaving every row resumable.
+    `bulk` is the `[transfer] bulk_upload` setting. Returns the copy summary and the refreshed plan document;
+    fatal target errors (full, auth) are raised after the running transfers finish, leaving every row resumable.
+    When the plan refuses the mappings (e.g. an unknown target user), the accounts' login problems are listed in
+    the same error, so one round of fixes covers them all.
     """
     say("refreshing the plan (layout, names, conflicts; reads only)")
-    doc = run_plan(store, target, mappings, selection, plan_options, directory=find_directory(target), progress=say)
+    try:
+        doc = run_plan(store, target, mappings, selection, plan_options, directory=find_directory(target),
+                       progress=say)
+    except MappingError as exc:
+        # Name every account problem in the same message: unknown users and refused logins are fixed together.
+        problems = credential_problems(target, _users_named(mappings, plan_options.service_account))
+        if not problems:
+            raise
+        raise MappingError(f"{exc.message}\n{REFUSED}" + "\n".join(problems),
+                           hint=f"{exc.hint}; {CREDENTIALS_HINT}" if exc.hint else CREDENTIALS_HINT) from None
     drives = [d for d in (store.drive(r["drive_id"]) for r in doc["drives"] if r.get("status") == "mapped") if d]
     users = sorted({d["target_user"] for d in drives if d.get("target_user")})
     if plan_options.service_account:
         users = sorted({*users, plan_options.service_account})
     say(f"checking the target accounts of {len(users)} users, one at a time")
     check_credentials(target, users)
-    summary = copy_drives(store, source, target, drives, workers=workers, accounting=accounting, options=transfer)
+    summary = copy_drives(store, source, target, drives, workers=workers, accounting=accounting, options=transfer,
+                          bulk=bulk)
     return summary, doc

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.engine.accounting import Accounting
-from migrate.engine.transfer import Outcome, Transfer, TransferOptions, check_entry
+from migrate.engine.batch import Batcher, run_batch
+from migrate.engine.readahead import ReadAheadSource
+from migrate.engine.transfer import Transfer, TransferOptions, check_entry
 from migrate.errors import MigrateError
 from migrate.models import ItemStatus
 from migrate.protocols import Source, Target
@@ -97,8 +99,13 @@ def copy_drives(
     options: TransferOptions = TransferOptions(),
     max_attempts: int = 5,
     stop: threading.Event | None = None,
+    bulk: bool = True,
 ) -> CopySummary:
-    """Copy every pending (or retryable failed) file of `drives`; raises the first fatal error after draining."""
+    """Copy every pending (or retryable failed) file of `drives`; raises the first fatal error after draining.
+
+    `bulk` (the `[transfer] bulk_upload` setting) allows sending small files many per request when the target
+    offers it (`features.bulk_upload`).
+    """
     acct = accounting or Accounting()
     stop = stop or threading.Event()
     summary = CopySummary(drives=len(drives))
@@ -127,16 +134,34 @@ def copy_drives(
         summary.folders_created += create_folders(store, target, d["id"])
 
     transfer = Transfer(store, source, target, acct, options)
+    # Files one by one read ahead of their upload (download and upload overlap); small files go to the target
+    # many per request when it offers bulk upload.
+    single = Transfer(store, ReadAheadSource(source), target, acct, options)
+    batcher = Batcher(transfer, enabled=bulk)
     fatal: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy") as pool:
-        running: set[Future[Outcome]] = set()
-        for item, kind in work():
-            if stop.is_set() or fatal:
-                break
+        running: set[Future[Any]] = set()
+
+        def submit(fn: Any, *args: Any) -> None:
+            nonlocal running
             if len(running) >= workers * 2:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _collect(done, fatal, stop)
-            running.add(pool.submit(transfer.run, item, kind))
+            running.add(pool.submit(fn, *args))
+
+        for item, kind in work():
+            if stop.is_set() or fatal:
+                break
+            if batcher.eligible(item, kind):
+                full = batcher.add(item)
+                if full:
+                    submit(run_batch, transfer, full)
+            else:
+                submit(single.run, item, kind)
+        for rest in batcher.drain():
+            if stop.is_set() or fatal:
+                break
+            submit(run_batch, transfer, rest)
         done, _ = wait(running)
         _collect(done, fatal, stop)
     summary.files_verified = acct.done_files
@@ -154,7 +179,7 @@ def copy_drives(
     return summary
 
 
-def _collect(done: set[Future[Outcome]], fatal: list[BaseException], stop: threading.Event) -> None:
+def _collect(done: set[Future[Any]], fatal: list[BaseException], stop: threading.Event) -> None:
     for f in done:
         exc = f.exception()
         if exc is not None:

@@ -8,15 +8,18 @@ Per drive, `scan_drive` picks up where the store says it stands:
   pages done, grants pending → only fetch permissions of the pass's shared items
 
 Every page is saved together with the link to the next one (one transaction); the last page, the reconcile, the
-path rebuild and the new deltaLink go in one transaction too. Copy status columns are never touched.
+path rebuild and the new deltaLink go in one transaction too. Copy status columns are never touched. While page N
+is being stored, page N+1 is already fetched (and parsed) on a helper thread (`_Prefetch`), one page ahead at most:
+storing overlaps the network, and a kill still resumes from the last stored link.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -112,16 +115,81 @@ class ScanSummary:
         }
 
 
-def _rows(page_items: list[dict[str, Any]], generation: int, result: DriveScan) -> list[dict[str, Any]]:
+def _rows(page_items: list[dict[str, Any]], generation: int) -> tuple[list[dict[str, Any]], int]:
+    """Store rows of one page and the number of shortcuts skipped (copied from their owner's drive instead)."""
     from migrate.backends.graph.items import delta_row, is_shortcut
 
-    rows = []
-    for d in page_items:
-        if is_shortcut(d):
-            result.shortcuts += 1  # the item is copied from its owner's drive, not from this shortcut
-            continue
-        rows.append(delta_row(d, generation))
-    return rows
+    rows = [delta_row(d, generation) for d in page_items if not is_shortcut(d)]
+    return rows, len(page_items) - len(rows)
+
+
+@dataclass(slots=True)
+class _Page:
+    """A delta page turned into store rows (the raw JSON is dropped as soon as it is converted)."""
+
+    rows: list[dict[str, Any]]
+    items: int
+    shortcuts: int
+    next_link: str | None
+    delta_link: str | None
+
+
+_DONE = object()
+
+
+class _Prefetch:
+    """Fetch (and convert) page N+1 on a helper thread while the caller stores page N.
+
+    At most one page waits ahead of the caller, so memory stays at two pages per drive. Errors of the fetch
+    (DeltaExpired, ItemNotFound, Fatal) reach the caller in order, when it asks for the page that met them;
+    the checkpoint rule is the caller's and is unchanged (page N and the link to N+1 are stored together, so a
+    kill that loses the prefetched page only means fetching it again). `close()` stops the helper after the
+    request in flight and waits for it, so no request outlives the drive's scan.
+    """
+
+    def __init__(self, pages: Iterator[Any], generation: int, name: str) -> None:
+        self._pages = pages
+        self._generation = generation
+        self._credit = threading.Semaphore(1)  # one fetch ahead of the consumer, never more
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{name}-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._credit.acquire()
+                if self._closed.is_set():
+                    return
+                page = next(self._pages, _DONE)
+                if page is _DONE:
+                    self._queue.put(_DONE)
+                    return
+                rows, shortcuts = _rows(page.items, self._generation)
+                self._queue.put(_Page(rows, len(page.items), shortcuts, page.next_link, page.delta_link))
+                del page, rows
+        except BaseException as exc:  # handed to the consumer, raised there in order
+            self._queue.put(exc)
+        finally:
+            close = getattr(self._pages, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[_Page]:
+        while True:
+            got = self._queue.get()
+            if got is _DONE:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            self._credit.release()  # the caller now holds this page: fetch the next one meanwhile
+            yield got
+
+    def close(self) -> None:
+        self._closed.set()
+        self._credit.release()
+        self._thread.join()
 
 
 def scan_drive(store: StateStore, source: Source, drive_id: str, *, full: bool = False,
@@ -157,23 +225,28 @@ def scan_drive(store: StateStore, source: Source, drive_id: str, *, full: bool =
     resynced = False
     while result.mode != "permissions":
         try:
-            for page in source.delta(drive_id, link):
-                if stop is not None and stop.is_set():
-                    raise Interrupted(drive_id)
-                rows = _rows(page.items, g, result)
-                result.pages += 1
-                result.items += len(page.items)
-                if page.delta_link is None:
-                    store.save_delta_page(drive_id, rows, next_link=page.next_link, generation=g)
-                else:
-                    with store.atomic():
-                        store.save_delta_page(drive_id, rows, next_link=None, generation=g)
-                        fin = store.finish_delta(drive_id, generation=g, full=is_full, delta_link=page.delta_link,
-                                                 scan_state="scanning")
-                    result.orphans = fin["orphans"]
-                    result.deleted += fin["unseen_deleted"] + fin["cascade_deleted"]
-                if listener:
-                    listener.items(drive_id, len(page.items))
+            pages = _Prefetch(source.delta(drive_id, link), g, threading.current_thread().name)
+            try:
+                for page in pages:
+                    if stop is not None and stop.is_set():
+                        raise Interrupted(drive_id)
+                    result.shortcuts += page.shortcuts
+                    result.pages += 1
+                    result.items += page.items
+                    if page.delta_link is None:
+                        store.save_delta_page(drive_id, page.rows, next_link=page.next_link, generation=g)
+                    else:
+                        with store.atomic():
+                            store.save_delta_page(drive_id, page.rows, next_link=None, generation=g)
+                            fin = store.finish_delta(drive_id, generation=g, full=is_full,
+                                                     delta_link=page.delta_link, scan_state="scanning")
+                        result.orphans = fin["orphans"]
+                        result.deleted += fin["unseen_deleted"] + fin["cascade_deleted"]
+                    if listener:
+                        listener.items(drive_id, page.items)
+                    del page
+            finally:
+                pages.close()
             break
         except DeltaExpired as exc:
             if resynced:
@@ -248,28 +321,29 @@ def scan(store: StateStore, source: Source, selection: Selection = Selection(), 
             return DriveScan(drive["id"], drive["name"], drive["kind"], state="failed", error=msg)
 
     pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="scan")
-    try:
-        pending: set[Future[DriveScan]] = {pool.submit(one, dr) for dr in drives}
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for fut in done:
-                if fut.exception() is not None:
-                    continue
-                res = fut.result()
-                summary.drives.append(res)
-                if listener:
-                    listener.drive_finished(res)
-            if fatal:
-                break
-    except KeyboardInterrupt:
-        stop.set()
-        raise
-    finally:
-        stop.set() if fatal else None
-        pool.shutdown(wait=True, cancel_futures=True)
-        summary.seconds = time.monotonic() - started
-        summary.source_stats = source_stats() if source_stats else {}
-        _record(store, summary)
+    with store.scan_settings():  # a larger page cache, fewer WAL checkpoints: see StateStore.scan_settings
+        try:
+            pending: set[Future[DriveScan]] = {pool.submit(one, dr) for dr in drives}
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    if fut.exception() is not None:
+                        continue
+                    res = fut.result()
+                    summary.drives.append(res)
+                    if listener:
+                        listener.drive_finished(res)
+                if fatal:
+                    break
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+        finally:
+            stop.set() if fatal else None
+            pool.shutdown(wait=True, cancel_futures=True)
+            summary.seconds = time.monotonic() - started
+            summary.source_stats = source_stats() if source_stats else {}
+            _record(store, summary)
     if fatal:
         raise fatal[0]
     return summary

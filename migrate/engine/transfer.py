@@ -23,6 +23,7 @@ from migrate.transport.hashing import HashingStream
 
 log = logging.getLogger(__name__)
 
+EARLIEST_MTIME = 86401
 OFFICE_EXTENSIONS = (".docx", ".xlsx", ".pptx", ".docm", ".xlsm", ".pptm", ".doc", ".xls", ".ppt", ".vsdx")
 
 
@@ -105,9 +106,11 @@ class Transfer:
                         f"QuickXorHash differs from the source's after two reads ({hs.quick_xor_hash} != "
                         f"{item['quick_xor_hash']}); the file may be changing at the source, `sync` will retry it"
                     )
+            # What the target changed or could not keep (a clamped mtime, no checksum) is kept with the item.
+            note = "; ".join(dict.fromkeys(n for n in (note, *target_notes(self.target, item)) if n))
             self.store.transition(
-                d, i, ItemStatus.UPLOADED, sha1=hs.sha1, target_size=hs.size, target_etag=entry.etag, target_checksum=f"SHA1:{hs.sha1}",
-                target_mtime=entry.mtime, note=note or None,
+                d, i, ItemStatus.UPLOADED, sha1=hs.sha1, target_size=hs.size, target_etag=entry.etag,
+                target_checksum=f"SHA1:{hs.sha1}", target_mtime=entry.mtime, note=note or None,
             )
             self.store.audit("upload", f"{item['target_user'] or ''}:{item['target_path']}", drive=d, item=i,
                              size=hs.size, sha1=hs.sha1, quick_xor_hash=hs.quick_xor_hash)
@@ -119,6 +122,7 @@ class Transfer:
             return Outcome(ItemStatus.VERIFIED, note=note)
         except MigrateError as exc:
             reason = str(exc).splitlines()[0]
+            target_notes(self.target, item)  # drop what the target noted for a write that did not stick
             if not isinstance(exc, Terminal | TransientError):
                 # Fatal (target full, credentials): the run stops; the item waits, unharmed, for the next run.
                 self.store.transition(d, i, ItemStatus.PENDING, last_error=reason)
@@ -172,6 +176,18 @@ class Transfer:
         return entry, hs, ""
 
 
+def target_notes(target: Target, item: dict[str, Any]) -> list[str]:
+    """What the target recorded it changed or could not keep for this item's path (taken: asked once)."""
+    take = getattr(target, "take_notes", None)
+    return list(take(item["target_user"] or "", item["target_path"])) if callable(take) else []
+
+
+def expected_mtime(mtime: float) -> int:
+    """The time a target stores for a source time: Nextcloud refuses times ≤ 86400 (they break its clients), so
+    targets that keep times store earlier ones as EARLIEST_MTIME and say so in a note."""
+    return max(int(mtime), EARLIEST_MTIME)
+
+
 def check_entry(entry: RemoteEntry | None, *, size: int, sha1: str | None, mtime: float | None, features: Any) -> str:
     """'' when the target's view of a file matches what we sent; else what differs, in words."""
     if entry is None:
@@ -182,6 +198,6 @@ def check_entry(entry: RemoteEntry | None, *, size: int, sha1: str | None, mtime
         sums = {c.split(":", 1)[0].upper(): c.split(":", 1)[1].lower() for c in entry.checksums if ":" in c}
         if "SHA1" in sums and sums["SHA1"] != sha1.lower():
             return f"checksum SHA1:{sums['SHA1']}, expected SHA1:{sha1}"
-    if mtime and features.set_mtime and entry.mtime is not None and abs(entry.mtime - int(mtime)) > 1:
+    if mtime and features.set_mtime and entry.mtime is not None and abs(entry.mtime - expected_mtime(mtime)) > 1:
         return f"modification time {entry.mtime:.0f}, expected {mtime:.0f}"
     return ""

@@ -54,7 +54,7 @@ def verify_drives(
                 current = source_hash(d["id"], item["item_id"])
                 if current is None:
                     problem = "the file no longer exists at the source (run `scan` to record the deletion)"
-                elif item["quick_xor_hash"] and current != item["quick_xor_hash"] and not item["note"]:
+                elif item["quick_xor_hash"] and current and current != item["quick_xor_hash"] and not _rewritten(item):
                     problem = "the file changed at the source since it was copied (run `scan`, then `copy`)"
             if problem:
                 s.gaps.append({"drive_id": d["id"], "item_id": item["item_id"], "path": item["path"],
@@ -70,3 +70,9 @@ def verify_drives(
 def _expected_size(item: dict[str, Any]) -> int:
     """What we wrote: the listed size, unless the bytes served differed (SharePoint's Office rewrite)."""
     return item["target_size"] if item["target_size"] is not None else item["size"]
+
+
+def _rewritten(item: dict[str, Any]) -> bool:
+    """SharePoint served other bytes than listed (Office rewrite): the listed hash was never ours to compare."""
+    resized = item["target_size"] is not None and item["target_size"] != item["size"]
+    return resized or "another hash" in (item["note"] or "")

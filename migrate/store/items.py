@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from migrate.errors import IllegalTransition
@@ -16,6 +18,26 @@ SOURCE_COLUMNS = (
     "ctag", "mime_type", "package_type", "shared", "malware", "deleted", "scan_generation",
 )
 
+_LIVE_COLUMNS = tuple(c for c in SOURCE_COLUMNS if c != "path")
+# parameters of one live row in _UPSERT_LIVE order, built in C (the scanner's hot path)
+_live_values = operator.itemgetter("item_id", *_LIVE_COLUMNS)
+_N = len(_LIVE_COLUMNS)  # ?1 drive, ?2 item, ?3.. the live columns (parent_id, name first), then updated_at
+assert _LIVE_COLUMNS[:2] == ("parent_id", "name") and _LIVE_COLUMNS[-1] == "scan_generation"
+# A new item gets its path right away when its parent was already stored in this pass with a path (delta lists
+# parents first, so on a full enumeration that is nearly every item and finish_delta has little left to do).
+# Known items keep their path unless renamed, moved or revived: then path NULL marks "to be rebuilt by
+# finish_delta" (with every stored descendant, which may hold paths derived from the old one).
+_UPSERT_LIVE = (
+    f"INSERT INTO items (drive_id, item_id, {', '.join(_LIVE_COLUMNS)}, updated_at, path) "
+    f"VALUES ({', '.join(f'?{i}' for i in range(1, _N + 4))}, "
+    "CASE WHEN ?3 IS NULL THEN '' ELSE (SELECT CASE WHEN p.path = '' THEN ?4 ELSE p.path || '/' || ?4 END "
+    f"FROM items p WHERE p.drive_id = ?1 AND p.item_id = ?3 AND p.deleted = 0 AND p.scan_generation = ?{_N + 2}) END) "
+    "ON CONFLICT(drive_id, item_id) DO UPDATE SET "
+    + ", ".join(f"{c}=coalesce(excluded.{c}, items.{c})" if c == "ctag" else f"{c}=excluded.{c}"
+                for c in [*_LIVE_COLUMNS, "updated_at"])
+    + ", path = CASE WHEN items.name IS excluded.name AND items.parent_id IS excluded.parent_id "
+    "AND items.deleted = 0 THEN items.path ELSE NULL END"
+)
 
 class ItemsMixin(StoreBase):
     """Item methods of the state store."""
@@ -126,7 +148,30 @@ class ItemsMixin(StoreBase):
         )
 
     # scanning (delta pages) -------------------------------------------------------------------------
-    _LIVE_COLUMNS = tuple(c for c in SOURCE_COLUMNS if c != "path")
+    _LIVE_COLUMNS = _LIVE_COLUMNS
+
+    @contextmanager
+    def scan_settings(self, cache_mb: int = 32, checkpoint_pages: int = 10_000) -> Iterator[None]:
+        """Connection settings for a scan's stream of page transactions, restored afterwards.
+
+        Each page commit dirties index pages all over the (drive_id, item_id) and parent indexes. With SQLite's
+        defaults (2 MB page cache, a WAL checkpoint every 1000 pages, i.e. after nearly every page commit, with
+        its fsyncs inside the store lock) that made the store the scan's bottleneck, worse the larger the drive.
+        A bounded cache (`cache_mb`, part of the process's RSS) and a checkpoint every `checkpoint_pages` WAL
+        pages (~40 MB of WAL on disk) remove it. Durability is unchanged: commits are still WAL commits.
+        """
+        with self._lock:
+            ex = self.db.conn.execute
+            old_cache = int(ex("PRAGMA cache_size").fetchone()[0])
+            old_checkpoint = int(ex("PRAGMA wal_autocheckpoint").fetchone()[0])
+            ex(f"PRAGMA cache_size = {-int(cache_mb) * 1024}")
+            ex(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
+        try:
+            yield
+        finally:
+            with self._lock:
+                ex(f"PRAGMA cache_size = {old_cache}")
+                ex(f"PRAGMA wal_autocheckpoint = {old_checkpoint}")
 
     def save_delta_page(self, drive_id: str, rows: list[dict[str, Any]], *, next_link: str | None,
                         generation: int) -> int:
@@ -134,28 +179,22 @@ class ItemsMixin(StoreBase):
 
         Rows come from the Graph backend (`delta_row`): live rows carry every SOURCE_COLUMN (a None `ctag`
         keeps the stored one: delta omits it); deleted rows only mark an already-known item deleted. Within a
-        page the last occurrence of an item wins. Returns the number of rows written.
+        page the last occurrence of an item wins. New items whose parent this pass already stored get their
+        path here (see _UPSERT_LIVE); finish_delta rebuilds the rest. Returns the number of rows written.
         """
         last: dict[str, dict[str, Any]] = {}
         for row in rows:
             last.pop(row["item_id"], None)
             last[row["item_id"]] = row
-        live = [r for r in last.values() if not r.get("deleted")]
-        gone = [r["item_id"] for r in last.values() if r.get("deleted")]
         now = utcnow()
-        cols = self._LIVE_COLUMNS
-        # path NULL marks "to be rebuilt by finish_delta": new items, and items renamed or moved
-        sets = ", ".join(f"{c}=coalesce(excluded.{c}, items.{c})" if c == "ctag" else f"{c}=excluded.{c}"
-                         for c in [*cols, "updated_at"])
-        sets += (", path = CASE WHEN items.name IS excluded.name AND items.parent_id IS excluded.parent_id "
-                 "AND items.deleted = 0 THEN items.path ELSE NULL END")
-        sql = (f"INSERT INTO items (drive_id, item_id, {', '.join(cols)}, updated_at) "
-               f"VALUES (?, ?, {', '.join('?' for _ in cols)}, ?) ON CONFLICT(drive_id, item_id) DO UPDATE SET {sets}")
+        values = _live_values
+        live = [(drive_id, *values(r), now) for r in last.values() if not r.get("deleted")]
+        gone = [(generation, now, drive_id, r["item_id"]) for r in last.values() if r.get("deleted")]
         with self.atomic():
-            self.db.conn.executemany(sql, ([drive_id, r["item_id"], *(r[c] for c in cols), now] for r in live))
-            self.db.conn.executemany(
-                "UPDATE items SET deleted = 1, scan_generation = ?, updated_at = ? WHERE drive_id = ? AND item_id = ?",
-                ((generation, now, drive_id, i) for i in gone))
+            self.db.conn.executemany(_UPSERT_LIVE, live)
+            if gone:
+                self.db.conn.executemany("UPDATE items SET deleted = 1, scan_generation = ?, updated_at = ? "
+                                         "WHERE drive_id = ? AND item_id = ?", gone)
             self.db.execute(
                 "UPDATE drives SET scan_link = ?, items_seen = items_seen + ?, updated_at = ? WHERE id = ?",
                 (next_link, len(rows), now, drive_id))
@@ -169,7 +208,7 @@ class ItemsMixin(StoreBase):
           status and target columns are left as they are.
         - items below a folder deleted in this pass are marked deleted too;
         - paths (relative to the drive root, '/'-separated, root = '') are rebuilt for every item whose path is
-          NULL (new, renamed or moved: see save_delta_page) and all its descendants (a renamed folder moves its
+          NULL (new without a stored parent, renamed or moved: see save_delta_page) and all its descendants (a renamed folder moves its
           whole subtree), in SQL, with bounded memory; items whose parent chain is broken keep path NULL.
           Unchanged ancestors that delta repeats with every change cost nothing.
         All in one transaction with the drive update, so a kill leaves either the old or the new state.
@@ -192,6 +231,11 @@ class ItemsMixin(StoreBase):
                    UPDATE items SET deleted = 1 WHERE drive_id = :d
                      AND item_id IN (SELECT item_id FROM gone WHERE depth > 0)""", {"d": d, "g": g})
             cascaded = self.db.execute("SELECT changes()").fetchone()[0]
+            # a path save_delta_page derived from a parent that this pass then deleted is stale: rebuild it
+            # (it stays NULL, the chain is broken); its descendants follow through the recursion below
+            ex("""UPDATE items SET path = NULL WHERE drive_id = :d AND deleted = 0 AND path IS NOT NULL
+                    AND parent_id IN (SELECT item_id FROM items WHERE drive_id = :d AND deleted = 1
+                                      AND scan_generation = :g)""", {"d": d, "g": g})
             ex("DROP TABLE IF EXISTS temp.scan_affected")
             ex("CREATE TEMP TABLE scan_affected (item_id TEXT PRIMARY KEY)")
             ex("""WITH RECURSIVE a(item_id, depth) AS (
@@ -218,8 +262,8 @@ class ItemsMixin(StoreBase):
                         FROM t JOIN items c ON c.drive_id = :d AND c.parent_id = t.item_id AND c.deleted = 0
                        WHERE t.depth < 1000)
                   INSERT OR REPLACE INTO temp.scan_paths SELECT item_id, path FROM t""", {"d": d})
-            ex("UPDATE items SET path = NULL WHERE drive_id = ? AND item_id IN (SELECT item_id FROM temp.scan_affected)",
-               (d,))
+            ex("UPDATE items SET path = NULL WHERE drive_id = ? AND path IS NOT NULL "
+               "AND item_id IN (SELECT item_id FROM temp.scan_affected)", (d,))
             ex("UPDATE items SET path = sp.path FROM temp.scan_paths sp WHERE items.drive_id = ? "
                "AND items.item_id = sp.item_id", (d,))
             affected = self.db.execute("SELECT count(*) FROM temp.scan_affected").fetchone()[0]
@@ -241,9 +285,10 @@ class ItemsMixin(StoreBase):
 
     def unshared_item_ids(self, drive_id: str, generation: int) -> list[str]:
         """Items of this pass that lost their `shared` facet (or were deleted) but still have stored grants."""
+        # driven by the (small) permissions table, not by the drive's items
         rows = self.query(
-            "SELECT DISTINCT i.item_id FROM items i JOIN permissions p ON p.drive_id = i.drive_id "
-            "AND p.item_id = i.item_id WHERE i.drive_id = ? AND i.scan_generation = ? "
+            "SELECT DISTINCT p.item_id FROM permissions p JOIN items i ON i.drive_id = p.drive_id "
+            "AND i.item_id = p.item_id WHERE p.drive_id = ? AND i.scan_generation = ? "
             "AND (i.shared = 0 OR i.deleted = 1)", (drive_id, generation))
         return [r["item_id"] for r in rows]
 

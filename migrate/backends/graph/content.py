@@ -81,17 +81,27 @@ class ContentReader:
         skip = offset if (offset and resp.status_code == 200) else 0
 
         def chunks() -> Iterator[bytes]:
+            """Bytes as they arrive, gathered up to read_size; on a break what arrived is yielded first, so the
+            re-open starts at the byte where the connection broke (not at the last full read_size)."""
             nonlocal skip
+            held = bytearray()
             try:
-                for chunk in resp.iter_bytes(self.read_size):
+                for chunk in resp.iter_bytes():
                     if skip:
                         if len(chunk) <= skip:
                             skip -= len(chunk)
                             continue
                         chunk, skip = chunk[skip:], 0
-                    yield chunk
+                    held += chunk
+                    if len(held) >= self.read_size:
+                        yield bytes(held)
+                        held.clear()
             except httpx.TransportError as exc:
+                if held:
+                    yield bytes(held)
                 raise TransientError(f"download of {drive_id}/{item_id} broke: {type(exc).__name__}") from None
+            if held:
+                yield bytes(held)
 
         try:
             yield chunks()

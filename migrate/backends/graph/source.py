@@ -130,6 +130,21 @@ class GraphSource:
                                               max_connections=max(8, self.options.workers * 2))
         return self._content.open(drive_id, item_id, offset)
 
+    def current_hash(self, drive_id: str, item_id: str) -> str | None:
+        """The item's QuickXorHash as Graph lists it now (for `verify --source`); None when it is gone, '' when
+        Graph lists no hash (0-byte files, some files right after upload)."""
+        from migrate.errors import ItemNotFound
+
+        path = f"drives/{quote(drive_id, safe='!')}/items/{quote(item_id, safe='')}"
+        try:
+            data = self.client.get_json(path, params={"$select": "id,file,deleted"}, kind="item",
+                                        what=f"item {drive_id}/{item_id}")
+        except ItemNotFound:
+            return None
+        if data.get("deleted"):
+            return None
+        return ((data.get("file") or {}).get("hashes") or {}).get("quickXorHash") or ""
+
     def permissions(self, drive_id: str, item_id: str) -> list[Grant]:
         path = f"drives/{quote(drive_id, safe='!')}/items/{quote(item_id, safe='')}/permissions"
         values = list(self.client.get_pages(path, kind="permissions", what=f"permissions of {drive_id}/{item_id}"))
