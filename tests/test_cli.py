@@ -27,9 +27,9 @@ def test_help_imports_no_heavy_sdk() -> None:
 def test_help_lists_only_real_commands(cli) -> None:
     r = cli("--help")
     assert r.returncode == 0
-    from migrate.cli import app
-
     import typer.main
+
+    from migrate.cli import app
 
     group = typer.main.get_command(app)
     for name, cmd in group.commands.items():
