@@ -25,7 +25,7 @@ from migrate.backends.nextcloud.provisioning import Provisioning
 from migrate.backends.nextcloud.shares import Shares
 from migrate.backends.nextcloud.teamfolders import TeamFolders
 from migrate.backends.webdav.session import DavSession, make_http
-from migrate.backends.webdav.wire import clean_path, parent_of
+from migrate.backends.webdav.wire import clean_path, parent_of, walk_breadth_first
 from migrate.errors import ConfigError, IntegrityError, MigrateError, TargetItemError
 from migrate.models import Features, RemoteEntry
 from migrate.transport.pacer import Pacer
@@ -129,15 +129,7 @@ class NextcloudTarget:
 
     def walk(self, user: str, path: str) -> Iterator[RemoteEntry]:
         """Depth-1 PROPFIND per folder, breadth first (cheaper than Depth: infinity on large trees)."""
-        queue = [clean_path(path)]
-        while queue:
-            folder = queue.pop(0)
-            for entry in self.dav.propfind(user, folder, "1") or []:
-                if entry.path == folder:
-                    continue
-                yield entry
-                if entry.is_folder:
-                    queue.append(entry.path)
+        yield from walk_breadth_first(path, lambda folder: self.dav.propfind(user, folder, "1"))
 
     def ensure_folder(self, user: str, path: str) -> None:
         """MKCOL each missing level once (201 or 405 both mean it is there); remembered per user."""

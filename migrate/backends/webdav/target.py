@@ -22,6 +22,7 @@ from migrate.backends.webdav.wire import (
     parent_of,
     parse_multistatus,
     propfind_body,
+    walk_breadth_first,
 )
 from migrate.errors import ConfigError, IntegrityError, TargetItemError
 from migrate.models import Features, RemoteEntry
@@ -104,16 +105,7 @@ class WebDAVTarget:
     def walk(self, user: str, path: str) -> Iterator[RemoteEntry]:
         """Depth-1 PROPFIND per folder, breadth first (Depth: infinity is often disabled)."""
         self._check_user(user)
-        queue = [clean_path(path)]
-        while queue:
-            folder = queue.pop(0)
-            entries = self._propfind(folder, "1")
-            for entry in entries or []:
-                if entry.path == folder:
-                    continue
-                yield entry
-                if entry.is_folder:
-                    queue.append(entry.path)
+        yield from walk_breadth_first(path, lambda folder: self._propfind(folder, "1"))
 
     def ensure_folder(self, user: str, path: str) -> None:
         self._check_user(user)

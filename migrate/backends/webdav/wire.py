@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import email.utils
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -170,3 +171,17 @@ def parse_multistatus(body: bytes, root_path: str) -> Iterator[RemoteEntry]:
 
 def header_map(headers: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in headers.items() if v is not None}
+
+
+def walk_breadth_first(path: str, listing: Callable[[str], Iterable[RemoteEntry] | None]) -> Iterator[RemoteEntry]:
+    """Every entry below `path` from Depth-1 listings, breadth first: cheaper than Depth: infinity on large
+    trees, and allowed where a server refuses infinite depth (Apache's default)."""
+    queue = deque([clean_path(path)])
+    while queue:
+        folder = queue.popleft()
+        for entry in listing(folder) or []:
+            if entry.path == folder:
+                continue
+            yield entry
+            if entry.is_folder:
+                queue.append(entry.path)
