@@ -115,3 +115,13 @@ class RemoteEntry:
     mtime: float | None = None
     etag: str | None = None
     checksums: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SmallFile:
+    """One small file for a target's bulk upload (`upload_many`); held in memory, so only small files belong here."""
+
+    path: str
+    data: bytes
+    mtime: float | None = None
+    sha1: str | None = None

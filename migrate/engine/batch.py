@@ -16,7 +16,7 @@ from typing import Any
 
 from migrate.engine.transfer import Outcome, Transfer, _enriched, check_entry, resilient_stream, target_notes
 from migrate.errors import IntegrityError, MigrateError, Terminal, TransientError
-from migrate.models import ItemStatus, RemoteEntry
+from migrate.models import ItemStatus, RemoteEntry, SmallFile
 from migrate.transport.hashing import HashingStream
 
 log = logging.getLogger(__name__)
@@ -72,15 +72,6 @@ class Batcher:
             if b.items:
                 yield b.items
 
-
-@dataclass(frozen=True, slots=True)
-class SmallFile:
-    """One file for `upload_many` (the shape the Nextcloud backend's bulk record has), held in memory."""
-
-    path: str
-    data: bytes
-    mtime: float | None = None
-    sha1: str | None = None
 
 
 @dataclass

@@ -11,24 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
 
 from migrate.backends.nextcloud.dav import NextcloudDav
 from migrate.errors import TargetItemError
-from migrate.models import RemoteEntry
+from migrate.models import RemoteEntry, SmallFile
 
 MAX_FILES = 100  # the desktop client's batch size
 MAX_BYTES = 16 * 1024 * 1024  # each part is read into a PHP string: keep batches small in bytes
 
-
-@dataclass(frozen=True, slots=True)
-class SmallFile:
-    """One file for bulk upload; held in memory, so only small files belong here."""
-
-    path: str
-    data: bytes
-    mtime: int | None = None
-    sha1: str | None = None
 
 
 def batches(files: list[SmallFile], max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES) -> list[list[SmallFile]]:
