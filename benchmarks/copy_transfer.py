@@ -175,29 +175,71 @@ def baseline_pipe(sb: Sandboxes, item_id: str, size: int) -> float:
     return secs
 
 
-def large_file(tmp: Path, size_mb: int, workers: int, reps: int = 2) -> dict[str, Any]:
+def baseline_chunked_pipe(sb: Sandboxes, item_id: str, size: int, chunk: int = 32 * MiB) -> tuple[float, float]:
+    """The same file through Nextcloud's chunked upload with nothing else: the download streamed straight into
+    serial chunk PUTs (no hashing, no spooling, no retries), then the final MOVE. Returns (total s, MOVE s)."""
+    import httpx
+
+    token = sb.admin.post("/token", json={"lifetime": 7200}).json()["access_token"]
+    src = httpx.Client(timeout=600, follow_redirects=True, headers={"Authorization": f"Bearer {token}"})
+    dst = httpx.Client(timeout=600, auth=("alice", sb.nc["users"]["alice"]))
+    up = f"{sb.nc['url']}/remote.php/dav/uploads/alice/bench-{time.time_ns()}"
+    dest = {"Destination": f"{sb.nc['url']}/remote.php/dav/files/alice/baseline-chunked.bin",
+            "OC-Total-Length": str(size)}
+    t0 = time.perf_counter()
+    dst.request("MKCOL", up, headers=dest).raise_for_status()
+    with src.stream("GET", f"{sb.g['graph_url']}/drives/{sb.drive_id}/items/{item_id}/content") as r:
+        r.raise_for_status()
+        pieces = r.iter_bytes(MiB)
+        for n in range(1, (size + chunk - 1) // chunk + 1):
+            length = min(chunk, size - (n - 1) * chunk)
+
+            def body(length: int = length) -> Any:
+                left = length
+                while left > 0:
+                    piece = next(pieces)
+                    if len(piece) > left:  # iter_bytes(MiB) pieces divide 32 MiB chunks exactly; guard anyway
+                        raise SystemExit("chunk boundary inside a piece")
+                    left -= len(piece)
+                    yield piece
+
+            dst.put(f"{up}/{n:05d}", content=body(), headers={**dest, "Content-Length": str(length)}).raise_for_status()
+    t_move = time.perf_counter()
+    dst.request("MOVE", f"{up}/.file", headers={**dest, "Overwrite": "T"}).raise_for_status()
+    end = time.perf_counter()
+    src.close()
+    dst.close()
+    return end - t0, end - t_move
+
+
+def large_file(tmp: Path, size_mb: int, workers: int, reps: int = 3) -> dict[str, Any]:
     sb = Sandboxes(tmp / "sb-large")
     size = size_mb * MiB
     try:
         item = sb.mutate(op="add_file", drive_id=sb.drive_id, parent_path="root", name="big.bin", size=size)
-        runs, bases = [], []
-        for rep in range(reps):  # alternate copy and baseline: the machine is shared, take the best of each
+        runs, bases, chunked = [], [], []
+        for rep in range(reps):  # alternate copy and baselines: the machine is shared, take the best of each
             work = tmp / f"large-{rep}"
             env = prepare(work, sb, workers)
             runs.append(run_copy(work, env))
             bases.append(baseline_pipe(sb, item["id"], size))
+            chunked.append(baseline_chunked_pipe(sb, item["id"], size))
     finally:
         sb.close()
     res = min(runs, key=lambda r: r["summary"].get("seconds") or r["wall_s"])
     base_s = min(bases)
+    chunked_s, move_s = min(chunked)
     s = res["summary"]
     copy_s = s.get("seconds") or res["wall_s"]
     return {"bytes": size, "copy_seconds": round(copy_s, 2), "wall_s": res["wall_s"],
             "copy_mb_per_s": round(size / 1e6 / copy_s, 1), "copy_mb_per_s_wall": round(size / 1e6 / res["wall_s"], 1),
             "baseline_seconds": round(base_s, 2), "baseline_mb_per_s": round(size / 1e6 / base_s, 1),
             "ratio": round(base_s / copy_s, 3), "ratio_wall": round(base_s / res["wall_s"], 3),
+            "chunked_pipe_seconds": round(chunked_s, 2), "chunked_pipe_move_seconds": round(move_s, 2),
+            "ratio_vs_chunked_pipe": round(chunked_s / copy_s, 3),
             "runs_copy_s": [round(r["summary"].get("seconds") or r["wall_s"], 2) for r in runs],
             "runs_baseline_s": [round(b, 2) for b in bases],
+            "runs_chunked_pipe_s": [[round(a, 2), round(b, 2)] for a, b in chunked],
             "files_verified": s.get("files_verified"), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
 
 
@@ -228,6 +270,7 @@ def resume(tmp: Path, files: int, size_mb: int, workers: int, kill_fraction: flo
             "second_run_write_chars": second["write_chars"],
             "resent_ratio": round(read_second / missing, 3) if missing else None,
             "second_run_verified": second["summary"].get("files_verified"),
+            "second_run_resumed_upload_bytes": second["summary"].get("resumed_bytes"),
             "second_run_resumed": {"verified": second["summary"].get("resumed_verified"),
                                    "resent": second["summary"].get("resumed_resent")},
             "peak_rss_mb": max(first["peak_rss_mb"], second["peak_rss_mb"])}
@@ -254,13 +297,17 @@ def main() -> dict[str, Any]:
             "small": "files added one by one with the Graph sandbox's admin mutate route (exactly N files of the "
                      "given size in folders of 100), then one `copy` (plan refresh + bulk upload + verify); "
                      "files_per_s uses the copy's own seconds (from the start of the command's accounting)",
-            "large": "one file via `copy` (chunked upload v1, 32 MiB chunks, checksum on the final MOVE) vs a "
-                     "streamed httpx GET (redirect followed) piped into one PUT; best of the runs of each; "
-                     "ratio = baseline seconds / copy seconds",
+            "large": "one file via `copy` (chunked upload, 32 MiB chunks, 3 in flight, checksum on the final "
+                     "MOVE, read-back check) vs (a) a streamed httpx GET (redirect followed) piped into one PUT: "
+                     "ratio = its seconds / copy seconds; (b) the same GET streamed into serial chunk PUTs and the "
+                     "final MOVE, nothing else: ratio_vs_chunked_pipe; chunked_pipe_move_seconds is the server "
+                     "assembling the chunks into the file, a second write of every byte that chunked upload "
+                     "always costs on Nextcloud's local storage and one PUT never does; best of 3 alternating runs",
             "rss": "psutil RSS of the copy process sampled every 20-50 ms",
             "resume": "kill -9 once the Graph sandbox has sent half the bytes; bytes_missing = sizes of the files "
-                      "not verified after the kill; second_run_source_bytes = Graph bytes_sent during the rerun; "
-                      "write_chars = bytes the rerun wrote to sockets and files (psutil)",
+                      "not verified after the kill; second_run_source_bytes = Graph bytes_sent during the rerun "
+                      "(below bytes_missing when interrupted chunked uploads resume after the chunks the server "
+                      "kept); write_chars = bytes the rerun wrote to sockets and files (psutil)",
         },
     }
     prev = RESULTS / "copy_transfer.json"
@@ -279,7 +326,7 @@ def main() -> dict[str, Any]:
     out["meets_goals"] = {
         "large_ratio": out.get("large", {}).get("ratio", 0) >= 0.7,
         "peak_rss_mb": bool(rss) and max(rss) < 200,
-        "resume_only_missing_bytes": (out.get("resume", {}).get("resent_ratio") or 9) <= 1.05,
+        "resume_only_missing_bytes": (out.get("resume", {}).get("resent_ratio") or 9) <= 1.0,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "copy_transfer.json").write_text(json.dumps(out, indent=2) + "\n")

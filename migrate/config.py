@@ -81,6 +81,7 @@ class TransferSettings:
 
     workers: int
     chunk_size: int
+    chunk_parallel: int
     small_file_limit: int
     bulk_upload: bool
 
@@ -369,6 +370,10 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             _size(5 * 1024**2, 5 * 1024**3),
             32 * 1024**2,
             "Chunk size for large uploads (Nextcloud accepts 5MiB to 5GiB).",
+        ),
+        "chunk_parallel": _Key(
+            _whole(1, 16), 3,
+            "Chunks of one large file sent at once (no more than the server advertises it accepts).",
         ),
         "small_file_limit": _Key(
             _size(0, 1024**3), 10 * 1024**2, "Files up to this size are sent in one request (or bulk upload)."

@@ -16,7 +16,8 @@ def open_target_from_settings(settings: Settings, *, pacer: Any = None) -> Targe
 
     require_settings(settings, "target")
     t = settings.target
-    options = {"chunk_size": settings.transfer.chunk_size} if t.kind == "nextcloud" else {}
+    options = ({"chunk_size": settings.transfer.chunk_size, "chunk_parallel": settings.transfer.chunk_parallel}
+               if t.kind == "nextcloud" else {})
     return open_target(
         t.kind, t.url, load_app_passwords(settings), ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
         pacer=pacer, service_account=t.service_account or None, **options,

@@ -10,7 +10,7 @@ from migrate.errors import ExitCode
 from migrate.models import Drive, DriveKind
 from migrate.store import StateStore
 
-HEAVY = ("msgraph", "azure.identity", "webdav4", "wsgidav", "httpx", "sqlite_utils", "msgraph_core")
+HEAVY = ("msgraph", "azure.identity", "webdav4", "wsgidav", "httpx", "sqlite_utils", "msgraph_core", "numpy")
 
 
 def test_help_imports_no_heavy_sdk() -> None:

@@ -177,6 +177,60 @@ def test_kill_9_at_random_points_then_resume_sends_no_verified_file_again(tmp_pa
         assert stored == want, (sorted(stored - want)[:5], sorted(want - stored)[:5])
 
 
+def test_a_killed_chunked_upload_resumes_after_the_chunks_the_server_has(tmp_path, graph_sandbox_factory,
+                                                                           nextcloud_sandbox):
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 2, "awkward_names": False}))
+    nc = nextcloud_sandbox
+    drive = sorted(g.truth())[0]
+    size = 48 * 1024 * 1024
+    big = g.mutate.add_file(drive, "/", "big.bin", size)
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer='chunk_size = "5MiB"\nchunk_parallel = 2')
+    g.faults.set(route="download", bytes_per_second=6 * 1024 * 1024)  # about 8 s for the big file
+    exe = Path(sys.executable).with_name("m365-migrate")
+    p = subprocess.Popen([str(exe), "copy"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+
+    def stored_chunks() -> set[str]:
+        return {path.rsplit("/", 1)[-1] for m, path, st in nc.requests
+                if m == "PUT" and path.startswith("/remote.php/dav/uploads/alice/") and st == 201}
+
+    deadline = time.monotonic() + 60
+    while len(stored_chunks()) < 4 and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    assert p.poll() is None, "the copy finished before the kill; slow it down"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    time.sleep(0.3)
+    before_kill = stored_chunks()
+    assert {"00001", "00002", "00003", "00004"} <= before_kill and len(before_kill) < 10, before_kill
+    with db(tmp_path) as s:
+        session = s.upload_session(drive, big["id"])
+    assert session is not None and session["chunk_size"] == 5 * 1024 * 1024
+
+    g.faults.clear()
+    mark, sent_before = len(nc.requests), g.stats().get("bytes_sent", 0)
+    r = run_cli("--json", "copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    again = [(m, path.rsplit("/", 1)[-1]) for m, path, _s in nc.requests[mark:]
+             if path.startswith(f"/remote.php/dav/uploads/alice/{session['transfer_id']}")]
+    resent = {n for m, n in again if m == "PUT"}
+    assert resent and not (resent & {"00001", "00002", "00003", "00004"}), sorted(resent)
+    assert ("MOVE", ".file") in again and ("MKCOL", session["transfer_id"]) not in again
+    # only the rest of the file came from the source, and the whole file was read back from the target
+    assert g.stats().get("bytes_sent", 0) - sent_before <= size - 4 * 5 * 1024 * 1024 + 2 * 1024 * 1024
+    assert any(m == "GET" and path == "/remote.php/dav/files/alice/big.bin" for m, path, _s in nc.requests[mark:])
+    info = nc.file_info("alice", "big.bin")
+    assert info["size"] == size and info["sha1"] == truth_by_id(g)[(drive, big["id"])]["sha1"]
+    assert info["checksum"] == f"SHA1:{info['sha1']}"  # the server hashed the assembled file; ours matched
+    rows = file_rows(tmp_path)
+    assert_target_matches_truth(g, nc, rows)
+    assert next(x for x in rows if x["item_id"] == big["id"])["status"] == "verified"
+    with db(tmp_path) as s:
+        assert s.upload_session_count() == 0
+    assert json.loads(r.stdout).get("resumed_bytes", 0) >= 4 * 5 * 1024 * 1024
+
+
 def test_bad_accounts_are_listed_together_before_any_byte_moves(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 3, "files_per_drive": 5}))
     nc = nextcloud_sandbox

@@ -1,8 +1,7 @@
 """`copy` through the real CLI while the sandboxes misbehave: throttling, resets, expiring URLs and tokens, a full
-quota, locked files. Every run must end with every file byte-identical at the target (or, for a full quota, exit 5
-naming the user and finish after the quota is raised).
-
-Not covered: 5xx on the final MOVE of a chunked upload, because the Nextcloud sandbox cannot inject it.
+quota, locked files, 5xx and lost answers on the final MOVE of a chunked upload. Every run must end with every
+file byte-identical at the target (or, for a full quota, exit 5 naming the user and finish after the quota is
+raised).
 """
 
 from __future__ import annotations
@@ -117,3 +116,19 @@ def test_locked_files_at_the_target_are_retried_until_unlocked(tmp_path, graph_s
     refused = [(m, p) for m, p, s in nc.requests[before:] if s == 423]
     assert any(m == "MOVE" for m, _p in refused), refused   # the final MOVE of the chunked upload
     assert any(m in ("PUT", "POST") for m, _p in refused), refused
+
+
+def test_5xx_and_a_lost_answer_on_the_final_move(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    g, env = _world(tmp_path, graph_sandbox_factory, nc, big=12 * MB, transfer='chunk_size = "5MiB"')
+    # two 503s (the server refused), then a 504 from a proxy while the server did assemble the file
+    nc.fault("MOVE", 503, count=2, path_contains="/uploads/")
+    nc.fault("MOVE", 504, after=True, path_contains="/uploads/")
+    before = len(nc.requests)
+    summary = _copy_ok(tmp_path, env, g, nc)
+    moves = [s for m, p, s in nc.requests[before:] if m == "MOVE" and "/uploads/" in p]
+    assert moves == [503, 503, 504, 404], moves
+    big = next(x for x in file_rows(tmp_path) if x["name"] == "big.bin")
+    assert big["status"] == "verified" and big["attempts"] == 1, big
+    assert not summary["failed"]
+    assert not list((nc.data_dir / "uploads" / "alice").glob("*")), "an upload folder was left behind"

@@ -17,7 +17,7 @@ from migrate.backends.nextcloud.chunked import MAX_CHUNK, MIN_CHUNK, chunk_size_
 from migrate.backends.nextcloud.target import MIN_MTIME, NextcloudTarget
 from migrate.backends.webdav.session import DavSession, make_http
 from migrate.backends.webdav.wire import StreamConsumed
-from migrate.errors import AuthError, ConfigError, TargetFull, TargetItemError
+from migrate.errors import AuthError, ConfigError, MigrateError, TargetFull, TargetItemError
 from migrate.transport.pacer import Pacer
 
 MiB = 1024 * 1024
@@ -133,9 +133,103 @@ def test_large_file_goes_chunked(nc, target) -> None:
     assert info["mtime"] == 1_600_000_000 and info["checksum"] == f"SHA1:{sha}"
     seen = [(m, p.rsplit("/", 1)[-1], s) for m, p, s in requests_since(nc, start) if "/uploads/" in p]
     assert seen[0][0] == "MKCOL" and seen[0][2] == 201
-    assert [(m, n, s) for m, n, s in seen[1:5]] == [("PUT", f"0000{i}", 201) for i in range(1, 5)]
+    # chunks go up several at a time, so they may arrive in any order; the server assembles them by name
+    assert sorted((m, n, s) for m, n, s in seen[1:5]) == [("PUT", f"0000{i}", 201) for i in range(1, 5)]
     assert seen[5] == ("MOVE", ".file", 201) and len(seen) == 6
     assert not list((nc.data_dir / "uploads" / "alice").glob("*"))
+
+
+def test_one_chunk_at_a_time_keeps_order(nc, target) -> None:
+    size = 23 * MiB
+    chunks, sha = blocks(size)
+    target.chunk_parallel = 1
+    start = len(nc.requests)
+    target.upload("alice", "serial.bin", chunks, size, sha1=lambda: sha)
+    puts = [p.rsplit("/", 1)[-1] for m, p, _ in requests_since(nc, start) if m == "PUT" and "/uploads/" in p]
+    assert puts == ["00001", "00002", "00003", "00004", "00005"]
+    assert nc.file_info("alice", "serial.bin")["sha1"] == sha
+
+
+def test_chunk_parallelism_is_capped_by_what_the_server_advertises(nc) -> None:
+    t = open_target("nextcloud", nc.url, nc.app_passwords, pacer=pacer(), chunk_parallel=16)
+    try:
+        assert t.info.chunk_parallel == 5  # files.chunked_upload.max_parallel_count of NC 32
+        assert t.chunk_parallel == 5
+    finally:
+        t.close()
+
+
+def test_chunks_are_sent_while_the_next_is_read(nc, target) -> None:
+    # The reader waits until the server has stored the first chunk: possible only if chunk 1 is on its way
+    # while the stream is still being read (serially, the upload would wait for the reader forever).
+    size = 20 * MiB
+    base = bytes(range(256)) * (MiB // 256)
+    sha = hashlib.sha1(base * 20).hexdigest()
+    first_stored = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(m == "PUT" and p.endswith("/00001") and s == 201 for m, p, s in nc.requests):
+                first_stored.set()
+                return
+            time.sleep(0.02)
+
+    def gen() -> Iterator[bytes]:
+        for i in range(20):
+            if i == 12:
+                assert first_stored.wait(20), "chunk 1 was not sent while the stream was still being read"
+            yield base
+
+    threading.Thread(target=watch, daemon=True).start()
+    entry = target.upload("alice", "overlap.bin", gen(), size, sha1=lambda: sha)
+    assert entry.size == size and nc.file_info("alice", "overlap.bin")["sha1"] == sha
+
+
+def test_a_refused_chunk_aborts_the_upload_and_cleans_up(nc, target) -> None:
+    size = 20 * MiB
+    chunks, sha = blocks(size)
+    nc.fault("PUT", 403, path_contains="/uploads/")
+    with pytest.raises(MigrateError):
+        target.upload("alice", "refused.bin", chunks, size, sha1=lambda: sha)
+    assert nc.file_info("alice", "refused.bin") is None
+    assert not list((nc.data_dir / "uploads" / "alice").glob("*")), "the upload folder was left behind"
+    assert any(m == "DELETE" and "/uploads/" in p for m, p, _ in nc.requests)
+
+
+def test_5xx_on_the_final_move_is_retried(nc, target) -> None:
+    size = 12 * MiB
+    chunks, sha = blocks(size)
+    nc.fault("MOVE", 503, count=2, path_contains="/uploads/")
+    start = len(nc.requests)
+    target.upload("alice", "retried.bin", chunks, size, mtime=1_650_000_000, sha1=lambda: sha)
+    moves = [s for m, p, s in requests_since(nc, start) if m == "MOVE"]
+    assert moves == [503, 503, 201]
+    info = nc.file_info("alice", "retried.bin")
+    assert info["sha1"] == sha and info["checksum"] == f"SHA1:{sha}" and info["mtime"] == 1_650_000_000
+
+
+def test_a_lost_answer_to_the_final_move_is_checked_not_failed(nc, target) -> None:
+    # A proxy times out the long assembly (504) while the server completes it; the retried MOVE finds the
+    # upload folder gone (404). The file is in place with our checksum, so the upload counts.
+    size = 12 * MiB
+    chunks, sha = blocks(size)
+    nc.fault("MOVE", 504, after=True, path_contains="/uploads/")
+    start = len(nc.requests)
+    entry = target.upload("alice", "lost-answer.bin", chunks, size, mtime=1_650_000_000, sha1=lambda: sha)
+    seen = [(m, s) for m, p, s in requests_since(nc, start) if m in ("MOVE", "PROPFIND")]
+    assert seen[:2] == [("MOVE", 504), ("MOVE", 404)], seen
+    assert entry.size == size and f"SHA1:{sha}" in entry.checksums
+    assert nc.file_info("alice", "lost-answer.bin")["sha1"] == sha
+
+
+def test_a_vanished_upload_folder_is_an_item_error(nc, target) -> None:
+    from migrate.backends.nextcloud.chunked import ChunkedUpload
+
+    up = ChunkedUpload(target.dav, "alice", "never.bin", 6 * MiB, chunk_size=5 * MiB, mtime=None, sha1=None)
+    with pytest.raises(TargetItemError, match="upload folder vanished"):
+        up._move()  # no MKCOL, no chunks: what the server shows after it expired an upload
+    assert nc.file_info("alice", "never.bin") is None
 
 
 def test_checksum_not_kept_falls_back_to_server_hashing(nc, target) -> None:
@@ -169,8 +263,10 @@ def test_quota_full_fails_early_with_target_full(nc, target) -> None:
     uploads = [(m, s) for m, p, s in requests_since(nc, start) if "/uploads/" in p]
     assert uploads[0] == ("MKCOL", 201)
     chunk_puts = [u for u in uploads if u[0] == "PUT"]
-    assert chunk_puts == [("PUT", 507)]  # the first chunk already failed: OC-Total-Length on every request
-    assert pulled <= 6 * MiB  # one 5 MiB chunk (plus one read block) of 64 MiB was read from the source
+    # the first chunk already failed (OC-Total-Length on every request); only the chunks already in flight
+    # beside it were sent, and only those (plus one read block) were read of the 64 MiB
+    assert chunk_puts and set(chunk_puts) == {("PUT", 507)} and len(chunk_puts) <= target.chunk_parallel
+    assert pulled <= (target.chunk_parallel + 1) * 5 * MiB + MiB
     assert uploads[-1][0] == "DELETE"  # the upload folder was cleaned up
     assert nc.file_info("alice", "too/big.bin") is None
 
@@ -309,3 +405,128 @@ def test_shares_create_list_delete(nc, target) -> None:
     target.shares.delete("alice", share["id"])  # already gone is fine
     with pytest.raises(TargetItemError, match="valid account"):
         target.shares.create("alice", "share/me.txt", 0, "nobody")
+
+
+def test_a_failing_bulk_request_falls_back_to_one_put_per_file(nc) -> None:
+    t = open_target("nextcloud", nc.url, nc.app_passwords, pacer=Pacer("t", base_delay=0.01, max_attempts=2))
+    try:
+        nc.fault("POST", 503, count=2, path_contains="/bulk")  # both attempts of the one bulk request
+        files = [SmallFile(f"fb/{n}.txt", f"file {n}".encode(), 1_700_000_000,
+                           hashlib.sha1(f"file {n}".encode()).hexdigest()) for n in range(5)]
+        res = t.upload_many("alice", files)
+        assert all(not isinstance(r, Exception) for r in res.values()), res
+        assert [nc.file_info("alice", f"fb/{n}.txt")["sha1"] for n in range(5)] == [f.sha1 for f in files]
+        puts = [p for m, p, s in nc.requests if m == "PUT" and "/fb/" in p and s == 201]
+        assert len(puts) == 5
+    finally:
+        t.close()
+
+
+def test_one_file_failing_after_retries_does_not_fail_the_others(nc) -> None:
+    t = open_target("nextcloud", nc.url, nc.app_passwords, pacer=Pacer("t", base_delay=0.01, max_attempts=2))
+    try:
+        nc.fault("POST", 503, count=2, path_contains="/bulk")
+        nc.fault("PUT", 503, count=2, path_contains="/sick.txt")
+        files = [SmallFile(f"one/{n}", n.encode(), None, hashlib.sha1(n.encode()).hexdigest())
+                 for n in ("well.txt", "sick.txt", "fine.txt")]
+        res = t.upload_many("alice", files)
+        assert isinstance(res["one/sick.txt"], MigrateError) and "503" in str(res["one/sick.txt"])
+        assert not isinstance(res["one/well.txt"], Exception) and not isinstance(res["one/fine.txt"], Exception)
+        assert nc.file_info("alice", "one/fine.txt") is not None and nc.file_info("alice", "one/sick.txt") is None
+    finally:
+        t.close()
+
+
+def test_chunk_buffers_hold_memory_only_within_the_budget() -> None:
+    from migrate.backends.nextcloud.chunked import MemoryBudget, _chunk_buffers
+
+    budget = MemoryBudget(12 * MiB)
+    pieces = [bytes([n]) * (3 * MiB + 17) for n in range(8)]  # pieces straddle the chunk boundaries
+    data = b"".join(pieces)
+    got = []
+    for buf, length in _chunk_buffers(iter(pieces), 5 * MiB, budget):
+        got.append((buf, length))  # held, not closed: the budget fills up
+    assert [length for _, length in got] == [5 * MiB] * 4 + [len(data) - 20 * MiB]
+    assert [b.in_memory for b, _ in got] == [True, True, False, False, False]
+    assert budget.used == 10 * MiB
+    for buf, _ in got:  # each body replays the same bytes, from memory or from disk
+        assert b"".join(buf.body()()) == b"".join(buf.body()())
+    assert b"".join(b"".join(buf.body()()) for buf, _ in got) == data
+    for buf, _ in got:
+        buf.close()
+    assert budget.used == 0
+
+
+def test_an_interrupted_stream_gives_the_budget_back() -> None:
+    from migrate.backends.nextcloud.chunked import MemoryBudget, _chunk_buffers
+
+    budget = MemoryBudget(64 * MiB)
+
+    def broken() -> Iterator[bytes]:
+        yield b"x" * (7 * MiB)
+        raise OSError("connection reset")
+
+    gen = _chunk_buffers(broken(), 5 * MiB, budget)
+    first, _ = next(gen)
+    with pytest.raises(OSError):
+        next(gen)
+    assert budget.used == 5 * MiB  # only the buffer handed over is still held (by its owner)
+    first.close()
+    assert budget.used == 0
+
+
+def test_resume_keeps_whole_chunks_in_a_row_and_deletes_the_rest(nc, target) -> None:
+    import httpx
+
+    size, chunk = 26 * MiB, 5 * MiB
+    data = bytes(range(256)) * (size // 256)
+    prev = target.begin_resumable("alice", size)
+    assert prev is not None and prev.offset == 0 and prev.chunk_size == chunk
+    auth = ("alice", nc.app_passwords["alice"])
+    up = f"{nc.url}/remote.php/dav/uploads/alice/{prev.transfer_id}"
+    with httpx.Client(auth=auth) as c:
+        assert c.request("MKCOL", up).status_code == 201
+        for name, part in (("00001", data[:chunk]), ("00002", data[chunk:2 * chunk]),
+                           ("00003", data[2 * chunk:2 * chunk + 1000]),  # cut short by a kill
+                           ("00005", data[4 * chunk:5 * chunk])):          # past a gap
+            assert c.put(f"{up}/{name}", content=part).status_code == 201
+    resume = target.begin_resumable("alice", size, {"transfer_id": prev.transfer_id, "chunk_size": chunk})
+    assert resume == type(prev)(prev.transfer_id, chunk, 2 * chunk)
+    left = sorted(p.name for p in (nc.data_dir / "uploads" / "alice" / prev.transfer_id).iterdir()
+                  if not p.name.startswith("."))
+    assert left == ["00001", "00002"]
+    start = len(nc.requests)
+    rest = [data[i:i + MiB] for i in range(resume.offset, size, MiB)]
+    entry = target.upload("alice", "resumed.bin", iter(rest), size, sha1=None, resume=resume)
+    assert entry.size == size
+    puts = sorted(p.rsplit("/", 1)[-1] for m, p, _ in requests_since(nc, start) if m == "PUT")
+    assert puts == ["00003", "00004", "00005", "00006"]
+    assert nc.file_info("alice", "resumed.bin")["sha1"] == hashlib.sha1(data).hexdigest()
+    with target.open_read("alice", "resumed.bin") as stream:
+        assert hashlib.sha1(b"".join(stream)).hexdigest() == hashlib.sha1(data).hexdigest()
+    confirmed = target.confirm("alice", "resumed.bin", size, hashlib.sha1(data).hexdigest())
+    assert f"SHA1:{hashlib.sha1(data).hexdigest()}" in confirmed.checksums
+
+
+def test_an_expired_upload_folder_starts_a_new_session(nc, target) -> None:
+    resume = target.begin_resumable("alice", 12 * MiB, {"transfer_id": "m365-migrate-gone", "chunk_size": 5 * MiB})
+    assert resume is not None and resume.offset == 0 and resume.transfer_id != "m365-migrate-gone"
+    assert target.begin_resumable("alice", 1 * MiB) is None  # small files are not chunked
+
+
+def test_a_transient_failure_keeps_the_chunks_of_a_resumable_upload(nc) -> None:
+    t = open_target("nextcloud", nc.url, nc.app_passwords, pacer=Pacer("t", base_delay=0.01, max_attempts=2),
+                    chunk_size=5 * MiB, chunk_parallel=1)
+    try:
+        size = 16 * MiB
+        resume = t.begin_resumable("alice", size)
+        nc.fault("PUT", 503, count=2, path_contains="/00003")
+        chunks, sha = blocks(size)
+        with pytest.raises(MigrateError):
+            t.upload("alice", "flaky.bin", chunks, size, sha1=lambda: sha, resume=resume)
+        kept = sorted(p.name for p in (nc.data_dir / "uploads" / "alice" / resume.transfer_id).iterdir())
+        assert kept == ["00001", "00002"]
+        again = t.begin_resumable("alice", size, {"transfer_id": resume.transfer_id, "chunk_size": 5 * MiB})
+        assert again.offset == 10 * MiB
+    finally:
+        t.close()

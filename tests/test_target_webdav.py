@@ -180,7 +180,10 @@ def test_large_file_is_streamed_not_buffered(env: Env) -> None:
     finally:
         tracemalloc.stop()
     assert entry.size == size
-    assert peak < 24 * MiB, f"peak traced memory {peak / MiB:.1f} MiB for a 64 MiB upload"
+    # Nextcloud may keep chunks in memory up to the process-wide budget (32 MiB), never the whole 64 MiB
+    from migrate.backends.nextcloud.chunked import CHUNK_MEMORY
+
+    assert peak < CHUNK_MEMORY.limit + 4 * MiB < size, f"peak traced memory {peak / MiB:.1f} MiB for a 64 MiB upload"
     if env.kind in ("nextcloud", "plain"):
         info = env.server.file_info("alice", env.p("big.bin"))
         assert info["sha1"] == digest.hexdigest()

@@ -19,6 +19,7 @@ class Accounting:
     failed: int = 0
     skipped: int = 0
     resent_bytes: int = 0
+    resumed_bytes: int = 0
     started: float = field(default_factory=time.monotonic)
     listener: Callable[[str, int], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -48,6 +49,13 @@ class Accounting:
         with self._lock:
             self.skipped += 1
         self._tell("skipped", 1)
+
+    def already_there(self, n: int) -> None:
+        """Bytes an earlier run left on the target (chunks of a resumed upload): not to be sent, nor waited for."""
+        with self._lock:
+            self.total_bytes -= n
+            self.resumed_bytes += n
+        self._tell("total", -n)
 
     def rewind(self, n: int) -> None:
         """Bytes that were counted but must be sent again (a re-read after a reset or a hash mismatch)."""

@@ -31,6 +31,7 @@ class CopySummary:
     files_verified: int = 0
     bytes_sent: int = 0
     resent_bytes: int = 0
+    resumed_bytes: int = 0
     failed: list[dict[str, Any]] = field(default_factory=list)
     resumed_verified: int = 0
     resumed_resent: int = 0
@@ -167,6 +168,7 @@ def copy_drives(
     summary.files_verified = acct.done_files
     summary.bytes_sent = acct.done_bytes
     summary.resent_bytes = acct.resent_bytes
+    summary.resumed_bytes = acct.resumed_bytes
     summary.seconds = acct.elapsed
     summary.failed = [
         {"drive_id": r["drive_id"], "item_id": r["item_id"], "path": r["path"], "error": r["last_error"]}

@@ -108,10 +108,12 @@ class Transfer:
                     )
             # What the target changed or could not keep (a clamped mtime, no checksum) is kept with the item.
             note = "; ".join(dict.fromkeys(n for n in (note, *target_notes(self.target, item)) if n))
-            self.store.transition(
-                d, i, ItemStatus.UPLOADED, sha1=hs.sha1, target_size=hs.size, target_etag=entry.etag,
-                target_checksum=f"SHA1:{hs.sha1}", target_mtime=entry.mtime, note=note or None,
-            )
+            with self.store.atomic():
+                self.store.transition(
+                    d, i, ItemStatus.UPLOADED, sha1=hs.sha1, target_size=hs.size, target_etag=entry.etag,
+                    target_checksum=f"SHA1:{hs.sha1}", target_mtime=entry.mtime, note=note or None,
+                )
+                self.store.drop_upload_session(d, i)
             self.store.audit("upload", f"{item['target_user'] or ''}:{item['target_path']}", drive=d, item=i,
                              size=hs.size, sha1=hs.sha1, quick_xor_hash=hs.quick_xor_hash)
             problem = check_entry(entry, size=hs.size, sha1=hs.sha1, mtime=item["mtime"], features=self.target.features)
@@ -165,15 +167,73 @@ class Transfer:
                 entry = self.target.upload(user, path, chunks, hs.size, mtime=item["mtime"], sha1=hs.sha1)
                 return entry, hs, note
 
+        begin = getattr(self.target, "begin_resumable", None)
+        if callable(begin):
+            resume = self._resume_point(item, begin)
+            if resume is not None and resume.offset:
+                return self._send_rest(item, resume)
+        else:
+            resume = None
+
         def counting() -> Iterator[bytes]:
             for chunk in hs:
                 self.acct.bytes(len(chunk))
                 yield chunk
 
-        entry = self.target.upload(user, path, counting(), size, mtime=item["mtime"], sha1=lambda: hs.sha1)
+        extra = {"resume": resume} if resume is not None else {}
+        entry = self.target.upload(user, path, counting(), size, mtime=item["mtime"], sha1=lambda: hs.sha1, **extra)
         if hs.size != size:
             raise IntegrityError(f"read {hs.size} bytes from the source, but it lists {size}")
         return entry, hs, ""
+
+    def _resume_point(self, item: dict[str, Any], begin: Callable[..., Any]) -> Any:
+        """The target's resume plan for a chunked upload (None when the file does not go in chunks), recorded in
+        the store before the first chunk leaves, so a kill at any point leaves something to resume."""
+        d, i, size = item["drive_id"], item["item_id"], item["size"]
+        user, path = item["target_user"] or "", item["target_path"]
+        version = source_version(item)
+        prev = self.store.upload_session(d, i)
+        if prev and (prev["size"], prev["source_version"], prev["target_user"], prev["target_path"]) != (
+                size, version, user, path):
+            prev = None  # the source or the plan changed: its chunks are not ours to finish (the server expires them)
+        resume = begin(user, size, prev)
+        if resume is not None:
+            self.store.save_upload_session(d, i, target_user=user, target_path=path, transfer_id=resume.transfer_id,
+                                           size=size, chunk_size=resume.chunk_size, source_version=version)
+        return resume
+
+    def _send_rest(self, item: dict[str, Any], resume: Any) -> tuple[RemoteEntry | None, HashingStream, str]:
+        """Finish an upload an earlier run began: read the source from `resume.offset` only, then check the
+        whole file as the target assembled it (its hash against the source's, its SHA1 against the server's)."""
+        d, i, size = item["drive_id"], item["item_id"], item["size"]
+        user, path = item["target_user"] or "", item["target_path"]
+        log.info("%s:%s: resuming the upload at byte %d of %d (the chunks before are on the server)", user, path,
+                 resume.offset, size)
+        self.acct.already_there(resume.offset)
+        tail = HashingStream(resilient_stream(self.source, d, i, offset=resume.offset,
+                                              max_reopens=self.opt.max_reopens))
+
+        def counting() -> Iterator[bytes]:
+            for chunk in tail:
+                self.acct.bytes(len(chunk))
+                yield chunk
+
+        self.target.upload(user, path, counting(), size, mtime=item["mtime"], sha1=None, resume=resume)
+        if tail.size != size - resume.offset:
+            raise IntegrityError(f"read {tail.size} bytes from byte {resume.offset} of the source, which lists {size}")
+        with self.target.open_read(user, path) as stored:  # type: ignore[attr-defined]
+            whole = HashingStream(stored)
+            for _ in whole:
+                pass
+        if whole.size != size:
+            raise IntegrityError(f"the target holds {whole.size} bytes after the resumed upload, {size} expected")
+        entry = self.target.confirm(user, path, size, whole.sha1)  # type: ignore[attr-defined]
+        return entry, whole, ""
+
+
+def source_version(item: dict[str, Any]) -> str:
+    """What identifies the source bytes an upload session was reading: size, listed hash and content tag."""
+    return f"{item['size']}:{item['quick_xor_hash'] or ''}:{item.get('ctag') or ''}"
 
 
 def target_notes(target: Target, item: dict[str, Any]) -> list[str]:

@@ -55,6 +55,9 @@ def render_copy(summary: Any) -> str:
     if summary.resumed_verified or summary.resumed_resent:
         lines.append(f"resumed: {summary.resumed_verified} files found whole at the target, "
                      f"{summary.resumed_resent} interrupted files sent again")
+    if summary.resumed_bytes:
+        lines.append(f"resumed uploads: {human_bytes(summary.resumed_bytes)} already on the target were not sent "
+                     "again (those files were read back and checked whole)")
     if summary.not_planned:
         lines.append(f"not copied by plan: {summary.not_planned} files (see the plan report for why)")
     if summary.failed:

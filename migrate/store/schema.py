@@ -167,3 +167,23 @@ def m001_initial(db: Database) -> None:
 def m002_target_size(db: Database) -> None:
     # What was written can differ from the listed size (SharePoint rewrites Office files on download).
     db.execute("ALTER TABLE items ADD COLUMN target_size INTEGER")
+
+
+@migrations()
+def m003_upload_sessions(db: Database) -> None:
+    # A chunked upload in progress, so a later run can send only the chunks the server does not have yet.
+    db.execute(
+        """
+        CREATE TABLE upload_sessions (
+            drive_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            target_user TEXT NOT NULL,
+            target_path TEXT NOT NULL,
+            transfer_id TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            chunk_size INTEGER NOT NULL,
+            source_version TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            PRIMARY KEY (drive_id, item_id)
+        )"""
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Iterable, Iterator
 
@@ -11,10 +10,10 @@ class HashingStream:
     """Wrap an iterator of chunks; every chunk that passes through updates both hashes and the size."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
-        from quickxorhash import quickxorhash
+        from migrate.transport.quickxor import QuickXorHash
 
         self._chunks = chunks
-        self._qxh = quickxorhash()
+        self._qxh = QuickXorHash()
         self._sha1 = hashlib.sha1()
         self.size = 0
 
@@ -34,7 +33,7 @@ class HashingStream:
     @property
     def quick_xor_hash(self) -> str:
         """Base64 of the 20-byte digest, the form Graph publishes in `file.hashes.quickXorHash`."""
-        return base64.b64encode(self._qxh.digest()).decode()
+        return self._qxh.b64digest()
 
     @property
     def sha1(self) -> str:
@@ -43,8 +42,8 @@ class HashingStream:
 
 def quick_xor_hash(data: bytes) -> str:
     """QuickXorHash of a whole buffer (tests and small files)."""
-    from quickxorhash import quickxorhash
+    from migrate.transport.quickxor import QuickXorHash
 
-    h = quickxorhash()
+    h = QuickXorHash()
     h.update(data)
-    return base64.b64encode(h.digest()).decode()
+    return h.b64digest()

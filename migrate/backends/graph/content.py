@@ -84,7 +84,8 @@ class ContentReader:
             """Bytes as they arrive, gathered up to read_size; on a break what arrived is yielded first, so the
             re-open starts at the byte where the connection broke (not at the last full read_size)."""
             nonlocal skip
-            held = bytearray()
+            held: list[bytes] = []
+            count = 0
             try:
                 for chunk in resp.iter_bytes():
                     if skip:
@@ -92,16 +93,17 @@ class ContentReader:
                             skip -= len(chunk)
                             continue
                         chunk, skip = chunk[skip:], 0
-                    held += chunk
-                    if len(held) >= self.read_size:
-                        yield bytes(held)
-                        held.clear()
+                    held.append(chunk)
+                    count += len(chunk)
+                    if count >= self.read_size:
+                        yield b"".join(held)  # one copy; fewer, larger pieces keep per-piece costs down the line
+                        held, count = [], 0
             except httpx.TransportError as exc:
                 if held:
-                    yield bytes(held)
+                    yield b"".join(held)
                 raise TransientError(f"download of {drive_id}/{item_id} broke: {type(exc).__name__}") from None
             if held:
-                yield bytes(held)
+                yield b"".join(held)
 
         try:
             yield chunks()

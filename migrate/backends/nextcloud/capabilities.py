@@ -39,6 +39,13 @@ class ServerInfo:
     checksum_update: bool = False
 
     @property
+    def chunk_parallel(self) -> int | None:
+        """How many chunks of one upload the server welcomes at once (`files.chunked_upload.max_parallel_count`,
+        advertised by newer servers; None when not said)."""
+        value = ((self.capabilities.get("files") or {}).get("chunked_upload") or {}).get("max_parallel_count")
+        return value if isinstance(value, int) and value > 0 else None
+
+    @property
     def not_preserved(self) -> tuple[str, ...]:
         """What this target cannot keep, in the words the plan report uses."""
         f = self.features

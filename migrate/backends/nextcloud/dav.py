@@ -6,7 +6,8 @@ as given (Nextcloud itself normalises to NFC) and entries come back as the serve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -85,6 +86,10 @@ class NextcloudDav:
     def put_stream(self, user: str, path: str, chunks: Iterable[bytes], headers: Mapping[str, str]) -> httpx.Response:
         return self.session.send_stream("PUT", self.files_url(user, path), chunks, auth=self.auth(user), user=user,
                                         what=f"PUT {user}:{path!r}", headers=headers)
+
+    def open_download(self, user: str, path: str) -> AbstractContextManager[Iterator[bytes]]:
+        return self.session.open_download(self.files_url(user, path), auth=self.auth(user), user=user,
+                                          what=f"GET {user}:{path!r}")
 
     def delete(self, user: str, path: str) -> None:
         self.send(user, "DELETE", self.files_url(user, path), f"DELETE {user}:{path!r}", ok=(404,))

@@ -1,7 +1,7 @@
 """NextcloudTarget: protocols.Target for Nextcloud, writing each file as its owner with per-user app passwords.
 
 Small files: one PUT with `X-OC-MTime` and `OC-Checksum`. Large files (above `chunk_size`, when the server
-offers chunking): chunked upload v2. Many small files: `upload_many` (bulk upload, when offered). After every
+offers chunking): chunked upload v2, `chunk_parallel` chunks at once. Many small files: `upload_many` (bulk upload, when offered). After every
 upload a PROPFIND checks size and stored checksum; where the checksum was not kept (chunking v2 on object
 storage) the server is asked to hash the stored bytes (`PATCH` + `X-Recalculate-Hash: sha1`, §3.3).
 Modification times ≤ 86400 would make Nextcloud answer 500 *after* writing (§3.1): they are clamped to 86401
@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from migrate.backends.nextcloud.bulk import SmallFile, batches, post
 from migrate.backends.nextcloud.capabilities import ServerInfo, detect
-from migrate.backends.nextcloud.chunked import ChunkedUpload
+from migrate.backends.nextcloud.chunked import ChunkedUpload, chunk_size_for, new_transfer_id, resume_point
 from migrate.backends.nextcloud.credentials import CredentialProblem, validate_credentials
 from migrate.backends.nextcloud.dav import NextcloudDav
 from migrate.backends.nextcloud.provisioning import Provisioning
@@ -26,7 +27,7 @@ from migrate.backends.nextcloud.shares import Shares
 from migrate.backends.nextcloud.teamfolders import TeamFolders
 from migrate.backends.webdav.session import DavSession, make_http
 from migrate.backends.webdav.wire import clean_path, parent_of, walk_breadth_first
-from migrate.errors import ConfigError, IntegrityError, MigrateError, TargetItemError
+from migrate.errors import ConfigError, Fatal, IntegrityError, MigrateError, TargetItemError
 from migrate.models import Features, RemoteEntry
 from migrate.transport.pacer import Pacer
 
@@ -37,7 +38,17 @@ log = logging.getLogger(__name__)
 
 MIN_MTIME = 86401  # X-OC-MTime must be > 86400 (§3.1)
 DEFAULT_CHUNK = 32 * 1024 * 1024
+DEFAULT_CHUNK_PARALLEL = 3
 REPLAYABLE_LIMIT = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a chunked upload starts: its upload folder, chunk size, and the bytes the server already holds."""
+
+    transfer_id: str
+    chunk_size: int
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +80,8 @@ class NextcloudTarget:
 
     def __init__(self, url: str, passwords: Mapping[str, Any], *, ca_bundle: str | None = None,
                  pacer: Pacer | None = None, service_account: str | None = None,
-                 chunk_size: int = DEFAULT_CHUNK, http: httpx.Client | None = None,
-                 info: ServerInfo | None = None) -> None:
+                 chunk_size: int = DEFAULT_CHUNK, chunk_parallel: int = DEFAULT_CHUNK_PARALLEL,
+                 http: httpx.Client | None = None, info: ServerInfo | None = None) -> None:
         self.url = url.rstrip("/")
         self.session = DavSession(http or make_http(ca_bundle), pacer or Pacer("nextcloud"))
         self.dav = NextcloudDav(self.url, passwords, self.session)
@@ -83,6 +94,8 @@ class NextcloudTarget:
             raise ConfigError(f"{self.url} is not a Nextcloud server (status.php did not answer as one)",
                               hint='use [target] kind = "webdav" for other WebDAV servers')
         self.info = info
+        # Chunks of one file sent at once: as configured, but never more than the server says it welcomes.
+        self.chunk_parallel = max(1, min(chunk_parallel, info.chunk_parallel or chunk_parallel))
         self.features: Features = info.features
         self.notes: list[Note] = []
         self._known: dict[str, set[str]] = {}
@@ -141,8 +154,33 @@ class NextcloudTarget:
             self.dav.mkcol(user, sub)
             self._mark_known(user, sub)
 
+    def begin_resumable(self, user: str, size: int, previous: Mapping[str, Any] | None = None) -> Resume | None:
+        """For a file that goes up in chunks: the upload folder to use and the bytes to skip; None otherwise.
+
+        `previous` is the recorded session (`transfer_id`, `chunk_size`) of an earlier, unfinished attempt: when
+        the server still holds its folder, the whole chunks in a row from the first are kept and the upload goes
+        on after them; else a new session starts.
+        """
+        if not (self.features.chunked_upload and size > self.chunk_size):
+            return None
+        if previous:
+            kept = resume_point(self.dav, user, previous["transfer_id"], size, previous["chunk_size"])
+            if kept is not None:
+                return Resume(previous["transfer_id"], previous["chunk_size"], kept * previous["chunk_size"])
+        return Resume(new_transfer_id(), chunk_size_for(size, self.chunk_size))
+
+    def open_read(self, user: str, path: str) -> AbstractContextManager[Iterator[bytes]]:
+        """The bytes of a file as the target holds them (to check a resumed upload end to end)."""
+        return self.dav.open_download(user, clean_path(path))
+
+    def confirm(self, user: str, path: str, size: int, sha1: str) -> RemoteEntry:
+        """Size and the server's SHA1 (computed by the server when it kept none) against what we read back."""
+        return self._verify(user, clean_path(path), size, sha1)
+
     def upload(self, user: str, path: str, chunks: Iterable[bytes], size: int, *, mtime: float | None = None,
-               sha1: str | Callable[[], str] | None = None) -> RemoteEntry:
+               sha1: str | Callable[[], str] | None = None, resume: Resume | None = None) -> RemoteEntry:
+        """One file. With `resume` (from `begin_resumable`) `chunks` starts at `resume.offset`, and a transient
+        failure keeps the chunks already sent for the next attempt."""
         path = clean_path(path)
         if not path:
             raise TargetItemError("cannot upload to the root of a user's files")
@@ -151,7 +189,15 @@ class NextcloudTarget:
         parent = parent_of(path)
         if self.features.chunked_upload and size > self.chunk_size:
             self.ensure_folder(user, parent)
-            ChunkedUpload(self.dav, user, path, size, chunk_size=self.chunk_size, mtime=value, sha1=sha1).run(chunks)
+            if resume is None:
+                up = ChunkedUpload(self.dav, user, path, size, chunk_size=self.chunk_size, mtime=value, sha1=sha1,
+                                   parallel=self.chunk_parallel)
+            else:
+                up = ChunkedUpload(self.dav, user, path, size, chunk_size=resume.chunk_size, mtime=value, sha1=sha1,
+                                   parallel=self.chunk_parallel, transfer_id=resume.transfer_id,
+                                   done_chunks=resume.offset // resume.chunk_size)
+                up.resumable = True
+            up.run(chunks)
             return self._verify(user, path, size, sha1)
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream",
                    "OC-Total-Length": str(size)}
@@ -208,24 +254,36 @@ class NextcloudTarget:
     def upload_many(self, user: str, files: list[SmallFile]) -> dict[str, RemoteEntry | MigrateError]:
         """Many small files: bulk upload when offered (batches of ≤ 100 files / 16 MiB), else one PUT each.
 
-        Parents are created first. Every file refused or left out by a bulk request is re-sent by plain PUT, so
-        the result per path is the real outcome: the entry written, or the item's error (TargetItemError…).
-        Fatal errors (TargetFull, AuthError) are raised.
+        Parents are created first. Every file refused or left out by a bulk request is re-sent by plain PUT, and
+        a bulk request that still fails after the pacer's retries has all its files re-sent that way, so the
+        result per path is the real outcome: the entry written, or that file's own error (refused, or still
+        failing after retries). Only Fatal errors (TargetFull, AuthError) are raised.
         """
         for parent in sorted({parent_of(f.path) for f in files}):
             self.ensure_folder(user, parent)
         results: dict[str, RemoteEntry | MigrateError] = {}
         retry: list[SmallFile] = []
+        # Times Nextcloud refuses are clamped once here (and noted below), for the bulk and the PUT path alike.
+        clamped = {clean_path(f.path): SmallFile(clean_path(f.path), f.data, send_mtime(f.mtime)[0], f.sha1)
+                   for f in files}
         if self.features.bulk_upload:
-            for batch in batches([SmallFile(clean_path(f.path), f.data, send_mtime(f.mtime)[0], f.sha1)
-                                  for f in files]):
-                for p, res in post(self.dav, user, batch).items():
+            for batch in batches(list(clamped.values())):
+                try:
+                    answers = post(self.dav, user, batch)
+                except MigrateError as exc:
+                    if isinstance(exc, Fatal):
+                        raise
+                    log.info("bulk upload of %d files as %s failed (%s); sending them one by one",
+                             len(batch), user, str(exc).splitlines()[0])
+                    retry.extend(batch)
+                    continue
+                for p, res in answers.items():
                     if isinstance(res, RemoteEntry):
                         results[p] = res
                     else:
-                        retry.append(next(f for f in batch if f.path == p))
+                        retry.append(clamped[p])
         else:
-            retry = list(files)
+            retry = list(clamped.values())
         for f in files:
             self._note(user, clean_path(f.path), send_mtime(f.mtime)[1])
         for f in retry:
@@ -233,7 +291,7 @@ class NextcloudTarget:
                 results[clean_path(f.path)] = self.upload(user, f.path, [f.data], len(f.data), mtime=f.mtime,
                                                           sha1=f.sha1)
             except MigrateError as exc:
-                if not isinstance(exc, TargetItemError | IntegrityError):
+                if isinstance(exc, Fatal):
                     raise
                 results[clean_path(f.path)] = exc
         return results

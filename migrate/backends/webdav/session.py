@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import http.cookiejar
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from migrate.backends.webdav.wire import StreamConsumed, classify, transport_error
-from migrate.errors import Transient
+from migrate.errors import Transient, TransientError
 from migrate.transport.pacer import Pacer
 
 if TYPE_CHECKING:
@@ -104,3 +105,35 @@ class DavSession:
             raise err
 
         return self.pacer.call(attempt, what=what)
+
+    @contextmanager
+    def open_download(self, url: str, *, auth: tuple[str, str] | None, what: str, user: str = "",
+                      block: int = 1024 * 1024) -> Iterator[Iterator[bytes]]:
+        """GET a file as a stream of blocks; opening is retried by the pacer, a break mid-body is Transient."""
+        import httpx
+
+        def attempt() -> httpx.Response:
+            try:
+                resp = self.http.send(self.http.build_request("GET", url), auth=auth, stream=True)
+            except httpx.TransportError as exc:
+                raise transport_error(exc, what) from exc
+            if resp.status_code >= 400:
+                resp.read()  # the error text is in the body
+                resp.close()
+                err = classify(resp, what, user=user)
+                if err is not None:
+                    raise err
+            return resp
+
+        resp = self.pacer.call(attempt, what=what)
+
+        def blocks() -> Iterator[bytes]:
+            try:
+                yield from resp.iter_bytes(block)
+            except httpx.TransportError as exc:
+                raise TransientError(f"{what} broke: {type(exc).__name__}") from None
+
+        try:
+            yield blocks()
+        finally:
+            resp.close()

@@ -16,6 +16,8 @@ In-process API (all servers bind 127.0.0.1 only)::
         nc.file_info("alice", "path") -> {"size", "mtime", "sha1", "checksum", "etag", "fileid",
                                           "creation_time", "upload_time", "path"} | None
         nc.lock("alice", "path"); nc.unlock("alice", "path")         # writes there answer 423
+        nc.fault("MOVE", 503, count=2, path_contains="/uploads/")     # next 2 such requests answer 503
+        nc.fault("MOVE", 504, after=True)   # the MOVE completes, the client sees 504 (proxy timeout); clear_faults()
         nc.shares                    # list of share dicts as stored
         nc.reset_bruteforce()        # `occ security:bruteforce:reset`
         nc.dav_url("alice", "a/b")   # files URL of a path
@@ -37,6 +39,8 @@ GET, label, restore; no background expiry). DELETE and overwriting COPY/MOVE mov
 /remote.php/dav/trashbin/{uid}/trash (list, restore, purge; team-folder items visible to every member).
 Not emulated: shares mounted into recipients' trees, Sabre LOCK tokens on the sandbox's own PUT, the admin's
 Windows-compatibility name rules, the 5 MiB minimum chunk size of v2, quota counting of trash and versions.
+Chunks are assembled with `copy_file_range` where the OS has it: the same result as Nextcloud's streamed
+assembly, without making a Python copy loop the bottleneck of every large-file test and benchmark.
 `migrate.sandbox.nextcloud.apache.ApacheDav` starts Apache httpd + mod_dav on loopback (tests, benchmarks).
 """
 

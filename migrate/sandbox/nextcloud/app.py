@@ -59,7 +59,18 @@ class NextcloudApp:
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         try:
-            return self.route(environ, recording, method, path)
+            fault = state.take_fault(method, path)
+            if fault is None:
+                return self.route(environ, recording, method, path)
+            if fault.after:
+                # The work is done (its body consumed so every side effect happens); the client only sees the error.
+                result = self.route(environ, lambda s, h, e=None: None, method, path)
+                for _ in result:
+                    pass
+                close = getattr(result, "close", None)
+                if callable(close):
+                    close()
+            return injected(recording, fault.status)
         except Exception:  # noqa: BLE001 - a sandbox bug must show as a 500, not kill the worker
             log.error("sandbox error on %s %s\n%s", method, path, traceback.format_exc())
             return sabre_error(recording, 500, "Internal sandbox error")
@@ -353,3 +364,12 @@ class _Chained:
     def close(self) -> None:
         if hasattr(self.source, "close"):
             self.source.close()
+
+
+def injected(start_response: StartResponse, status: int) -> Iterable[bytes]:
+    """An injected failure: a reverse proxy's page for 502/504, Nextcloud's own Sabre error otherwise."""
+    if status in (502, 504):
+        text = {502: "Bad Gateway", 504: "Gateway Time-out"}[status]
+        page = f"<html><head><title>{status} {text}</title></head><body><h1>{status} {text}</h1></body></html>\n"
+        return respond(start_response, status, page.encode(), "text/html")
+    return sabre_error(start_response, status, "Service Unavailable (injected fault)")

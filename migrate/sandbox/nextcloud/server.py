@@ -152,6 +152,18 @@ class NextcloudSandbox:
                 "etag": self.state.etag(node.real, st), "fileid": meta.fileid,
                 "creation_time": meta.creation_time, "upload_time": meta.upload_time, "path": str(node.real)}
 
+    def fault(self, method: str, status: int, *, count: int = 1, path_contains: str = "", after: bool = False) -> None:
+        """The next `count` `method` requests (path containing `path_contains`) answer `status`; `after=True`
+        answers it only once the server has done the work (a proxy timing out a slow chunk assembly)."""
+        from .state import Fault
+
+        with self.state.lock:
+            self.state.faults.append(Fault(method.upper(), status, count, path_contains, after))
+
+    def clear_faults(self) -> None:
+        with self.state.lock:
+            self.state.faults.clear()
+
     def lock(self, uid: str, path: str) -> None:
         """Make writes to `path` (and below) answer 423 Locked, as a concurrent writer would (§8.3)."""
         from .names import nfc

@@ -74,6 +74,19 @@ def _token(n: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
+@dataclass
+class Fault:
+    """An injected failure: the next `remaining` requests of `method` (whose path contains `path_contains`) answer
+    `status`. `after=True` lets the server do the work first, as when a proxy times out a slow MOVE that the
+    server then completes (the client sees 504, the file is there)."""
+
+    method: str
+    status: int
+    remaining: int = 1
+    path_contains: str = ""
+    after: bool = False
+
+
 class State:
     """All mutable sandbox state behind one re-entrant lock; the WSGI layers read and change it."""
 
@@ -100,10 +113,20 @@ class State:
         self.share_rate_limit: tuple[int, int] | None = share_rate_limit or None
         self.share_calls: dict[str, deque[float]] = {}
         self.requests: list[tuple[str, str, int]] = []
+        self.faults: list[Fault] = []
         self.versions: dict[int, dict[str, dict[str, object]]] = {}    # fileid -> {timestamp: {author, label}}
         self.trash: list[dict[str, Any]] = []
         for sub in ("users", "__groupfolders", "uploads", "tmp", "versions", "trash"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The first armed fault matching this request, used up by one."""
+        with self.lock:
+            for f in self.faults:
+                if f.remaining > 0 and f.method == method and f.path_contains in path:
+                    f.remaining -= 1
+                    return f
+        return None
 
     # --- persistence (only for a caller-provided data directory) ------------------------------------------------
     def dump(self) -> dict[str, object]:
