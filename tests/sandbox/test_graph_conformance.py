@@ -254,3 +254,44 @@ def test_site_by_server_relative_path(graph_client, graph_sandbox):
     assert got["id"] == site.id
     libs = graph_client.get(f"/sites/contoso.sharepoint.com:/{rel}:/drives").json()["value"]
     assert [x["id"] for x in libs] == site.drive_ids
+
+
+def test_json_batch_steps_are_routed_charged_and_matched_by_id(graph_sandbox_factory):
+    g = graph_sandbox_factory()
+    d = g.tenant.drive_list[0]
+    with graph_http(g) as c:
+        kids = [k for k in c.get(f"/drives/{d.id}/items/root/children").json()["value"]
+                if "file" in k and "malware" not in k][:3]
+        steps = [{"id": f"s{n}", "method": "GET",
+                  "url": f"/drives/{d.id}/items/{k['id']}?$select=id,@microsoft.graph.downloadUrl"}
+                 for n, k in enumerate(kids)]
+        steps.append({"id": "missing", "method": "GET", "url": f"/drives/{d.id}/items/NOPE"})
+        before = g.stats()["requests"].get("item", 0)
+        r = c.post("/$batch", json={"requests": steps})
+        assert r.status_code == 200
+        answers = r.json()["responses"]
+        assert [a["id"] for a in answers] != [s["id"] for s in steps]  # any order: match by id
+        by_id = {a["id"]: a for a in answers}
+        assert by_id["missing"]["status"] == 404 and by_id["missing"]["body"]["error"]["code"] == "itemNotFound"
+        for n, k in enumerate(kids):
+            a = by_id[f"s{n}"]
+            assert a["status"] == 200 and set(a["body"]) == {"id", "@microsoft.graph.downloadUrl"}
+            got = httpx.get(a["body"]["@microsoft.graph.downloadUrl"])
+            assert got.status_code == 200 and _qx(got.content) == k["file"]["hashes"]["quickXorHash"]
+        assert g.stats()["requests"]["item"] - before == 4  # each step counts as a request of its own
+        assert g.stats()["requests"]["batch"] == 1
+        too_many = [{"id": str(n), "method": "GET", "url": "/me"} for n in range(21)]
+        big = c.post("/$batch", json={"requests": too_many})
+        assert big.status_code == 400 and "maximum of 20" in big.json()["error"]["message"]
+        dup = c.post("/$batch", json={"requests": [steps[0], steps[0]]})
+        assert dup.status_code == 400
+        # a throttled step is a 429 entry with its own Retry-After inside a 200 envelope
+        g.faults.set(route="item", status=429, retry_after="1.5", count=1)
+        r = c.post("/$batch", json={"requests": steps[:2]})
+        assert r.status_code == 200
+        statuses = sorted(a["status"] for a in r.json()["responses"])
+        assert statuses == [200, 429]
+        throttled = next(a for a in r.json()["responses"] if a["status"] == 429)
+        assert throttled["headers"]["Retry-After"] == "1.5"
+    with graph_http(g, token="not-a-token") as bad:
+        assert bad.post("/$batch", json={"requests": steps[:1]}).status_code == 401

@@ -144,7 +144,8 @@ class GraphClient:
             self.counts[kind] += 1
 
     def request_once(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
-                     kind: str = "other", what: str = "", headers: Mapping[str, str] | None = None) -> httpx.Response:
+                     kind: str = "other", what: str = "", headers: Mapping[str, str] | None = None,
+                     json_body: Any = None) -> httpx.Response:
         """One attempt (plus one re-send after a token refresh); raises the classified error."""
         import httpx
 
@@ -154,7 +155,7 @@ class GraphClient:
         for attempt in (1, 2):
             self.count(kind)
             try:
-                resp = self.http.request(method, url, params=params,
+                resp = self.http.request(method, url, params=params, json=json_body,
                                          headers={**(headers or {}), "Authorization": f"Bearer {token}"})
             except httpx.TimeoutException as exc:
                 raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None

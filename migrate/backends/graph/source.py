@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -123,12 +123,19 @@ class GraphSource:
 
         return start_url(self.client, drive_id, self.options.page_size)
 
-    def open_content(self, drive_id: str, item_id: str, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
+    def _reader(self) -> ContentReader:
         with self._lock:
             if self._content is None:
                 self._content = ContentReader(self.client, ca_bundle=self.ca_bundle, org=self.org,
                                               max_connections=max(8, self.options.workers * 2))
-        return self._content.open(drive_id, item_id, offset)
+            return self._content
+
+    def open_content(self, drive_id: str, item_id: str, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
+        return self._reader().open(drive_id, item_id, offset)
+
+    def prefetch_download_urls(self, items: Sequence[tuple[str, str]]) -> int:
+        """Fetch the download URLs of many files ahead, 20 per `$batch` request (see ContentReader.prefetch)."""
+        return self._reader().prefetch(items)
 
     def current_hash(self, drive_id: str, item_id: str) -> str | None:
         """The item's QuickXorHash as Graph lists it now (for `verify --source`); None when it is gone, '' when

@@ -30,7 +30,10 @@ In-process API (names are stable; the rest of the project codes against them)::
         g.expire_access_tokens()  # every issued bearer token → 401 InvalidAuthenticationToken
         g.set_option(shuffle_delta=True, empty_pages=True, enrichment=True, download_url_ttl=1, ...)
 
-Fault route names: see `faults.ROUTES` (users, user, groups, group, sites, site, drive, drives, item,
+JSON batching: `POST /v1.0/$batch` with up to 20 steps; each step is routed, authorised, faulted and charged
+like a request of its own (a throttled step is a 429 entry with its Retry-After inside a 200 envelope); the
+entries come back in reverse order, so clients must match them by id. The envelope counts as route "batch".
+Fault route names: see `faults.ROUTES` (batch, users, user, groups, group, sites, site, drive, drives, item,
 children, delta, content, download, permissions, versions, version_content, token, or "*").
 Admin HTTP routes on the Graph port: GET /_sandbox/stats, GET /_sandbox/truth, GET|POST|DELETE
 /_sandbox/faults, POST /_sandbox/mutate {"op": "add_file", ...}, POST /_sandbox/expire-delta-tokens,

@@ -18,10 +18,12 @@ from . import perms
 from .auth import Authority
 from .content import Content
 from .faults import RU_COST, Faults, ResourceUnits, Rule, Stats, error_body
-from .http import Request, Response
+from .http import Request, Response, parse_query
 from .mutate import MutationError, Mutator
 from .render import drive_json, group_json, iso, item_json, item_text, select, site_json, user_json, user_view
 from .tenant import Drive, Item, Tenant
+
+BATCH_MAX = 20  # steps per JSON batch (Graph's limit)
 
 _SLASHES = re.compile(r"/{2,}")
 _ROOT_PATH = re.compile(r"^(?P<pre>.*?/(?:root|items/[^/:]+)):(?P<p>[^:]*):?(?P<post>/.*)?$")
@@ -166,6 +168,8 @@ class GraphApp:
         else:
             return self._count(err(404, "BadRequest", f"Invalid version in {path!r}: use /v1.0"))
         base = f"{req.scheme}://{req.host}{version}"
+        if unquote(rest).rstrip("/") == "/$batch":
+            return self._batch(req, version)
         self.current_prefer = req.headers.get("prefer", "").lower()
         route, handler = self._route(req, rest, base)
         self.stats.requests[route] = self.stats.requests.get(route, 0) + 1
@@ -192,6 +196,57 @@ class GraphApp:
         if rule:
             self._shape(resp, rule)
         return self._count(resp)
+
+    # ------------------------------------------------------------------ JSON batching
+    def _batch(self, req: Request, version: str) -> Response:
+        """`POST /$batch`: up to 20 sub-requests, each routed, authorised, faulted and charged like a request of
+        its own; the envelope answers 200 with one entry per id (a throttled step is a 429 entry with its own
+        Retry-After), in an order of the server's choosing (here: reversed), so clients must match by id."""
+        self.stats.requests["batch"] = self.stats.requests.get("batch", 0) + 1
+        if req.method != "POST":
+            return self._count(err(405, "BadRequest", "Batch requests must be POSTed."))
+        if self.require_auth:
+            problem = self.authority.check(req.headers.get("authorization"))
+            if problem:
+                return self._count(Response(401, error_body(401, "InvalidAuthenticationToken", problem),
+                                            [("WWW-Authenticate", WWW_AUTH)]))
+        rule = self.faults.draw("batch")
+        if rule and rule.status:
+            return self._count(self._fault(rule))
+        try:
+            doc = json.loads(req.body or b"null")
+        except ValueError:
+            doc = None
+        steps = doc.get("requests") if isinstance(doc, dict) else None
+        if not isinstance(steps, list) or not steps or not all(isinstance(r, dict) for r in steps):
+            return self._count(err(400, "BadRequest", "Invalid batch payload format."))
+        if len(steps) > BATCH_MAX:
+            return self._count(err(400, "BadRequest",
+                                   f"Number of batch request steps exceeds the maximum of {BATCH_MAX}."))
+        ids = [r.get("id") for r in steps]
+        if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
+            return self._count(err(400, "BadRequest", "Batch request step IDs must be unique, non-empty strings."))
+        answers = []
+        for r in steps:
+            url = str(r.get("url") or "")
+            if not url or url.startswith(("http://", "https://")):
+                answers.append({"id": r["id"], "status": 400, "body": json.loads(error_body(
+                    400, "BadRequest", "A batch step url must be relative to the service root."))})
+                continue
+            path, _, qs = url.lstrip("/").partition("?")
+            step_headers = {str(k).lower(): str(v) for k, v in (r.get("headers") or {}).items()}
+            sub = Request(str(r.get("method") or "GET").upper(), url, f"{version}/{path}", parse_query(qs),
+                          {**req.headers, **step_headers}, b"", req.listener, req.scheme, req.host)
+            resp = self.handle_graph(sub)
+            entry: dict[str, Any] = {"id": r["id"], "status": resp.status, "headers": dict(resp.headers)}
+            if resp.body:
+                try:
+                    entry["body"] = json.loads(resp.body)
+                except ValueError:
+                    entry["body"] = resp.body.decode("utf-8", "replace")
+            answers.append(entry)
+        answers.reverse()
+        return self._count(jresp(200, {"responses": answers}))
 
     # ------------------------------------------------------------------ bookkeeping
     def _count(self, resp: Response) -> Response:

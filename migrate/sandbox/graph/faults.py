@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-ROUTES = ("users", "user", "groups", "group", "sites", "site", "drive", "drives", "item", "children", "delta",
-          "content", "download", "permissions", "versions", "version_content", "token")
+ROUTES = ("batch", "users", "user", "groups", "group", "sites", "site", "drive", "drives", "item", "children",
+          "delta", "content", "download", "permissions", "versions", "version_content", "token")
 
 # Reference §8.3: 1 RU single-item GET, delta with a token, download; 2 RU multi-item; 5 RU permissions.
 RU_COST = {"users": 2, "groups": 2, "sites": 2, "drives": 2, "children": 2, "versions": 2, "permissions": 5,
