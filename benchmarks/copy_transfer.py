@@ -276,6 +276,22 @@ def resume(tmp: Path, files: int, size_mb: int, workers: int, kill_fraction: flo
             "peak_rss_mb": max(first["peak_rss_mb"], second["peak_rss_mb"])}
 
 
+def judge(out: dict[str, Any]) -> None:
+    """Peak RSS over all scenarios and the goals (design §8) met or not, from the figures in `out`."""
+    rss = [out[k]["peak_rss_mb"] for k in ("small", "large", "resume") if k in out]
+    out["peak_rss_mb"] = max(rss) if rss else None
+    large = out.get("large", {})
+    out["meets_goals"] = {
+        # against one streamed PUT: chunked upload makes the server write every byte twice (chunks, then the
+        # assembled file), which bounds this ratio on a machine whose disk is the limit
+        "large_ratio": large.get("ratio", 0) >= 0.7,
+        # against the same protocol with nothing else (no hashing, checks, retries, state): our own overhead
+        "large_ratio_vs_chunked_pipe": large.get("ratio_vs_chunked_pipe", 0) >= 0.7,
+        "peak_rss_mb": bool(rss) and max(rss) < 200,
+        "resume_only_missing_bytes": (out.get("resume", {}).get("resent_ratio") or 9) <= 1.0,
+    }
+
+
 def main() -> dict[str, Any]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", type=int, default=10_000)
@@ -321,13 +337,7 @@ def main() -> dict[str, Any]:
             out["large"] = large_file(tmp, a.large_mb, a.workers)
         if "resume" in only:
             out["resume"] = resume(tmp, a.resume_files, a.resume_mb, 2, 0.5)
-    rss = [out[k]["peak_rss_mb"] for k in ("small", "large", "resume") if k in out]
-    out["peak_rss_mb"] = max(rss) if rss else None
-    out["meets_goals"] = {
-        "large_ratio": out.get("large", {}).get("ratio", 0) >= 0.7,
-        "peak_rss_mb": bool(rss) and max(rss) < 200,
-        "resume_only_missing_bytes": (out.get("resume", {}).get("resent_ratio") or 9) <= 1.0,
-    }
+    judge(out)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "copy_transfer.json").write_text(json.dumps(out, indent=2) + "\n")
     return out

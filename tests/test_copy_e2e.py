@@ -231,6 +231,42 @@ def test_a_killed_chunked_upload_resumes_after_the_chunks_the_server_has(tmp_pat
     assert json.loads(r.stdout).get("resumed_bytes", 0) >= 4 * 5 * 1024 * 1024
 
 
+def test_a_source_changed_after_the_kill_is_uploaded_afresh_not_resumed(tmp_path, graph_sandbox_factory,
+                                                                          nextcloud_sandbox):
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 2, "awkward_names": False}))
+    nc = nextcloud_sandbox
+    drive = sorted(g.truth())[0]
+    size = 30 * 1024 * 1024
+    big = g.mutate.add_file(drive, "/", "big.bin", size)
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer='chunk_size = "5MiB"\nchunk_parallel = 1')
+    g.faults.set(route="download", bytes_per_second=4 * 1024 * 1024)
+    exe = Path(sys.executable).with_name("m365-migrate")
+    p = subprocess.Popen([str(exe), "copy"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None and not any(
+            m == "PUT" and path.endswith("/00002") and st == 201 for m, path, st in nc.requests):
+        time.sleep(0.05)
+    assert p.poll() is None, "the copy finished before the kill; slow it down"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    g.faults.clear()
+    with db(tmp_path) as s:
+        old = s.upload_session(drive, big["id"])
+    assert old is not None
+    g.mutate.modify(drive, big["id"])  # same size, new bytes: the kept chunks are not this file any more
+    assert run_cli("scan", cwd=tmp_path, env=env).returncode in (0, 3)
+    mark = len(nc.requests)
+    r = run_cli("--json", "copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    folders = {path.split("/")[5] for m, path, _s in nc.requests[mark:] if m == "MKCOL" and "/uploads/" in path}
+    assert folders and old["transfer_id"] not in folders, folders
+    info = nc.file_info("alice", "big.bin")
+    assert info["sha1"] == truth_by_id(g)[(drive, big["id"])]["sha1"]
+    assert_target_matches_truth(g, nc, file_rows(tmp_path))
+
+
 def test_bad_accounts_are_listed_together_before_any_byte_moves(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 3, "files_per_drive": 5}))
     nc = nextcloud_sandbox
