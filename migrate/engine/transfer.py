@@ -97,7 +97,7 @@ class Transfer:
             entry, hs, note = self._send(item, drive_kind)
             if entry is None or self._mismatch(item, hs, note):
                 # One re-read: a torn read from the source is far likelier than a corrupt file.
-                self.acct.rewind(hs.size)
+                self.acct.rewind(hs.counted if hs.counted is not None else hs.size)
                 entry, hs, note = self._send(item, drive_kind)
                 if entry is None or self._mismatch(item, hs, note):
                     if entry is not None:
@@ -228,6 +228,7 @@ class Transfer:
         if whole.size != size:
             raise IntegrityError(f"the target holds {whole.size} bytes after the resumed upload, {size} expected")
         entry = self.target.confirm(user, path, size, whole.sha1)  # type: ignore[attr-defined]
+        whole.counted = tail.size  # only the tail was read from the source this time
         return entry, whole, ""
 
 

@@ -16,6 +16,7 @@ class HashingStream:
         self._qxh = QuickXorHash()
         self._sha1 = hashlib.sha1()
         self.size = 0
+        self.counted: int | None = None  # bytes of it counted as transferred, when not all (a resumed upload)
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
