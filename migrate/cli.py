@@ -428,6 +428,50 @@ def copy(
 
 
 @app.command()
+def share(
+    ctx: typer.Context,
+    batch: list[str] = SELECT_BATCH,
+    drive: list[str] = SELECT_DRIVE,
+    user: list[str] = SELECT_USER,
+    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Owners worked on in parallel (default [transfer] workers)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only the share part of the plan: what would be created, nothing written."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Recreate sharing as target shares, created by each owner, per policy; never broader than the source."""
+    from migrate.config import require_settings
+    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.plan import options_from_settings
+    from migrate.engine.share import PASSWORDS_FILE, run_share
+    from migrate.mapping import load_mappings
+    from migrate.session import Run
+
+    g: Globals = ctx.obj
+    g.json = g.json or json_out
+    settings = g.settings(**{"transfer.workers": workers})
+    require_settings(settings, "target")
+    mappings = load_mappings(settings.mappings)
+    target = open_target_from_settings(settings)
+    args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers, "dry_run": dry_run}
+    try:
+        with Run(settings.state_path, "share", args) as run:
+            summary = run_share(
+                run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
+                workers=settings.transfer.workers, share_rate=settings.target.share_rate,
+                passwords_file=settings.state_path.parent / PASSWORDS_FILE, dry_run=dry_run,
+                say=lambda m: None if g.quiet or g.json else typer.echo(m, err=True),
+            )
+            run.summary = summary.to_dict()
+    finally:
+        close_quietly(target)
+    if g.json:
+        echo_json(summary.to_dict())
+    else:
+        typer.echo(summary.render_text())
+    if summary.attention and not dry_run:
+        raise typer.Exit(ExitCode.ATTENTION)
+
+
+@app.command()
 def verify(
     ctx: typer.Context,
     batch: list[str] = SELECT_BATCH,

@@ -64,6 +64,7 @@ class TargetSettings:
     service_account: str
     prefix: str  # folder below each target root, without leading or trailing /; "" = the root
     on_conflict: str  # skip | rename | overwrite-if-ours
+    share_rate: tuple[int, int]  # createShare calls per owner per seconds; (0, 0) = no pacing
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +259,19 @@ def _uid_or_blank(value: object, text: bool) -> str:
     return v
 
 
+def _share_rate(value: object, text: bool) -> tuple[int, int]:
+    """"calls/seconds" for createShare per owner (NC 32 allows 20/600), or "0" when the admin lifted the limit."""
+    v = value.strip() if isinstance(value, str) else value
+    if v in ("0", 0):
+        return 0, 0
+    calls, _, seconds = str(v).partition("/") if isinstance(v, str) else ("", "", "")
+    if calls.strip().isdigit() and seconds.strip().isdigit():
+        n, period = int(calls), int(seconds)
+        if 1 <= n <= 100_000 and 1 <= period <= 86_400:
+            return n, period
+    raise _Bad('"<calls>/<seconds>" such as "20/600" (1 to 100000 calls per 1 to 86400 s), or "0" for no pacing')
+
+
 def _prefix(value: object, text: bool) -> str:
     v = _text(value, text).replace("\\", "/").strip("/")
     if any(part in (".", "..") for part in v.split("/")):
@@ -345,6 +359,12 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             "skip",
             "A file already at the target path: skip (leave it, report it) | rename (write ours "
             "beside it) | overwrite-if-ours (only files this tool wrote).",
+        ),
+        "share_rate": _Key(
+            _share_rate,
+            "20/600",
+            '`share` creates at most this many shares per owner per this many seconds ("calls/seconds"; '
+            'Nextcloud 32 allows 20 per 600 s); "0" = no pacing, when the admin lifted the limit.',
         ),
     },
     "mappings": {

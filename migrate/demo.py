@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEMO_USERS = 4
+MARKER = ".m365-migrate-demo"
+DEMO_ENTRIES = {MARKER, "m365-migrate.toml", "mappings", "sandbox-ca.pem", "secrets", "state"}
 
 
 @dataclass
@@ -44,13 +46,14 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
     from migrate.sandbox.graph import GraphSandbox, TenantSpec
     from migrate.sandbox.nextcloud import NextcloudSandbox
 
-    folder.mkdir(parents=True, exist_ok=True)
+    _fresh(folder)
     spec = TenantSpec(seed=seed, users=DEMO_USERS, sites=1, teams=1, files_per_drive=25, max_depth=3)
     result = DemoResult(folder)
     with GraphSandbox(spec, tls=True) as graph:
         upns = [u.upn for u in graph.tenant.users]
         uids = [u.split("@", 1)[0].lower().replace(".", "-") for u in upns]
-        with NextcloudSandbox(users=uids, groups={"staff": [*uids, "admin"]}) as nc:
+        # As after the runbook's admin step that lifts the createShare rate limit for the migration host.
+        with NextcloudSandbox(users=uids, groups={"staff": [*uids, "admin"]}, share_rate_limit=False) as nc:
             echo(f"sandbox Graph tenant at {graph.graph_url}; sandbox Nextcloud at {nc.url}")
             env = {**os.environ, "M365_CLIENT_SECRET": graph.client_secret,
                    "M365_MIGRATE_CONFIG": str(folder / "m365-migrate.toml")}
@@ -58,7 +61,7 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
             steps: list[list[str]] = [["init", "--force"]]
             result.steps.append(_run(["init", "--force"], folder, env, echo))
             _configure(folder, graph, nc, upns, uids)
-            steps = [["doctor"], ["discover"], ["scan"], ["plan"], ["copy"], ["verify"], ["status"]]
+            steps = [["doctor"], ["discover"], ["scan"], ["plan"], ["copy"], ["share"], ["verify"], ["status"]]
             for argv in steps:
                 if not available(argv[0]):
                     continue
@@ -77,6 +80,25 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
     return result
 
 
+def _fresh(folder: Path) -> None:
+    """Start from nothing: the sandboxes are new on every run, so an earlier demo's state would describe files
+    that no longer exist. Only a folder holding nothing but what a demo writes is cleared."""
+    import shutil
+
+    from migrate.errors import ConfigError
+
+    if folder.exists():
+        found = {p.name for p in folder.iterdir()}
+        if found - DEMO_ENTRIES:
+            raise ConfigError(f"{folder} holds files the demo did not write ({', '.join(sorted(found - DEMO_ENTRIES)[:5])})",
+                              hint="run `m365-migrate demo --folder <an empty or new folder>`")
+        for name in found:
+            path = folder / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("written by `m365-migrate demo`; the next demo run clears this folder\n")
+
+
 def _configure(folder: Path, graph, nc, upns: list[str], uids: list[str]) -> None:
     """Point the freshly written config at the sandboxes and map every sandbox user to a target user."""
     cfg = (folder / "m365-migrate.toml").read_text(encoding="utf-8")
@@ -92,6 +114,7 @@ def _configure(folder: Path, graph, nc, upns: list[str], uids: list[str]) -> Non
         ("target", "url"): nc.url,
         ("target", "service_account"): nc.admin[0],
         ("target", "credentials"): "secrets/app-passwords.csv",
+        ("target", "share_rate"): "0",
         ("transfer", "workers"): 4,
     }
     cfg = _set_toml(cfg, replacements)

@@ -360,3 +360,21 @@ def test_template_loads_back_cleanly_and_documents_every_key() -> None:
     ):
         assert f"\n{key} = " in text
     assert "client_secret =" not in text
+
+
+# --- [target] share_rate ----------------------------------------------------------------------------------------
+
+
+def test_share_rate_default_values_and_no_pacing() -> None:
+    assert load_settings(None, {}, env={}, require_file=False).target.share_rate == (20, 600)
+    toml('[target]\nshare_rate = "3/2"\n')
+    assert load_settings(None, {}, env={}).target.share_rate == (3, 2)
+    toml('[target]\nshare_rate = "0"\n')
+    assert load_settings(None, {}, env={}).target.share_rate == (0, 0)
+    assert load_settings(None, {}, env={"M365_MIGRATE_TARGET_SHARE_RATE": "40/600"}).target.share_rate == (40, 600)
+
+
+@pytest.mark.parametrize("value", ['"20"', '"20/0"', '"x/600"', '"-1/600"', "20", '"20/600/1"'])
+def test_share_rate_wrong_values_name_key_and_expectation(value: str) -> None:
+    msg = config_error(f"[target]\nshare_rate = {value}\n")
+    assert f"[target] share_rate = {value}" in msg and '"20/600"' in msg and "(line 2)" in msg

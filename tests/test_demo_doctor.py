@@ -15,7 +15,7 @@ from migrate.sandbox.nextcloud import NextcloudSandbox
 def test_demo_runs_the_journey_and_everything_copied_is_verified(cli, tmp_path) -> None:
     r = cli("demo", "--folder", str(tmp_path / "run"), cwd=tmp_path, timeout=240)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for step in ("init", "doctor", "discover", "scan", "plan", "copy", "verify", "status"):
+    for step in ("init", "doctor", "discover", "scan", "plan", "copy", "share", "verify", "status"):
         assert f"$ m365-migrate {step}" in r.stdout
     db = sqlite3.connect(tmp_path / "run" / "state" / "migration.db")
     counts = dict(db.execute("SELECT status, count(*) FROM items WHERE is_folder = 0 AND deleted = 0 GROUP BY status"))
@@ -24,6 +24,9 @@ def test_demo_runs_the_journey_and_everything_copied_is_verified(cli, tmp_path) 
     assert counts.get("pending", 0) == 0  # what plan leaves out is `skipped` with its reason, not waiting
     reasons = [r for (r,) in db.execute("SELECT last_error FROM items WHERE status = 'skipped'")]
     assert reasons and all(r.startswith("plan: ") for r in reasons)
+    shares = dict(db.execute("SELECT coalesce(share_status, '-'), count(*) FROM permissions "
+                             "WHERE plan_action = 'create' GROUP BY share_status"))
+    assert shares.get("created", 0) > 0 and set(shares) == {"created"}, shares
     runs = dict(db.execute("SELECT command, status FROM runs"))
     assert runs["verify"] == "ok" and runs["copy"] in ("ok", "attention")
     assert "checked" in r.stdout and "0 with gaps" in r.stdout
@@ -78,3 +81,19 @@ def test_doctor_lists_missing_settings_with_exit_2(cli, tmp_path) -> None:
     r = cli("doctor", cwd=tmp_path)
     assert r.returncode == 2
     assert "[FAIL] configuration" in r.stdout and "tenant_id is not set" in r.stdout
+
+
+def test_a_second_demo_starts_from_nothing_and_never_clears_foreign_files(tmp_path) -> None:
+    from migrate.demo import MARKER, _fresh
+    from migrate.errors import ConfigError
+
+    folder = tmp_path / "demo-run"
+    (folder / "state").mkdir(parents=True)
+    (folder / "state" / "migration.db").write_text("yesterday's sandboxes")
+    (folder / "m365-migrate.toml").write_text("[source]\n")
+    _fresh(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [MARKER]  # the old state would describe vanished files
+    (folder / "my notes.txt").write_text("not the demo's")
+    with pytest.raises(ConfigError, match="my notes.txt"):
+        _fresh(folder)
+    assert (folder / "my notes.txt").exists()

@@ -80,6 +80,17 @@ class StoreBase:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    def keyset_pages(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[list[dict[str, Any]]]:
+        """Pages of `sql`, whose last parameter is the `id > ?` bound and which orders by that id with a LIMIT:
+        memory holds one page, never the table."""
+        last = 0
+        while True:
+            rows = self.query(sql, (*params, last))
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]["id"]
+
     def scalar(self, sql: str, params: Any = ()) -> Any:
         with self._lock:
             row = self.db.execute(sql, params).fetchone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from typing import Any
@@ -43,3 +44,30 @@ class PermissionsMixin(StoreBase):
     def update_permission(self, row_id: int, **fields: Any) -> None:
         with self.atomic():
             self.db["permissions"].update(row_id, {**fields, "updated_at": utcnow()})
+
+    def iter_share_rows(self, drive_ids: Iterable[str], page: int = 2000) -> Iterator[dict[str, Any]]:
+        """Permission rows planned as 'create' on the given drives, with their item's status (for `share`)."""
+        ids = list(drive_ids)
+        if not ids:
+            return
+        marks = ", ".join("?" for _ in ids)
+        sql = (
+            "SELECT p.id, p.drive_id, p.item_id, p.perm_id, p.plan_detail, p.share_id, p.share_status, "
+            "i.status AS item_status, i.is_folder AS item_is_folder "
+            "FROM permissions p LEFT JOIN items i ON i.drive_id = p.drive_id AND i.item_id = p.item_id "
+            f"WHERE p.drive_id IN ({marks}) AND p.plan_action = 'create' AND p.id > ? ORDER BY p.id LIMIT {int(page)}"
+        )
+        for rows in self.keyset_pages(sql, tuple(ids)):
+            for r in rows:
+                r["plan_detail"] = json.loads(r["plan_detail"] or "{}")
+            yield from rows
+
+    def record_share(self, row_id: int, status: str, *, share_id: str | None = None,
+                     audit: tuple[str, str, dict[str, Any]] | None = None) -> None:
+        """Set a row's share status (and id), with its audit record, in one transaction: never one without the other."""
+        with self.atomic():
+            self.db.execute("UPDATE permissions SET share_status = ?, share_id = ?, updated_at = ? WHERE id = ?",
+                            (status, share_id, utcnow(), row_id))
+            if audit is not None:
+                action, subject, detail = audit
+                self.audit(action, subject, **detail)  # type: ignore[attr-defined]  # AuditMixin, same store

@@ -89,13 +89,8 @@ class PlanMixin(StoreBase):
             "FROM permissions p LEFT JOIN items i ON i.drive_id = p.drive_id AND i.item_id = p.item_id "
             f"WHERE p.drive_id IN ({marks}) AND p.id > ? ORDER BY p.id LIMIT {int(page)}"
         )
-        last = 0
-        while True:
-            rows = self.query(sql, (*ids, last))
-            if not rows:
-                return
+        for rows in self.keyset_pages(sql, tuple(ids)):
             yield from rows
-            last = rows[-1]["id"]
 
     def set_permission_plans(self, rows: Iterable[tuple[str, dict[str, Any], int]]) -> int:
         """Bulk update of (plan_action, plan_detail as JSON, permission row id)."""

@@ -7,15 +7,23 @@ callers compare the returned `permissions` with the plan ("never broader").
 
 from __future__ import annotations
 
+import json
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from migrate.backends.nextcloud import ocs
 from migrate.backends.nextcloud.dav import NextcloudDav
-from migrate.errors import TargetItemError
+from migrate.errors import TargetItemError, ThrottledError
 
 API = "/ocs/v2.php/apps/files_sharing/api/v1/shares"
 USER, GROUP, LINK, EMAIL = 0, 1, 3, 4
+# createShare answers returned to the caller rather than retried by the pacer: the OCS refusals, and 429, which
+# the `share` engine paces per owner (a blind retry would only count against the same window). 401 stays fatal.
+_ANSWERED = tuple(s for s in range(400, 500) if s != 401)
+
+
+class ShareRateLimited(ThrottledError):
+    """createShare answered 429 (empty body, no Retry-After, §8.2): the owner's window is full, wait and retry."""
 
 
 class Shares:
@@ -26,16 +34,26 @@ class Shares:
 
     def create(self, owner: str, path: str, share_type: int, share_with: str | None = None, *,
                permissions: int | None = None, password: str | None = None, expire_date: str | None = None,
-               note: str | None = None, label: str | None = None) -> dict[str, Any]:
-        """Create a share of `/path` in owner's tree; mail is never sent. Raises TargetItemError when refused."""
+               note: str | None = None, label: str | None = None, hide_download: bool = False) -> dict[str, Any]:
+        """Create a share of `/path` in owner's tree; mail is never sent.
+
+        Raises TargetItemError when refused (with the server's message), ShareRateLimited on 429 (not retried
+        here), AuthError on 401.
+        """
         form = {"path": "/" + path.strip("/"), "shareType": share_type, "shareWith": share_with,
                 "permissions": permissions, "password": password, "expireDate": expire_date, "note": note,
-                "label": label, "sendMail": "false"}
-        res = ocs.call(self.dav, owner, "POST", API, form=form)
-        if not res.ok:
-            raise TargetItemError(f"share {owner}:{path!r} with {share_with or 'a link'}: HTTP {res.http_status} "
-                                  f"{res.message}")
-        return dict(res.data or {})
+                "label": label, "hideDownload": "true" if hide_download else None, "sendMail": "false"}
+        body = urlencode({k: v for k, v in form.items() if v is not None}).encode()
+        headers = {**ocs.HEADERS, "Content-Type": "application/x-www-form-urlencoded"}
+        resp = self.dav.send(owner, "POST", f"{self.dav.base}{API}?format=json", f"POST {API} as {owner}",
+                             headers=headers, body=body, ok=_ANSWERED)
+        what = f"share {owner}:{path!r} with {share_with or 'a link'}"
+        if resp.status_code == 429:
+            raise ShareRateLimited(f"{what}: HTTP 429 (createShare rate limit)")
+        status, message, data = _envelope(resp.content, resp.status_code)
+        if resp.status_code >= 300 or status not in (100, 200):
+            raise TargetItemError(f"{what}: HTTP {resp.status_code} {message}".rstrip())
+        return dict(data or {})
 
     def list(self, owner: str, path: str | None = None) -> list[dict[str, Any]]:
         params = {"path": "/" + path.strip("/"), "reshares": "true"} if path else {}
@@ -51,3 +69,15 @@ class Shares:
         res = ocs.call(self.dav, owner, "DELETE", f"{API}/{quote(str(share_id), safe='')}")
         if not res.ok and res.status != 404 and res.http_status != 404:
             raise TargetItemError(f"delete share {share_id} of {owner}: HTTP {res.http_status} {res.message}")
+
+
+def _envelope(content: bytes, http_status: int) -> tuple[int, str, Any]:
+    """(OCS status, message, data) of an answer; a body that is not an OCS envelope keeps the HTTP status."""
+    try:
+        doc = json.loads(content) if content else {}
+    except ValueError:
+        doc = {}
+    if isinstance(doc, dict) and isinstance(doc.get("ocs"), dict):
+        meta = doc["ocs"].get("meta") or {}
+        return int(meta.get("statuscode") or http_status), str(meta.get("message") or ""), doc["ocs"].get("data")
+    return http_status, str(doc.get("message") or "") if isinstance(doc, dict) else "", None

@@ -1,0 +1,254 @@
+"""`share` through the real CLI against the Graph sandbox tenant and the Nextcloud sandbox (OCS shares, NC 32 rules)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from migrate.sandbox.graph import TenantSpec
+from tests.conftest import run_cli
+from tests.copy_support import db, nextcloud_target, setup_migration
+
+# Two OneDrives with the sandbox's share set: user shares, organisation links (→ group staff), an anonymous
+# link with a password and an expiry (→ public link with password), a guest (report), a folder shared for write.
+SPEC = dict(seed=5, users=2, sites=0, teams=0, files_per_drive=30, max_depth=2, no_mysite_users=0,
+            malware_files=0, onenote=False, shares=True, versions=False)
+POLICY = '\n[policy]\nanonymous_links = "public-link-with-password"\norganization_links = "group:staff"\n'
+SHARES_API = "/ocs/v2.php/apps/files_sharing/api/v1/shares"
+
+
+def _prepare(tmp_path: Path, g: Any, nc: Any, *, share_rate: str = "20/600", copy: bool = True) -> dict[str, str]:
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc) + f'share_rate = "{share_rate}"\n')
+    cfg = tmp_path / "m365-migrate.toml"
+    cfg.write_text(cfg.read_text() + POLICY)
+    r = run_cli("plan", cwd=tmp_path, env=env)
+    assert r.returncode in (0, 3), r.stdout + r.stderr
+    if copy:
+        r = run_cli("copy", cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+    return env
+
+
+def _share(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, dict[str, Any], str]:
+    r = run_cli("share", "--json", *args, cwd=tmp_path, env=env)
+    assert r.returncode in (0, 3), r.stdout + r.stderr
+    return r.returncode, json.loads(r.stdout), r.stdout + r.stderr
+
+
+def _planned(tmp_path: Path) -> list[dict[str, Any]]:
+    with db(tmp_path) as s:
+        rows = s.query("SELECT * FROM permissions WHERE plan_action = 'create' ORDER BY id")
+    for r in rows:
+        r["plan_detail"] = json.loads(r["plan_detail"])
+    return rows
+
+
+def _creates(nc: Any, start: int = 0) -> list[tuple[str, str, int]]:
+    return [r for r in nc.requests[start:] if r[0] == "POST" and r[1].startswith(SHARES_API)]
+
+
+def _assert_matches_plan(rows: list[dict[str, Any]], nc: Any) -> None:
+    """Every planned share exists, created by the owner, same type and recipient, never broader (+16 on links)."""
+    by_id = {str(s["id"]): s for s in nc.shares}
+    for r in rows:
+        d = r["plan_detail"]
+        assert r["share_status"] == "created", r
+        s = by_id[r["share_id"]]
+        assert s["uid_owner"] == d["owner"] and s["share_type"] == d["share_type"]
+        allowed = d["permissions"] | (16 if d["share_type"] == 3 else 0)
+        assert s["permissions"] & ~allowed == 0, (s["permissions"], d["permissions"])
+        assert s["permissions"] & 1, "read was planned and must be kept"
+        if d["share_type"] in (0, 1):
+            assert s["share_with"] == d["share_with"]
+        else:
+            assert s["password"] and s["mail_send"] in (0, 1)
+            if d.get("expire_date"):
+                assert s["expiration"].startswith(d["expire_date"])
+
+
+def _password_ok(stored: str, password: str) -> bool:
+    """Check a clear-text password against the sandbox's stored `$scrypt$n=4096,r=8,p=1$salt$digest`."""
+    _, _, _params, salt, digest = stored.split("$")
+    return hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2**12, r=8, p=1).hex() == digest
+
+
+@pytest.fixture
+def tenant(graph_sandbox_factory):
+    return graph_sandbox_factory(TenantSpec(**SPEC))
+
+
+def test_share_creates_the_plan_never_broader_and_a_rerun_creates_nothing(tmp_path, tenant, nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    env = _prepare(tmp_path, tenant, nc)
+    rows = _planned(tmp_path)
+    assert {r["plan_detail"]["share_type"] for r in rows} == {0, 1, 3}, "the tenant must plan user, group and link"
+
+    # --dry-run lists exactly the planned shares and writes nothing to the target
+    start = len(nc.requests)
+    code, dry, _ = _share(tmp_path, env, "--dry-run")
+    assert code == 0 and dry["dry_run"] and len(dry["would_create"]) == len(rows) and dry["created"] == 0
+    assert [r for r in nc.requests[start:] if r[0] not in ("PROPFIND", "GET", "OPTIONS", "HEAD")] == []
+    assert nc.shares == []
+
+    start = len(nc.requests)
+    r = run_cli("-vv", "share", cwd=tmp_path, env=env)  # -vv: the HTTP traffic is logged too
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"created: {len(rows)}" in r.stdout and "POST" in r.stderr
+    assert len(nc.shares) == len(rows) == len(_creates(nc, start))
+    rows = _planned(tmp_path)
+    _assert_matches_plan(rows, nc)
+    with db(tmp_path) as s:
+        audited = [a for a in s.iter_audit() if a["action"] == "share"]
+        assert s.verify_audit().ok
+    assert sorted(json.loads(a["detail"])["share_id"] for a in audited) == sorted(r["share_id"] for r in rows)
+
+    # link passwords: a 0600 CSV, the password opens the share, and it is nowhere else
+    links = [r for r in rows if r["plan_detail"]["share_type"] == 3]
+    pw_file = tmp_path / "state" / "link-passwords.csv"
+    assert stat.S_IMODE(os.stat(pw_file).st_mode) == 0o600
+    entries = list(csv.DictReader(pw_file.open(encoding="utf-8")))
+    assert len(entries) == len(links) > 0
+    by_token = {s["token"]: s for s in nc.shares if s["token"]}
+    for e in entries:
+        share = by_token[e["share_url"].rsplit("/", 1)[1]]
+        (row,) = [r for r in links if r["share_id"] == str(share["id"])]
+        assert e["owner"] == row["plan_detail"]["owner"] and e["path"] == "/" + row["plan_detail"]["path"].lstrip("/")
+        assert len(e["password"]) >= 20 and _password_ok(share["password"], e["password"])
+    out = r.stdout + r.stderr
+    for f in (tmp_path / "state").rglob("*"):
+        if f.is_file() and f != pw_file:
+            blob = f.read_bytes()
+            assert not any(e["password"].encode() in blob for e in entries), f
+    assert not any(e["password"] in out for e in entries)
+    assert f"{len(links)} link passwords are in {pw_file}" in r.stdout
+
+    # a rerun is idempotent: no createShare call, everything counted as already there
+    start = len(nc.requests)
+    code, again, _ = _share(tmp_path, env)
+    assert code == 0 and again["created"] == 0 and again["already"] == len(rows)
+    assert _creates(nc, start) == [] and len(nc.shares) == len(rows)
+
+
+def test_share_before_copy_waits_and_exits_3(tmp_path, tenant, nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    env = _prepare(tmp_path, tenant, nc, copy=False)
+    rows = _planned(tmp_path)
+    assert rows
+    start = len(nc.requests)
+    r = run_cli("share", cwd=tmp_path, env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"waiting for copy: {len(rows)}" in r.stdout and "m365-migrate copy" in r.stdout
+    assert _creates(nc, start) == [] and nc.shares == []
+    assert {r["share_status"] for r in _planned(tmp_path)} == {"waiting"}
+
+
+@pytest.mark.parametrize("share_rate, expect_429", [("3/2", False), ("50/2", True)])
+def test_rate_limit_is_paced_per_owner_and_429_waits_for_the_window(tmp_path, tenant, share_rate, expect_429):
+    from migrate.sandbox.nextcloud import NextcloudSandbox
+
+    with NextcloudSandbox(users=["alice", "bob", "carol"], groups={"staff": ["alice", "bob"]},
+                          share_rate_limit=(3, 2)) as nc:
+        env = _prepare(tmp_path, tenant, nc, share_rate=share_rate)
+        rows = _planned(tmp_path)
+        per_owner: dict[str, int] = {}
+        for row in rows:
+            per_owner[row["plan_detail"]["owner"]] = per_owner.get(row["plan_detail"]["owner"], 0) + 1
+        assert max(per_owner.values()) > 3, "the test needs more shares per owner than the server's window"
+        start = len(nc.requests)
+        code, summary, _ = _share(tmp_path, env)
+        assert code == 0 and summary["failed"] == [] and summary["created"] == len(rows)
+        rejected = [c for c in _creates(nc, start) if c[2] == 429]
+        if expect_429:
+            # our window was wider than the server's: the 429 was answered, waited out and the call retried
+            assert rejected and summary["rate_limited"] == len(rejected)
+        else:
+            # matching the server's limit, the pacing alone kept every call inside the window
+            assert rejected == [] and summary["paced_seconds"] > 0
+        _assert_matches_plan(_planned(tmp_path), nc)
+
+
+def test_refusals_are_item_level_and_a_broader_existing_share_is_reported_not_touched(tmp_path, tenant, nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    env = _prepare(tmp_path, tenant, nc)
+    rows = _planned(tmp_path)
+    users = [r for r in rows if r["plan_detail"]["share_type"] == 0]
+    files = [r for r in users if nc.file_info(r["plan_detail"]["owner"], r["plan_detail"]["path"])]
+    gone, broad = files[0], files[1]
+    # 1. the file vanished at the target after copy: the server refuses with "Wrong path"
+    d = gone["plan_detail"]
+    with httpx.Client(auth=(d["owner"], nc.app_passwords[d["owner"]])) as c:
+        assert c.delete(nc.dav_url(d["owner"], d["path"])).status_code == 204
+    # 2. someone already shared a file more widely (update bit) with the same recipient: that share is not ours
+    #    to take away; it is left as it is and reported as broader than the source
+    b = broad["plan_detail"]
+    assert b["permissions"] == 1
+    fileid = nc.file_info(b["owner"], b["path"])["fileid"]
+    with httpx.Client(auth=(b["owner"], nc.app_passwords[b["owner"]]), headers={"OCS-APIRequest": "true"}) as c:
+        res = c.post(f"{nc.url}{SHARES_API}?format=json", data={"path": b["path"], "shareType": 0,
+                                                                "shareWith": b["share_with"], "permissions": 3})
+        assert res.status_code == 200, res.text
+    code, summary, out = _share(tmp_path, env)
+    assert code == 3
+    (failed,) = summary["failed"]
+    assert failed["item_id"] == gone["item_id"] and "Wrong path, file/folder does not exist" in failed["reason"]
+    (refused,) = summary["refused_broader"]
+    assert refused["item_id"] == broad["item_id"] and "left as it is" in refused["reason"]
+    assert summary["created"] == len(rows) - 2
+    status = {r["id"]: r["share_status"] for r in _planned(tmp_path)}
+    assert status[gone["id"]] == "failed" and status[broad["id"]] == "existing-broader"
+    assert sum(v == "created" for v in status.values()) == len(rows) - 2
+    # the pre-existing wide share is untouched, and no second share was made next to it
+    (kept,) = [s for s in nc.shares if s["file_source"] == fileid]
+    assert int(kept["permissions"]) == 3
+    r = run_cli("share", cwd=tmp_path, env=env)
+    assert r.returncode == 3 and "failed: 1" in r.stdout and "next:" in r.stdout
+
+
+def test_owner_window_paces_each_owner_alone_and_a_429_waits_for_the_oldest_call() -> None:
+    from migrate.engine.share import OwnerWindows, is_broader
+
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    w = OwnerWindows(3, 10, clock=lambda: now[0], sleep=sleep)
+    assert [w.acquire("alice") for _ in range(3)] == [0, 0, 0] and w.acquire("bob") == 0
+    now[0] += 4
+    assert w.acquire("alice") == pytest.approx(6) and slept == [pytest.approx(6)]  # until the first call is 10 s old
+    assert w.acquire("bob") == 0  # bob's window is his own
+    # a call counts from its end (the server saw it somewhere between send and answer)
+    now[0] += 1
+    w.finished("alice")  # alice's last call (sent at 110) took 1 s: it leaves her window at 121, not 120
+    w.acquire("alice"), w.acquire("alice")
+    assert w.acquire("alice") == pytest.approx(10)
+    # no pacing configured, but the server says 429: wait out the oldest known call's 600 s window
+    free = OwnerWindows(0, 0, clock=lambda: now[0], sleep=sleep)
+    free.acquire("carol")
+    now[0] += 100
+    free.acquire("carol")
+    assert free.wait_full("carol") == pytest.approx(500)
+    # the +16 Nextcloud adds to read links is expected; any other extra bit is broader
+    assert not is_broader(17, 1, 3) and is_broader(3, 1, 0) and is_broader(17, 1, 0) and not is_broader(1, 3, 0)
+
+
+def test_a_refused_owner_login_stops_before_any_share(tmp_path, tenant, nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    env = _prepare(tmp_path, tenant, nc)
+    creds = tmp_path / "pw.csv"
+    creds.write_text(creds.read_text().replace(nc.app_passwords["bob"], "wrong-app-password-0000"))
+    start = len(nc.requests)
+    r = run_cli("share", cwd=tmp_path, env=env)
+    assert r.returncode == 4 and "bob" in r.stderr and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert _creates(nc, start) == [] and nc.shares == []
+    assert not [x for x in _planned(tmp_path) if x["share_status"] == "created"]
