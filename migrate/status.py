@@ -32,19 +32,22 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
             }
         )
     runs = store.runs(limit=5)
+    shares = store.share_counts(d["id"] for d in drives)
     return {
         "state": str(store.path),
         "drives": drives,
         "totals": totals,
+        "shares": shares,
         "failures": store.failures(limit=20),
         "recent_runs": [
             {k: r[k] for k in ("id", "command", "status", "started_at", "ended_at", "pid", "host")} for r in runs
         ],
-        "next_step": next_step(drives, totals),
+        "next_step": next_step(drives, totals, shares),
     }
 
 
-def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]]) -> str:
+def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]],
+              shares: dict[str, int] | None = None) -> str:
     """One sentence telling a busy admin what to run next."""
     if not drives:
         return "run `m365-migrate discover` to find drives"
@@ -54,4 +57,8 @@ def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]]) -
         return "read the failures above, fix their cause, then run `m365-migrate copy` again (it resumes)"
     if totals.get("pending") or totals.get("transferring") or totals.get("uploaded"):
         return "run `m365-migrate plan` to review, then `m365-migrate copy` to transfer what is pending"
+    open_shares = sum(n for s, n in (shares or {}).items() if s not in ("created",))
+    if open_shares:
+        return (f"files are verified; {open_shares} planned shares are not made yet: run `m365-migrate share` "
+                "(its summary says why any were refused)")
     return "everything scanned is verified; run `m365-migrate verify` before cutover"

@@ -148,6 +148,16 @@ def test_share_before_copy_waits_and_exits_3(tmp_path, tenant, nextcloud_sandbox
     assert f"waiting for copy: {len(rows)}" in r.stdout and "m365-migrate copy" in r.stdout
     assert _creates(nc, start) == [] and nc.shares == []
     assert {r["share_status"] for r in _planned(tmp_path)} == {"waiting"}
+    st = run_cli("--json", "status", cwd=tmp_path, env=env)
+    assert json.loads(st.stdout)["shares"] == {"waiting": len(rows)}
+    # after copy, status points at `share` until every planned share is made
+    assert run_cli("copy", cwd=tmp_path, env=env).returncode in (0, 3)
+    st = json.loads(run_cli("--json", "status", cwd=tmp_path, env=env).stdout)
+    assert "m365-migrate share" in st["next_step"], st["next_step"]
+    assert run_cli("share", cwd=tmp_path, env=env).returncode == 0
+    st = run_cli("status", cwd=tmp_path, env=env)
+    assert f"shares: {len(rows)} planned: created {len(rows)}" in st.stdout
+    assert "m365-migrate share" not in st.stdout.split("next:")[-1]
 
 
 @pytest.mark.parametrize("share_rate, expect_429", [("3/2", False), ("50/2", True)])

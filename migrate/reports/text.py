@@ -44,6 +44,10 @@ def render_status(data: dict[str, Any]) -> str:
     t = data["totals"]
     if t:
         out += ["", "totals: " + ", ".join(f"{s} {t[s]['files']} ({human_bytes(t[s]['bytes'])})" for s in STATUS_ORDER if s in t)]
+    shares = data.get("shares") or {}
+    if shares:
+        out += ["", f"shares: {sum(shares.values())} planned: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(shares.items(), key=lambda kv: kv[0] != "created"))]
     if data["failures"]:
         out += ["", "needs attention:"]
         out += [f"  {f['status']:8} {f['path'] or f['item_id']}: {f['last_error'] or ''}" for f in data["failures"]]

@@ -62,6 +62,17 @@ class PermissionsMixin(StoreBase):
                 r["plan_detail"] = json.loads(r["plan_detail"] or "{}")
             yield from rows
 
+    def share_counts(self, drive_ids: Iterable[str]) -> dict[str, int]:
+        """{share_status ('not started' when none yet): n} over the shares the plan says to create."""
+        ids = list(drive_ids)
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self.query(
+            "SELECT coalesce(share_status, 'not started') AS s, count(*) AS n FROM permissions "
+            f"WHERE plan_action = 'create' AND drive_id IN ({marks}) GROUP BY s", tuple(ids))
+        return {r["s"]: int(r["n"]) for r in rows}
+
     def record_share(self, row_id: int, status: str, *, share_id: str | None = None,
                      audit: tuple[str, str, dict[str, Any]] | None = None) -> None:
         """Set a row's share status (and id), with its audit record, in one transaction: never one without the other."""
