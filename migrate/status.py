@@ -33,11 +33,13 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         )
     runs = store.runs(limit=5)
     shares = store.share_counts(d["id"] for d in drives)
+    share_failures = store.share_failures([d["id"] for d in drives]) if shares else []
     return {
         "state": str(store.path),
         "drives": drives,
         "totals": totals,
         "shares": shares,
+        "share_failures": share_failures,
         "failures": store.failures(limit=20),
         "recent_runs": [
             {k: r[k] for k in ("id", "command", "status", "started_at", "ended_at", "pid", "host")} for r in runs

@@ -220,6 +220,11 @@ def test_refusals_are_item_level_and_a_broader_existing_share_is_reported_not_to
     assert int(kept["permissions"]) == 3
     r = run_cli("share", cwd=tmp_path, env=env)
     assert r.returncode == 3 and "failed: 1" in r.stdout and "next:" in r.stdout
+    # `status` names both, with the reason, long after the run's own summary scrolled away
+    st = run_cli("status", cwd=tmp_path, env=env).stdout
+    attention = st.split("needs attention:")[1]
+    assert "Wrong path, file/folder does not exist" in attention and "left as it is" in attention
+    assert json.loads(run_cli("--json", "status", cwd=tmp_path, env=env).stdout)["shares"]["failed"] == 1
 
 
 def test_owner_window_paces_each_owner_alone_and_a_429_waits_for_the_oldest_call() -> None:

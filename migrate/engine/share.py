@@ -307,7 +307,7 @@ class _Sharer:
         if is_broader(got, planned, kind):
             reason = (f"share {share_id}, there before this run, grants permissions {got}, the source allows "
                       f"{planned}: left as it is")
-            self.store.record_share(row["id"], "existing-broader", share_id=share_id,
+            self.store.record_share(row["id"], "existing-broader", share_id=share_id, error=reason,
                                     audit=("share-existing", subject, detail))
             with self.lock:
                 self.summary.refused_broader.append(_row_view(row, reason=reason, next=BROADER_NEXT))
@@ -317,7 +317,7 @@ class _Sharer:
             self.summary.already += 1
 
     def _fail(self, row: dict[str, Any], subject: str, message: str) -> None:
-        self.store.record_share(row["id"], "failed", audit=("share-failed", subject, {
+        self.store.record_share(row["id"], "failed", error=message, audit=("share-failed", subject, {
             "drive": row["drive_id"], "item": row["item_id"], "perm": row["perm_id"], "error": message}))
         with self.lock:
             self.summary.failed.append(_row_view(row, reason=message, next=FAIL_NEXT))
@@ -333,7 +333,7 @@ class _Sharer:
                                      f"{share_id} could not be removed: {exc.message}; remove it by hand")
             return
         reason = f"the server granted permissions {got}, the plan allows {planned}; share {share_id} removed"
-        self.store.record_share(row["id"], "refused-broader", audit=("share-refused", subject, {
+        self.store.record_share(row["id"], "refused-broader", error=reason, audit=("share-refused", subject, {
             "drive": row["drive_id"], "item": row["item_id"], "perm": row["perm_id"], "share_id": share_id,
             "permissions": got, "planned": planned}))
         with self.lock:

@@ -48,9 +48,11 @@ def render_status(data: dict[str, Any]) -> str:
     if shares:
         out += ["", f"shares: {sum(shares.values())} planned: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(shares.items(), key=lambda kv: kv[0] != "created"))]
-    if data["failures"]:
+    if data["failures"] or data.get("share_failures"):
         out += ["", "needs attention:"]
         out += [f"  {f['status']:8} {f['path'] or f['item_id']}: {f['last_error'] or ''}" for f in data["failures"]]
+        out += [f"  share    {f['owner']}:{f['path']} → {f['share_with']}: {f['share_error'] or f['share_status']}"
+                for f in data.get("share_failures") or []]
     if data["recent_runs"]:
         r = data["recent_runs"][0]
         out += ["", f"last run: {r['command']} ({r['status']}) started {r['started_at']}"]

@@ -73,12 +73,28 @@ class PermissionsMixin(StoreBase):
             f"WHERE plan_action = 'create' AND drive_id IN ({marks}) GROUP BY s", tuple(ids))
         return {r["s"]: int(r["n"]) for r in rows}
 
-    def record_share(self, row_id: int, status: str, *, share_id: str | None = None,
+    def share_failures(self, drive_ids: Iterable[str], limit: int = 20) -> list[dict[str, Any]]:
+        """Planned shares not made for a reason a person must look at (refused, broader than the source)."""
+        ids = list(drive_ids)
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        rows = self.query(
+            "SELECT drive_id, item_id, share_status, share_error, plan_detail FROM permissions "
+            f"WHERE plan_action = 'create' AND share_status IN ('failed', 'refused-broader', 'existing-broader') "
+            f"AND drive_id IN ({marks}) ORDER BY updated_at DESC LIMIT ?", (*ids, int(limit)))
+        for r in rows:
+            d = json.loads(r.pop("plan_detail") or "{}")
+            r["owner"], r["path"], r["share_with"] = d.get("owner"), d.get("path"), d.get("share_with") or "a link"
+        return rows
+
+    def record_share(self, row_id: int, status: str, *, share_id: str | None = None, error: str | None = None,
                      audit: tuple[str, str, dict[str, Any]] | None = None) -> None:
-        """Set a row's share status (and id), with its audit record, in one transaction: never one without the other."""
+        """Set a row's share status (and id, and why when it is not made), with its audit record, in one
+        transaction: never one without the other."""
         with self.atomic():
-            self.db.execute("UPDATE permissions SET share_status = ?, share_id = ?, updated_at = ? WHERE id = ?",
-                            (status, share_id, utcnow(), row_id))
+            self.db.execute("UPDATE permissions SET share_status = ?, share_id = ?, share_error = ?, updated_at = ? "
+                            "WHERE id = ?", (status, share_id, error, utcnow(), row_id))
             if audit is not None:
                 action, subject, detail = audit
                 self.audit(action, subject, **detail)  # type: ignore[attr-defined]  # AuditMixin, same store

@@ -187,3 +187,9 @@ def m003_upload_sessions(db: Database) -> None:
             PRIMARY KEY (drive_id, item_id)
         )"""
     )
+
+
+@migrations()
+def m004_share_error(db: Database) -> None:
+    # Why a planned share is not made (refused, broader than the source, waiting for copy), for `status`.
+    db.execute("ALTER TABLE permissions ADD COLUMN share_error TEXT")
