@@ -466,7 +466,9 @@ def share(
     if g.json:
         echo_json(summary.to_dict())
     else:
-        typer.echo(summary.render_text())
+        from migrate.reports.share import render_share
+
+        typer.echo(render_share(summary))
     if summary.attention and not dry_run:
         raise typer.Exit(ExitCode.ATTENTION)
 

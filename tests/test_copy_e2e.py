@@ -177,32 +177,43 @@ def test_kill_9_at_random_points_then_resume_sends_no_verified_file_again(tmp_pa
         assert stored == want, (sorted(stored - want)[:5], sorted(want - stored)[:5])
 
 
-def test_a_killed_chunked_upload_resumes_after_the_chunks_the_server_has(tmp_path, graph_sandbox_factory,
-                                                                           nextcloud_sandbox):
+def _stored_chunks(nc) -> set[str]:
+    """Names of the chunks the Nextcloud sandbox stored for alice's uploads so far."""
+    return {path.rsplit("/", 1)[-1] for m, path, st in nc.requests
+            if m == "PUT" and path.startswith("/remote.php/dav/uploads/alice/") and st == 201}
+
+
+def _copy_killed_mid_upload(tmp_path, graph_sandbox_factory, nc, *, size: int, transfer: str, rate: int,
+                            chunks: int):
+    """One user with one large file; `copy` is killed -9 once `chunks` chunks are stored. Returns (g, env, drive,
+    big file)."""
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 2, "awkward_names": False}))
-    nc = nextcloud_sandbox
     drive = sorted(g.truth())[0]
-    size = 48 * 1024 * 1024
     big = g.mutate.add_file(drive, "/", "big.bin", size)
     env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
-                             transfer='chunk_size = "5MiB"\nchunk_parallel = 2')
-    g.faults.set(route="download", bytes_per_second=6 * 1024 * 1024)  # about 8 s for the big file
+                             transfer=transfer)
+    g.faults.set(route="download", bytes_per_second=rate)
     exe = Path(sys.executable).with_name("m365-migrate")
     p = subprocess.Popen([str(exe), "copy"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-
-    def stored_chunks() -> set[str]:
-        return {path.rsplit("/", 1)[-1] for m, path, st in nc.requests
-                if m == "PUT" and path.startswith("/remote.php/dav/uploads/alice/") and st == 201}
-
     deadline = time.monotonic() + 60
-    while len(stored_chunks()) < 4 and time.monotonic() < deadline and p.poll() is None:
+    while len(_stored_chunks(nc)) < chunks and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.05)
     assert p.poll() is None, "the copy finished before the kill; slow it down"
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=30)
-    time.sleep(0.3)
-    before_kill = stored_chunks()
+    time.sleep(0.3)  # let the server finish the requests of the dead client
+    return g, env, drive, big
+
+
+def test_a_killed_chunked_upload_resumes_after_the_chunks_the_server_has(tmp_path, graph_sandbox_factory,
+                                                                           nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    size = 48 * 1024 * 1024
+    g, env, drive, big = _copy_killed_mid_upload(  # about 8 s for the big file
+        tmp_path, graph_sandbox_factory, nc, size=size, transfer='chunk_size = "5MiB"\nchunk_parallel = 2',
+        rate=6 * 1024 * 1024, chunks=4)
+    before_kill = _stored_chunks(nc)
     assert {"00001", "00002", "00003", "00004"} <= before_kill and len(before_kill) < 10, before_kill
     with db(tmp_path) as s:
         session = s.upload_session(drive, big["id"])
@@ -233,24 +244,10 @@ def test_a_killed_chunked_upload_resumes_after_the_chunks_the_server_has(tmp_pat
 
 def test_a_source_changed_after_the_kill_is_uploaded_afresh_not_resumed(tmp_path, graph_sandbox_factory,
                                                                           nextcloud_sandbox):
-    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 2, "awkward_names": False}))
     nc = nextcloud_sandbox
-    drive = sorted(g.truth())[0]
-    size = 30 * 1024 * 1024
-    big = g.mutate.add_file(drive, "/", "big.bin", size)
-    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
-                             transfer='chunk_size = "5MiB"\nchunk_parallel = 1')
-    g.faults.set(route="download", bytes_per_second=4 * 1024 * 1024)
-    exe = Path(sys.executable).with_name("m365-migrate")
-    p = subprocess.Popen([str(exe), "copy"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and p.poll() is None and not any(
-            m == "PUT" and path.endswith("/00002") and st == 201 for m, path, st in nc.requests):
-        time.sleep(0.05)
-    assert p.poll() is None, "the copy finished before the kill; slow it down"
-    p.send_signal(signal.SIGKILL)
-    p.wait(timeout=30)
+    g, env, drive, big = _copy_killed_mid_upload(
+        tmp_path, graph_sandbox_factory, nc, size=30 * 1024 * 1024,
+        transfer='chunk_size = "5MiB"\nchunk_parallel = 1', rate=4 * 1024 * 1024, chunks=2)
     g.faults.clear()
     with db(tmp_path) as s:
         old = s.upload_session(drive, big["id"])

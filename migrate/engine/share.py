@@ -68,43 +68,6 @@ class ShareSummary:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "attention": self.attention}
 
-    def render_text(self) -> str:
-        """What a person reads at the end: counts, then each problem with its next step."""
-        head = "share dry run (nothing written to the target)" if self.dry_run else "share"
-        lines = [f"{head}: {self.planned} planned shares",
-                 f"  {'would create' if self.dry_run else 'created'}: "
-                 f"{len(self.would_create) if self.dry_run else self.created}",
-                 f"  already there: {self.already}",
-                 f"  waiting for copy: {len(self.waiting)}"]
-        if not self.dry_run:
-            lines += [f"  failed: {len(self.failed)}", f"  refused as broader than the source: {len(self.refused_broader)}"]
-        if self.rate_limited or self.paced_seconds >= 1:
-            lines.append(f"  paced {self.paced_seconds:.0f} s for the createShare rate limit "
-                         f"({self.rate_limited} answers 429)")
-        for r in self.would_create:
-            lines.append(f"  + {_describe(r)}")
-        for title, rows in (("waiting for copy", self.waiting), ("failed", self.failed),
-                            ("refused as broader", self.refused_broader)):
-            for r in rows[:50]:
-                lines.append(f"  {title}: {_describe(r)}: {r.get('reason', '')}")
-            if len(rows) > 50:
-                lines.append(f"  … and {len(rows) - 50} more {title} (see --json)")
-        if self.link_passwords:
-            lines.append(f"{self.link_passwords} link passwords are in {self.passwords_file} (mode 0600): hand them "
-                         "to the link owners, then delete the file")
-        nexts = [WAIT_NEXT if self.waiting else "", FAIL_NEXT if self.failed else "",
-                 BROADER_NEXT if self.refused_broader else ""]
-        lines += [f"next: {n}" for n in nexts if n]
-        if not self.attention and not self.dry_run:
-            lines.append("next: `m365-migrate verify`, then the cutover runbook")
-        return "\n".join(lines)
-
-
-def _describe(r: dict[str, Any]) -> str:
-    kind = {0: "user", 1: "group", 3: "link"}.get(r.get("share_type"), "?")  # type: ignore[arg-type]
-    who = f" {r['share_with']}" if r.get("share_with") else ""
-    return f"{r.get('owner')}:/{str(r.get('path') or '').lstrip('/')} → {kind}{who} (permissions {r.get('permissions')})"
-
 
 class OwnerWindows:
     """A sliding window per owner: at most `limit` calls in any `period` seconds; limit 0 means no pacing."""

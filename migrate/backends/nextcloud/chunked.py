@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import IO
 
 from migrate.backends.nextcloud.dav import NextcloudDav
-from migrate.backends.webdav.wire import PLAIN_PROPS, parse_multistatus, propfind_body
+from migrate.backends.webdav.wire import PLAIN_PROPS
 from migrate.errors import IntegrityError, MigrateError, TargetItemError, Transient
 
 log = logging.getLogger(__name__)
@@ -145,12 +145,11 @@ def resume_point(dav: NextcloudDav, user: str, transfer_id: str, size: int, chun
     half-written chunk or one past a gap must not stay. The last chunk is always sent again.
     """
     root = f"{dav.base_path}/remote.php/dav/uploads/{user}/{transfer_id}/"
-    resp = dav.send(user, "PROPFIND", dav.uploads_url(user, transfer_id), f"PROPFIND upload folder of {user}",
-                    headers={"Depth": "1", "Content-Type": "application/xml; charset=utf-8"},
-                    body=propfind_body(PLAIN_PROPS), ok=(404,))
-    if resp.status_code == 404:
+    entries = dav.propfind_url(user, dav.uploads_url(user, transfer_id), root, "1", PLAIN_PROPS,
+                               what=f"PROPFIND upload folder of {user}")
+    if entries is None:
         return None
-    sizes = {e.path: e.size for e in parse_multistatus(resp.content, root) if e.path and not e.is_folder}
+    sizes = {e.path: e.size for e in entries if e.path and not e.is_folder}
     last = math.ceil(size / chunk_size)
     kept = 0
     while kept + 1 < last and sizes.get(f"{kept + 1:05d}") == chunk_size:
@@ -180,7 +179,6 @@ class ChunkedUpload:
         self.transfer_id = transfer_id or new_transfer_id()
         self.done_chunks = done_chunks  # chunks 1..done_chunks are on the server already (a resumed upload)
         self.chunks_sent = done_chunks
-        self.assembled_before = False  # True when the MOVE's answer was lost and the file was found in place
         self.resumable = False  # set by callers that record the session: then transient failures keep the chunks
 
     def _headers(self) -> dict[str, str]:
@@ -263,7 +261,6 @@ class ChunkedUpload:
                                   "after 24 h without activity, or deleted) and the file is not in place",
                                   hint="rerun `copy`: the file is sent again")
         log.info("%s:%s: the final MOVE's answer was lost but the file is in place; checking it", user, self.path)
-        self.assembled_before = True
         return {}
 
     def abort(self) -> None:

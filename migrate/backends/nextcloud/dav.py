@@ -62,12 +62,18 @@ class NextcloudDav:
         return self.session.send(method, url, auth=self.auth(user), user=user, what=what, **kw)
 
     def propfind(self, user: str, path: str, depth: str = "0", props: str = NC_PROPS) -> list[RemoteEntry] | None:
-        """Entries of a PROPFIND, or None on 404."""
-        resp = self.send(user, "PROPFIND", self.files_url(user, path), f"PROPFIND {user}:{path!r}",
-                         headers={"Depth": depth, **XML}, body=propfind_body(props), ok=(404,))
+        """Entries of a PROPFIND in the user's files, or None on 404."""
+        return self.propfind_url(user, self.files_url(user, path), self.root_path(user), depth, props,
+                                 what=f"PROPFIND {user}:{path!r}")
+
+    def propfind_url(self, user: str, url: str, root: str, depth: str = "0", props: str = NC_PROPS, *,
+                     what: str = "") -> list[RemoteEntry] | None:
+        """Entries of a PROPFIND of any DAV URL (files, uploads), paths relative to `root`; None on 404."""
+        resp = self.send(user, "PROPFIND", url, what or f"PROPFIND {url}", headers={"Depth": depth, **XML},
+                         body=propfind_body(props), ok=(404,))
         if resp.status_code == 404:
             return None
-        return list(parse_multistatus(resp.content, self.root_path(user)))
+        return list(parse_multistatus(resp.content, root))
 
     def stat(self, user: str, path: str) -> RemoteEntry | None:
         entries = self.propfind(user, path, "0")

@@ -30,8 +30,9 @@ class OcsResult:
 
 
 def call(dav: NextcloudDav, user: str, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-         form: Mapping[str, Any] | None = None) -> OcsResult:
-    """`path` starts with /ocs/v2.php/… or /index.php/apps/…; 4xx answers are returned, not raised."""
+         form: Mapping[str, Any] | None = None, ok: tuple[int, ...] = _CLIENT_ERRORS) -> OcsResult:
+    """`path` starts with /ocs/v2.php/… or /index.php/apps/…; answers with an `ok` status (by default the 4xx
+    but 429, which the pacer retries) are returned, not raised."""
     query = {"format": "json", **(params or {})}
     url = f"{dav.base}{path}?{urlencode(query)}"
     headers = dict(HEADERS)
@@ -39,7 +40,7 @@ def call(dav: NextcloudDav, user: str, method: str, path: str, *, params: Mappin
     if form is not None:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         body = urlencode({k: v for k, v in form.items() if v is not None}).encode()
-    resp = dav.send(user, method, url, f"{method} {path} as {user}", headers=headers, body=body, ok=_CLIENT_ERRORS)
+    resp = dav.send(user, method, url, f"{method} {path} as {user}", headers=headers, body=body, ok=ok)
     try:
         doc = json.loads(resp.content) if resp.content else {}
     except ValueError:

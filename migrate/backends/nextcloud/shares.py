@@ -7,9 +7,8 @@ callers compare the returned `permissions` with the plan ("never broader").
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from migrate.backends.nextcloud import ocs
 from migrate.backends.nextcloud.dav import NextcloudDav
@@ -43,17 +42,13 @@ class Shares:
         form = {"path": "/" + path.strip("/"), "shareType": share_type, "shareWith": share_with,
                 "permissions": permissions, "password": password, "expireDate": expire_date, "note": note,
                 "label": label, "hideDownload": "true" if hide_download else None, "sendMail": "false"}
-        body = urlencode({k: v for k, v in form.items() if v is not None}).encode()
-        headers = {**ocs.HEADERS, "Content-Type": "application/x-www-form-urlencoded"}
-        resp = self.dav.send(owner, "POST", f"{self.dav.base}{API}?format=json", f"POST {API} as {owner}",
-                             headers=headers, body=body, ok=_ANSWERED)
+        res = ocs.call(self.dav, owner, "POST", API, form=form, ok=_ANSWERED)
         what = f"share {owner}:{path!r} with {share_with or 'a link'}"
-        if resp.status_code == 429:
+        if res.http_status == 429:
             raise ShareRateLimited(f"{what}: HTTP 429 (createShare rate limit)")
-        status, message, data = _envelope(resp.content, resp.status_code)
-        if resp.status_code >= 300 or status not in (100, 200):
-            raise TargetItemError(f"{what}: HTTP {resp.status_code} {message}".rstrip())
-        return dict(data or {})
+        if not res.ok:
+            raise TargetItemError(f"{what}: HTTP {res.http_status} {res.message}".rstrip())
+        return dict(res.data or {})
 
     def list(self, owner: str, path: str | None = None) -> list[dict[str, Any]]:
         params = {"path": "/" + path.strip("/"), "reshares": "true"} if path else {}
@@ -70,14 +65,3 @@ class Shares:
         if not res.ok and res.status != 404 and res.http_status != 404:
             raise TargetItemError(f"delete share {share_id} of {owner}: HTTP {res.http_status} {res.message}")
 
-
-def _envelope(content: bytes, http_status: int) -> tuple[int, str, Any]:
-    """(OCS status, message, data) of an answer; a body that is not an OCS envelope keeps the HTTP status."""
-    try:
-        doc = json.loads(content) if content else {}
-    except ValueError:
-        doc = {}
-    if isinstance(doc, dict) and isinstance(doc.get("ocs"), dict):
-        meta = doc["ocs"].get("meta") or {}
-        return int(meta.get("statuscode") or http_status), str(meta.get("message") or ""), doc["ocs"].get("data")
-    return http_status, str(doc.get("message") or "") if isinstance(doc, dict) else "", None

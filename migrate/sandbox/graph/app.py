@@ -173,11 +173,9 @@ class GraphApp:
         self.current_prefer = req.headers.get("prefer", "").lower()
         route, handler = self._route(req, rest, base)
         self.stats.requests[route] = self.stats.requests.get(route, 0) + 1
-        if self.require_auth:
-            problem = self.authority.check(req.headers.get("authorization"))
-            if problem:
-                return self._count(Response(401, error_body(401, "InvalidAuthenticationToken", problem),
-                                            [("WWW-Authenticate", WWW_AUTH)]))
+        refused = self._unauthorised(req)
+        if refused is not None:
+            return refused
         rule = self.faults.draw(route)
         if rule and rule.status:
             return self._count(self._fault(rule))
@@ -205,11 +203,9 @@ class GraphApp:
         self.stats.requests["batch"] = self.stats.requests.get("batch", 0) + 1
         if req.method != "POST":
             return self._count(err(405, "BadRequest", "Batch requests must be POSTed."))
-        if self.require_auth:
-            problem = self.authority.check(req.headers.get("authorization"))
-            if problem:
-                return self._count(Response(401, error_body(401, "InvalidAuthenticationToken", problem),
-                                            [("WWW-Authenticate", WWW_AUTH)]))
+        refused = self._unauthorised(req)
+        if refused is not None:
+            return refused
         rule = self.faults.draw("batch")
         if rule and rule.status:
             return self._count(self._fault(rule))
@@ -247,6 +243,14 @@ class GraphApp:
             answers.append(entry)
         answers.reverse()
         return self._count(jresp(200, {"responses": answers}))
+
+    def _unauthorised(self, req: Request) -> Response | None:
+        """The 401 a request without a valid bearer token gets (None when it may pass)."""
+        problem = self.authority.check(req.headers.get("authorization")) if self.require_auth else None
+        if not problem:
+            return None
+        return self._count(Response(401, error_body(401, "InvalidAuthenticationToken", problem),
+                                    [("WWW-Authenticate", WWW_AUTH)]))
 
     # ------------------------------------------------------------------ bookkeeping
     def _count(self, resp: Response) -> Response:
