@@ -52,14 +52,14 @@ def build_service_client(base_url: str, tokens: TokenProvider, *, ca_bundle: str
     from msgraph.graph_request_adapter import options as graph_options
     from msgraph_core import GraphClientFactory
 
-    from migrate.transport.http import user_agent
+    from migrate.transport.http import NoCookieJar, user_agent
 
     verify: Any = True
     if ca_bundle:
         verify = ssl.create_default_context()
         verify.load_verify_locations(cafile=ca_bundle)
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=30), verify=verify,
-                             headers={"User-Agent": user_agent(org)})
+                             headers={"User-Agent": user_agent(org)}, cookies=NoCookieJar())
     middleware = [m for m in KiotaClientFactory.get_default_middleware(graph_options)
                   if not isinstance(m, RetryHandler)]
     middleware.append(GraphClientFactory._get_telemetry_handler(graph_options))

@@ -1,7 +1,7 @@
 """One HTTP session per target: per-request Basic auth, no cookies, every call through the Pacer.
 
-Nextcloud answers every Basic-auth request with session cookies; a shared cookie jar would send alice's session
-along with bob's credentials, so this session refuses all cookies. Bodies are either replayable (bytes, or a
+Nextcloud answers every Basic-auth request with session cookies, and a request carrying them runs as the
+session's user whatever its credentials say; the client comes from transport.http, whose jar refuses all cookies. Bodies are either replayable (bytes, or a
 callable giving a fresh iterator: the Pacer may re-send them) or one-shot iterators, which are sent once: a
 transient failure after the first byte left becomes StreamConsumed (Terminal), because only a new read of the
 source can produce the bytes again (the engine's per-item tier).
@@ -9,10 +9,9 @@ source can produce the bytes again (the engine's per-item tier).
 
 from __future__ import annotations
 
-import http.cookiejar
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from migrate.backends.webdav.wire import StreamConsumed, classify, transport_error
 from migrate.errors import Transient, TransientError
@@ -24,23 +23,11 @@ if TYPE_CHECKING:
 Body = bytes | Callable[[], Iterable[bytes]] | None
 
 
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-
 def make_http(ca_bundle: str | None = None, *, timeout: float = 300.0, max_connections: int = 32) -> httpx.Client:
-    """The project's httpx client (transport.http), with cookies switched off."""
-    import httpx
-
+    """The project's httpx client (transport.http: no cookies) with the target's timeout."""
     from migrate.transport.http import make_client
 
-    client = make_client(ca_bundle=ca_bundle, timeout=timeout, max_connections=max_connections)
-    client.cookies = httpx.Cookies(http.cookiejar.CookieJar(policy=_NoCookies()))
-    return client
+    return make_client(ca_bundle=ca_bundle, timeout=timeout, max_connections=max_connections)
 
 
 class DavSession:
