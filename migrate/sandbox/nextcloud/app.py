@@ -15,6 +15,7 @@ from .chunking import UPLOADS_PREFIX, Chunking
 from .dav import build_wsgidav
 from .files import FILES_PREFIX, FileOps, split_files_path
 from .groupfolders import GroupFolders, PlainError
+from .sessions import Sessions
 from .ocs import STATUS, OCSError, Request, capabilities, csrf_failed, envelope, provisioning
 from .shares import RateLimited, Shares
 from .state import State
@@ -46,6 +47,7 @@ class NextcloudApp:
         self.groupfolders = GroupFolders(state)
         self.versions = Versions(state)
         self.trash = Trash(state)
+        self.sessions = Sessions(state)
 
     # --- entry ----------------------------------------------------------------------------------------------
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -88,7 +90,11 @@ class NextcloudApp:
             return sabre_error(sr, 404, "Not found")
         if method == "OPTIONS" and is_dav:
             return self.options(environ, sr, path)
+        logged_in: list[str | None] = [None]
+        if environ.get("HTTP_AUTHORIZATION", "").lower().startswith("basic "):
+            sr = self.sessions.setting_cookies(sr, environ, lambda: logged_in[0])
         user, failure = self.authenticate(environ, sr, ocs=is_ocs or is_gf, v1=path.startswith("/ocs/v1.php/"))
+        logged_in[0] = user
         if failure is not None:
             return failure
         assert user is not None
@@ -114,8 +120,12 @@ class NextcloudApp:
     # --- auth -----------------------------------------------------------------------------------------------
     def authenticate(self, environ: Environ, sr: StartResponse, *, ocs: bool, v1: bool
                      ) -> tuple[str | None, Iterable[bytes] | None]:
-        """Basic auth by app password; > max failed logins from one address blocks every login (§8.2)."""
+        """A logged-in session wins (§1.2); else Basic auth by app password; > max failed logins from one
+        address blocks every login (§8.2)."""
         st = self.state
+        session_user = self.sessions.user(environ)
+        if session_user is not None:
+            return session_user, None
         addr = environ.get("REMOTE_ADDR", "")
         auth = environ.get("HTTP_AUTHORIZATION", "")
         if auth and st.is_blocked(addr):

@@ -22,7 +22,7 @@ class NextcloudSandbox:
     def __init__(self, users: list[str] | None = None, groups: dict[str, list[str]] | None = None,
                  quota_mb: float | None = None, data_dir: str | Path | None = None, *, plain_webdav: bool = False,
                  share_rate_limit: bool | tuple[int, int] = True, bruteforce_max_attempts: int = 10,
-                 port: int = 0, numthreads: int = 24, chunking_v2: bool = False) -> None:
+                 port: int = 0, numthreads: int = 24, chunking_v2: bool = False, sessions: bool = True) -> None:
         self._tmp: str | None = None
         if data_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="nc-sandbox-")
@@ -31,7 +31,8 @@ class NextcloudSandbox:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.plain_webdav = plain_webdav
         self.state = State(self.data_dir, share_rate_limit=share_rate_limit,
-                           bruteforce_max_attempts=bruteforce_max_attempts, chunking_v2=chunking_v2)
+                           bruteforce_max_attempts=bruteforce_max_attempts, chunking_v2=chunking_v2,
+                           sessions=sessions and not plain_webdav)
         self._state_file = None if self._tmp else self.data_dir / STATE_FILE
         if self._state_file is not None and self._state_file.exists():
             self.state.load(json.loads(self._state_file.read_text()))     # a restart keeps passwords and ids
@@ -129,6 +130,12 @@ class NextcloudSandbox:
     def requests(self) -> list[tuple[str, str, int]]:
         with self.state.lock:
             return list(self.state.requests)
+
+    @property
+    def cookie_requests(self) -> int:
+        """How many requests carried a Cookie header (a client of ours must send none)."""
+        with self.state.lock:
+            return self.state.cookie_requests
 
     @property
     def shares(self) -> list[dict[str, Any]]:

@@ -91,7 +91,7 @@ class State:
     """All mutable sandbox state behind one re-entrant lock; the WSGI layers read and change it."""
 
     def __init__(self, data_dir: Path, *, share_rate_limit: bool | tuple[int, int] = True,
-                 bruteforce_max_attempts: int = 10, chunking_v2: bool = False) -> None:
+                 bruteforce_max_attempts: int = 10, chunking_v2: bool = False, sessions: bool = True) -> None:
         self.data_dir = data_dir
         self.chunking_v2 = chunking_v2          # emulate S3 + Redis: ChunkingV2Plugin rules (§4.1)
         self.lock = threading.RLock()
@@ -107,6 +107,10 @@ class State:
         self.shares: list[dict[str, object]] = []
         self.next_share_id = 1
         self.failed_logins: dict[str, int] = {}
+        self.sessions_enabled = sessions        # Set-Cookie on Basic-auth answers; a session wins over Basic (§1.2)
+        self.sessions: dict[str, Any] = {}      # session id -> sessions.Session
+        self.cookie_requests = 0                # requests that carried any Cookie header
+        self.session_logins = 0                 # requests that ran as a session's user
         self.bruteforce_max_attempts = bruteforce_max_attempts
         if share_rate_limit is True:
             share_rate_limit = (20, 600)
