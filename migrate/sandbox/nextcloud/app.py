@@ -15,8 +15,8 @@ from .chunking import UPLOADS_PREFIX, Chunking
 from .dav import build_wsgidav
 from .files import FILES_PREFIX, FileOps, split_files_path
 from .groupfolders import GroupFolders, PlainError
-from .sessions import Sessions
 from .ocs import STATUS, OCSError, Request, capabilities, csrf_failed, envelope, provisioning
+from .sessions import Sessions
 from .shares import RateLimited, Shares
 from .state import State
 from .trash import TRASH_PREFIX, Trash
