@@ -120,6 +120,18 @@ class TargetItemError(TargetError, Terminal):
     """The target refused this item (illegal name, too large, forbidden)."""
 
 
+class TargetRefused(TargetItemError):
+    """The target answered 403: this account may not do this here (wrong account or password row, a session,
+    an ACL, a read-only share). An item failure; if escaping alone it means "finished, with items needing you"."""
+
+    exit_code = ExitCode.ATTENTION
+
+
+class DriveRefused(AuthError):
+    """The first folder of a drive was refused: the writing account cannot write there at all, so the drive stops
+    before any of its files is tried (the other drives go on)."""
+
+
 class TargetFull(TargetError, Fatal):
     """The target answered 507 Insufficient Storage: the quota or the disk is full."""
 

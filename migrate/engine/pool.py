@@ -13,7 +13,7 @@ from migrate.engine.accounting import Accounting
 from migrate.engine.batch import Batcher, run_batch
 from migrate.engine.readahead import ReadAheadSource
 from migrate.engine.transfer import Transfer, TransferOptions, check_entry
-from migrate.errors import MigrateError
+from migrate.errors import DriveRefused, MigrateError, TargetRefused
 from migrate.models import ItemStatus
 from migrate.protocols import Source, Target
 from migrate.store import StateStore
@@ -75,11 +75,27 @@ def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str]
 
 
 def create_folders(store: StateStore, target: Target, drive_id: str) -> int:
-    """Create every planned folder (empty ones too), parents first; each is created once."""
+    """Create every planned folder (empty ones too), parents first; each is created once.
+
+    A refused folder (403) becomes a failed item with the refusal as its reason; when the drive's first folder is
+    refused the account cannot write there at all, so DriveRefused stops the drive before any file is tried.
+    """
     rows = [r for r in store.iter_items(drive_id, statuses=("pending", "failed")) if r["is_folder"] and r["target_path"]]
     rows.sort(key=lambda r: r["target_path"].count("/"))
+    done = 0
     for r in rows:
-        target.ensure_folder(r["target_user"] or "", r["target_path"])
+        root = not r["target_path"].strip("/")      # the account's own root: nothing to create
+        try:
+            if not root:
+                target.ensure_folder(r["target_user"] or "", r["target_path"])
+        except TargetRefused as exc:
+            if done == 0:
+                raise DriveRefused(f"drive {drive_id} stopped: its first folder was refused: {exc.message}",
+                                   hint=exc.hint) from None
+            if r["status"] != "failed":
+                store.transition(drive_id, r["item_id"], ItemStatus.FAILED, last_error=exc.message)
+            continue
+        done += 0 if root else 1
         with store.atomic():
             if r["status"] == "failed":
                 store.transition(drive_id, r["item_id"], ItemStatus.PENDING)
@@ -131,8 +147,14 @@ def copy_drives(
             bytes_ += c.get(st, {}).get("bytes", 0)
     acct.plan(files, bytes_)
 
-    for d in drives:
-        summary.folders_created += create_folders(store, target, d["id"])
+    refused: list[DriveRefused] = []
+    for d in list(drives):
+        try:
+            summary.folders_created += create_folders(store, target, d["id"])
+        except DriveRefused as exc:
+            log.error("%s", exc.message)
+            refused.append(exc)
+            drives = [x for x in drives if x["id"] != d["id"]]
 
     transfer = Transfer(store, source, target, acct, options)
     # Files one by one read ahead of their upload (download and upload overlap); small files go to the target
@@ -172,12 +194,15 @@ def copy_drives(
     summary.seconds = acct.elapsed
     summary.failed = [
         {"drive_id": r["drive_id"], "item_id": r["item_id"], "path": r["path"], "error": r["last_error"]}
-        for d in drives for r in store.iter_items(d["id"], statuses=("failed",), files_only=True)
+        for d in drives for r in store.iter_items(d["id"], statuses=("failed",))
     ]
     if acct.elapsed > 1 and acct.done_bytes:
         store.record_metric("copy_bytes_per_s", acct.rate, "B/s")
     if fatal:
         raise fatal[0]
+    if refused:
+        lines = "\n".join(f"  {e.message}" for e in refused)
+        raise DriveRefused(f"{len(refused)} drive(s) stopped, the others were copied:\n{lines}", hint=refused[0].hint)
     return summary
 
 

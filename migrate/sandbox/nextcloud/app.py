@@ -382,4 +382,6 @@ def injected(start_response: StartResponse, status: int) -> Iterable[bytes]:
         text = {502: "Bad Gateway", 504: "Gateway Time-out"}[status]
         page = f"<html><head><title>{status} {text}</title></head><body><h1>{status} {text}</h1></body></html>\n"
         return respond(start_response, status, page.encode(), "text/html")
+    if status == 403:
+        return sabre_error(start_response, 403, "Permission denied to create directory (injected fault)")
     return sabre_error(start_response, status, "Service Unavailable (injected fault)")
