@@ -346,8 +346,9 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "service_account": _Key(
             _uid_or_blank,
             "",
-            "Nextcloud user, member of the group folders, that writes "
-            "libraries mapped to groupfolder:<name> (needs a line in the credentials file).",
+            'kind = "nextcloud": the admin account (its uid, e.g. "admin") that looks up users and groups and '
+            "team folders, and writes libraries mapped to groupfolder:<name>; Nextcloud needs it. It must have "
+            'its own row "<uid>,<app password>" in the credentials file (occ user:auth-tokens:add <uid>).',
         ),
         "prefix": _Key(
             _prefix,

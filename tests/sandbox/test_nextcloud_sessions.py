@@ -47,6 +47,15 @@ def test_every_basic_auth_answer_sets_session_cookies(nc) -> None:
         bad = fresh.request("PROPFIND", _files(nc, "alice"), auth=("alice", "wrong"), headers={"Depth": "0"})
         assert bad.status_code == 401
         assert bad.headers.get_list("set-cookie"), "a failed login gets a (not logged-in) session too"
+        anonymous = fresh.request("PROPFIND", _files(nc, "bob"), headers={"Depth": "0"})
+        assert anonymous.status_code == 401, "a session that never logged in lets nobody in"
+    with httpx.Client() as other:
+        anonymous = other.request("PROPFIND", _files(nc, "alice"), headers={"Depth": "0"})
+        assert anonymous.status_code == 401 and anonymous.headers.get_list("set-cookie")
+        # the id is regenerated at the end of the answer: the last instance cookie is the live one
+        ids = [h.split(";")[0].split("=", 1)[1] for h in anonymous.headers.get_list("set-cookie")
+               if h.startswith(nc.state.instance_id + "=")]
+        assert len(ids) == 2 and ids[0] != ids[1] and ids[1] in nc.state.sessions
 
 
 def test_session_wins_over_basic_auth_of_another_account(nc) -> None:

@@ -131,10 +131,17 @@ class NextcloudTarget:
                 known.add("/".join(segs[:i]))
 
     def _require_admin(self) -> str:
-        if not self.service_account:
-            raise ConfigError("this needs the Nextcloud service account (an admin) and its app password",
-                              hint="set the service account in the configuration and add it to the credentials file")
-        return self.service_account
+        """The admin uid for provisioning and team-folder calls; a ConfigError that names the key and the row."""
+        uid = self.service_account
+        if not uid or uid not in self.dav.passwords:
+            missing = ("[target] service_account is not set" if not uid else
+                       f"the credentials file has no row for the service account {uid!r}")
+            raise ConfigError(
+                f"this needs the Nextcloud service account (an admin) and its app password: {missing}",
+                hint='set [target] service_account = "<admin uid>" in m365-migrate.toml and add the row '
+                     '"<admin uid>,<app password>" to the [target] credentials file '
+                     "(mint one with `occ user:auth-tokens:add <admin uid>`)")
+        return uid
 
     # --- protocols.Target ----------------------------------------------------------------------------------------
     def stat(self, user: str, path: str) -> RemoteEntry | None:

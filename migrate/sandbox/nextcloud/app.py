@@ -91,8 +91,7 @@ class NextcloudApp:
         if method == "OPTIONS" and is_dav:
             return self.options(environ, sr, path)
         logged_in: list[str | None] = [None]
-        if environ.get("HTTP_AUTHORIZATION", "").lower().startswith("basic "):
-            sr = self.sessions.setting_cookies(sr, environ, lambda: logged_in[0])
+        sr = self.sessions.setting_cookies(sr, environ, lambda: logged_in[0])   # every answer, as on 32.0.1
         user, failure = self.authenticate(environ, sr, ocs=is_ocs or is_gf, v1=path.startswith("/ocs/v1.php/"))
         logged_in[0] = user
         if failure is not None:

@@ -1,7 +1,8 @@
-"""PHP sessions as Nextcloud 32 keeps them: set on every Basic-auth answer, and winning over Basic auth.
+"""PHP sessions as Nextcloud 32 keeps them: set on every answer, and winning over Basic auth.
 
-Reference §1.2 "Sessions win over Basic auth" (verified on 32.0.1): every answer to a Basic-auth request sets
-`<instanceid>`, `oc_sessionPassphrase` and the two same-site cookies; a later request carrying a logged-in
+Reference §1.2 "Sessions win over Basic auth" (verified on 32.0.1): every answer of a request that carried no
+session sets `<instanceid>`, `oc_sessionPassphrase` and the two same-site cookies (unauthenticated and 401
+answers too), and ends with the session id regenerated (a second `<instanceid>` cookie, which the client keeps); a later request carrying a logged-in
 session runs as that session's user whatever its `Authorization` header says (a wrong password beside it counts
 no failed login). A client that shares one cookie jar between accounts therefore writes as, or is refused for,
 the wrong user; this module lets the sandbox catch such a client.
@@ -77,17 +78,18 @@ class Sessions:
         st = self.state
         if not st.sessions_enabled or self.carried_quietly(environ):
             return []
-        sid, phrase = secrets.token_urlsafe(20), secrets.token_urlsafe(96)
+        first, sid, phrase = secrets.token_hex(13), secrets.token_hex(13), secrets.token_urlsafe(96)
         with st.lock:
             st.sessions[sid] = Session(uid, phrase)
         # Nextcloud marks them secure only over https; over plain http a client sends them back all the same
         secure = "secure; " if environ.get("wsgi.url_scheme") == "https" else ""
         attrs = f"path=/; {secure}HttpOnly; SameSite=Lax"
         forever = f"path=/; httponly; {secure}expires=Fri, 31-Dec-2100 23:59:59 GMT"
-        return [("Set-Cookie", f"{st.instance_id}={sid}; {attrs}"),
+        return [("Set-Cookie", f"{st.instance_id}={first}; {attrs}"),
                 ("Set-Cookie", f"{PASSPHRASE}={phrase}; {attrs}"),
                 ("Set-Cookie", f"nc_sameSiteCookielax=true; {forever}; SameSite=lax"),
-                ("Set-Cookie", f"nc_sameSiteCookiestrict=true; {forever}; SameSite=strict")]
+                ("Set-Cookie", f"nc_sameSiteCookiestrict=true; {forever}; SameSite=strict"),
+                ("Set-Cookie", f"{st.instance_id}={sid}; {attrs}")]
 
     def setting_cookies(self, sr: StartResponse, environ: Environ, uid: Callable[[], str | None]) -> StartResponse:
         """Wrap `sr` so the answer sets a session for whoever `uid()` names when it starts (None: not logged in)."""
