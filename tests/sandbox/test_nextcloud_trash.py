@@ -52,16 +52,22 @@ def test_delete_goes_to_trash_and_restores(nextcloud_sandbox):
 
 
 def test_long_names_can_be_trashed(nextcloud_sandbox):
-    """§5.2 "250-byte names upload by PUT": such a file can also be deleted (to the trash) and restored."""
+    """§5.2 "250-byte names upload by PUT": such a file can be deleted to the trash; as on 32.0.1 its trash name
+    is cut to 250 bytes, a DELETE of the item answers 204 but keeps it, and a restore puts the cut name at the root."""
     nc = nextcloud_sandbox
     s = dav_session(nc, "alice")
-    name = "é" * 123 + ".txt"
-    s.put(nc.dav_url("alice", name), data=b"x")
-    assert s.delete(nc.dav_url("alice", name)).status_code == 204
+    name = "a" * 246 + ".txt"
+    s.request("MKCOL", nc.dav_url("alice", "deep"))
+    s.put(nc.dav_url("alice", f"deep/{name}"), data=b"x")
+    assert s.delete(nc.dav_url("alice", f"deep/{name}")).status_code == 204
     (item,) = items(s, nc, "alice")
+    assert s.delete(trash_url(nc, "alice", item)).status_code == 204
+    assert list(items(s, nc, "alice")) == [item], "a cut trash item cannot be purged over WebDAV"
     r = s.request("MOVE", trash_url(nc, "alice", item),
                   headers={"Destination": f"{nc.url}/remote.php/dav/trashbin/alice/restore/x"})
-    assert r.status_code == 201 and nc.file_info("alice", name)["size"] == 1
+    cut = item.rsplit(".d", 1)[0]
+    assert r.status_code == 201 and len(cut.encode()) == 238
+    assert nc.file_info("alice", cut)["size"] == 1 and nc.file_info("alice", f"deep/{name}") is None
 
 
 def test_overwriting_move_trashes_old_target(nextcloud_sandbox):
@@ -99,3 +105,27 @@ def test_plain_mode_delete_is_final(plain_webdav_sandbox):
     s.put(nc.dav_url("alice", "gone.txt"), data=b"x")
     assert s.delete(nc.dav_url("alice", "gone.txt")).status_code == 204
     assert not list((nc.data_dir / "trash").rglob("*"))
+
+
+def test_a_long_name_is_cut_in_the_trash_and_loses_its_folder() -> None:
+    """Verified on 32.0.1: `<name>.d<time>` over 250 bytes is cut in the middle, and the item then reports the
+    cut name alone as its original location (its folder is lost); shorter names keep folder and name."""
+    import httpx
+
+    from migrate.sandbox.nextcloud import NextcloudSandbox
+    from migrate.sandbox.nextcloud.trash import trash_item_name
+
+    assert trash_item_name("a" * 200 + ".txt", 1_700_000_000) == "a" * 200 + ".txt.d1700000000"
+    cut = trash_item_name("a" * 240 + ".txt", 1_700_000_000)
+    assert len(cut.encode()) == 250 and cut.endswith(".txt.d1700000000")
+    with NextcloudSandbox(users=["alice"]) as nc, httpx.Client(auth=("alice", nc.app_passwords["alice"])) as c:
+        long_name, short = "b" * 240 + ".txt", "short.txt"
+        c.request("MKCOL", nc.dav_url("alice", "f"))
+        for n in (long_name, short):
+            assert c.put(nc.dav_url("alice", f"f/{n}"), content=b"x").status_code == 201
+            assert c.delete(nc.dav_url("alice", f"f/{n}")).status_code == 204
+        r = c.request("PROPFIND", f"{nc.url}/remote.php/dav/trashbin/alice/trash", headers={"Depth": "1"})
+        locations = sorted(e.split("</nc:trashbin-original-location>")[0]
+                           for e in r.text.split("<nc:trashbin-original-location>")[1:])
+        assert locations[1] == "f/short.txt"
+        assert "/" not in locations[0] and len(locations[0].encode()) == 238

@@ -39,7 +39,9 @@ DEFAULT_THROTTLE_PAUSE = 2.0
 REFUSED_HINT = ("likely causes: the credentials file row of {who} holds another account's app password, or the "
                 "mapping names the wrong account; a proxy or client sending session cookies back (a Nextcloud "
                 "session overrides the credentials); an ACL (team folder advanced permissions) or a read-only "
-                "share at that path. Check the account's access in the Nextcloud web UI, fix, then rerun")  # a 429 without Retry-After still pauses every worker for a moment
+                "share at that path. Check the account's access in the Nextcloud web UI, fix, then rerun")
+PLAIN_REFUSED_HINT = ("the WebDAV account may not do this at that path (server permissions), or the server does not "
+                      "allow the name; fix the account's rights or the name, then rerun")  # a 429 without Retry-After still pauses every worker for a moment
 
 PLAIN_PROPS = "<d:resourcetype/><d:getetag/><d:getlastmodified/><d:getcontentlength/>"
 NC_PROPS = PLAIN_PROPS + "<oc:fileid/><oc:size/><oc:checksums/><nc:mount-type/><oc:permissions/>"
@@ -96,7 +98,8 @@ def classify(resp: httpx.Response, what: str, *, user: str = "") -> BaseExceptio
                          hint="check the app password in the [target] credentials file "
                          "(`occ user:auth-tokens:add <user>` mints a new one)")
     if status == 403:
-        return TargetRefused(f"{detail}: the target refused this as {who}", hint=REFUSED_HINT.format(who=who))
+        hint = REFUSED_HINT.format(who=who) if user else PLAIN_REFUSED_HINT
+        return TargetRefused(f"{detail}: the target refused this as {who}", hint=hint)
     if status == 507:
         return TargetFull(f"{detail}: no space left for {who}",
                           hint="raise the user's or team folder's quota (or free disk space), then rerun")

@@ -16,6 +16,14 @@ from .wire import Environ, StartResponse, header, respond, sabre_error
 TRASH_PREFIX = "/remote.php/dav/trashbin/"
 
 
+def trash_item_name(name: str, timestamp: int) -> str:
+    """`<name>.d<time>`, cut in the middle to 250 bytes when longer (Trashbin::getTrashFilename on 32.0.1)."""
+    item = f"{name}.d{timestamp}".encode()
+    if len(item) > 250:
+        item = item[:125] + item[125 + len(item) - 250:]
+    return item.decode("utf-8", "replace")
+
+
 def move_to_trash(state: State, node: Node, deleted_by: str) -> None:
     """A home item goes to its owner's trash, a team-folder item to the folder's (seen by every member)."""
     now = int(time.time())
@@ -29,18 +37,24 @@ def move_to_trash(state: State, node: Node, deleted_by: str) -> None:
     fileid = state.meta_for(node.real).fileid
     with state.lock:
         taken = {t["item"] for t in state.trash}
-        item, n = f"{name}.d{now}", 1
+        item, n = trash_item_name(name, now), 1
         while item in taken:
             n += 1
             item = f"{name}.d{now}-{n}"
+        if item != f"{name}.d{now}" and n == 1:
+            # Verified on 32.0.1: a cut name no longer finds its location row, so the item reports the cut name
+            # alone (its folder lost) as filename and original location, a restore puts it at the root under
+            # the cut name, and a DELETE of the item answers 204 but leaves it in the trash.
+            name = location = item.rsplit(".d", 1)[0]
         stored = f"{fileid}-{now}-{n}"            # on disk by id: a 250-byte name plus ".d<time>" would not fit
+    cut = name != node.real.name
     target = box / stored
     shutil.move(str(node.real), str(target))
     state.rekey(node.real, target)
     with state.lock:
         state.trash.append({"item": item, "stored": stored, "scope": scope, "owner": owner, "name": name,
                             "original_location": location, "deletion_time": now, "deleted_by": deleted_by,
-                            "fileid": fileid})
+                            "fileid": fileid, "cut": cut})
 
 
 class Trash:
@@ -86,7 +100,8 @@ class Trash:
         if entry is None:
             return sabre_error(start_response, 404, f"File not found: {parts[2]}")
         if method == "DELETE":
-            self.purge(entry)
+            if not entry.get("cut"):     # 32.0.1: a cut item answers 204 and stays (only occ trashbin:cleanup)
+                self.purge(entry)
             return respond(start_response, 204)
         if method == "MOVE":
             dest = unquote(urlparse(header(environ, "Destination") or "").path)
