@@ -73,7 +73,7 @@ def envelope(environ: Environ, start_response: StartResponse, version: int, data
     if version == 2:
         code = 200 if ok else status
         ocs_code = 200 if ok else status
-        http = {997: 401, 998: 404, 996: 500, 999: 500}.get(code, code if 100 <= code < 600 else 400)
+        http = {997: 401, 998: 404, 996: 500, 999: 500}.get(code, code if 200 <= code < 600 else 400)
     else:
         ocs_code = 100 if ok else status
         http = 401 if status == 997 else 200
@@ -136,12 +136,35 @@ def user_record(state: State, uid: str) -> dict[str, Any]:
             "backendCapabilities": {"setDisplayName": True, "setPassword": True}}
 
 
+def edit_user(state: State, req: Request, uid: str, is_admin: bool) -> Any:
+    """`PUT cloud/users/{uid}` with key=quota (the one edit the tool's tests use). Verified on 32.0.1: a non-admin
+    gets 404/998, a bad value 400/101 "Invalid quota value: X", bytes or "none" (unlimited) 200."""
+    if not is_admin or uid not in state.users:
+        raise OCSError(998, "")
+    key, value = req.params.get("key", ""), req.params.get("value", "").strip()
+    if key != "quota":
+        raise OCSError(103, "Unknown action")
+    units = {"": 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4}
+    number, _, unit = value.partition(" ")
+    if value.lower() in ("none", "default"):
+        quota = None
+    elif number.replace(".", "", 1).isdigit() and unit.lower() in units:
+        quota = int(float(number) * units[unit.lower()])
+    else:
+        raise OCSError(101, f"Invalid quota value: {value}")
+    with state.lock:
+        state.users[uid].quota = quota
+    return []
+
+
 def provisioning(state: State, req: Request) -> Any:
     """`cloud/user`, `cloud/users…`, `cloud/groups…` reads (§6.6)."""
     parts = req.path.strip("/").split("/")
     is_admin = state.users[req.user].admin
     if parts == ["user"]:
         return user_record(state, req.user)
+    if parts[0] == "users" and len(parts) == 2 and req.method == "PUT":
+        return edit_user(state, req, parts[1], is_admin)
     if parts[0] == "users":
         if len(parts) == 2 and parts[1] not in ("details",):
             uid = parts[1]

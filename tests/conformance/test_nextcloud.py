@@ -1,0 +1,173 @@
+"""The Nextcloud extensions the engine uses, on the Nextcloud sandbox and on a real Nextcloud when one is named.
+
+Checksums, mtimes, chunked (and resumed) and bulk uploads, server-side hashing, MOVE/DELETE, shares, team
+folders, provisioning reads, and several accounts over one connection pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from migrate.backends.nextcloud.bulk import SmallFile
+from migrate.backends.nextcloud.target import MIN_MTIME
+from migrate.errors import TargetItemError
+from tests.conformance.rigs import MiB, Rig
+
+GF = "/index.php/apps/groupfolders/folders"
+
+
+def data_of(size: int, seed: int = 0) -> bytes:
+    block = bytes((i * 7 + seed) % 256 for i in range(4096))
+    return (block * (size // 4096 + 1))[:size]
+
+
+def test_small_put_keeps_mtime_and_checksum(nc_rig: Rig) -> None:
+    t, data = nc_rig.target(), b"checksum me"
+    sha = hashlib.sha1(data).hexdigest()
+    entry = t.upload(nc_rig.user, nc_rig.p("a.txt"), [data], len(data), mtime=1_600_000_123, sha1=sha)
+    st = t.stat(nc_rig.user, nc_rig.p("a.txt"))
+    assert entry.size == st.size == len(data)
+    assert int(st.mtime) == 1_600_000_123
+    assert f"SHA1:{sha}" in st.checksums
+
+
+def test_an_mtime_nextcloud_refuses_is_clamped_and_noted(nc_rig: Rig) -> None:
+    t = nc_rig.target()
+    t.upload(nc_rig.user, nc_rig.p("old.txt"), [b"x"], 1, mtime=5, sha1=hashlib.sha1(b"x").hexdigest())
+    assert int(t.stat(nc_rig.user, nc_rig.p("old.txt")).mtime) == MIN_MTIME
+    assert any("1970" in n for n in t.take_notes(nc_rig.user, nc_rig.p("old.txt")))
+
+
+def test_chunked_upload_assembles_the_same_bytes(nc_rig: Rig) -> None:
+    t, data = nc_rig.target(), data_of(12 * MiB + 123, 1)
+    sha = hashlib.sha1(data).hexdigest()
+    assert t.begin_resumable(nc_rig.user, len(data)) is not None, "12 MiB at 5 MiB chunks goes chunked"
+    pieces = [data[i:i + MiB] for i in range(0, len(data), MiB)]
+    entry = t.upload(nc_rig.user, nc_rig.p("big/c.bin"), iter(pieces), len(data), mtime=1_650_000_000,
+                     sha1=lambda: sha)
+    assert entry.size == len(data)
+    assert nc_rig.sha1_at(nc_rig.p("big/c.bin")) == sha
+    st = t.stat(nc_rig.user, nc_rig.p("big/c.bin"))
+    assert int(st.mtime) == 1_650_000_000
+
+
+def test_a_resumed_chunked_upload_sends_only_the_rest(nc_rig: Rig) -> None:
+    t, size, chunk = nc_rig.target(), 16 * MiB, 5 * MiB
+    data = data_of(size, 2)
+    first = t.begin_resumable(nc_rig.user, size)
+    up = f"{nc_rig.url}/remote.php/dav/uploads/{nc_rig.user}/{first.transfer_id}"
+    with nc_rig.http() as c:
+        auth = nc_rig.auth()
+        assert c.request("MKCOL", up, auth=auth).status_code == 201
+        assert c.put(f"{up}/00001", content=data[:chunk], auth=auth).status_code == 201
+        assert c.put(f"{up}/00002", content=data[chunk:2 * chunk], auth=auth).status_code == 201
+        assert c.put(f"{up}/00003", content=data[2 * chunk:2 * chunk + 999], auth=auth).status_code == 201
+    resume = t.begin_resumable(nc_rig.user, size, {"transfer_id": first.transfer_id, "chunk_size": chunk})
+    assert resume is not None and resume.transfer_id == first.transfer_id and resume.offset == 2 * chunk
+    rest = [data[i:i + MiB] for i in range(resume.offset, size, MiB)]
+    entry = t.upload(nc_rig.user, nc_rig.p("resumed.bin"), iter(rest), size, sha1=None, resume=resume)
+    assert entry.size == size
+    sha = hashlib.sha1(data).hexdigest()
+    assert nc_rig.sha1_at(nc_rig.p("resumed.bin")) == sha
+    assert f"SHA1:{sha}" in t.confirm(nc_rig.user, nc_rig.p("resumed.bin"), size, sha).checksums
+
+
+def test_bulk_upload_writes_every_file_with_its_mtime(nc_rig: Rig) -> None:
+    t = nc_rig.target()
+    t.ensure_folder(nc_rig.user, nc_rig.p("bulk/sub"))
+    files = [SmallFile(nc_rig.p(f"bulk/{'sub/' if i % 2 else ''}f{i:02d}.txt"), data_of(100 + i, i),
+                       1_600_000_000 + i, hashlib.sha1(data_of(100 + i, i)).hexdigest()) for i in range(30)]
+    results = t.upload_many(nc_rig.user, files)
+    assert all(not isinstance(r, Exception) for r in results.values()), results
+    walked = {e.path: e for e in t.walk(nc_rig.user, nc_rig.p("bulk"))}
+    for f in files:
+        assert walked[f.path].size == len(f.data) and int(walked[f.path].mtime) == f.mtime
+    for f in files[:3]:
+        assert nc_rig.fetch(f.path) == f.data
+
+
+def test_the_server_hashes_the_stored_bytes(nc_rig: Rig) -> None:
+    t, data = nc_rig.target(), data_of(3000, 3)
+    t.upload(nc_rig.user, nc_rig.p("h.bin"), [data], len(data), sha1=None)
+    assert t.dav.recalculate_sha1(nc_rig.user, nc_rig.p("h.bin")).lower() == \
+        "sha1:" + hashlib.sha1(data).hexdigest()
+
+
+def test_move_and_delete(nc_rig: Rig) -> None:
+    t, u = nc_rig.target(), nc_rig.user
+    for name in ("a.txt", "b.txt"):
+        t.upload(u, nc_rig.p(f"m/{name}"), [name.encode()], 5, sha1=None)
+    t.dav.move(u, nc_rig.p("m/a.txt"), nc_rig.p("m/moved.txt"))
+    assert t.stat(u, nc_rig.p("m/a.txt")) is None and nc_rig.fetch(nc_rig.p("m/moved.txt")) == b"a.txt"
+    with pytest.raises(TargetItemError, match="412"):
+        t.dav.move(u, nc_rig.p("m/moved.txt"), nc_rig.p("m/b.txt"), overwrite=False)
+    assert nc_rig.fetch(nc_rig.p("m/b.txt")) == b"b.txt"
+    t.dav.move(u, nc_rig.p("m"), nc_rig.p("m2"))                      # a whole folder in one MOVE
+    assert {e.path for e in t.walk(u, nc_rig.p("m2"))} == {nc_rig.p("m2/moved.txt"), nc_rig.p("m2/b.txt")}
+    t.delete(u, nc_rig.p("m2"))
+    assert t.stat(u, nc_rig.p("m2")) is None
+
+
+def test_shares_are_made_by_the_owner_and_duplicates_return_the_existing_one(nc_rig: Rig) -> None:
+    t, u = nc_rig.target(), nc_rig.user
+    t.upload(u, nc_rig.p("s/doc.txt"), [b"doc"], 3, sha1=None)
+    made = t.shares.create(u, nc_rig.p("s/doc.txt"), 0, nc_rig.other, permissions=1)
+    assert made["uid_owner"] == u and made["share_with"] == nc_rig.other and made["permissions"] & 1
+    again = t.shares.create(u, nc_rig.p("s/doc.txt"), 0, nc_rig.other, permissions=3)
+    assert str(again["id"]) == str(made["id"]) and again["permissions"] == made["permissions"]
+    link = t.shares.create(u, nc_rig.p("s"), 3, permissions=1, password="Conformance-Link-Pass-2026!")
+    assert link["token"] and link["share_type"] == 3
+    listed = {str(s["id"]) for s in t.shares.list(u, nc_rig.p("s/doc.txt"))}
+    assert str(made["id"]) in listed
+    for s in (made, link):
+        t.shares.delete(u, s["id"])
+    assert t.shares.list(u, nc_rig.p("s/doc.txt")) == []
+    t.shares.delete(u, made["id"])                                       # already gone is fine
+
+
+def test_provisioning_reads(nc_rig: Rig) -> None:
+    prov = nc_rig.target().provisioning()
+    assert prov.user_exists(nc_rig.user) and prov.user_exists(nc_rig.other)
+    assert not prov.user_exists(f"nobody-{nc_rig.base}")
+    groups = nc_rig.ocs("GET", f"/ocs/v2.php/cloud/users/{nc_rig.user}?format=json", as_user=nc_rig.admin
+                        ).json()["ocs"]["data"]["groups"]
+    assert groups, "the suite's user should be in a group (the sandbox: staff)"
+    assert prov.group_exists(groups[0]) and not prov.group_exists(f"nogroup-{nc_rig.base}")
+
+
+def test_team_folders_are_seen_by_members_only(nc_rig: Rig) -> None:
+    t = nc_rig.target()
+    group = nc_rig.ocs("GET", f"/ocs/v2.php/cloud/users/{nc_rig.user}?format=json", as_user=nc_rig.admin
+                       ).json()["ocs"]["data"]["groups"][0]
+    made = nc_rig.ocs("POST", GF + "?format=json", as_user=nc_rig.admin, data={"mountpoint": nc_rig.base})
+    assert made.status_code == 200, made.text
+    fid = made.json()["ocs"]["data"]["id"]
+    try:
+        tf = t.team_folders()
+        assert tf.find(nc_rig.base) is not None
+        assert not tf.visible_to(nc_rig.user, nc_rig.base), "no group yet: nobody sees it"
+        assert nc_rig.ocs("POST", f"{GF}/{fid}/groups?format=json", as_user=nc_rig.admin,
+                          data={"group": group}).status_code == 200
+        assert tf.visible_to(nc_rig.user, nc_rig.base)
+        t.upload(nc_rig.user, f"{nc_rig.base}/in-team.txt", [b"team"], 4, sha1=None)
+        assert nc_rig.fetch(f"{nc_rig.base}/in-team.txt") == b"team"
+    finally:
+        assert nc_rig.ocs("DELETE", f"{GF}/{fid}?format=json", as_user=nc_rig.admin).status_code == 200
+
+
+def test_several_accounts_over_one_connection_pool(nc_rig: Rig) -> None:
+    """Writes as two users interleaved on one client: each lands in its owner's tree, no cookie is ever sent."""
+    t = nc_rig.target()
+    jobs = [(nc_rig.user if i % 2 else nc_rig.other, nc_rig.p(f"pool/{i:02d}.txt"), f"file {i}".encode())
+            for i in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda j: t.upload(j[0], j[1], [j[2]], len(j[2]), sha1=None), jobs))
+    for uid, path, data in jobs:
+        assert nc_rig.fetch(path, uid) == data
+        assert t.stat(nc_rig.other if uid == nc_rig.user else nc_rig.user, path) is None
+    assert len(t.session.http.cookies.jar) == 0
+    if nc_rig.server is not None:
+        assert nc_rig.server.cookie_requests == 0 and nc_rig.server.state.sessions
