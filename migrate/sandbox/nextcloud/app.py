@@ -169,7 +169,8 @@ class NextcloudApp:
             elif sub.startswith("/cloud/capabilities"):
                 data = capabilities(self.state, user)
             elif sub.startswith("/cloud/"):
-                data = provisioning(self.state, Request(environ, user, sub[len("/cloud/"):]))
+                req.path = sub[len("/cloud/"):]       # the same request: its body is read once
+                data = provisioning(self.state, req)
             elif sub.startswith(SHARES_PREFIX + "/"):
                 req.path = sub[len(SHARES_PREFIX):]
                 data = self.shares.handle(req)
