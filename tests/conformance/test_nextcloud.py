@@ -171,3 +171,15 @@ def test_several_accounts_over_one_connection_pool(nc_rig: Rig) -> None:
     assert len(t.session.http.cookies.jar) == 0
     if nc_rig.server is not None:
         assert nc_rig.server.cookie_requests == 0 and nc_rig.server.state.sessions
+
+
+@pytest.mark.parametrize("name", [".htaccess", "notes.part", "back\\slash.txt", "ctrl\x01char.txt", "a" * 251])
+def test_names_nextcloud_refuses_are_item_errors_with_its_message(nc_rig: Rig, name: str) -> None:
+    """Reference §5.1/§5.2, verified on 32.0.1: each gives 400 (a `.part` name looks present but cannot be
+    written); the message says why and nothing is stored."""
+    t = nc_rig.target()
+    t.ensure_folder(nc_rig.user, nc_rig.p())
+    with pytest.raises(TargetItemError) as err:
+        t.upload(nc_rig.user, nc_rig.p(name), [b"n"], 1, sha1=None)
+    assert str(err.value)
+    assert name not in {e.path.rsplit("/", 1)[-1] for e in t.walk(nc_rig.user, nc_rig.p())}
