@@ -20,6 +20,7 @@ from .state import State
 from .wire import Environ, StartResponse
 
 PASSPHRASE = "oc_sessionPassphrase"
+MAX_SESSIONS = 20_000      # the oldest are forgotten (PHP's session GC); a client of ours makes one per request
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Sessions:
         first, sid, phrase = secrets.token_hex(13), secrets.token_hex(13), secrets.token_urlsafe(96)
         with st.lock:
             st.sessions[sid] = Session(uid, phrase)
+            while len(st.sessions) > MAX_SESSIONS:
+                del st.sessions[next(iter(st.sessions))]
         # Nextcloud marks them secure only over https; over plain http a client sends them back all the same
         secure = "secure; " if environ.get("wsgi.url_scheme") == "https" else ""
         attrs = f"path=/; {secure}HttpOnly; SameSite=Lax"
