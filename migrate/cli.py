@@ -544,6 +544,16 @@ def demo(
         raise typer.Exit(ExitCode.ATTENTION)
 
 
+# ------------------------------------------------------------------------------------ sync, cutover
+def _register_switchover() -> None:
+    from migrate import cli_sync
+
+    app.command("sync")(cli_sync.sync)
+
+
+_register_switchover()
+
+
 # -------------------------------------------------------------------------------------------- sandbox
 def _register_optional(sub: typer.Typer, name: str, module: str, attr: str) -> None:
     """Register a command whose module may not exist in this build (keeps --help honest)."""

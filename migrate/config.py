@@ -95,6 +95,7 @@ class PolicySettings:
     organization_links: str  # group:<name> | report | drop
     external_guests: str  # report | drop
     onenote: str  # report | copy-raw
+    deletions: str = "keep"  # keep | trash: what `sync` does with our copy of a file deleted at the source
 
     @property
     def organization_group(self) -> str | None:
@@ -422,6 +423,13 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             _choice("report", "copy-raw"),
             "report",
             "OneNote notebooks: report | copy-raw (copy the section files as they are).",
+        ),
+        "deletions": _Key(
+            _choice("keep", "trash"),
+            "keep",
+            "What `sync` does with our copy of an item deleted at the source: keep (leave it, list it) | trash "
+            "(delete it at the target, so it goes to the Nextcloud trash bin). keep is the default: nothing a "
+            "person might still need disappears because of a source deletion.",
         ),
     },
     "state": {

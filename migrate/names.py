@@ -237,6 +237,15 @@ def with_suffix(name: str, item_id: str, rules: NameRules = DEFAULT_RULES, lengt
     return candidate
 
 
+def conflict_name(name: str, item_id: str, rules: NameRules = DEFAULT_RULES) -> str:
+    """The name `sync` gives the source's version when a person's file holds its place: `name (conflict <hash>)`
+    before the extension, deterministic per item, valid under the rules and within the byte limit."""
+    candidate = _fit(name, rules.max_bytes, f" (conflict {short_hash(item_id)})")
+    if not is_valid(candidate, rules):
+        candidate, _ = clean_name(candidate, rules)
+    return candidate
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """The target name of one sibling and why it differs from the source name (empty when unchanged)."""

@@ -29,8 +29,10 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
                 "last_scan_at": d["last_scan_at"],
                 "last_error": d["last_error"],
                 "counts": counts,
+                "waiting": store.waiting_changes(d["id"]),
             }
         )
+    waiting = {k: sum(d["waiting"][k] for d in drives) for k in ("new", "moved", "edited", "deleted")}
     runs = store.runs(limit=5)
     shares = store.share_counts(d["id"] for d in drives)
     share_failures = store.share_failures([d["id"] for d in drives]) if shares else []
@@ -38,23 +40,28 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         "state": str(store.path),
         "drives": drives,
         "totals": totals,
+        "waiting": waiting,
         "shares": shares,
         "share_failures": share_failures,
         "failures": store.failures(limit=20),
         "recent_runs": [
             {k: r[k] for k in ("id", "command", "status", "started_at", "ended_at", "pid", "host")} for r in runs
         ],
-        "next_step": next_step(drives, totals, shares),
+        "next_step": next_step(drives, totals, shares, waiting),
     }
 
 
 def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]],
-              shares: dict[str, int] | None = None) -> str:
+              shares: dict[str, int] | None = None, waiting: dict[str, int] | None = None) -> str:
     """One sentence telling a busy admin what to run next."""
     if not drives:
         return "run `m365-migrate discover` to find drives"
     if any(d["scan_state"] in ("new", "scanning", "enumerating", "failed") for d in drives):
         return "run `m365-migrate scan` to finish the inventory"
+    changed = sum(v for k, v in (waiting or {}).items() if k != "new")
+    if changed:
+        return (f"{changed} source changes (moves, edits, deletions) wait to be applied: `m365-migrate sync "
+                "--dry-run` lists them, `m365-migrate sync` applies them")
     if totals.get("failed") or totals.get("conflict"):
         return "read the failures above, fix their cause, then run `m365-migrate copy` again (it resumes)"
     if totals.get("pending") or totals.get("transferring") or totals.get("uploaded"):

@@ -27,6 +27,11 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 STATUS_ORDER = ("pending", "transferring", "uploaded", "verified", "failed", "skipped", "conflict")
 
 
+def _waiting(w: dict[str, int]) -> str:
+    """Changes scan recorded that sync has not applied yet, e.g. "2 moved, 1 deleted" ('-' when none)."""
+    return ", ".join(f"{v} {k}" for k, v in w.items() if v) or "-"
+
+
 def render_status(data: dict[str, Any]) -> str:
     out = [f"state: {data['state']}", ""]
     if data["drives"]:
@@ -37,8 +42,10 @@ def render_status(data: dict[str, Any]) -> str:
             size = sum(v["bytes"] for v in c.values())
             done = c.get("verified", {}).get("files", 0)
             rows.append([d["kind"], d["name"][:30], (d["owner"] or "")[:40], d["batch"] or "-", d["scan_state"],
-                         files, human_bytes(size), done, c.get("failed", {}).get("files", 0)])
-        out.append(table(["kind", "drive", "owner", "batch", "scan", "files", "bytes", "verified", "failed"], rows))
+                         files, human_bytes(size), done, c.get("failed", {}).get("files", 0),
+                         _waiting(d.get("waiting") or {})])
+        out.append(table(["kind", "drive", "owner", "batch", "scan", "files", "bytes", "verified", "failed",
+                          "changes waiting"], rows))
     else:
         out.append("no drives recorded yet")
     t = data["totals"]

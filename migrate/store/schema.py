@@ -193,3 +193,48 @@ def m003_upload_sessions(db: Database) -> None:
 def m004_share_error(db: Database) -> None:
     # Why a planned share is not made (refused, broader than the source, waiting for copy), for `status`.
     db.execute("ALTER TABLE permissions ADD COLUMN share_error TEXT")
+
+
+@migrations()
+def m005_sync_placed(db: Database) -> None:
+    # What we placed where: the target account/path and the target's facts right after our write, and the source
+    # version we copied. `sync` moves, replaces or deletes only what these columns say is ours and unchanged.
+    for col, kind in (("placed_user", "TEXT"), ("placed_path", "TEXT"), ("placed_etag", "TEXT"),
+                      ("placed_size", "INTEGER"), ("placed_mtime", "REAL"), ("placed_checksum", "TEXT"),
+                      ("placed_source_path", "TEXT"), ("placed_source_etag", "TEXT"), ("placed_source_ctag", "TEXT"),
+                      ("placed_source_hash", "TEXT"), ("placed_source_size", "INTEGER"),
+                      ("placed_source_mtime", "REAL"), ("placed_at", "TEXT"),
+                      # a name sync gave this item to keep a person's file beside it (conflict name), kept by layout
+                      ("pinned_name", "TEXT")):
+        db.execute(f"ALTER TABLE items ADD COLUMN {col} {kind}")
+    # Recorded the moment a write is proven (status becomes `verified`), whichever code path proved it (a single
+    # or bulk upload, a folder creation, a resumed upload), in the same transaction as the status change.
+    placed = """placed_user = NEW.target_user, placed_path = NEW.target_path, placed_etag = NEW.target_etag,
+                placed_size = coalesce(NEW.target_size, NEW.size), placed_mtime = NEW.target_mtime,
+                placed_checksum = NEW.target_checksum, placed_source_path = NEW.path, placed_source_etag = NEW.etag,
+                placed_source_ctag = NEW.ctag, placed_source_hash = NEW.quick_xor_hash,
+                placed_source_size = NEW.size, placed_source_mtime = NEW.mtime, placed_at = NEW.updated_at"""
+    db.execute(f"""CREATE TRIGGER items_placed AFTER UPDATE OF status ON items
+                   WHEN NEW.status = 'verified' AND OLD.status != 'verified' AND NEW.target_path IS NOT NULL
+                   BEGIN UPDATE items SET {placed} WHERE id = NEW.id; END""")
+    db.execute(f"UPDATE items SET {placed.replace('NEW.', '')} WHERE status = 'verified' AND target_path IS NOT NULL")
+    db.execute("CREATE INDEX items_placed_path ON items(placed_user, placed_path)")
+    db.execute(
+        """
+        CREATE TABLE sync_changes (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER,
+            drive_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            is_folder INTEGER NOT NULL DEFAULT 0,
+            source_path TEXT NOT NULL DEFAULT '',
+            target_user TEXT NOT NULL DEFAULT '',
+            from_path TEXT,
+            to_path TEXT,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX sync_changes_run ON sync_changes(run_id)")

@@ -100,9 +100,11 @@ class NextcloudDav:
     def delete(self, user: str, path: str) -> None:
         self.send(user, "DELETE", self.files_url(user, path), f"DELETE {user}:{path!r}", ok=(404,))
 
-    def move(self, user: str, src: str, dest: str, *, overwrite: bool = True) -> httpx.Response:
-        return self.send(user, "MOVE", self.files_url(user, src), f"MOVE {user}:{src!r}",
-                         headers={"Destination": self.files_url(user, dest), "Overwrite": "T" if overwrite else "F"})
+    def move(self, user: str, src: str, dest: str, *, overwrite: bool = True, headers: Mapping[str, str] | None = None,
+             ok: tuple[int, ...] = ()) -> httpx.Response:
+        return self.send(user, "MOVE", self.files_url(user, src), f"MOVE {user}:{src!r}", ok=ok,
+                         headers={"Destination": self.files_url(user, dest), "Overwrite": "T" if overwrite else "F",
+                                  **(headers or {})})
 
     def recalculate_sha1(self, user: str, path: str) -> str:
         """`PATCH` + `X-Recalculate-Hash: sha1` (§3.3): the server hashes the stored bytes and keeps the result."""

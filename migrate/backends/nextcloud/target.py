@@ -26,7 +26,14 @@ from migrate.backends.nextcloud.provisioning import Provisioning
 from migrate.backends.nextcloud.shares import Shares
 from migrate.backends.nextcloud.teamfolders import TeamFolders
 from migrate.backends.webdav.session import DavSession, make_http
-from migrate.backends.webdav.wire import clean_path, parent_of, walk_breadth_first
+from migrate.backends.webdav.wire import (
+    CONDITIONAL_OK,
+    clean_path,
+    conditional_outcome,
+    if_match_headers,
+    parent_of,
+    walk_breadth_first,
+)
 from migrate.errors import ConfigError, Fatal, IntegrityError, MigrateError, TargetItemError
 from migrate.models import Features, RemoteEntry
 from migrate.transport.pacer import Pacer
@@ -256,6 +263,31 @@ class NextcloudTarget:
         with self._lock:
             known = self._known.get(user, set())
             self._known[user] = {k for k in known if k != path and not k.startswith(path + "/")}
+
+    def move(self, user: str, src: str, dest: str, *, if_match: str | None = None) -> str:
+        """Server-side MOVE (no bytes re-sent), never over an existing destination, only while `src` still has
+        etag `if_match` (when given). Returns an outcome of backends.webdav.wire (done/missing/changed/taken/
+        no-parent); other errors raise as usual."""
+        src, dest = clean_path(src), clean_path(dest)
+        resp = self.dav.move(user, src, dest, overwrite=False, headers=if_match_headers(if_match), ok=CONDITIONAL_OK)
+        outcome = conditional_outcome(resp)
+        if outcome == "done":
+            with self._lock:
+                known = self._known.get(user, set())
+                self._known[user] = {k for k in known if k != src and not k.startswith(src + "/")}
+        return outcome
+
+    def delete_if(self, user: str, path: str, etag: str | None) -> str:
+        """DELETE (to the trash bin) only while the item still has `etag` (when given): done/missing/changed."""
+        path = clean_path(path)
+        if not path:
+            raise TargetItemError(f"refusing to delete the home folder of {user!r}")
+        resp = self.dav.send(user, "DELETE", self.dav.files_url(user, path), f"DELETE {user}:{path!r}",
+                             headers=if_match_headers(etag), ok=CONDITIONAL_OK)
+        with self._lock:
+            known = self._known.get(user, set())
+            self._known[user] = {k for k in known if k != path and not k.startswith(path + "/")}
+        return conditional_outcome(resp)
 
     # --- beyond the protocol -----------------------------------------------------------------------------------
     def upload_many(self, user: str, files: list[SmallFile]) -> dict[str, RemoteEntry | MigrateError]:

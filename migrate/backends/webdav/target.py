@@ -16,9 +16,12 @@ from urllib.parse import unquote, urlsplit
 
 from migrate.backends.webdav.session import DavSession, make_http
 from migrate.backends.webdav.wire import (
+    CONDITIONAL_OK,
     PLAIN_PROPS,
     clean_path,
+    conditional_outcome,
     encode_path,
+    if_match_headers,
     parent_of,
     parse_multistatus,
     propfind_body,
@@ -167,3 +170,26 @@ class WebDAVTarget:
         with self._known_lock:
             cp = clean_path(path)
             self._known = {k for k in self._known if k != cp and not k.startswith(cp + "/")}
+
+    def move(self, user: str, src: str, dest: str, *, if_match: str | None = None) -> str:
+        """Server-side MOVE with `Overwrite: F` (and `If-Match` when given); an outcome of webdav.wire."""
+        self._check_user(user)
+        src, dest = clean_path(src), clean_path(dest)
+        resp = self.session.send("MOVE", self.url_for(src), auth=self.auth, what=f"MOVE {src!r}",
+                                 headers={"Destination": self.url_for(dest), "Overwrite": "F",
+                                          **if_match_headers(if_match)}, ok=CONDITIONAL_OK)
+        with self._known_lock:
+            self._known = {k for k in self._known if k != src and not k.startswith(src + "/")}
+        return conditional_outcome(resp)
+
+    def delete_if(self, user: str, path: str, etag: str | None) -> str:
+        """DELETE only while the item still has `etag` (when given): done/missing/changed."""
+        self._check_user(user)
+        cp = clean_path(path)
+        if not cp:
+            raise TargetItemError("refusing to delete the target root")
+        resp = self.session.send("DELETE", self.url_for(cp), auth=self.auth, what=f"DELETE {cp!r}",
+                                 headers=if_match_headers(etag), ok=CONDITIONAL_OK)
+        with self._known_lock:
+            self._known = {k for k in self._known if k != cp and not k.startswith(cp + "/")}
+        return conditional_outcome(resp)

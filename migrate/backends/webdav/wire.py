@@ -113,6 +113,35 @@ def classify(resp: httpx.Response, what: str, *, user: str = "") -> BaseExceptio
     return TargetItemError(detail)
 
 
+# Outcomes of a conditional MOVE or DELETE (`sync`): what the server said, in the engine's words.
+MOVED, MISSING, CHANGED, TAKEN, NO_PARENT = "done", "missing", "changed", "taken", "no-parent"
+CONDITIONAL_OK = (404, 409, 412)
+
+
+def conditional_outcome(resp: httpx.Response) -> str:
+    """done / missing (404) / changed (412 on If-Match) / taken (412: destination exists) / no-parent (409).
+
+    Sabre checks `If-Match` before the method runs, and names the header in its message; the other 412 of a
+    MOVE is `Overwrite: F` meeting an existing destination.
+    """
+    code = resp.status_code
+    if code == 404:
+        return MISSING
+    if code == 409:
+        return NO_PARENT
+    if code == 412:
+        msg = server_message(resp)
+        return CHANGED if "if-match" in msg.lower() or "If-Match" in resp.text else TAKEN
+    return MOVED
+
+
+def if_match_headers(etag: str | None) -> dict[str, str]:
+    """`If-Match` with the etag as the server gave it (quoted), or nothing when we hold none."""
+    if not etag:
+        return {}
+    return {"If-Match": etag if etag.startswith(('"', "W/")) else f'"{etag}"'}
+
+
 def raise_for(resp: httpx.Response, what: str, *, user: str = "", ok: tuple[int, ...] = ()) -> httpx.Response:
     """Return `resp` when it succeeded (or its status is in `ok`), else raise the classified error."""
     if resp.status_code in ok:

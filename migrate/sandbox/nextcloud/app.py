@@ -239,14 +239,15 @@ class NextcloudApp:
                 st.propagate(node.real, node.storage_root)
                 return [("OC-FileId", st.oc_id(st.meta_for(node.real).fileid))]
         elif method == "DELETE":
-            err = ops.precheck_delete(sr, uid, rel)
+            err = ops.precheck_delete(sr, uid, rel) or self.conditional(environ, sr, node)
 
             def after(code: int) -> list[tuple[str, str]]:
                 if code < 300:
                     st.propagate(node.real, node.storage_root)
                 return []
         elif method in ("MOVE", "COPY"):
-            err = ops.precheck_copy_move(environ, sr, uid, rel, method == "MOVE")
+            err = self.conditional(environ, sr, node) or ops.precheck_copy_move(environ, sr, uid, rel,
+                                                                               method == "MOVE")
             if err is None:
                 _, drel = split_files_path(wsgi_to_text(environ["HTTP_DESTINATION"]))
                 from urllib.parse import unquote
@@ -275,6 +276,14 @@ class NextcloudApp:
         if err is not None:
             return err
         return self.call_dav(environ, sr, method, rel, after)
+
+    def conditional(self, environ: Environ, sr: StartResponse, node: Any) -> Iterable[bytes] | None:
+        """Sabre checks If-Match / If-None-Match before every method (MOVE and DELETE too) against its own etags;
+        WsgiDAV's differ, so the headers are judged here and not passed on."""
+        err = self.ops.preconditions(environ, sr, node, node.real.exists())
+        environ.pop("HTTP_IF_MATCH", None)
+        environ.pop("HTTP_IF_NONE_MATCH", None)
+        return err
 
     def call_dav(self, environ: Environ, sr: StartResponse, method: str, rel: str,
                  hook: Callable[[int], list[tuple[str, str]]] | None = None) -> Iterable[bytes]:

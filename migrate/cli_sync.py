@@ -1,0 +1,62 @@
+"""The switchover commands, `sync` and `cutover`, registered on the app by migrate.cli (same thin style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from migrate.errors import ExitCode
+
+SELECT_BATCH = typer.Option([], "--batch", help="Only drives of this batch (repeatable).")
+SELECT_DRIVE = typer.Option([], "--drive", help="Only this drive id (repeatable).")
+SELECT_USER = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable).")
+JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+
+
+def sync(
+    ctx: typer.Context,
+    batch: list[str] = SELECT_BATCH,
+    drive: list[str] = SELECT_DRIVE,
+    user: list[str] = SELECT_USER,
+    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the changes (report files too); nothing is written to the target."),
+    output: Path = typer.Option(None, "--output", "-o", help="Folder for the change list (default <state dir>/reports/sync-<time>)."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Apply every source change since the last pass (new, edited, renamed, moved, deleted), never over a person's work."""
+    from migrate.backends.graph import open_source
+    from migrate.cli import Globals, _selection, echo_json
+    from migrate.config import require_settings
+    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.plan import options_from_settings
+    from migrate.engine.sync import SyncOptions, run_sync
+    from migrate.mapping import load_mappings
+    from migrate.reports.sync import render_sync_text, write_sync_reports
+    from migrate.session import Run
+
+    g: Globals = ctx.obj
+    g.json = g.json or json_out
+    settings = g.settings(**{"transfer.workers": workers})
+    require_settings(settings, "source", "target")
+    mappings = load_mappings(settings.mappings)
+    target = open_target_from_settings(settings)
+    args = {"batch": batch, "drive": drive, "user": user, "dry_run": dry_run}
+    say = (lambda m: None) if g.quiet or g.json else (lambda m: typer.echo(m, err=True))
+    try:
+        with open_source(settings) as source, Run(settings.state_path, "sync", args) as run:
+            summary = run_sync(run.store, source, target, mappings, _selection(batch, drive, user),
+                               options_from_settings(settings),
+                               SyncOptions(deletions=settings.policy.deletions, dry_run=dry_run,
+                                           workers=settings.transfer.workers, bulk=settings.transfer.bulk_upload),
+                               say=say, source_stats=source.stats)
+            folder = write_sync_reports(summary, settings.state_path.parent / "reports", output=output)
+            run.summary = {**summary.counts, "attention": summary.attention, "reports": str(folder)}
+    finally:
+        close_quietly(target)
+    if g.json:
+        echo_json({**summary.to_dict(), "reports": str(folder)})
+    else:
+        typer.echo(render_sync_text(summary, folder))
+    if summary.attention and not dry_run:
+        raise typer.Exit(ExitCode.ATTENTION)
