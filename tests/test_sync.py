@@ -21,8 +21,17 @@ from tests.sync_support import (
 )
 
 
-def _puts(nc) -> list[str]:
-    return [p for m, p, _c in nc.requests if m == "PUT"]
+def _writes(nc) -> dict[int, tuple]:
+    """fileid → (upload time, etag) of every file in alice's tree: a file written again changes both."""
+    out = {}
+    for p in _tree(nc):
+        info = nc.file_info("alice", p)
+        out[info["fileid"]] = (info["upload_time"], info["etag"], info["sha1"])
+    return out
+
+
+def _rewritten(before: dict[int, tuple], after: dict[int, tuple]) -> set[int]:
+    return {f for f, v in after.items() if f in before and before[f] != v}
 
 
 def test_the_issue_journey_edits_renames_moves_deletes_and_a_moved_folder(tmp_path, graph_sandbox_factory,
@@ -55,13 +64,14 @@ def test_the_issue_journey_edits_renames_moves_deletes_and_a_moved_folder(tmp_pa
     r = run_cli("--json", "status", cwd=tmp_path, env=env)
     assert '"waiting"' in r.stdout and "sync" in r.stdout
 
-    puts_before = len(_puts(nc))
+    stamps = _writes(nc)
     out = sync(tmp_path, env)
     assert out["counts"]["edit"] == 2 and out["counts"]["new-file"] == 3 and out["counts"]["delete"] == 2
     assert out["counts"]["inside"] >= len(inside) and not out["conflicts"]
     assert out["applied"]["moved_folders"] == 1 and out["applied"]["moved_files"] == 3
     # only the new and edited files were uploaded: the moved folder's files were not sent again
-    assert len(_puts(nc)) - puts_before <= 5
+    after = _writes(nc)
+    assert len(_rewritten(stamps, after)) == 2 and len(set(after) - set(stamps)) == 3
     assert_target_equals_source(g, nc, drive)
     assert all(v == 0 for v in waiting(tmp_path).values())
     verify_ok(tmp_path, env)
@@ -73,3 +83,134 @@ def test_the_issue_journey_edits_renames_moves_deletes_and_a_moved_folder(tmp_pa
     with db(tmp_path) as s:
         actions = {a["action"] for a in s.iter_audit()}
     assert {"move", "delete", "upload"} <= actions
+
+
+def _loose(g, drive) -> list[dict]:
+    """Files directly below the root, by path."""
+    return sorted((t for t in source_files(g, drive).values() if t["path"].count("/") == 1), key=lambda t: t["path"])
+
+
+def test_combined_changes_rename_edit_new_folder_folder_delete_case_and_nfd_renames(tmp_path, graph_sandbox_factory,
+                                                                                    nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
+    a, b, c, d = _loose(g, drive)[:4]
+    subs = sorted(folders(g, drive), key=lambda f: f["path"])
+    gone = subs[0]
+    moving = next(f for f in subs[1:] if not f["path"].startswith(gone["path"] + "/"))
+    assert files_in(g, drive, gone["path"]) and files_in(g, drive, moving["path"])
+    g.mutate.rename(drive, a["id"], "renamed and edited.txt")           # rename + edit
+    g.mutate.modify(drive, a["id"], size=a["size"] + 3)
+    new = g.mutate.add_folder(drive, "/", "New folder")                 # move into a new folder
+    g.mutate.move(drive, b["id"], new["path"])
+    g.mutate.delete(drive, gone["id"])                                  # delete a folder with files
+    g.mutate.move(drive, moving["id"], "/", name="Moved then edited")   # move a folder, then edit inside it
+    inner = files_in(g, drive, "/Moved then edited")[0]
+    g.mutate.modify(drive, inner["id"], size=inner["size"] + 1)
+    g.mutate.rename(drive, c["id"], c["path"].rsplit("/", 1)[1].upper())  # case-only rename
+    g.mutate.rename(drive, d["id"], "Cafe\u0301.txt")                    # NFD name: NFC at the target
+    out = sync(tmp_path, env)
+    assert not out["conflicts"] and not out["failed"]
+    assert out["applied"]["deleted"] == 1  # the whole folder in one DELETE, its files with it
+    assert_target_equals_source(g, nc, drive)
+    assert nc.file_info("alice", "Café.txt") is not None
+    verify_ok(tmp_path, env)
+    # the NFD twin: renaming to the NFC spelling changes nothing at the target, and nothing waits afterwards
+    g.mutate.rename(drive, d["id"], "Café.txt")
+    before = len(nc.requests)
+    out = sync(tmp_path, env)
+    assert not [x for x in nc.requests[before:] if x[0] in ("MOVE", "PUT", "DELETE")]
+    assert all(v == 0 for v in waiting(tmp_path).values())
+
+
+def test_target_side_conflicts_keep_both_and_list_both_versions(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    import httpx
+
+    nc = nextcloud_sandbox
+    g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
+    a, b, c, d, e = _loose(g, drive)[:5]
+    name = lambda t: t["path"].lstrip("/")  # noqa: E731
+    with httpx.Client(auth=("alice", nc.app_passwords["alice"])) as http:
+        # edited there, then edited at the source: the person's version stays, ours goes beside it
+        assert http.put(nc.dav_url("alice", name(a)), content=b"the person's edit").status_code == 204
+        g.mutate.modify(drive, a["id"], size=a["size"] + 5)
+        # edited there, then deleted at the source: kept
+        assert http.put(nc.dav_url("alice", name(b)), content=b"still needed").status_code == 204
+        g.mutate.delete(drive, b["id"])
+        # deleted there, then renamed at the source: copied again at the new name
+        assert http.delete(nc.dav_url("alice", name(c))).status_code == 204
+        g.mutate.rename(drive, c["id"], "renamed after a target delete.txt")
+        # a new file at the source where a person already put a file of the same name
+        assert http.put(nc.dav_url("alice", "report.txt"), content=b"a person's report").status_code == 201
+        g.mutate.add_file(drive, "/", "report.txt", 321)
+        # edited there, then moved at the source: the person's file stays, the source's is copied to the new path
+        assert http.put(nc.dav_url("alice", name(d)), content=b"edited before the move").status_code == 204
+        g.mutate.rename(drive, d["id"], "moved after a target edit.txt")
+    out = sync(tmp_path, env, code=3)
+    problems = sorted(x["problem"] for x in out["conflicts"])
+    assert len(problems) == 5, problems
+    assert all(x["target_version"] and x["source_version"] for x in out["conflicts"])
+    assert nc.file_info("alice", name(a))["size"] == len(b"the person's edit")
+    assert nc.file_info("alice", name(b))["size"] == len(b"still needed")
+    assert nc.file_info("alice", "report.txt")["size"] == len(b"a person's report")
+    assert nc.file_info("alice", name(d))["size"] == len(b"edited before the move")
+    conflict_copies = [p for p in _tree(nc) if "(conflict " in p]
+    assert len(conflict_copies) == 2  # a's new version and the new report.txt, beside the persons' files
+    src = source_files(g, drive)
+    a_copy = next(p for p in conflict_copies if p.startswith(name(a).rsplit(".", 1)[0]))
+    assert nc.file_info("alice", a_copy)["sha1"] == src[name(a)]["sha1"]
+    assert nc.file_info("alice", "moved after a target edit.txt")["sha1"] == src["moved after a target edit.txt"]["sha1"]
+    assert nc.file_info("alice", "renamed after a target delete.txt")["sha1"] == \
+        src["renamed after a target delete.txt"]["sha1"]
+    verify_ok(tmp_path, env)
+    # the conflict copies hold the source's bytes; a later sync leaves everything as it is
+    out = sync(tmp_path, env)
+    assert not any(out["counts"].values())
+
+
+def _tree(nc) -> list[str]:
+    root = nc.state.home("alice")
+    return [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+
+
+def test_dry_run_lists_changes_in_every_format_and_writes_nothing(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    import csv
+    import json
+
+    nc = nextcloud_sandbox
+    g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
+    a, b = _loose(g, drive)[:2]
+    g.mutate.rename(drive, a["id"], "<script>x.txt")
+    g.mutate.delete(drive, b["id"])
+    before = len(nc.requests)
+    out = sync(tmp_path, env, "--dry-run", "-o", str(tmp_path / "dry"))
+    assert out["dry_run"] and out["counts"]["move"] == 1 and out["counts"]["delete"] == 1
+    assert not [x for x in nc.requests[before:] if x[0] not in ("PROPFIND", "GET", "OPTIONS")]
+    folder = tmp_path / "dry"
+    rows = list(csv.DictReader((folder / "changes.csv").open()))
+    assert {r["kind"] for r in rows} == {"move", "delete"}
+    assert "&lt;script&gt;" in (folder / "sync.html").read_text()
+    assert json.loads((folder / "sync.json").read_text())["counts"]["move"] == 1
+    assert "| move |" in (folder / "sync.md").read_text()
+    assert waiting(tmp_path)["deleted"] == 1
+    out = sync(tmp_path, env)
+    assert out["counts"]["move"] == 1 and out["applied"]["deleted"] == 1
+    assert_target_equals_source(g, nc, drive)
+
+
+def test_a_410_during_sync_reconciles_without_sending_unchanged_files(tmp_path, graph_sandbox_factory,
+                                                                      nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
+    a, b = _loose(g, drive)[:2]
+    g.mutate.modify(drive, a["id"], size=a["size"] + 9)
+    g.mutate.rename(drive, b["id"], "after the resync.txt")
+    g.expire_delta_tokens()
+    stamps = _writes(nc)
+    out = sync(tmp_path, env)
+    assert out["scan"]["drives"][0]["mode"] == "resync"
+    assert out["counts"]["edit"] == 1 and out["counts"]["move"] == 1
+    after = _writes(nc)
+    assert len(_rewritten(stamps, after)) == 1 and set(after) == set(stamps)
+    assert_target_equals_source(g, nc, drive)
+    verify_ok(tmp_path, env)

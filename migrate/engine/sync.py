@@ -142,7 +142,7 @@ class _Applier:
         self.note(c, "conflict", "conflict", at, ours, problem=problem, action=action,
                   target_version=rec["target_version"], source_version=rec["source_version"])
         self.store.audit("sync-conflict", f"{c.user}:{at}", drive=c.drive_id, item=c.item_id, problem=problem,
-                         action=action, ours=ours)
+                         resolution=action, ours=ours)
 
     def to_pending(self, row: dict[str, Any], reason: str | None = None) -> None:
         if row["status"] == ItemStatus.PENDING:
