@@ -214,3 +214,55 @@ def test_a_410_during_sync_reconciles_without_sending_unchanged_files(tmp_path, 
     assert len(_rewritten(stamps, after)) == 1 and set(after) == set(stamps)
     assert_target_equals_source(g, nc, drive)
     verify_ok(tmp_path, env)
+
+
+def _run_until(tmp_path, env, nc, method: str, n: int):
+    """Start `sync`, SIGKILL it as soon as the target has seen `n` more `method` requests; returns when dead."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    start = len(nc.requests)
+    exe = Path(sys.executable).with_name("m365-migrate")
+    p = subprocess.Popen([str(exe), "sync"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and p.poll() is None:
+        if sum(1 for x in nc.requests[start:] if x[0] == method) >= n:
+            break
+        time.sleep(0.001)
+    assert p.poll() is None, f"sync finished before {n} {method} requests"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    time.sleep(0.3)
+
+
+def test_kill_9_mid_sync_then_rerun_applies_the_rest_once(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
+    loose = _loose(g, drive)
+    subs = sorted(folders(g, drive), key=lambda f: f["path"])
+    for i, t in enumerate(loose[:6]):
+        g.mutate.rename(drive, t["id"], f"renamed {i}.txt")
+    for t in loose[6:9]:
+        g.mutate.modify(drive, t["id"], size=t["size"] + 11)
+    for t in loose[9:12]:
+        g.mutate.delete(drive, t["id"])
+    top = [f for f in subs if f["path"].count("/") == 1]
+    g.mutate.rename(drive, top[0]["id"], "Renamed folder")
+    g.mutate.delete(drive, top[1]["id"])
+    for i in range(3):
+        g.mutate.add_file(drive, "/Renamed folder", f"added {i}.txt", 50 + i)
+
+    _run_until(tmp_path, env, nc, "MOVE", 3)       # among the moves
+    _run_until(tmp_path, env, nc, "DELETE", 1)     # among the deletions (the uploads are done by then)
+    out = sync(tmp_path, env)
+    assert not out["conflicts"] and not out["failed"]
+    assert not [p for p in _tree(nc) if "(conflict " in p], "a rerun mistook our own write for a person's"
+    assert_target_equals_source(g, nc, drive)
+    verify_ok(tmp_path, env)
+    assert all(v == 0 for v in waiting(tmp_path).values())
+    r = run_cli("audit", "verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
