@@ -395,7 +395,6 @@ def _layout(store: StateStore, target: Target, mappings: Any, drive_ids: list[st
         mapped.append(d)
         lay = layout_drive(store, t, rules, onenote_policy=plan_options.onenote,
                            max_file_size=plan_options.max_file_size)
-        store.apply_pinned_names(d)
         summary.renames += [r for r in lay.renames]
     return mapped
 

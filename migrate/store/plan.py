@@ -43,12 +43,17 @@ class PlanMixin(StoreBase):
             yield group[0]["parent_id"], group
 
     def set_targets(self, rows: Iterable[tuple[str | None, str | None, int]]) -> int:
-        """Bulk update of (target_user, target_path, row id); one transaction per call."""
+        """Bulk update of (target_user, target_path, row id); one transaction per call.
+
+        An item with a pinned name (a conflict name `sync` gave it beside a person's file) keeps that name in
+        whatever folder the layout puts it."""
         now, n = utcnow(), 0
         with self.atomic():
             for user, path, row_id in rows:
                 self.db.execute(
-                    "UPDATE items SET target_user = ?, target_path = ?, updated_at = ? WHERE id = ?",
+                    "UPDATE items SET target_user = ?1, target_path = CASE WHEN pinned_name IS NOT NULL "
+                    "AND ?2 IS NOT NULL AND instr(?2, '/') > 0 THEN rtrim(?2, replace(?2, '/', '')) || pinned_name "
+                    "ELSE ?2 END, updated_at = ?3 WHERE id = ?4",
                     (user, path, now, row_id),
                 )
                 n += 1

@@ -94,14 +94,6 @@ class SyncMixin(StoreBase):
             self.db.execute(f"UPDATE items SET {', '.join(f'{k} = ?' for k in fields)} "
                             "WHERE drive_id = ? AND item_id = ?", [*fields.values(), drive_id, item_id])
 
-    def apply_pinned_names(self, drive_id: str) -> int:
-        """After a layout: items with a pinned (conflict) name keep it in their folder's new path."""
-        with self.atomic():
-            return int(self.db.execute(
-                "UPDATE items SET target_path = rtrim(target_path, replace(target_path, '/', '')) || pinned_name "
-                "WHERE drive_id = ? AND pinned_name IS NOT NULL AND target_path IS NOT NULL "
-                "AND instr(target_path, '/') > 0", (drive_id,)).rowcount)
-
     def settle_source_paths(self, drive_id: str) -> int:
         """Items whose target already matches (e.g. an NFC/NFD rename, a renamed drive root) need no MOVE: their
         placed source path follows the source, so they stop counting as waiting."""
