@@ -549,6 +549,7 @@ def _register_switchover() -> None:
     from migrate import cli_sync
 
     app.command("sync")(cli_sync.sync)
+    app.command("cutover")(cli_sync.cutover)
 
 
 _register_switchover()

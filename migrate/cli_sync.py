@@ -60,3 +60,51 @@ def sync(
         typer.echo(render_sync_text(summary, folder))
     if summary.attention and not dry_run:
         raise typer.Exit(ExitCode.ATTENTION)
+
+
+def cutover(
+    ctx: typer.Context,
+    batch: str = typer.Option(..., "--batch", help="The batch to switch over (its drives were frozen in Microsoft 365)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Folder for the report (default <state dir>/reports/cutover-<batch>-<time>)."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Switchover day for one batch: final sync, verify, share, a second delta that must be empty; exit 0 only when whole."""
+    from migrate.backends.graph import open_source
+    from migrate.cli import Globals, echo_json
+    from migrate.config import require_settings
+    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.cutover import run_cutover
+    from migrate.engine.plan import options_from_settings
+    from migrate.engine.share import PASSWORDS_FILE
+    from migrate.engine.sync import SyncOptions
+    from migrate.mapping import load_mappings
+    from migrate.reports.cutover import render_cutover_text, write_cutover_report
+    from migrate.session import Run
+
+    g: Globals = ctx.obj
+    g.json = g.json or json_out
+    settings = g.settings(**{"transfer.workers": workers})
+    require_settings(settings, "source", "target")
+    mappings = load_mappings(settings.mappings)
+    target = open_target_from_settings(settings)
+    say = (lambda m: None) if g.quiet or g.json else (lambda m: typer.echo(m, err=True))
+    try:
+        with open_source(settings) as source, Run(settings.state_path, "cutover", {"batch": batch}) as run:
+            summary = run_cutover(run.store, source, target, mappings, batch, options_from_settings(settings),
+                                  SyncOptions(deletions=settings.policy.deletions, workers=settings.transfer.workers,
+                                              bulk=settings.transfer.bulk_upload),
+                                  share_rate=settings.target.share_rate,
+                                  passwords_file=settings.state_path.parent / PASSWORDS_FILE, say=say,
+                                  source_stats=source.stats)
+            folder = write_cutover_report(summary, settings.state_path.parent / "reports", output=output)
+            run.summary = {"whole": summary.whole, "problems": summary.problems, "attention": not summary.whole,
+                           "reports": str(folder)}
+    finally:
+        close_quietly(target)
+    if g.json:
+        echo_json({**summary.to_dict(), "reports": str(folder)})
+    else:
+        typer.echo(render_cutover_text(summary, folder))
+    if not summary.whole:
+        raise typer.Exit(ExitCode.ATTENTION)

@@ -45,6 +45,22 @@ class SyncMixin(StoreBase):
         row = self.query_one(f"SELECT {cols} FROM items i WHERE i.drive_id = ?", (drive_id,))
         return {k: int(row[k]) if row else 0 for k in _WAITING}
 
+    def waiting_items(self, drive_ids: Iterable[str], limit: int = 200) -> list[dict[str, Any]]:
+        """Up to `limit` items with a change `sync` has not applied, with the kind of change (for reports)."""
+        ids = list(drive_ids)
+        if not ids:
+            return []
+        kind = "CASE " + " ".join(f"WHEN {w} THEN '{k}'" for k, w in _WAITING.items()) + " END"
+        marks = ", ".join("?" for _ in ids)
+        return self.query(
+            f"SELECT * FROM (SELECT i.drive_id, i.item_id, i.path, i.is_folder, i.size, {kind} AS change "
+            f"FROM items i WHERE i.drive_id IN ({marks})) WHERE change IS NOT NULL LIMIT ?", (*ids, int(limit)))
+
+    def audit_head(self) -> dict[str, Any]:
+        """The last audit record's sequence number and hash: names the exact trail a report was made with."""
+        row = self.query_one("SELECT seq, ts, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        return dict(row) if row else {"seq": 0, "ts": None, "hash": None}
+
     def placed_at_path(self, user: str, path: str) -> dict[str, Any] | None:
         """The item we placed at `user:path`, if any."""
         return self.query_one("SELECT * FROM items WHERE placed_user IS ? AND placed_path = ? LIMIT 1",
