@@ -269,3 +269,26 @@ def test_kill_9_mid_sync_then_rerun_applies_the_rest_once(tmp_path, graph_sandbo
     assert all(v == 0 for v in waiting(tmp_path).values())
     r = run_cli("audit", "verify", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_move_an_earlier_run_made_but_did_not_record_is_recognised_not_a_conflict(tmp_path, graph_sandbox_factory,
+                                                                                     nextcloud_sandbox):
+    import httpx
+
+    nc = nextcloud_sandbox
+    g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
+    a = _loose(g, drive)[0]
+    g.mutate.rename(drive, a["id"], "moved by a killed run.txt")
+    # what a run killed right after its MOVE leaves: the file at the new path, the store still at the old one
+    with httpx.Client(auth=("alice", nc.app_passwords["alice"])) as http:
+        r = http.request("MOVE", nc.dav_url("alice", a["path"].lstrip("/")),
+                         headers={"Destination": nc.dav_url("alice", "moved by a killed run.txt")})
+        assert r.status_code == 201
+    out = sync(tmp_path, env)
+    assert not out["conflicts"] and out["applied"]["moved_files"] == 1
+    with db(tmp_path) as s:
+        moves = [a for a in s.iter_audit() if a["action"] == "move"]
+    assert '"resumed": true' in moves[-1]["detail"]
+    assert not [p for p in _tree(nc) if "(conflict " in p]
+    assert_target_equals_source(g, nc, drive)
+    verify_ok(tmp_path, env)

@@ -121,8 +121,9 @@ CONDITIONAL_OK = (404, 409, 412)
 def conditional_outcome(resp: httpx.Response) -> str:
     """done / missing (404) / changed (412 on If-Match) / taken (412: destination exists) / no-parent (409).
 
-    Sabre checks `If-Match` before the method runs, and names the header in its message; the other 412 of a
-    MOVE is `Overwrite: F` meeting an existing destination.
+    Sabre checks `If-Match` before the method runs, and names the header in its message; on a missing resource
+    that is a 412 too ("… and the resource did not exist"), which means missing. The other 412 of a MOVE is
+    `Overwrite: F` meeting an existing destination.
     """
     code = resp.status_code
     if code == 404:
@@ -130,8 +131,10 @@ def conditional_outcome(resp: httpx.Response) -> str:
     if code == 409:
         return NO_PARENT
     if code == 412:
-        msg = server_message(resp)
-        return CHANGED if "if-match" in msg.lower() or "If-Match" in resp.text else TAKEN
+        msg = server_message(resp).lower()
+        if "did not exist" in msg:  # Sabre: If-Match on a missing resource (verified on NC 32.0.1)
+            return MISSING
+        return CHANGED if "if-match" in msg or "If-Match" in resp.text else TAKEN
     return MOVED
 
 
