@@ -245,15 +245,17 @@ def _run_until(tmp_path, env, nc, method: str, n: int):
 def test_kill_9_mid_sync_then_rerun_applies_the_rest_once(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
     nc = nextcloud_sandbox
     g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
-    loose = _loose(g, drive)
     subs = sorted(folders(g, drive), key=lambda f: f["path"])
+    top = [f for f in subs if f["path"].count("/") == 1]
+    loose = [t for t in sorted(source_files(g, drive).values(), key=lambda t: t["path"])
+             if not t["path"].startswith((top[0]["path"] + "/", top[1]["path"] + "/"))]
+    assert len(loose) >= 12
     for i, t in enumerate(loose[:6]):
-        g.mutate.rename(drive, t["id"], f"renamed {i}.txt")
+        g.mutate.rename(drive, t["id"], f"renamed {i}.txt")  # loose files may sit in subfolders: renamed there
     for t in loose[6:9]:
         g.mutate.modify(drive, t["id"], size=t["size"] + 11)
     for t in loose[9:12]:
         g.mutate.delete(drive, t["id"])
-    top = [f for f in subs if f["path"].count("/") == 1]
     g.mutate.rename(drive, top[0]["id"], "Renamed folder")
     g.mutate.delete(drive, top[1]["id"])
     for i in range(3):
