@@ -30,6 +30,7 @@ def sync(
     from migrate.config import require_settings
     from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.plan import options_from_settings
+    from migrate.engine.share import PASSWORDS_FILE
     from migrate.engine.sync import SyncOptions, run_sync
     from migrate.mapping import load_mappings
     from migrate.reports.sync import render_sync_text, write_sync_reports
@@ -48,7 +49,9 @@ def sync(
             summary = run_sync(run.store, source, target, mappings, _selection(batch, drive, user),
                                options_from_settings(settings),
                                SyncOptions(deletions=settings.policy.deletions, dry_run=dry_run,
-                                           workers=settings.transfer.workers, bulk=settings.transfer.bulk_upload),
+                                           workers=settings.transfer.workers, bulk=settings.transfer.bulk_upload,
+                                           share_rate=settings.target.share_rate,
+                                           passwords_file=settings.state_path.parent / PASSWORDS_FILE),
                                say=say, source_stats=source.stats)
             folder = write_sync_reports(summary, settings.state_path.parent / "reports", output=output)
             run.summary = {**summary.counts, "attention": summary.attention, "reports": str(folder)}
@@ -93,7 +96,9 @@ def cutover(
         with open_source(settings) as source, Run(settings.state_path, "cutover", {"batch": batch}) as run:
             summary = run_cutover(run.store, source, target, mappings, batch, options_from_settings(settings),
                                   SyncOptions(deletions=settings.policy.deletions, workers=settings.transfer.workers,
-                                              bulk=settings.transfer.bulk_upload),
+                                              bulk=settings.transfer.bulk_upload,
+                                              share_rate=settings.target.share_rate,
+                                              passwords_file=settings.state_path.parent / PASSWORDS_FILE),
                                   share_rate=settings.target.share_rate,
                                   passwords_file=settings.state_path.parent / PASSWORDS_FILE, say=say,
                                   source_stats=source.stats)

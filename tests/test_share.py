@@ -267,3 +267,48 @@ def test_a_refused_owner_login_stops_before_any_share(tmp_path, tenant, nextclou
     assert r.returncode == 4 and "bob" in r.stderr and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert _creates(nc, start) == [] and nc.shares == []
     assert not [x for x in _planned(tmp_path) if x["share_status"] == "created"]
+
+
+def test_sync_shares_added_grants_and_removes_only_shares_it_made(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    """After `share`: a grant added at the source becomes a share at the next `sync`; a removed grant removes
+    our share; a share a person made is never touched."""
+    g = graph_sandbox_factory(TenantSpec(**SPEC))
+    nc = nextcloud_sandbox
+    env = _prepare(tmp_path, g, nc)
+    code, summary, out = _share(tmp_path, env)
+    ours = [r for r in _planned(tmp_path) if r["share_status"] == "created" and r["plan_detail"]["share_type"] == 0]
+    assert ours, out
+    gone = ours[0]
+    with db(tmp_path) as s:
+        item = s.item(gone["drive_id"], gone["item_id"])
+        owner_upn = s.drive(gone["drive_id"])["owner_upn"]
+        other = next(d for d in s.drives() if d["owner_upn"] != owner_upn)
+        unshared = next(r for r in s.iter_items(gone["drive_id"], statuses=("verified",), files_only=True)
+                        if not r["shared"])
+    g.mutate.remove_permission(gone["drive_id"], gone["item_id"], gone["perm_id"])
+    added = g.mutate.add_permission(gone["drive_id"], unshared["item_id"], "user", user=other["owner_upn"],
+                                    roles=["read"])
+    # a person shares another file by hand at the target
+    owner = gone["plan_detail"]["owner"]
+    person_path = "/" + unshared["target_path"].strip("/")
+    with httpx.Client(auth=(owner, nc.app_passwords[owner]), headers={"OCS-APIRequest": "true"}) as http:
+        r = http.post(nc.url + SHARES_API, data={"path": person_path, "shareType": 3, "permissions": 1},
+                      params={"format": "json"})
+        assert r.status_code == 200, r.text
+    person_share = str(r.json()["ocs"]["data"]["id"])
+    before = {str(s["id"]) for s in nc.shares}
+
+    r = run_cli("--json", "sync", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)["shares"]
+    assert [x["share_id"] for x in res["removed"]] == [gone["share_id"]] and res["created"] == 1
+    now = {str(s["id"]): s for s in nc.shares}
+    assert gone["share_id"] not in now and person_share in now
+    new = set(now) - before
+    made = nc.file_info(owner, unshared["target_path"])
+    assert len(new) == 1 and now[next(iter(new))]["file_source"] == made["fileid"]
+    assert now[next(iter(new))]["share_type"] == 0
+    assert item is not None and added["permission"]
+    with db(tmp_path) as s:
+        actions = [a["action"] for a in s.iter_audit()]
+    assert "unshare" in actions

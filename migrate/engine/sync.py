@@ -27,6 +27,7 @@ from typing import Any
 
 from migrate.backends.webdav.wire import clean_path
 from migrate.engine.changes import DELETE, EDIT, MOVE, NEW_FILE, NEW_FOLDER, Change, detect, summarise
+from migrate.engine.sync_shares import apply_share_changes
 from migrate.errors import ConfigError, MappingError, MigrateError, StateError, TargetItemError
 from migrate.models import ItemStatus, RemoteEntry
 from migrate.names import NameRules, conflict_name
@@ -47,6 +48,8 @@ class SyncOptions:
     dry_run: bool = False
     workers: int = 4
     bulk: bool = True
+    share_rate: tuple[int, int] = (20, 600)
+    passwords_file: Any = None
 
 
 @dataclass
@@ -63,13 +66,14 @@ class SyncSummary:
     failed: list[dict[str, Any]] = field(default_factory=list)
     renames: list[dict[str, Any]] = field(default_factory=list)
     copy: dict[str, Any] = field(default_factory=dict)
+    shares: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     dry_run: bool = False
     deletions: str = "keep"
 
     @property
     def attention(self) -> bool:
-        return bool(self.conflicts or self.failed)
+        return bool(self.conflicts or self.failed or (self.shares or {}).get("problems"))
 
     def to_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in self.__dict__.items()}, "attention": self.attention}
@@ -431,6 +435,7 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
     summary.changes = [c.to_dict() for c in changes]
     summary.counts = summarise(changes)
     if options.dry_run:
+        summary.shares = apply_share_changes(store, target, mappings, scanned, plan_options, dry_run=True)
         summary.seconds = time.monotonic() - started
         return summary
     ap = _Applier(store, target, rules, summary, options.deletions)
@@ -483,6 +488,9 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
             _failed(store, summary, c, exc)
     for d in mapped:
         store.settle_source_paths(d)
+    summary.shares = apply_share_changes(store, target, mappings, scanned, plan_options, workers=options.workers,
+                                         share_rate=options.share_rate, passwords_file=options.passwords_file,
+                                         say=say)
     summary.seconds = time.monotonic() - started
     return summary
 

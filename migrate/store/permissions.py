@@ -15,7 +15,10 @@ class PermissionsMixin(StoreBase):
     """Permission methods of the state store."""
 
     def replace_permissions(self, drive_id: str, item_id: str, grants: Iterable[Grant]) -> int:
-        """Store the item's current grants, dropping ones that vanished at the source; plans of kept ones stay."""
+        """Store the item's current grants, dropping ones that vanished at the source; plans of kept ones stay.
+
+        A vanished grant whose share was made is kept, marked `source_removed`, until `sync` has removed the share
+        (only when we created it) and drops the row."""
         now, keep = utcnow(), []
         with self.atomic():
             for g in grants:
@@ -23,7 +26,7 @@ class PermissionsMixin(StoreBase):
                 row["roles"] = ",".join(g.roles)
                 cols = ", ".join([*row, "updated_at"])
                 marks = ", ".join("?" for _ in range(len(row) + 1))
-                sets = ", ".join(f"{k}=excluded.{k}" for k in [*row, "updated_at"])
+                sets = ", ".join(f"{k}=excluded.{k}" for k in [*row, "updated_at"]) + ", source_removed = 0"
                 self.db.execute(
                     f"INSERT INTO permissions ({cols}) VALUES ({marks}) "
                     f"ON CONFLICT(drive_id, item_id, perm_id) DO UPDATE SET {sets}",
@@ -32,7 +35,13 @@ class PermissionsMixin(StoreBase):
                 keep.append(g.perm_id)
             marks = ", ".join("?" for _ in keep) or "''"
             self.db.execute(
-                f"DELETE FROM permissions WHERE drive_id = ? AND item_id = ? AND perm_id NOT IN ({marks})",
+                "UPDATE permissions SET source_removed = 1, updated_at = ? WHERE drive_id = ? AND item_id = ? "
+                f"AND perm_id NOT IN ({marks}) AND share_status = 'created' AND share_id IS NOT NULL",
+                [now, drive_id, item_id, *keep],
+            )
+            self.db.execute(
+                f"DELETE FROM permissions WHERE drive_id = ? AND item_id = ? AND perm_id NOT IN ({marks}) "
+                "AND source_removed = 0",
                 [drive_id, item_id, *keep],
             )
         return len(keep)
@@ -55,7 +64,8 @@ class PermissionsMixin(StoreBase):
             "SELECT p.id, p.drive_id, p.item_id, p.perm_id, p.plan_detail, p.share_id, p.share_status, "
             "i.status AS item_status, i.is_folder AS item_is_folder "
             "FROM permissions p LEFT JOIN items i ON i.drive_id = p.drive_id AND i.item_id = p.item_id "
-            f"WHERE p.drive_id IN ({marks}) AND p.plan_action = 'create' AND p.id > ? ORDER BY p.id LIMIT {int(page)}"
+            f"WHERE p.drive_id IN ({marks}) AND p.plan_action = 'create' AND p.source_removed = 0 AND p.id > ? "
+            f"ORDER BY p.id LIMIT {int(page)}"
         )
         for rows in self.keyset_pages(sql, tuple(ids)):
             for r in rows:
@@ -70,7 +80,7 @@ class PermissionsMixin(StoreBase):
         marks = ", ".join("?" for _ in ids)
         rows = self.query(
             "SELECT coalesce(share_status, 'not started') AS s, count(*) AS n FROM permissions "
-            f"WHERE plan_action = 'create' AND drive_id IN ({marks}) GROUP BY s", tuple(ids))
+            f"WHERE plan_action = 'create' AND source_removed = 0 AND drive_id IN ({marks}) GROUP BY s", tuple(ids))
         return {r["s"]: int(r["n"]) for r in rows}
 
     def share_failures(self, drive_ids: Iterable[str], limit: int = 20) -> list[dict[str, Any]]:

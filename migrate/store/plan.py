@@ -92,7 +92,7 @@ class PlanMixin(StoreBase):
             "SELECT p.*, i.target_user AS item_target_user, i.target_path AS item_target_path, "
             "i.is_folder AS item_is_folder, i.path AS item_path, i.name AS item_name, i.deleted AS item_deleted "
             "FROM permissions p LEFT JOIN items i ON i.drive_id = p.drive_id AND i.item_id = p.item_id "
-            f"WHERE p.drive_id IN ({marks}) AND p.id > ? ORDER BY p.id LIMIT {int(page)}"
+            f"WHERE p.drive_id IN ({marks}) AND p.source_removed = 0 AND p.id > ? ORDER BY p.id LIMIT {int(page)}"
         )
         for rows in self.keyset_pages(sql, tuple(ids)):
             yield from rows

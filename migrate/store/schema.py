@@ -238,3 +238,5 @@ def m005_sync_placed(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX sync_changes_run ON sync_changes(run_id)")
+    # A grant removed at the source whose share we made: kept (not deleted) until `sync` removes that share.
+    db.execute("ALTER TABLE permissions ADD COLUMN source_removed INTEGER NOT NULL DEFAULT 0")
