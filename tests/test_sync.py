@@ -294,3 +294,24 @@ def test_a_move_an_earlier_run_made_but_did_not_record_is_recognised_not_a_confl
     assert not [p for p in _tree(nc) if "(conflict " in p]
     assert_target_equals_source(g, nc, drive)
     verify_ok(tmp_path, env)
+
+
+def test_deletions_keep_leaves_our_copies_and_lists_them(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    g, env, drive = copied(tmp_path, graph_sandbox_factory, nc, deletions="keep")
+    a = _loose(g, drive)[0]
+    folder = sorted(folders(g, drive), key=lambda f: f["path"])[0]
+    inside = [t["path"].lstrip("/") for t in files_in(g, drive, folder["path"])]
+    g.mutate.delete(drive, a["id"])
+    g.mutate.delete(drive, folder["id"])
+    before = len(nc.requests)
+    out = sync(tmp_path, env)
+    assert not [x for x in nc.requests[before:] if x[0] == "DELETE"]
+    assert sorted(k["target_path"].lstrip("/") for k in out["kept"]) == sorted([a["path"].lstrip("/"),
+                                                                                   folder["path"].lstrip("/")])
+    assert out["applied"]["kept"] == 2 and not out["conflicts"]
+    assert_target_equals_source(g, nc, drive, extra={a["path"].lstrip("/"), *inside})
+    verify_ok(tmp_path, env)
+    assert all(v == 0 for v in waiting(tmp_path).values())
+    with db(tmp_path) as s:
+        assert [x["action"] for x in s.iter_audit()].count("keep") == 2
