@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from migrate.cli import JSON_OPTION, SELECT_BATCH, SELECT_DRIVE, SELECT_USER, Globals
 from migrate.errors import ExitCode
 
-SELECT_BATCH = typer.Option([], "--batch", help="Only drives of this batch (repeatable).")
-SELECT_DRIVE = typer.Option([], "--drive", help="Only this drive id (repeatable).")
-SELECT_USER = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable).")
-JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+WORKERS = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers).")
 
 
-def sync(
-    ctx: typer.Context,
-    batch: list[str] = SELECT_BATCH,
-    drive: list[str] = SELECT_DRIVE,
-    user: list[str] = SELECT_USER,
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the changes (report files too); nothing is written to the target."),
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for the change list (default <state dir>/reports/sync-<time>)."),
-    json_out: bool = JSON_OPTION,
-) -> None:
-    """Apply every source change since the last pass (new, edited, renamed, moved, deleted), never over a person's work."""
-    from migrate.backends.graph import open_source
-    from migrate.cli import Globals, _selection, echo_json
+def _prepare(ctx: typer.Context, workers: int | None, json_out: bool) -> tuple[Globals, Any, Any, Any, Any, Any]:
+    """Settings, mappings, the target, a progress printer and the SyncOptions both commands share."""
     from migrate.config import require_settings
-    from migrate.connect import close_quietly, open_target_from_settings
-    from migrate.engine.plan import options_from_settings
+    from migrate.connect import open_target_from_settings
     from migrate.engine.share import PASSWORDS_FILE
-    from migrate.engine.sync import SyncOptions, run_sync
+    from migrate.engine.sync import SyncOptions
     from migrate.mapping import load_mappings
-    from migrate.reports.sync import render_sync_text, write_sync_reports
-    from migrate.session import Run
 
     g: Globals = ctx.obj
     g.json = g.json or json_out
@@ -42,16 +27,40 @@ def sync(
     require_settings(settings, "source", "target")
     mappings = load_mappings(settings.mappings)
     target = open_target_from_settings(settings)
-    args = {"batch": batch, "drive": drive, "user": user, "dry_run": dry_run}
     say = (lambda m: None) if g.quiet or g.json else (lambda m: typer.echo(m, err=True))
+    options = SyncOptions(deletions=settings.policy.deletions, workers=settings.transfer.workers,
+                          bulk=settings.transfer.bulk_upload, share_rate=settings.target.share_rate,
+                          passwords_file=settings.state_path.parent / PASSWORDS_FILE)
+    return g, settings, mappings, target, say, options
+
+
+def sync(
+    ctx: typer.Context,
+    batch: list[str] = SELECT_BATCH,
+    drive: list[str] = SELECT_DRIVE,
+    user: list[str] = SELECT_USER,
+    workers: int = WORKERS,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the changes (report files too); nothing is written to the target."),
+    output: Path = typer.Option(None, "--output", "-o", help="Folder for the change list (default <state dir>/reports/sync-<time>)."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Apply every source change since the last pass (new, edited, renamed, moved, deleted), never over a person's work."""
+    import dataclasses
+
+    from migrate.backends.graph import open_source
+    from migrate.cli import _selection, echo_json
+    from migrate.connect import close_quietly
+    from migrate.engine.plan import options_from_settings
+    from migrate.engine.sync import run_sync
+    from migrate.reports.sync import render_sync_text, write_sync_reports
+    from migrate.session import Run
+
+    g, settings, mappings, target, say, options = _prepare(ctx, workers, json_out)
+    args = {"batch": batch, "drive": drive, "user": user, "dry_run": dry_run}
     try:
         with open_source(settings) as source, Run(settings.state_path, "sync", args) as run:
             summary = run_sync(run.store, source, target, mappings, _selection(batch, drive, user),
-                               options_from_settings(settings),
-                               SyncOptions(deletions=settings.policy.deletions, dry_run=dry_run,
-                                           workers=settings.transfer.workers, bulk=settings.transfer.bulk_upload,
-                                           share_rate=settings.target.share_rate,
-                                           passwords_file=settings.state_path.parent / PASSWORDS_FILE),
+                               options_from_settings(settings), dataclasses.replace(options, dry_run=dry_run),
                                say=say, source_stats=source.stats)
             folder = write_sync_reports(summary, settings.state_path.parent / "reports", output=output)
             run.summary = {**summary.counts, "attention": summary.attention, "reports": str(folder)}
@@ -68,40 +77,25 @@ def sync(
 def cutover(
     ctx: typer.Context,
     batch: str = typer.Option(..., "--batch", help="The batch to switch over (its drives were frozen in Microsoft 365)."),
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers)."),
+    workers: int = WORKERS,
     output: Path = typer.Option(None, "--output", "-o", help="Folder for the report (default <state dir>/reports/cutover-<batch>-<time>)."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Switchover day for one batch: final sync, verify, share, a second delta that must be empty; exit 0 only when whole."""
     from migrate.backends.graph import open_source
-    from migrate.cli import Globals, echo_json
-    from migrate.config import require_settings
-    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.cli import echo_json
+    from migrate.connect import close_quietly
     from migrate.engine.cutover import run_cutover
     from migrate.engine.plan import options_from_settings
-    from migrate.engine.share import PASSWORDS_FILE
-    from migrate.engine.sync import SyncOptions
-    from migrate.mapping import load_mappings
     from migrate.reports.cutover import render_cutover_text, write_cutover_report
     from migrate.session import Run
 
-    g: Globals = ctx.obj
-    g.json = g.json or json_out
-    settings = g.settings(**{"transfer.workers": workers})
-    require_settings(settings, "source", "target")
-    mappings = load_mappings(settings.mappings)
-    target = open_target_from_settings(settings)
-    say = (lambda m: None) if g.quiet or g.json else (lambda m: typer.echo(m, err=True))
+    g, settings, mappings, target, say, options = _prepare(ctx, workers, json_out)
     try:
         with open_source(settings) as source, Run(settings.state_path, "cutover", {"batch": batch}) as run:
             summary = run_cutover(run.store, source, target, mappings, batch, options_from_settings(settings),
-                                  SyncOptions(deletions=settings.policy.deletions, workers=settings.transfer.workers,
-                                              bulk=settings.transfer.bulk_upload,
-                                              share_rate=settings.target.share_rate,
-                                              passwords_file=settings.state_path.parent / PASSWORDS_FILE),
-                                  share_rate=settings.target.share_rate,
-                                  passwords_file=settings.state_path.parent / PASSWORDS_FILE, say=say,
-                                  source_stats=source.stats)
+                                  options, share_rate=settings.target.share_rate,
+                                  passwords_file=options.passwords_file, say=say, source_stats=source.stats)
             folder = write_cutover_report(summary, settings.state_path.parent / "reports", output=output)
             run.summary = {"whole": summary.whole, "problems": summary.problems, "attention": not summary.whole,
                            "reports": str(folder)}

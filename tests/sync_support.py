@@ -62,8 +62,9 @@ def assert_target_equals_source(g: Any, nc: Any, drive: str, user: str = "alice"
     assert not (missing or stale or differ), f"missing {missing[:5]}, stale {stale[:5]}, differ {differ[:5]}"
 
 
-def find(g: Any, drive: str, path: str) -> dict[str, Any]:
-    return next(t for t in g.truth()[drive] if t["path"] == path)
+def loose(g: Any, drive: str) -> list[dict[str, Any]]:
+    """Files directly below the root, by path."""
+    return sorted((t for t in source_files(g, drive).values() if t["path"].count("/") == 1), key=lambda t: t["path"])
 
 
 def files_in(g: Any, drive: str, folder: str) -> list[dict[str, Any]]:

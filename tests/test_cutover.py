@@ -10,18 +10,14 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from tests.copy_support import db
-from tests.sync_support import assert_target_equals_source, copied, source_files
-
-
-def _loose(g, drive) -> list[dict]:
-    return sorted((t for t in source_files(g, drive).values() if t["path"].count("/") == 1), key=lambda t: t["path"])
+from tests.sync_support import assert_target_equals_source, copied, loose, source_files
 
 
 def test_cutover_applies_the_final_changes_and_reports_the_batch_whole(tmp_path, graph_sandbox_factory,
                                                                        nextcloud_sandbox):
     nc = nextcloud_sandbox
     g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
-    a, b, c = _loose(g, drive)[:3]
+    a, b, c = loose(g, drive)[:3]
     g.mutate.modify(drive, a["id"], size=a["size"] + 1)
     g.mutate.rename(drive, b["id"], "final name.txt")
     g.mutate.delete(drive, c["id"])
@@ -47,7 +43,7 @@ def test_a_change_after_the_freeze_is_reported_loudly_and_the_batch_is_not_whole
                                                                                   nextcloud_sandbox):
     nc = nextcloud_sandbox
     g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
-    late = _loose(g, drive)[0]
+    late = loose(g, drive)[0]
     seen = g.stats()["requests"].get("delta", 0)
     exe = Path(sys.executable).with_name("m365-migrate")
     p = subprocess.Popen([str(exe), "cutover", "--batch", "wave1"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,

@@ -12,8 +12,8 @@ from tests.sync_support import (
     assert_target_equals_source,
     copied,
     files_in,
-    find,
     folders,
+    loose,
     source_files,
     sync,
     verify_ok,
@@ -85,16 +85,11 @@ def test_the_issue_journey_edits_renames_moves_deletes_and_a_moved_folder(tmp_pa
     assert {"move", "delete", "upload"} <= actions
 
 
-def _loose(g, drive) -> list[dict]:
-    """Files directly below the root, by path."""
-    return sorted((t for t in source_files(g, drive).values() if t["path"].count("/") == 1), key=lambda t: t["path"])
-
-
 def test_combined_changes_rename_edit_new_folder_folder_delete_case_and_nfd_renames(tmp_path, graph_sandbox_factory,
                                                                                     nextcloud_sandbox):
     nc = nextcloud_sandbox
     g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
-    a, b, c, d = _loose(g, drive)[:4]
+    a, b, c, d = loose(g, drive)[:4]
     subs = sorted(folders(g, drive), key=lambda f: f["path"])
     gone = subs[0]
     moving = next(f for f in subs[1:] if not f["path"].startswith(gone["path"] + "/"))
@@ -128,7 +123,7 @@ def test_target_side_conflicts_keep_both_and_list_both_versions(tmp_path, graph_
 
     nc = nextcloud_sandbox
     g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
-    a, b, c, d, e = _loose(g, drive)[:5]
+    a, b, c, d, e = loose(g, drive)[:5]
     name = lambda t: t["path"].lstrip("/")  # noqa: E731
     with httpx.Client(auth=("alice", nc.app_passwords["alice"])) as http:
         # edited there, then edited at the source: the person's version stays, ours goes beside it
@@ -182,7 +177,7 @@ def test_dry_run_lists_changes_in_every_format_and_writes_nothing(tmp_path, grap
 
     nc = nextcloud_sandbox
     g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
-    a, b = _loose(g, drive)[:2]
+    a, b = loose(g, drive)[:2]
     g.mutate.rename(drive, a["id"], "<script>x.txt")
     g.mutate.delete(drive, b["id"])
     before = len(nc.requests)
@@ -205,7 +200,7 @@ def test_a_410_during_sync_reconciles_without_sending_unchanged_files(tmp_path, 
                                                                       nextcloud_sandbox):
     nc = nextcloud_sandbox
     g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
-    a, b = _loose(g, drive)[:2]
+    a, b = loose(g, drive)[:2]
     g.mutate.modify(drive, a["id"], size=a["size"] + 9)
     g.mutate.rename(drive, b["id"], "after the resync.txt")
     g.expire_delta_tokens()
@@ -279,7 +274,7 @@ def test_a_move_an_earlier_run_made_but_did_not_record_is_recognised_not_a_confl
 
     nc = nextcloud_sandbox
     g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
-    a = _loose(g, drive)[0]
+    a = loose(g, drive)[0]
     g.mutate.rename(drive, a["id"], "moved by a killed run.txt")
     # what a run killed right after its MOVE leaves: the file at the new path, the store still at the old one
     with httpx.Client(auth=("alice", nc.app_passwords["alice"])) as http:
@@ -299,7 +294,7 @@ def test_a_move_an_earlier_run_made_but_did_not_record_is_recognised_not_a_confl
 def test_deletions_keep_leaves_our_copies_and_lists_them(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
     nc = nextcloud_sandbox
     g, env, drive = copied(tmp_path, graph_sandbox_factory, nc, deletions="keep")
-    a = _loose(g, drive)[0]
+    a = loose(g, drive)[0]
     folder = sorted(folders(g, drive), key=lambda f: f["path"])[0]
     inside = [t["path"].lstrip("/") for t in files_in(g, drive, folder["path"])]
     g.mutate.delete(drive, a["id"])

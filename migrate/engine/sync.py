@@ -363,6 +363,12 @@ class _Applier:
         self.note(c, DELETE, "trashed", at, None, inside=released - 1)
         self.count("deleted")
 
+    def delete_folder_again(self, c: Change) -> None:
+        """A folder whose files went one by one: deleted now if only our writes were left in it."""
+        row = self.row(c)
+        if row["placed_path"]:
+            self.delete_folder(c, row, row["placed_path"], row["placed_user"] or "", final=True)
+
     def keep(self, c: Change, row: dict[str, Any], at: str, user: str) -> None:
         released = self.store.release_placed_below(user, clean_path_slash(at)) if row["is_folder"] else 0
         self.store.release_placed(c.drive_id, c.item_id)
@@ -441,51 +447,28 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
     ap = _Applier(store, target, rules, summary, options.deletions)
     ap.pending_folders = []
     say(f"applying {len(changes)} changes")
-    for c in changes:
-        try:
-            if c.kind == NEW_FOLDER:
-                ap.new_folder(c)
-            elif c.kind == MOVE and c.is_folder:
-                ap.move_item(c)
-        except (TargetItemError, StateError) as exc:
-            _failed(store, summary, c, exc)
-    edits = [c for c in changes if c.kind == EDIT or (c.kind == MOVE and c.edited)]
-    for c in changes:
-        if c.kind == MOVE and not c.is_folder:
+
+    def phase(todo: list[Change], fn: Callable[[Change], None]) -> None:
+        """Apply `fn` to each change; an item-level refusal is recorded and the rest go on."""
+        for c in todo:
             try:
-                ap.move_item(c)
+                fn(c)
             except (TargetItemError, StateError) as exc:
                 _failed(store, summary, c, exc)
-    for c in edits:
-        try:
-            ap.edit(c)
-        except (TargetItemError, StateError) as exc:
-            _failed(store, summary, c, exc)
-    for c in changes:
-        if c.kind == NEW_FILE:
-            try:
-                ap.new_file(c)
-            except (TargetItemError, StateError) as exc:
-                _failed(store, summary, c, exc)
+
+    phase([c for c in changes if c.kind == NEW_FOLDER or (c.kind == MOVE and c.is_folder)],
+          lambda c: ap.new_folder(c) if c.kind == NEW_FOLDER else ap.move_item(c))
+    phase([c for c in changes if c.kind == MOVE and not c.is_folder], ap.move_item)
+    phase([c for c in changes if c.kind == EDIT or (c.kind == MOVE and c.edited)], ap.edit)
+    phase([c for c in changes if c.kind == NEW_FILE], ap.new_file)
     rows = [store.drive(d) for d in mapped]
     say("copying new and changed files")
     cs = copy_drives(store, source, target, [r for r in rows if r], workers=options.workers, bulk=options.bulk)
     summary.copy = {k: v for k, v in cs.__dict__.items() if k not in ("failed", "notes")}
     summary.failed += cs.failed
     summary.applied["uploaded"] = cs.files_verified
-    for c in changes:
-        if c.kind == DELETE:
-            try:
-                ap.delete(c)
-            except (TargetItemError, StateError) as exc:
-                _failed(store, summary, c, exc)
-    for c in sorted(ap.pending_folders, key=lambda c: -c.depth):
-        try:
-            row = ap.row(c)
-            if row["placed_path"]:
-                ap.delete_folder(c, row, row["placed_path"], row["placed_user"] or "", final=True)
-        except (TargetItemError, StateError) as exc:
-            _failed(store, summary, c, exc)
+    phase([c for c in changes if c.kind == DELETE], ap.delete)
+    phase(sorted(ap.pending_folders, key=lambda c: -c.depth), ap.delete_folder_again)
     for d in mapped:
         store.settle_source_paths(d)
     summary.shares = apply_share_changes(store, target, mappings, scanned, plan_options, workers=options.workers,
