@@ -310,3 +310,24 @@ def test_deletions_keep_leaves_our_copies_and_lists_them(tmp_path, graph_sandbox
     assert all(v == 0 for v in waiting(tmp_path).values())
     with db(tmp_path) as s:
         assert [x["action"] for x in s.iter_audit()].count("keep") == 2
+
+
+def test_a_verify_before_sync_does_not_make_sync_send_moved_files_again(tmp_path, graph_sandbox_factory,
+                                                                        nextcloud_sandbox):
+    nc = nextcloud_sandbox
+    g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
+    folder = max(folders(g, drive), key=lambda f: len(files_in(g, drive, f["path"])))
+    g.mutate.rename(drive, folder["id"], "Renamed before verify")
+    r = run_cli("scan", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("plan", cwd=tmp_path, env=env)  # lays the new paths out; the files are still at the old ones
+    assert r.returncode in (0, 3), r.stderr
+    r = run_cli("verify", cwd=tmp_path, env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    stamps = _writes(nc)
+    out = sync(tmp_path, env)
+    assert out["applied"]["moved_folders"] == 1 and out["applied"]["uploaded"] == 0
+    after = _writes(nc)
+    assert not _rewritten(stamps, after) and set(after) == set(stamps)
+    assert_target_equals_source(g, nc, drive)
+    verify_ok(tmp_path, env)

@@ -102,6 +102,11 @@ def _same_bytes(entry: RemoteEntry | None, row: dict[str, Any]) -> bool:
     return bool(row["placed_etag"]) and entry.etag == row["placed_etag"]
 
 
+def _content_changed_row(row: dict[str, Any]) -> bool:
+    return not row["is_folder"] and ((row["size"], row["quick_xor_hash"]) != (row["placed_source_size"],
+                                                                              row["placed_source_hash"]))
+
+
 def _parent(path: str) -> str:
     return "/" + clean_path(path).rpartition("/")[0]
 
@@ -246,10 +251,25 @@ class _Applier:
                                   etag=entry.etag if entry is not None else row["placed_etag"])
             inside = self.store.move_placed_prefix(user, clean_path_slash(src), clean_path_slash(dest)) \
                 if row["is_folder"] else 0
+        for r in [row, *(self.store.placed_below(user, clean_path_slash(dest)) if row["is_folder"] else [])]:
+            self.unfail(r)
         self.store.audit("move", f"{user}:{src}", to=dest, drive=c.drive_id, item=c.item_id, inside=inside,
                          resumed=resumed)
         self.note(c, MOVE, "moved", src, dest, inside=inside)
         self.count("moved_folders" if row["is_folder"] else "moved_files")
+
+    def unfail(self, row: dict[str, Any]) -> None:
+        """A `verify` run between the source's move and this sync looked for the file at its new path too early
+        and marked it failed; the MOVE put our unchanged bytes there, so it is verified again (not re-sent)."""
+        if row["status"] != ItemStatus.FAILED or not (row["last_error"] or "").startswith("verify: "):
+            return
+        current = self.store.item(row["drive_id"], row["item_id"]) or row
+        if clean_path(current["placed_path"] or "") != clean_path(current["target_path"] or "") or \
+                _content_changed_row(current):
+            return
+        with self.store.atomic():
+            for st in (ItemStatus.TRANSFERRING, ItemStatus.UPLOADED, ItemStatus.VERIFIED):
+                self.store.transition(row["drive_id"], row["item_id"], st, last_error=None)
 
     def clear_way(self, c: Change, user: str, dest: str, depth: int) -> bool:
         """The destination holds something we placed that is on its way out (deleted at the source under
