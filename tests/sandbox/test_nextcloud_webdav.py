@@ -580,3 +580,24 @@ def test_restart_on_same_data_dir_keeps_state(tmp_path):
         assert put(s, nc, "alice", "Projects/x.txt").status_code == 201
         assert (tmp_path / f"__groupfolders/{fid}/files/x.txt").exists()
         assert [x["share_with"] for x in nc.shares] == ["bob"]
+
+
+def test_move_and_delete_honour_if_match_like_sabre(nextcloud_sandbox):
+    """Sabre checks If-Match before every method (verified on NC 32.0.1): a stale etag → 412 naming If-Match, a
+    missing resource → 412 "… did not exist", the right one → the MOVE (201, file etag kept) or DELETE (204)."""
+    nc = nextcloud_sandbox
+    s = dav_session(nc, "alice")
+    url = nc.dav_url("alice")
+    r = s.put(url + "im-a.txt", data=b"abc")
+    assert r.status_code == 201
+    etag = r.headers["ETag"]
+    move = {"Destination": url + "im-b.txt", "Overwrite": "F"}
+    r = s.request("MOVE", url + "im-a.txt", headers={**move, "If-Match": '"stale"'})
+    assert r.status_code == 412 and "If-Match header was specified, but none" in r.text
+    r = s.request("MOVE", url + "im-nothing.txt", headers={**move, "If-Match": etag})
+    assert r.status_code == 412 and "did not exist" in r.text
+    assert s.request("MOVE", url + "im-a.txt", headers={**move, "If-Match": etag}).status_code == 201
+    assert nc.file_info("alice", "im-b.txt")["etag"] == etag.strip('"')  # a MOVE keeps the file's etag
+    r = s.request("DELETE", url + "im-b.txt", headers={"If-Match": '"stale"'})
+    assert r.status_code == 412 and "If-Match" in r.text
+    assert s.request("DELETE", url + "im-b.txt", headers={"If-Match": etag}).status_code == 204
