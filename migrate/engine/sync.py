@@ -204,9 +204,9 @@ class _Applier:
             return
         self.target.ensure_folder(user, _parent(dest))
         etag = None if row["is_folder"] else row["placed_etag"]
-        outcome = self.move(user, src, dest, if_match=etag)
+        outcome = self.settle(self.move(user, src, dest, if_match=etag), user, src, dest, etag)
         if outcome == TAKEN and depth < 3 and self.clear_way(c, user, dest, depth):
-            outcome = self.move(user, src, dest, if_match=etag)
+            outcome = self.settle(self.move(user, src, dest, if_match=etag), user, src, dest, etag)
         if outcome == DONE:
             self.moved(c, row, src, dest)
             return
@@ -242,6 +242,18 @@ class _Applier:
                 self.release_to_person(c, row)
             return
         raise TargetItemError(f"MOVE {user}:{src} → {dest}: unexpected outcome {outcome}")
+
+    def settle(self, outcome: str, user: str, src: str, dest: str, etag: str | None) -> str:
+        """Read a 412 from the facts, not the server's words (plain WebDAV servers word both 412s alike): the
+        source gone → missing; its etag not ours → changed; else the destination is taken."""
+        if outcome not in (CHANGED, TAKEN):
+            return outcome
+        now = self.target.stat(user, src)
+        if now is None:
+            return MISSING
+        if etag and (now.etag or "").strip('"') != etag.strip('"'):
+            return CHANGED
+        return TAKEN if self.target.stat(user, dest) is not None else outcome
 
     def moved(self, c: Change, row: dict[str, Any], src: str, dest: str, *, resumed: bool = False) -> None:
         user = row["target_user"] or ""
@@ -344,7 +356,7 @@ class _Applier:
             self.delete_folder(c, row, at, user)
             return
         outcome = self.delete_if(user, at, row["placed_etag"] or None)
-        if outcome == CHANGED:
+        if outcome in (CHANGED, TAKEN):  # a 412 on DELETE can only be the If-Match
             entry = self.target.stat(user, at)
             self.conflict(c, row, "deleted at the source, but changed at the target since we wrote it", at, entry,
                           "kept at the target")

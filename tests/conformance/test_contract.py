@@ -178,3 +178,34 @@ def test_an_illegal_name_is_an_item_error(rig: Rig) -> None:
 def test_encode_path_escapes_every_segment() -> None:
     assert encode_path("/a b/c#d%e?f/é/") == "a%20b/c%23d%25e%3Ff/%C3%A9"
     assert encode_path("x//y") == "x/y"
+
+
+def test_conditional_move_and_delete_for_sync(rig: Rig) -> None:
+    """What `sync` relies on: MOVE never over an existing destination and only while the etag is ours (folders
+    whole, the etag kept), DELETE only while the etag is ours; outcomes named, nothing raised."""
+    from migrate.engine.sync import _Applier
+
+    t, u = rig.target(), rig.user
+    a = put(rig, t, "sync/a.txt", b"alpha")
+    put(rig, t, "sync/b.txt", b"beta")
+    put(rig, t, "sync/dir/in.txt", b"inside")
+    settle = lambda outcome, src, dest, etag=a.etag: _Applier.settle(  # noqa: E731 - the engine's reading
+        type("A", (), {"target": t})(), outcome, u, rig.p(src), rig.p(dest), etag)
+    out = t.move(u, rig.p("sync/a.txt"), rig.p("sync/b.txt"), if_match=a.etag)
+    assert settle(out, "sync/a.txt", "sync/b.txt") == "taken" and rig.fetch(rig.p("sync/b.txt")) == b"beta"
+    out = t.move(u, rig.p("sync/a.txt"), rig.p("sync/c.txt"), if_match='"0123456789abcdef"')
+    assert settle(out, "sync/a.txt", "sync/c.txt", '"0123456789abcdef"') == "changed" and t.stat(u, rig.p("sync/c.txt")) is None
+    out = t.move(u, rig.p("sync/nothing.txt"), rig.p("sync/c.txt"), if_match=a.etag)
+    assert settle(out, "sync/nothing.txt", "sync/c.txt") == "missing"
+    assert t.move(u, rig.p("sync/a.txt"), rig.p("sync/c.txt"), if_match=a.etag) == "done"
+    moved = t.stat(u, rig.p("sync/c.txt"))
+    assert moved is not None and rig.fetch(rig.p("sync/c.txt")) == b"alpha" and t.stat(u, rig.p("sync/a.txt")) is None
+    if rig.kind == "nextcloud":
+        assert moved.etag == a.etag  # Nextcloud keeps a file's etag through a MOVE
+    assert t.move(u, rig.p("sync/dir"), rig.p("sync/moved dir")) == "done"
+    assert rig.fetch(rig.p("sync/moved dir/in.txt")) == b"inside"
+    assert t.delete_if(u, rig.p("sync/c.txt"), '"0123456789abcdef"') in ("changed", "taken")
+    assert t.stat(u, rig.p("sync/c.txt")) is not None
+    assert t.delete_if(u, rig.p("sync/c.txt"), moved.etag) == "done" and t.stat(u, rig.p("sync/c.txt")) is None
+    assert t.delete_if(u, rig.p("sync/c.txt"), moved.etag) == "missing"
+    t.delete(u, rig.p("sync"))

@@ -175,9 +175,12 @@ class WebDAVTarget:
         """Server-side MOVE with `Overwrite: F` (and `If-Match` when given); an outcome of webdav.wire."""
         self._check_user(user)
         src, dest = clean_path(src), clean_path(dest)
+        guard, outcome = self._guard(src, if_match)
+        if outcome:
+            return outcome
         resp = self.session.send("MOVE", self.url_for(src), auth=self.auth, what=f"MOVE {src!r}",
-                                 headers={"Destination": self.url_for(dest), "Overwrite": "F",
-                                          **if_match_headers(if_match)}, ok=CONDITIONAL_OK)
+                                 headers={"Destination": self.url_for(dest), "Overwrite": "F", **guard},
+                                 ok=CONDITIONAL_OK)
         with self._known_lock:
             self._known = {k for k in self._known if k != src and not k.startswith(src + "/")}
         return conditional_outcome(resp)
@@ -188,8 +191,22 @@ class WebDAVTarget:
         cp = clean_path(path)
         if not cp:
             raise TargetItemError("refusing to delete the target root")
+        guard, outcome = self._guard(cp, etag)
+        if outcome:
+            return outcome
         resp = self.session.send("DELETE", self.url_for(cp), auth=self.auth, what=f"DELETE {cp!r}",
-                                 headers=if_match_headers(etag), ok=CONDITIONAL_OK)
+                                 headers=guard, ok=CONDITIONAL_OK)
         with self._known_lock:
             self._known = {k for k in self._known if k != cp and not k.startswith(cp + "/")}
         return conditional_outcome(resp)
+
+    def _guard(self, path: str, etag: str | None) -> tuple[dict[str, str], str]:
+        """`If-Match` for a strong etag. A weak one (Apache gives `W/"…"` for a file changed within the last
+        second) never matches under If-Match's strong comparison, so it is compared here by a PROPFIND instead:
+        returns (headers, "") to go on, or ({}, missing | changed) to stop."""
+        if not etag or not etag.startswith("W/"):
+            return if_match_headers(etag), ""
+        now = self.stat("", path)
+        if now is None:
+            return {}, "missing"
+        return ({}, "") if (now.etag or "").removeprefix("W/") == etag.removeprefix("W/") else ({}, "changed")
