@@ -20,8 +20,10 @@ is listed with both versions' facts. Every write is audited; after a kill the ne
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +123,7 @@ class _Applier:
     def __init__(self, store: StateStore, target: Target, rules: NameRules, summary: SyncSummary,
                  deletions: str) -> None:
         self.store, self.target, self.rules, self.s, self.deletions = store, target, rules, summary, deletions
+        self.lock = threading.Lock()
         self.move = getattr(target, "move", None)
         self.delete_if = getattr(target, "delete_if", None)
         if not callable(self.move) or not callable(self.delete_if):
@@ -134,7 +137,8 @@ class _Applier:
         return row
 
     def count(self, what: str) -> None:
-        self.s.applied[what] = self.s.applied.get(what, 0) + 1
+        with self.lock:
+            self.s.applied[what] = self.s.applied.get(what, 0) + 1
 
     def note(self, c: Change, kind: str, outcome: str, frm: str | None, to: str | None, **detail: Any) -> None:
         self.store.record_change(c.drive_id, c.item_id, kind, outcome, is_folder=c.is_folder,
@@ -256,11 +260,12 @@ class _Applier:
         return TAKEN if self.target.stat(user, dest) is not None else outcome
 
     def moved(self, c: Change, row: dict[str, Any], src: str, dest: str, *, resumed: bool = False) -> None:
+        """Record a MOVE. The etag is kept: Nextcloud keeps a file's etag through a MOVE (verified on 32.0.1, and
+        in the conformance suite); where a server changes it, a later edit finds "changed at the target" and
+        keeps both versions, never losing one."""
         user = row["target_user"] or ""
-        entry = None if row["is_folder"] else self.target.stat(user, dest)
         with self.store.atomic():
-            self.store.set_placed(c.drive_id, c.item_id, path=dest, source_path=row["path"],
-                                  etag=entry.etag if entry is not None else row["placed_etag"])
+            self.store.set_placed(c.drive_id, c.item_id, path=dest, source_path=row["path"])
             inside = self.store.move_placed_prefix(user, clean_path_slash(src), clean_path_slash(dest)) \
                 if row["is_folder"] else 0
         for r in [row, *(self.store.placed_below(user, clean_path_slash(dest)) if row["is_folder"] else [])]:
@@ -480,16 +485,30 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
     ap.pending_folders = []
     say(f"applying {len(changes)} changes")
 
-    def phase(todo: list[Change], fn: Callable[[Change], None]) -> None:
-        """Apply `fn` to each change; an item-level refusal is recorded and the rest go on."""
-        for c in todo:
+    def phase(todo: list[Change], fn: Callable[[Change], None], *, parallel: bool = True) -> None:
+        """Apply `fn` to each change (`workers` at a time when `parallel`: a change costs one or two round trips,
+        so waiting for them one by one would make the pass cost latency × changes); an item-level refusal is
+        recorded and the rest go on; a fatal error (credentials, target full) stops the pass after the running
+        ones and is raised."""
+        def one(c: Change) -> None:
             try:
                 fn(c)
             except (TargetItemError, StateError) as exc:
                 _failed(store, summary, c, exc)
 
+        if not parallel or options.workers <= 1 or len(todo) < 2:
+            for c in todo:
+                one(c)
+            return
+        with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="sync") as pool:
+            futures = [pool.submit(one, c) for c in todo]
+            wait(futures)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+
     phase([c for c in changes if c.kind == NEW_FOLDER or (c.kind == MOVE and c.is_folder)],
-          lambda c: ap.new_folder(c) if c.kind == NEW_FOLDER else ap.move_item(c))
+          lambda c: ap.new_folder(c) if c.kind == NEW_FOLDER else ap.move_item(c), parallel=False)
     phase([c for c in changes if c.kind == MOVE and not c.is_folder], ap.move_item)
     phase([c for c in changes if c.kind == EDIT or (c.kind == MOVE and c.edited)], ap.edit)
     phase([c for c in changes if c.kind == NEW_FILE], ap.new_file)
@@ -499,8 +518,9 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
     summary.copy = {k: v for k, v in cs.__dict__.items() if k not in ("failed", "notes")}
     summary.failed += cs.failed
     summary.applied["uploaded"] = cs.files_verified
-    phase([c for c in changes if c.kind == DELETE], ap.delete)
-    phase(sorted(ap.pending_folders, key=lambda c: -c.depth), ap.delete_folder_again)
+    phase([c for c in changes if c.kind == DELETE and c.is_folder], ap.delete, parallel=False)
+    phase([c for c in changes if c.kind == DELETE and not c.is_folder], ap.delete)
+    phase(sorted(ap.pending_folders, key=lambda c: -c.depth), ap.delete_folder_again, parallel=False)
     for d in mapped:
         store.settle_source_paths(d)
     summary.shares = apply_share_changes(store, target, mappings, scanned, plan_options, workers=options.workers,

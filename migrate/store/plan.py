@@ -47,17 +47,16 @@ class PlanMixin(StoreBase):
 
         An item with a pinned name (a conflict name `sync` gave it beside a person's file) keeps that name in
         whatever folder the layout puts it."""
-        now, n = utcnow(), 0
+        now = utcnow()
+        params = [(user, path, now, row_id) for user, path, row_id in rows]
         with self.atomic():
-            for user, path, row_id in rows:
-                self.db.execute(
-                    "UPDATE items SET target_user = ?1, target_path = CASE WHEN pinned_name IS NOT NULL "
-                    "AND ?2 IS NOT NULL AND instr(?2, '/') > 0 THEN rtrim(?2, replace(?2, '/', '')) || pinned_name "
-                    "ELSE ?2 END, updated_at = ?3 WHERE id = ?4",
-                    (user, path, now, row_id),
-                )
-                n += 1
-        return n
+            self.db.conn.executemany(
+                "UPDATE items SET target_user = ?1, target_path = CASE WHEN pinned_name IS NOT NULL "
+                "AND ?2 IS NOT NULL AND instr(?2, '/') > 0 THEN rtrim(?2, replace(?2, '/', '')) || pinned_name "
+                "ELSE ?2 END, updated_at = ?3 WHERE id = ?4",
+                params,
+            )
+        return len(params)
 
     def clear_drive_targets(self, drive_id: str) -> None:
         """A drive that is not (or no longer) migrated: no item keeps a target (copy then leaves them alone)."""
