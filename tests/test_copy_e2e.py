@@ -143,9 +143,16 @@ def test_kill_9_at_random_points_then_resume_sends_no_verified_file_again(tmp_pa
     # (request index at the kill, {target URL: (etag, upload time)} of the files verified by then)
     kills: list[tuple[int, dict[str, tuple]]] = []
     for _ in range(3):
+        start = len(nc.requests)
         p = subprocess.Popen([str(exe), "copy"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.0, 4.5))
+        # the random point is counted from the first write of this run, so a slow start (a loaded machine)
+        # does not turn the kill into one before any transfer
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None and not any(
+                m in ("PUT", "POST") for m, _p, _s in nc.requests[start:]):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.1, 1.0))
         assert p.poll() is None, "the copy finished before the kill; slow it down"
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
