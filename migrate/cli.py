@@ -484,7 +484,9 @@ def verify(
 ) -> None:
     """Re-check the target against the state database (existence, size, checksum, mtime); exit 3 on any gap."""
     from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.teamfolders import backfill_mounts
     from migrate.engine.verify import verify_drives
+    from migrate.mapping import load_mappings
     from migrate.reports.text import render_verify
     from migrate.session import Run
 
@@ -499,6 +501,10 @@ def verify(
 
             source = open_source(settings).__enter__()
         with Run(settings.state_path, "verify", {"source": source_check}) as run:
+            try:
+                backfill_mounts(run.store, load_mappings(settings.mappings, missing_ok=True))
+            except MigrateError:
+                pass  # unreadable mapping files: drives planned by this version already carry their team folder
             drives = _selection(batch, drive, user).drives(run.store)
             summary = verify_drives(run.store, target, drives,
                                     source_hash=getattr(source, "current_hash", None) if source else None)

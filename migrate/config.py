@@ -65,6 +65,8 @@ class TargetSettings:
     prefix: str  # folder below each target root, without leading or trailing /; "" = the root
     on_conflict: str  # skip | rename | overwrite-if-ours
     share_rate: tuple[int, int]  # createShare calls per owner per seconds; (0, 0) = no pacing
+    create_team_folders: bool = False  # copy creates missing team folders and grants them
+    migration_group: str = "m365-migration"  # group giving the service account access to team folders
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,13 @@ def _share_rate(value: object, text: bool) -> tuple[int, int]:
     raise _Bad('"<calls>/<seconds>" such as "20/600" (1 to 100000 calls per 1 to 86400 s), or "0" for no pacing')
 
 
+def _group_id(value: object, text: bool) -> str:
+    v = _text(value, text)
+    if not v or v != v.strip() or len(v) > 64 or any(ord(c) < 32 for c in v) or "/" in v:
+        raise _Bad('a Nextcloud group id such as "m365-migration" (1 to 64 characters, no / or control characters)')
+    return v
+
+
 def _prefix(value: object, text: bool) -> str:
     v = _text(value, text).replace("\\", "/").strip("/")
     if any(part in (".", "..") for part in v.split("/")):
@@ -366,6 +375,19 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             "20/600",
             '`share` creates at most this many shares per owner per this many seconds ("calls/seconds"; '
             'Nextcloud 32 allows 20 per 600 s); "0" = no pacing, when the admin lifted the limit.',
+        ),
+        "create_team_folders": _Key(
+            _bool,
+            False,
+            "true: `copy` creates missing team folders for groupfolder:<name> targets and gives the service "
+            "account access through migration_group, and the site's groups (through groups.csv) read/write/manage, "
+            "never broader than the site; false: the Nextcloud admin prepares them and `plan` checks.",
+        ),
+        "migration_group": _Key(
+            _group_id,
+            "m365-migration",
+            "Nextcloud group that gives the service account write access to team folders "
+            "(created when needed with create_team_folders; remove it after cutover).",
         ),
     },
     "mappings": {

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from migrate.engine.layout import Assignment, DriveTarget, assign_drives, layout_drive
 from migrate.engine.shareplan import CREATE_SHARE, ShareContext, SharePolicy, plan_grant
+from migrate.engine.teamfolders import FolderPlan, plan_team_folders
 from migrate.errors import MappingError
 from migrate.mapping import Mappings
 from migrate.models import ItemStatus, RemoteEntry
@@ -57,6 +58,8 @@ class PlanOptions:
     share_policy: SharePolicy = field(default_factory=SharePolicy)
     windows_names: bool = False
     max_file_size: int | None = None
+    create_team_folders: bool = False  # copy creates missing team folders and grants them (plan only lists it)
+    migration_group: str = "m365-migration"  # the group that gives the service account team-folder access
 
 
 class _ProvisioningDirectory:
@@ -281,11 +284,20 @@ def run_plan(
     assignment: Assignment = assign_drives(store, mappings, prefix=options.prefix,
                                            service_account=options.service_account, rules=rules)
     errors += assignment.errors
+    selected = {d["id"] for d in selection.drives(store)}
+    folders: list[FolderPlan] = []
+    if options.service_account and not errors:
+        say("checking the team folders of the selected libraries")
+        folders, folder_errors = plan_team_folders(
+            store, target, [t for t in assignment.targets if t.id in selected], mappings,
+            writer=options.service_account, create=options.create_team_folders,
+            migration_group=options.migration_group)
+        errors += folder_errors
     if errors:
         raise MappingError("\n".join(errors), hint="fix the mapping files (or the target), then run `plan` again")
 
-    selected = {d["id"] for d in selection.drives(store)}
     by_id = {t.id: t for t in assignment.targets}
+    not_mounted = {f.mount_point for f in folders if f.seen_as != "team folder"}
     doc: dict[str, Any] = {"renames": [], "conflicts": [], "unsupported": [], "unmapped": [], "shares": [],
                            "drives": [], "warnings": list(assignment.warnings), "too_long_paths": []}
     already_total = {"files": 0, "bytes": 0}
@@ -305,8 +317,11 @@ def run_plan(
         _reset_left_out(store, drive_id)
         lay = layout_drive(store, t, rules, onenote_policy=options.onenote, max_file_size=options.max_file_size)
         _mark_left_out(store, drive_id, lay.unsupported)
-        say(f"comparing with the target: {t.user or '(WebDAV)'}:{t.root}")
-        found = find_conflicts(store, target, t, options, rules)
+        if t.mount in not_mounted:  # created or granted by copy: what is at the path now is not the team folder
+            found = {"conflicts": [], "already": {"files": 0, "bytes": 0}, "target_entries": 0}
+        else:
+            say(f"comparing with the target: {t.user or '(WebDAV)'}:{t.root}")
+            found = find_conflicts(store, target, t, options, rules)
         doc["renames"] += lay.renames
         doc["unsupported"] += lay.unsupported
         doc["too_long_paths"] += lay.too_long_paths
@@ -326,6 +341,9 @@ def run_plan(
             per_user[t.user] = per_user.get(t.user, 0) + row["planned_bytes"] - row["already_bytes"]
         doc["drives"].append(row)
 
+    doc["team_folders"] = [f.as_dict() for f in folders]
+    doc["warnings"] += [f"team folder {f.mount_point!r}: {n}" for f in folders for n in f.notes
+                        if n.startswith("no group of the site")]
     doc["quota"] = _quota(per_user, directory, doc)
     doc["shares"] = _plan_shares(store, sorted(selected), mappings, options, today)
     measured = measured_throughput(store)
@@ -465,6 +483,8 @@ def options_from_settings(settings: Any) -> PlanOptions:
     pol = settings.policy
     return PlanOptions(prefix=settings.target.prefix, service_account=settings.target.service_account,
                        on_conflict=settings.target.on_conflict, onenote=pol.onenote,
+                       create_team_folders=settings.target.create_team_folders,
+                       migration_group=settings.target.migration_group,
                        share_policy=SharePolicy(pol.anonymous_links, pol.organization_links, pol.external_guests))
 
 

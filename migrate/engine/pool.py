@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +13,7 @@ from migrate.engine.accounting import Accounting
 from migrate.engine.batch import Batcher, run_batch
 from migrate.engine.readahead import ReadAheadSource
 from migrate.engine.transfer import Transfer, TransferOptions, check_entry
-from migrate.errors import DriveRefused, MigrateError, TargetRefused
+from migrate.errors import DriveRefused, Fatal, MigrateError, TargetRefused
 from migrate.models import ItemStatus
 from migrate.protocols import Source, Target
 from migrate.store import StateStore
@@ -39,10 +39,11 @@ class CopySummary:
     folders_created: int = 0
     notes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    stopped_drives: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def attention(self) -> bool:
-        return bool(self.failed)
+        return bool(self.failed or self.stopped_drives)
 
 
 def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str]) -> tuple[int, int]:
@@ -117,15 +118,21 @@ def copy_drives(
     max_attempts: int = 5,
     stop: threading.Event | None = None,
     bulk: bool = True,
+    guard: Callable[[dict[str, Any]], None] | None = None,
 ) -> CopySummary:
     """Copy every pending (or retryable failed) file of `drives`; raises the first fatal error after draining.
 
     `bulk` (the `[transfer] bulk_upload` setting) allows sending small files many per request when the target
-    offers it (`features.bulk_upload`).
+    offers it (`features.bulk_upload`). `guard(drive)` runs before anything of a drive is read back or written
+    (e.g. the team-folder mount check); a drive whose guard raises is left untouched while the others are copied,
+    and the guard's error is raised at the end naming every drive stopped that way.
     """
     acct = accounting or Accounting()
     stop = stop or threading.Event()
     summary = CopySummary(drives=len(drives))
+    guard_errors: list[MigrateError] = []
+    if guard is not None:
+        drives = _guarded(store, drives, guard, summary, guard_errors)
     ids = [d["id"] for d in drives]
     summary.resumed_verified, summary.resumed_resent = resume_in_flight(store, target, ids)
 
@@ -200,10 +207,33 @@ def copy_drives(
         store.record_metric("copy_bytes_per_s", acct.rate, "B/s")
     if fatal:
         raise fatal[0]
+    stopped = [f"  drive {d['name']!r} ({d['drive_id']}): {d['error']}" for d in summary.stopped_drives]
     if refused:
-        lines = "\n".join(f"  {e.message}" for e in refused)
-        raise DriveRefused(f"{len(refused)} drive(s) stopped, the others were copied:\n{lines}", hint=refused[0].hint)
+        lines = "\n".join([*(f"  {e.message}" for e in refused), *stopped])
+        raise DriveRefused(f"{len(refused) + len(stopped)} drive(s) stopped, the others were copied:\n{lines}",
+                           hint=refused[0].hint)
+    if stopped:
+        raise guard_errors[0].__class__(f"{len(stopped)} drive(s) stopped before any write, the others were "
+                                        "copied:\n" + "\n".join(stopped), hint=guard_errors[0].hint)
     return summary
+
+
+def _guarded(store: StateStore, drives: list[dict[str, Any]], guard: Callable[[dict[str, Any]], None],
+             summary: CopySummary, errors: list[MigrateError]) -> list[dict[str, Any]]:
+    kept = []
+    for d in drives:
+        try:
+            guard(d)
+        except MigrateError as exc:
+            if isinstance(exc, Fatal):
+                raise
+            log.error("drive %s stopped: %s", d["name"], exc.message)
+            store.update_drive(d["id"], last_error=exc.message)
+            summary.stopped_drives.append({"drive_id": d["id"], "name": d["name"], "error": exc.message})
+            errors.append(exc)
+            continue
+        kept.append(d)
+    return kept
 
 
 def _collect(done: set[Future[Any]], fatal: list[BaseException], stop: threading.Event) -> None:

@@ -30,6 +30,8 @@ LISTS: dict[str, tuple[str, list[str]]] = {
                               "permissions", "expire_date", "password", "owner", "path", "reason", "drive_id",
                               "item_id"]),
 }
+TEAM_FOLDER_COLS = ["team_folder", "rows", "writer", "writer_sees", "action", "changes", "groups", "not_carried",
+                    "notes"]
 HTML_ROWS = 2000  # per list in the HTML and Markdown; the CSV and JSON files always hold every row
 
 
@@ -64,6 +66,20 @@ def _dur(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600} h {s % 3600 // 60} min"
     return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def team_folder_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per team folder the plan checked (what copy will do, which groups get what, what is not)."""
+    out = []
+    for f in doc.get("team_folders", []):
+        groups = [f"{g['group']}: {g['rights']}" + (" + ACL management" if g["manage"] else "") for g in f["grants"]]
+        out.append({"team_folder": f["mount_point"], "rows": f["rows"], "writer": f["writer"],
+                    "writer_sees": f["seen_as"] + ("" if f["seen_as"] != "team folder" else
+                                                   " (writable)" if f["writable"] else " (read-only)"),
+                    "action": f["action"], "changes": f["changes"] or ["none"],
+                    "groups": groups or [f"{g}: {p}" for g, p in sorted(f["current_groups"].items())],
+                    "not_carried": f["not_carried"], "notes": f["notes"]})
+    return out
 
 
 def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
@@ -105,6 +121,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out.append(f"| {_md(d['kind'])} | {_md(d['name'])} | {_md(d['owner'])} | {_md(d['batch'])} | {_md(tgt)} | "
                    f"{d['files']} | {human_bytes(d['bytes'])} | {d['planned_files']} | {d['renames']} | "
                    f"{d['conflicts']} | {d['unsupported']} |")
+    tf = team_folder_rows(doc)
+    if tf:
+        out += ["", f"## Team folders ({len(tf)})", "", "| " + " | ".join(TEAM_FOLDER_COLS) + " |",
+                "|" + "---|" * len(TEAM_FOLDER_COLS)]
+        out += ["| " + " | ".join(_md(r.get(c)) for c in TEAM_FOLDER_COLS) + " |" for r in tf]
     if doc.get("quota"):
         out += ["", "## Quota", "", "| target user | planned | free | verdict |", "|---|---:|---:|---|"]
         for q in doc["quota"]:
@@ -203,6 +224,8 @@ def render_html(doc: dict[str, Any]) -> str:
               "unsupported": d["unsupported"]} for d in doc["drives"]]
     h.append("<h2>Drives</h2>" + _table(list(drows[0]) if drows else ["drive"], drows,
                                         {"files", "size", "to copy", "already", "renames", "conflicts", "unsupported"}))
+    if team_folder_rows(doc):
+        h.append("<h2>Team folders</h2>" + _table(TEAM_FOLDER_COLS, team_folder_rows(doc)))
     if doc.get("quota"):
         qrows = [{"target user": q["target_user"], "planned": human_bytes(q["planned_bytes"]),
                   "free": "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"]),
@@ -233,8 +256,9 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
     (folder / "plan.md").write_text(render_markdown(doc), encoding="utf-8")
     (folder / "plan.html").write_text(render_html(doc), encoding="utf-8")
     (folder / "plan.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    for key, (_title, cols) in {**LISTS, "drives": ("", [])}.items():
-        rows = doc[key]
+    lists = {**LISTS, "drives": ("", []), "team_folders": ("", TEAM_FOLDER_COLS)}
+    for key, (_title, cols) in lists.items():
+        rows = team_folder_rows(doc) if key == "team_folders" else doc[key]
         cols = cols or (list(rows[0]) if rows else ["drive_id"])
         with open(folder / f"{key}.csv", "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)
@@ -258,6 +282,13 @@ def render_summary_text(doc: dict[str, Any], folder: Path) -> str:
     lines = [f"{k}: {v}" for k, v in _summary_rows(doc)]
     lines.append(f"estimate basis: {doc['estimate']['assumption']}")
     lines += [f"warning: {w}" for w in doc["warnings"]]
+    for r in team_folder_rows(doc):
+        lines.append(f"team folder {r['team_folder']} ({', '.join(r['rows'])}): {r['writer']} sees {r['writer_sees']}; "
+                     f"copy will: {'; '.join(r['changes'])}")
+        if r["groups"]:
+            lines.append(f"  groups: {'; '.join(r['groups'])}")
+        lines += [f"  not carried over: {n}" for n in r["not_carried"]]
+        lines += [f"  note: {n}" for n in r["notes"]]
     lines.append(f"reports: {folder / 'plan.html'} (also plan.md, plan.json and a CSV/JSON per list)")
     lines.append("next: read the report; fix mappings or conflicts and run `plan` again, or run `m365-migrate copy`")
     return "\n".join(lines)

@@ -193,3 +193,34 @@ def m003_upload_sessions(db: Database) -> None:
 def m004_share_error(db: Database) -> None:
     # Why a planned share is not made (refused, broader than the source, waiting for copy), for `status`.
     db.execute("ALTER TABLE permissions ADD COLUMN share_error TEXT")
+
+
+@migrations()
+def m005_teamfolders_drive_access(db: Database) -> None:
+    # The team folder a drive is written into (checked before every write and by verify), and who the source
+    # library grants access to at its root (the site's owners/members/visitors groups), read by `scan`.
+    db.execute("ALTER TABLE drives ADD COLUMN target_mount TEXT")
+    db.execute("ALTER TABLE drives ADD COLUMN access_read_at TEXT")
+    db.execute(
+        """
+        CREATE TABLE drive_access (
+            drive_id TEXT NOT NULL,
+            perm_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            roles TEXT NOT NULL DEFAULT '',
+            grantee_id TEXT NOT NULL DEFAULT '',
+            grantee_name TEXT NOT NULL DEFAULT '',
+            grantee_email TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (drive_id, perm_id)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE team_folders_created (
+            mount_point TEXT NOT NULL,
+            folder_id INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (mount_point, folder_id)
+        )"""
+    )
