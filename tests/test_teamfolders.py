@@ -176,3 +176,39 @@ def test_lookalike_folder_is_a_gap_and_copy_stops_the_drive(tmp_path: Path, grap
     r = run_cli("copy", cwd=tmp_path, env=env)
     assert r.returncode == 2, r.stdout + r.stderr  # the refreshed plan stops it before any write
     assert not [x for x in nc.requests[before:] if x[0] in ("PUT", "MKCOL", "MOVE", "POST")]
+
+
+def test_copy_guard_stops_a_drive_whose_mount_is_gone(tmp_path: Path, nc, store) -> None:
+    """Defence in depth: the mount vanishes after the plan; copy_drives stops that drive before any write, and the
+    same `confirm_mount` is what `sync` calls before its first write."""
+    from migrate.backends import open_target
+    from migrate.engine.pool import copy_drives
+    from migrate.engine.teamfolders import TeamFolderNotMounted, confirm_mount
+    from migrate.models import Drive, DriveKind
+
+    nc.add_group(MIGRATION_GROUP, ["admin"])
+    fid = nc.create_team_folder("Projects", groups={MIGRATION_GROUP: 31})
+    store.upsert_drives([Drive("b!lib00001", DriveKind.LIBRARY, "Documents")])
+    store.upsert_items("b!lib00001", [dict(item_id="r", parent_id=None, name="root", path="", is_folder=1),
+                                      dict(item_id="d", parent_id="r", name="sub", path="/sub", is_folder=1),
+                                      dict(item_id="f", parent_id="d", name="a.txt", path="/sub/a.txt", size=1)])
+    store.set_targets([("admin", "/Projects/sub", store.item("b!lib00001", "d")["id"]),
+                       ("admin", "/Projects/sub/a.txt", store.item("b!lib00001", "f")["id"])])
+    store.update_drive("b!lib00001", target_user="admin", target_root="/Projects", target_mount="Projects")
+    target = open_target("nextcloud", nc.url, {**nc.app_passwords, "admin": nc.admin[1]}, service_account="admin")
+    try:
+        confirm_mount(target, store.drive("b!lib00001"))  # mounted and writable: passes
+        del nc.state.folders[fid].groups[MIGRATION_GROUP]
+        with pytest.raises(TeamFolderNotMounted, match="not mounted for 'admin'"):
+            confirm_mount(target, store.drive("b!lib00001"))
+        before = len(nc.requests)
+        summary = copy_drives(store, object(), target, [store.drive("b!lib00001")], workers=1,  # type: ignore[arg-type]
+                              guard=lambda d: confirm_mount(target, d))
+    finally:
+        target.close()
+    assert summary.attention and summary.stopped_drives[0]["drive_id"] == "b!lib00001"
+    assert "look-alike" in summary.stopped_drives[0]["error"]
+    assert [r[0] for r in nc.requests[before:]] == ["PROPFIND"]
+    assert not _admin_home_has(nc, "Projects")
+    assert store.item("b!lib00001", "f")["status"] == "pending"
+    assert "not mounted" in store.drive("b!lib00001")["last_error"]

@@ -204,7 +204,7 @@ def provisioning(state: State, req: Request) -> Any:
 
 def _provisioning_write(state: State, req: Request, parts: list[str], is_admin: bool) -> Any:
     if not is_admin:
-        raise OCSError(403, "Logged in account must be an admin")
+        raise OCSError(403, "Logged in account must be at least a sub admin")
     gid = req.params.get("groupid", "")
     if parts == ["groups"]:
         if not gid:
@@ -217,7 +217,7 @@ def _provisioning_write(state: State, req: Request, parts: list[str], is_admin: 
         if not gid:
             raise OCSError(101, "")
         if gid not in state.groups:
-            raise OCSError(102, "Group does not exist")
+            raise OCSError(102, "")  # 32.0.1 sends no message here
         if parts[1] not in state.users:
             raise OCSError(103, "User does not exist")
         state.add_group(gid, [parts[1]])
