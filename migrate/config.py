@@ -356,7 +356,8 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             _uid_or_blank,
             "",
             'kind = "nextcloud": the admin account (its uid, e.g. "admin") that looks up users and groups and '
-            "team folders, and writes libraries mapped to groupfolder:<name>; Nextcloud needs it. It must have "
+            "team folders, and writes libraries mapped to groupfolder:<name> (it must see those team folders "
+            "mounted and writable, see migration_group); Nextcloud needs it. It must have "
             'its own row "<uid>,<app password>" in the credentials file (occ user:auth-tokens:add <uid>).',
         ),
         "prefix": _Key(
