@@ -212,3 +212,22 @@ def test_copy_guard_stops_a_drive_whose_mount_is_gone(tmp_path: Path, nc, store)
     assert not _admin_home_has(nc, "Projects")
     assert store.item("b!lib00001", "f")["status"] == "pending"
     assert "not mounted" in store.drive("b!lib00001")["last_error"]
+
+
+def test_create_interrupted_between_add_and_permissions_is_narrowed_on_rerun(tmp_path: Path, graph_sandbox_factory,
+                                                                             nc) -> None:
+    """Adding a group gives it every right until its permissions are set; a copy that dies in between must not
+    leave the visitors with write access: the rerun narrows them to read."""
+    _, env, lib = _setup(tmp_path, graph_sandbox_factory, nc, extra="create_team_folders = true\n")
+    nc.fault("POST", 403, path_contains="/groups/nc-visitors", count=1)
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode != 0 and "nc-visitors" in r.stderr and "Traceback" not in r.stderr, r.stdout + r.stderr
+    folder = next(f for f in nc.state.folders.values() if f.mount_point == "Projects")
+    assert folder.groups["nc-visitors"] == 31  # what the server left: the group added with all rights
+    r = run_cli("plan", cwd=tmp_path, env=env)
+    assert "copy will: give group 'nc-visitors' read" in r.stdout, r.stdout + r.stderr
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert folder.groups == {MIGRATION_GROUP: 31, "nc-owners": 31, "nc-members": 15, "nc-visitors": 1}
+    assert len(nc.state.folders) == 1
+    _assert_in_team_folder(tmp_path, nc, folder.id, lib["id"], reader="carol")

@@ -93,6 +93,7 @@ class FolderPlan:
     writable: bool = False
     acl: bool = False
     current_groups: dict[str, int] = field(default_factory=dict)
+    current_managers: list[str] = field(default_factory=list)  # groups that manage ACLs already
     action: str = "ready"  # ready | create | grant | error
     changes: list[str] = field(default_factory=list)
     grants: list[GroupGrant] = field(default_factory=list)
@@ -218,6 +219,7 @@ def plan_team_folders(store: Any, target: Any, drive_targets: Iterable[Any], map
         f.exists = existing is not None
         if existing is not None:
             f.folder_id, f.acl, f.current_groups = existing.id, existing.acl, dict(existing.groups)
+            f.current_managers = sorted(i for t, i in existing.manage if t == "group")
         f.seen_as = ("team folder" if mount.is_team_folder else
                      f"plain folder in {writer}'s home" if mount.exists else "nothing")
         f.writable = mount.is_team_folder and mount.writable
@@ -240,7 +242,8 @@ def plan_team_folders(store: Any, target: Any, drive_targets: Iterable[Any], map
                            "earlier run); it is not the team folder, is left alone and is never counted as copied")
         ready = f.writable and existing is not None and f.seen_as == "team folder"
         if ready:
-            missing = [g for g in f.grants if f.current_groups.get(g.group) != g.permissions] if ours else []
+            missing = ([g for g in f.grants if _needs_grant(g, f.current_groups, f.current_managers)]
+                       if ours else [])
             if missing and create:
                 f.action = "grant"
                 f.changes += [f"give group {g.group!r} {describe_permissions(g.permissions)}" for g in missing]
@@ -291,6 +294,17 @@ def _site_groups_for(f: FolderPlan, store: Any, drive_ids: list[str], mappings: 
                        "account will see the folder until groups are added")
 
 
+def _needs_grant(g: GroupGrant, current: dict[str, int], managers: Iterable[str], *,
+                 manage_only: bool = True) -> bool:
+    """A planned group still to do on a folder the tool created: not assigned yet, or holding more than planned
+    (adding a group gives it every right until its permissions are set, so an interrupted copy can leave that;
+    it is narrowed, never widened: rights an admin took away later stay away). With `manage_only`, a missing ACL
+    manager entry counts too."""
+    if g.group not in current or current[g.group] & ~g.permissions:
+        return True
+    return manage_only and g.manage and g.group not in managers
+
+
 def _groups_text(groups: dict[str, int]) -> str:
     return ", ".join(f"{g}: {describe_permissions(p)}" for g, p in sorted(groups.items())) or "no groups"
 
@@ -335,7 +349,7 @@ def prepare_team_folders(store: Any, target: Any, folders: list[FolderPlan], *, 
         store.audit("group-add-member", migration_group, user=writer)
         changes += 1
     for f in todo:
-        folder_id, current = f.folder_id, dict(f.current_groups)
+        folder_id, current, managers = f.folder_id, dict(f.current_groups), set(f.current_managers)
         if folder_id is None:
             found = next((x for x in admin.list() if str(x.mount_point).strip("/") == f.mount_point), None)
             if found is None:
@@ -344,19 +358,21 @@ def prepare_team_folders(store: Any, target: Any, folders: list[FolderPlan], *, 
                 store.audit("teamfolder-create", f.mount_point, folder_id=found.id, rows=f.rows)
                 changes += 1
             folder_id, current = found.id, dict(found.groups)
+            managers = {i for t, i in found.manage if t == "group"}
             store.record_team_folder(f.mount_point, folder_id)
         grants = [GroupGrant(migration_group, ALL, False)]
         if f.folder_id is None or f.folder_id in store.created_team_folders().get(f.mount_point, set()):
             grants += [g for g in f.grants if g.group != migration_group]  # never regroup an admin's folder
         for g in grants:
-            if current.get(g.group) == g.permissions:
-                continue
-            admin.set_group(folder_id, g.group, g.permissions, assigned=g.group in current)
-            store.audit("teamfolder-grant", f.mount_point, folder_id=folder_id, group=g.group,
-                        permissions=g.permissions, sources=g.sources)
-            say(f"team folder {f.mount_point!r}: group {g.group!r} gets {describe_permissions(g.permissions)}")
-            changes += 1
-            if g.manage:
+            if _needs_grant(g, current, managers, manage_only=False) or (g.group == migration_group
+                                                                          and current[g.group] != ALL):
+                # a group not assigned yet is added first: setting permissions alone changes nothing (20.1.2)
+                admin.set_group(folder_id, g.group, g.permissions, assigned=g.group in current)
+                store.audit("teamfolder-grant", f.mount_point, folder_id=folder_id, group=g.group,
+                            permissions=g.permissions, sources=g.sources)
+                say(f"team folder {f.mount_point!r}: group {g.group!r} gets {describe_permissions(g.permissions)}")
+                changes += 1
+            if g.manage and g.group not in managers:  # a second manageACL for the same group is an HTTP 500
                 admin.set_acl_manager(folder_id, g.group)
                 store.audit("teamfolder-acl-manager", f.mount_point, folder_id=folder_id, group=g.group)
                 changes += 1
