@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from xml.sax.saxutils import escape
 
-from . import names
+from . import gfdav, names
 from .bulk import Bulk
 from .chunking import UPLOADS_PREFIX, Chunking
 from .dav import build_wsgidav
 from .files import FILES_PREFIX, FileOps, split_files_path
+from .gfdav import GF_DAV_PREFIX
 from .groupfolders import GroupFolders, PlainError
 from .ocs import STATUS, OCSError, Request, capabilities, csrf_failed, envelope, provisioning
 from .sessions import Sessions
@@ -114,6 +115,8 @@ class NextcloudApp:
             return self.versions.handle(environ, sr, user, path)
         if path.startswith(TRASH_PREFIX):
             return self.trash.handle(environ, sr, user, path)
+        if path.startswith(GF_DAV_PREFIX):
+            return gfdav.handle(self.state, environ, sr, user, path)
         return sabre_error(sr, 404, "Not found")
 
     # --- auth -----------------------------------------------------------------------------------------------
