@@ -202,12 +202,13 @@ def test_copy_guard_stops_a_drive_whose_mount_is_gone(tmp_path: Path, nc, store)
         with pytest.raises(TeamFolderNotMounted, match="not mounted for 'admin'"):
             confirm_mount(target, store.drive("b!lib00001"))
         before = len(nc.requests)
-        summary = copy_drives(store, object(), target, [store.drive("b!lib00001")], workers=1,  # type: ignore[arg-type]
-                              guard=lambda d: confirm_mount(target, d))
+        with pytest.raises(TeamFolderNotMounted) as stopped:
+            copy_drives(store, object(), target, [store.drive("b!lib00001")], workers=1,  # type: ignore[arg-type]
+                        guard=lambda d: confirm_mount(target, d))
     finally:
         target.close()
-    assert summary.attention and summary.stopped_drives[0]["drive_id"] == "b!lib00001"
-    assert "look-alike" in summary.stopped_drives[0]["error"]
+    assert stopped.value.exit_code == 2
+    assert "1 drive(s) stopped before any write" in str(stopped.value) and "look-alike" in str(stopped.value)
     assert [r[0] for r in nc.requests[before:]] == ["PROPFIND"]
     assert not _admin_home_has(nc, "Projects")
     assert store.item("b!lib00001", "f")["status"] == "pending"

@@ -39,11 +39,11 @@ class CopySummary:
     folders_created: int = 0
     notes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-    stopped_drives: list[dict[str, Any]] = field(default_factory=list)
+    stopped_drives: list[dict[str, Any]] = field(default_factory=list)  # by the guard; raised at the end
 
     @property
     def attention(self) -> bool:
-        return bool(self.failed or self.stopped_drives)
+        return bool(self.failed)
 
 
 def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str]) -> tuple[int, int]:

@@ -60,16 +60,12 @@ def render_copy(summary: Any) -> str:
                      "again (those files were read back and checked whole)")
     if summary.not_planned:
         lines.append(f"not copied by plan: {summary.not_planned} files (see the plan report for why)")
-    for d in getattr(summary, "stopped_drives", []):
-        lines.append(f"stopped drive {d['name']!r}, nothing of it written: {d['error']}")
     if summary.failed:
         lines.append(f"failed: {len(summary.failed)} files:")
         lines += [f"  {f['path']}: {f['error']}" for f in summary.failed[:50]]
         if len(summary.failed) > 50:
             lines.append(f"  … and {len(summary.failed) - 50} more (`m365-migrate status` lists them)")
         lines.append("next: fix the cause shown, then run `m365-migrate copy` again (it sends only what is missing)")
-    elif getattr(summary, "stopped_drives", []):
-        lines.append("next: `m365-migrate plan` shows how to fix the team folders, then run `m365-migrate copy` again")
     else:
         lines.append("next: `m365-migrate verify` re-checks everything at the target")
     return "\n".join(lines)
