@@ -239,7 +239,8 @@ def plan_team_folders(store: Any, target: Any, drive_targets: Iterable[Any], map
                            "of the libraries are not turned into ACL rules (the share plan lists item shares)")
         if mount.exists and not mount.is_team_folder:
             f.notes.append(f"{writer!r} has a plain folder '/{name}' in its own home (a look-alike, e.g. from an "
-                           "earlier run); it is not the team folder, is left alone and is never counted as copied")
+                           "earlier run); it is not the team folder and never counts as copied. Nextcloud renames "
+                           f"it to '/{name} (1)' once the team folder is mounted for {writer!r}; delete it then")
         ready = f.writable and existing is not None and f.seen_as == "team folder"
         if ready:
             missing = ([g for g in f.grants if _needs_grant(g, f.current_groups, f.current_managers)]

@@ -190,9 +190,28 @@ class State:
 
     # --- path resolution ------------------------------------------------------------------------------------
     def visible_folders(self, uid: str) -> list[TeamFolder]:
+        """The team folders mounted for `uid` (member of one of their groups); setting them up makes room (below)."""
         groups = set(self.user_groups(uid))
         with self.lock:
-            return [f for f in self.folders.values() if groups & set(f.groups)]
+            folders = [f for f in self.folders.values() if groups & set(f.groups)]
+            for f in folders:
+                self._make_room(uid, f.mount_point)
+            return folders
+
+    def _make_room(self, uid: str, mount_point: str) -> None:
+        """As 32.0.1 does (seen on the rig, 2026-12-04): a team folder mounted where the user's home already holds
+        an entry of that name renames the entry to `<name> (1)` (the first free number); it keeps that name after
+        the team folder is gone."""
+        home = self.home(uid)
+        spot = home / mount_point
+        if not os.path.lexists(spot):
+            return
+        n = 1
+        while os.path.lexists(home / f"{mount_point} ({n})"):
+            n += 1
+        moved = home / f"{mount_point} ({n})"
+        os.rename(spot, moved)
+        self.rekey(spot, moved)
 
     def folder_root(self, folder: TeamFolder) -> Path:
         return self.data_dir / "__groupfolders" / str(folder.id) / "files"
