@@ -276,7 +276,7 @@ def _share_rate(value: object, text: bool) -> tuple[int, int]:
 
 def _group_id(value: object, text: bool) -> str:
     v = _text(value, text)
-    if not v or v != v.strip() or len(v) > 64 or any(ord(c) < 32 for c in v) or "/" in v:
+    if not v or len(v) > 64 or any(ord(c) < 32 for c in v) or "/" in v:
         raise _Bad('a Nextcloud group id such as "m365-migration" (1 to 64 characters, no / or control characters)')
     return v
 
