@@ -50,6 +50,10 @@ class TenantSpec:
     onenote: bool = True
     no_mysite_users: int = 1     # the last N users have no OneDrive
     malware_files: int = 1       # files flagged `malware` (download → 403), in the first OneDrive
+    groupware_events: int = 12   # generated events per mailbox besides the hand-made nasty ones
+    groupware_recurring: float = 0.3   # share of those that are recurring series
+    groupware_contacts: int = 6  # generated contacts per mailbox besides the hand-made one
+    groupware_attachment_kb: int = 300  # size of the large event attachment
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TenantSpec:
