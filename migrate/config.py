@@ -67,6 +67,8 @@ class TargetSettings:
     share_rate: tuple[int, int]  # createShare calls per owner per seconds; (0, 0) = no pacing
     create_team_folders: bool = False  # copy creates missing team folders and grants them
     migration_group: str = "m365-migration"  # group giving the service account access to team folders
+    caldav_url: str = ""  # calendar home with {user}; "" = Nextcloud's /remote.php/dav/calendars/{user}/
+    carddav_url: str = ""  # address-book home with {user}; "" = Nextcloud's /remote.php/dav/addressbooks/users/{user}/
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +392,12 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             "Nextcloud group that gives the service account write access to team folders "
             "(created when needed with create_team_folders; remove it after cutover).",
         ),
+        "caldav_url": _Key(
+            _text, "", 'Calendar home of a user for --what calendars, with {user}, e.g. "https://dav.example.org/'
+            '{user}/"; empty = Nextcloud\'s /remote.php/dav/calendars/{user}/.'),
+        "carddav_url": _Key(
+            _text, "", 'Address-book home of a user for --what contacts, with {user}; empty = Nextcloud\'s '
+            '/remote.php/dav/addressbooks/users/{user}/.'),
     },
     "mappings": {
         "users": _Key(

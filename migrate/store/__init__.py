@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from migrate.store.audit import AuditMixin, ChainReport
 from migrate.store.drives import DrivesMixin
+from migrate.store.groupware import GroupwareMixin
 from migrate.store.items import ItemsMixin
 from migrate.store.lock import RunLock
 from migrate.store.permissions import PermissionsMixin
@@ -14,8 +15,9 @@ from migrate.store.plan import PlanMixin
 from migrate.store.uploads import UploadsMixin
 
 
-class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, UploadsMixin, AuditMixin):
-    """One migration's state: drives, items, permissions, runs, metrics, uploads in progress and the audit trail."""
+class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, UploadsMixin, GroupwareMixin, AuditMixin):
+    """One migration's state: drives, items, permissions, runs, metrics, uploads in progress, groupware objects
+    and the audit trail."""
 
 
 __all__ = ["ChainReport", "RunLock", "StateStore"]

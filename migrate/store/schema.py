@@ -224,3 +224,56 @@ def m005_teamfolders_drive_access(db: Database) -> None:
             PRIMARY KEY (mount_point, folder_id)
         )"""
     )
+
+
+@migrations()
+def m006_groupware_objects(db: Database) -> None:
+    # Calendars/address books and their objects (one row per series, single event or contact), like drives/items.
+    db.execute(
+        """
+        CREATE TABLE gw_collections (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            upn TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            color TEXT NOT NULL DEFAULT '',
+            target_user TEXT,
+            target_uri TEXT NOT NULL,
+            scan_state TEXT NOT NULL DEFAULT 'new',
+            scan_generation INTEGER NOT NULL DEFAULT 0,
+            created INTEGER NOT NULL DEFAULT 0,
+            skip_reason TEXT,
+            last_error TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (user_id, kind, source_id)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE gw_objects (
+            id INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES gw_collections(id),
+            source_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            href TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            source_hash TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            instances INTEGER NOT NULL DEFAULT 0,
+            scan_generation INTEGER NOT NULL DEFAULT 0,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            body_sha256 TEXT,
+            body_size INTEGER,
+            target_etag TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            notes TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (collection_id, source_id)
+        )"""
+    )
+    db.execute("CREATE INDEX gw_objects_status ON gw_objects(collection_id, status)")

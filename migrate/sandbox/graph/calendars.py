@@ -35,7 +35,7 @@ ZONES: dict[str, dt.tzinfo] = {
 }
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 INDEX = {"first": 0, "second": 1, "third": 2, "fourth": 3, "last": -1}
-HORIZON = dt.date(2029, 12, 31)    # noEnd series are expanded up to here (or the requested window end)
+HORIZON = dt.date(2036, 12, 31)    # noEnd series are expanded up to here (or the requested window end)
 BASE = dt.date(2027, 1, 4)         # a Monday; the generated calendar lives in 2027–2028
 GEN_STAMP = "2026-11-02T08:00:00Z"
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffdb004300") + bytes(range(64)) + b"\xff\xd9"
