@@ -342,7 +342,7 @@ def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...],
 
 
 def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwObject, summary: GwCopySummary) -> None:
-    from migrate.backends.dav.target import PreconditionFailed, UidInTrash
+    from migrate.backends.dav.target import PreconditionFailed
 
     r = render(obj)
     if r.unsupported:
@@ -358,16 +358,12 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
     outcome = "updated" if etag else "created"
     try:
         try:
-            res = target.put(coll.kind, user, coll.target_uri, obj.href, r.body, etag=etag)
-        except UidInTrash:
-            purged = target.purge_trashed_uid(user, obj.uid)
-            store.audit("groupware.purge-trash", where, uid=obj.uid, purged=purged)
-            res = target.put(coll.kind, user, coll.target_uri, obj.href, r.body, etag=etag)
+            res = (target.put(coll.kind, user, coll.target_uri, obj.href, r.body, etag=etag) if etag
+                   else _create(target, store, coll, obj, r.body, where))
         except PreconditionFailed:
-            if etag:
-                raise PreconditionFailed("changed at the target since it was written; not overwritten "
-                                         "(remove it there or resolve by hand, then run again)") from None
-            # Already there (an interrupted run wrote it before recording): adopt it, or bring it up to date.
+            # Not what the ledger says: an interrupted run wrote it before recording, or someone changed or
+            # deleted it at the target. Ours (same content) is adopted; a deleted one is written again (the
+            # source still has it); a changed one is left alone and reported.
             got = target.get(coll.kind, user, coll.target_uri, obj.href)
             if got is not None and content_hash(got[0]) == digest:
                 store.set_gw_object(obj.id, status="uploaded", target_etag=got[1], body_sha256=digest,
@@ -375,8 +371,17 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
                 store.audit("groupware.adopt", where, uid=obj.uid, etag=got[1], sha256=digest)
                 summary.adopted += 1
                 return
-            outcome = "updated"
-            res = target.put(coll.kind, user, coll.target_uri, obj.href, r.body, etag=got[1] if got else None)
+            if etag and got is not None:
+                raise PreconditionFailed("changed at the target since it was written; not overwritten "
+                                         "(remove it there or resolve by hand, then run again)") from None
+            if got is None:
+                if etag:
+                    store.audit("groupware.recreate", where, uid=obj.uid, reason="deleted at the target")
+                outcome = "created"
+                res = _create(target, store, coll, obj, r.body, where)
+            else:
+                outcome = "updated"
+                res = target.put(coll.kind, user, coll.target_uri, obj.href, r.body, etag=got[1])
     except TargetError as exc:   # PreconditionFailed, UidExists, refusals: this object only
         store.set_gw_object(obj.id, status="failed", attempts=obj.attempts + 1, last_error=str(exc)[:500])
         store.audit("groupware.put-failed", where, uid=obj.uid, error=str(exc)[:300])
@@ -394,6 +399,19 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
         summary.created += 1
     else:
         summary.updated += 1
+
+
+def _create(target: DavTarget, store: StateStore, coll: GwCollection, obj: GwObject, body: bytes, where: str) -> Any:
+    """PUT with If-None-Match: *; a trashed copy of the UID (Nextcloud 32.0.1, §6.9) is purged and the PUT retried."""
+    from migrate.backends.dav.target import UidInTrash
+
+    user = coll.target_user or ""
+    try:
+        return target.put(coll.kind, user, coll.target_uri, obj.href, body, etag=None)
+    except UidInTrash:
+        purged = target.purge_trashed_uid(user, obj.uid)
+        store.audit("groupware.purge-trash", where, uid=obj.uid, purged=purged)
+        return target.put(coll.kind, user, coll.target_uri, obj.href, body, etag=None)
 
 
 # ---------------------------------------------------------------------------------------------------- verify

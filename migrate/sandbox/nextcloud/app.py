@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape
 
 from . import gfdav, names
 from .bulk import Bulk
+from .caldav import CAL_PREFIX, CARD_PREFIX, Groupware
 from .chunking import UPLOADS_PREFIX, Chunking
 from .dav import build_wsgidav
 from .files import FILES_PREFIX, FileOps, split_files_path
@@ -49,6 +50,7 @@ class NextcloudApp:
         self.versions = Versions(state)
         self.trash = Trash(state)
         self.sessions = Sessions(state)
+        self.groupware = Groupware(state)
 
     # --- entry ----------------------------------------------------------------------------------------------
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -117,6 +119,8 @@ class NextcloudApp:
             return self.trash.handle(environ, sr, user, path)
         if path.startswith(GF_DAV_PREFIX):
             return gfdav.handle(self.state, environ, sr, user, path)
+        if path.startswith((CAL_PREFIX, CARD_PREFIX)):
+            return self.groupware.handle(environ, sr, user, environ["REQUEST_METHOD"].upper(), path)
         return sabre_error(sr, 404, "Not found")
 
     # --- auth -----------------------------------------------------------------------------------------------
