@@ -62,12 +62,14 @@ def test_the_sandbox_invites_and_delivers_like_nextcloud_when_nothing_stops_it(p
            "DTSTART:20270115T090000Z\r\nDTEND:20270115T100000Z\r\nSUMMARY:probe\r\n"
            "ORGANIZER:mailto:alice@example.org\r\nATTENDEE:mailto:bob@example.org\r\n"
            "ATTENDEE:mailto:ext@example.net\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    bob = httpx.Client(auth=("bob", nc.app_passwords["bob"]))
+    assert bob.request("MKCALENDAR", f"{nc.url}/remote.php/dav/calendars/bob/migrated/").status_code == 201
     with httpx.Client(auth=auth) as c:
         assert c.request("MKCALENDAR", base).status_code == 201
         r = c.put(base + "p.ics", content=ics, headers={"If-None-Match": "*"})
         assert r.status_code == 201 and "etag" not in r.headers
         assert {m["to"] for m in nc.app.groupware.mails} == {"bob@example.org", "ext@example.net"}
-        assert [d["user"] for d in nc.app.groupware.deliveries] == ["bob"]
+        assert [(d["user"], d["calendar"]) for d in nc.app.groupware.deliveries] == [("bob", "migrated")]   # no `personal`: the first writable one
         nc.app.groupware.mails.clear()
         r = c.delete(base + "p.ics", headers={"x-nc-scheduling": "false"})   # 32.0.1 still cancels (D1)
         assert r.status_code == 204 and {m["method"] for m in nc.app.groupware.mails} == {"CANCEL"}
@@ -96,7 +98,7 @@ def test_journey_lands_everything_and_sends_nothing(pair):
         for body in objs.values():                                     # stored byte-for-byte, ETag = MD5
             assert b"SCHEDULE-AGENT=CLIENT" in body or b"ATTENDEE" not in body
     v = run_cli("--json", "verify", "--what", WHAT, cwd=tmp, env=env)
-    assert v.returncode == 0 and _json(v)["differ"] == []
+    assert v.returncode == 0 and _json(v)["differ"] == [] and _json(v)["extra"] == 0   # nothing delivered into them
     again = _json(run_cli("--json", "copy", "--what", WHAT, cwd=tmp, env=env))
     assert again["created"] == again["updated"] == again["requests"] == 0
     assert gw.mails == [] and gw.deliveries == []

@@ -292,13 +292,15 @@ class Groupware:
         return did
 
     def _deliver(self, uid: str, body: bytes, ev: Any) -> None:
-        key = (uid, "calendar", "personal")
-        coll = self.collections.get(key)
+        """Into the attendee's default calendar: `personal`, else the first writable calendar (on 32.0.1 that
+        can be a calendar the migration created), else a new `personal` (§6.1, seen on the real server)."""
+        coll = self.collections.get((uid, "calendar", "personal")) or next(
+            (c for (u, k, _), c in sorted(self.collections.items()) if u == uid and k == "calendar"), None)
         if coll is None:
-            coll = self.collections[key] = Collection("calendar", "personal", "Personal")
+            coll = self.collections[(uid, "calendar", "personal")] = Collection("calendar", "personal", "Personal")
         name = f"sabredav-{uuid.uuid4()}.ics"
         coll.objects[name] = DavObject(str(ev.get("UID")), body, self._next_id())
-        self.deliveries.append({"user": uid, "calendar": "personal", "name": name, "uid": str(ev.get("UID"))})
+        self.deliveries.append({"user": uid, "calendar": coll.uri, "name": name, "uid": str(ev.get("UID"))})
 
     # ------------------------------------------------------------------ trash bin
     def trashbin(self, environ: Environ, sr: StartResponse, user: str, method: str, rest: list[str]
