@@ -14,6 +14,7 @@ import datetime as dt
 import html
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
 
@@ -309,8 +310,8 @@ class EventMapper:
         first = master.decoded("dtstart")
         first_date = first.date() if isinstance(first, dt.datetime) else first
         if self.tz is not dt.UTC and not self.all_day:
-            cal.add_missing_timezones(first_date=dt.date(first_date.year - 1, 1, 1),
-                                      last_date=dt.date(max(first_date.year, self.now.year) + HORIZON_YEARS + 1, 1, 1))
+            cal.subcomponents.insert(0, vtimezone(str(self.tz), first_date.year - 1,
+                                                  max(first_date.year, self.now.year) + HORIZON_YEARS + 1))
         _one_date_per_line(cal)
         return Mapped(cal.to_ical().decode("utf-8"), self.uid, self.notes, unsupported, count)
 
@@ -371,6 +372,16 @@ def _one_date_per_line(cal: Any) -> None:
             del comp[name]
             for v in values:
                 comp.add(name, v, parameters={k: v2 for k, v2 in params.items() if k != "TZID"})
+
+
+@lru_cache(maxsize=512)
+def vtimezone(tzid: str, first_year: int, last_year: int) -> Any:
+    """A real VTIMEZONE for `tzid` covering the years the object needs (built once per zone and range)."""
+    import icalendar
+
+    tz = icalendar.Timezone.from_tzid(tzid, first_date=dt.date(first_year, 1, 1), last_date=dt.date(last_year, 1, 1))
+    _one_date_per_line(tz)
+    return tz
 
 
 def horizon(now: dt.datetime, start: dt.date) -> dt.datetime:
