@@ -30,6 +30,9 @@ def test_demo_runs_the_journey_and_everything_copied_is_verified(cli, tmp_path) 
     runs = dict(db.execute("SELECT command, status FROM runs"))
     assert runs["verify"] == "ok" and runs["copy"] in ("ok", "attention")
     assert "checked" in r.stdout and "0 with gaps" in r.stdout
+    assert "$ m365-migrate copy --what calendars,contacts" in r.stdout
+    gw = dict(db.execute("SELECT status, count(*) FROM gw_objects WHERE deleted = 0 GROUP BY status"))
+    assert gw.get("verified", 0) > 50 and gw.get("failed", 0) == 0 and gw.get("pending", 0) == 0, gw
 
 
 @pytest.fixture(scope="module")
