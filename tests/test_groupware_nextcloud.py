@@ -159,3 +159,33 @@ def test_an_event_deleted_at_the_target_is_written_again_past_the_trash_bin(pair
         actions = [a["action"] for a in s.iter_audit()]
     assert "groupware.purge-trash" in actions
     assert run_cli("verify", "--what", "calendars", cwd=tmp, env=env).returncode == 0
+
+
+def test_a_change_in_outlook_updates_the_one_series_in_place(pair):
+    import datetime as dt
+
+    from migrate.groupware.expand import expand_utc
+
+    g, nc, tmp = pair
+    env = setup(tmp, g, nc)
+    assert run_cli("copy", "--what", "calendars", cwd=tmp, env=env).returncode == 0
+    user = sorted(g.tenant.users, key=lambda u: u.upn)[0]
+    g.call(g.groupware_mutations.cancel_occurrence, user, "Jour fixe", dt.date(2027, 2, 8))
+    g.call(g.groupware_mutations.rename_event, user, "Arzttermin", "Arzttermin (verschoben)")
+    g.call(g.groupware_mutations.delete_event, user, "Klausur (3 Tage)")
+    scan = _json(run_cli("--json", "scan", "--what", "calendars", cwd=tmp, env=env))
+    assert scan["changed"] == 2 and scan["deleted"] == 1
+    copy = _json(run_cli("--json", "copy", "--what", "calendars", cwd=tmp, env=env))
+    assert copy["updated"] == 2 and copy["created"] == 0 and copy["failed"] == []
+    assert nc.app.groupware.mails == []
+    with db(tmp) as s:
+        cal = next(c for c in s.gw_collections(("calendar",)) if c.upn == user.upn and c.name == "Calendar")
+    objs = target_objects(f"{nc.url}/remote.php/dav/calendars/{cal.target_user}/{cal.target_uri}/",
+                          (cal.target_user, nc.app_passwords[cal.target_user]))
+    got = expand_utc(objs.values(), *WINDOW)
+    want = source_view(g, user.upn, "Calendar")
+    # The deleted event stays at the target until the delta pass deletes it (not yet built): only it differs.
+    assert sorted(set(got) - set(want)) == [("2027-04-14T00:00:00Z", "2027-04-17T00:00:00Z")]
+    assert set(want) <= set(got) and ("2027-02-08T09:00:00Z", "2027-02-08T09:30:00Z") not in got
+    v = run_cli("--json", "verify", "--what", "calendars", cwd=tmp, env=env)
+    assert v.returncode == 0

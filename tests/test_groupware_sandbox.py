@@ -87,3 +87,20 @@ def test_contacts_nested_folders_and_photos(g):
         assert c.get(f"/users/{u.id}/contacts/{other['id']}/photo/$value").status_code == 404
         d = c.get(f"/users/{u.id}/contactFolders/{kunden['id']}/contacts/delta").json()
         assert "@odata.deltaLink" in d
+
+
+def test_delta_after_a_change_returns_the_series_instances_and_removals(g):
+    import datetime as dt
+
+    u = g.tenant.users[1]
+    with client(g) as c:
+        params = {"startDateTime": "2027-01-01T00:00:00Z", "endDateTime": "2029-01-01T00:00:00Z"}
+        r = c.get(f"/users/{u.id}/calendarView/delta", params=params, headers={"Prefer": "odata.maxpagesize=1000"}).json()
+        link = r["@odata.deltaLink"]
+        sid = g.call(g.groupware_mutations.cancel_occurrence, u, "Jour fixe", dt.date(2027, 2, 8))
+        gone = g.call(g.groupware_mutations.delete_event, u, "Arzttermin")
+        d = c.get(link).json()
+    changed = [v for v in d["value"] if "@removed" not in v]
+    assert changed and {v["seriesMasterId"] for v in changed} == {sid}
+    assert "2027-02-08T09:00:00Z" not in {v["originalStart"] for v in changed}
+    assert [v["id"] for v in d["value"] if "@removed" in v] == [gone]

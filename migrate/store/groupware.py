@@ -67,7 +67,9 @@ class GwObject:
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    """What the source said, not when we read it (`read_at` is left out: an unchanged object stays unchanged)."""
+    body = {k: v for k, v in payload.items() if k != "read_at"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 class GroupwareMixin(StoreBase):

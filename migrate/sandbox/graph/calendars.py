@@ -440,3 +440,44 @@ class Groupware:
         if mb is None:
             mb = self.boxes[user.id] = _Gen(self.tenant, user, self.spec).build()
         return mb
+
+
+class GroupwareMutations:
+    """Changes made "in Outlook" between runs (call through `GraphSandbox.call`): recorded for delta."""
+
+    def __init__(self, groupware: Groupware) -> None:
+        self.gw = groupware
+
+    def _event(self, user: User, subject: str) -> tuple[Mailbox, Event]:
+        mb = self.gw.mailbox(user)
+        for evs in mb.events.values():
+            for e in evs:
+                if e.data.get("subject") == subject:
+                    return mb, e
+        raise KeyError(f"no event {subject!r} in the mailbox of {user.upn}")
+
+    def _changed(self, mb: Mailbox, e: Event) -> None:
+        e.data["lastModifiedDateTime"] = f"2026-12-{10 + mb.seq % 18:02d}T09:00:00Z"
+        e.data["changeKey"] = base64.b64encode(f"{e.id}:{mb.seq}".encode()).decode()[-16:]
+        mb.touch("event", e.id)
+
+    def cancel_occurrence(self, user: User, subject: str, day: dt.date) -> str:
+        mb, e = self._event(user, subject)
+        e.cancelled.add(day)
+        self._changed(mb, e)
+        return e.id
+
+    def rename_event(self, user: User, subject: str, new: str) -> str:
+        mb, e = self._event(user, subject)
+        e.data["subject"] = new
+        self._changed(mb, e)
+        return e.id
+
+    def delete_event(self, user: User, subject: str) -> str:
+        mb, e = self._event(user, subject)
+        for evs in mb.events.values():
+            if e in evs:
+                evs.remove(e)
+        mb.touch("event", e.id)
+        mb.removed[e.id] = mb.seq
+        return e.id
