@@ -20,19 +20,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from inventory_scan import _MEASURED_CLI  # noqa: E402 - the CLI run with its peak RSS written at exit
 
 RESULTS = Path(__file__).parent / "results"
 LIMIT_PER_SECOND = 10_000 / 600     # Outlook: 10,000 requests per 10 minutes per app and mailbox
-_MEASURED_CLI = (
-    "import atexit, os, sys\n"
-    "def _peak():\n"
-    "    with open('/proc/self/status') as f, open(os.environ['BENCH_PEAK_FILE'], 'w') as out:\n"
-    "        out.write(next(line.split()[1] for line in f if line.startswith('VmHWM:')))\n"
-    "atexit.register(_peak)\n"
-    "sys.argv[0] = 'm365-migrate'\n"
-    "from migrate.cli import main\n"
-    "main()\n"
-)
 
 
 def run(folder: Path, env: dict[str, str], *args: str) -> tuple[dict, float, int]:

@@ -134,6 +134,9 @@ class MailboxClient:
         self.request_once = client.request_once
         self.pacer = Pacer(f"mailbox {upn}", max_attempts=client.pacer.max_attempts, min_interval=interval)
 
+    def get_json(self, path: str, **kw: Any) -> dict[str, Any]:
+        return self.client.get_json(path, pacer=self.pacer, **kw)
+
 
 def scan_groupware(store: StateStore, source: GraphSource, mappings: Mappings, kinds: tuple[str, ...], *,
                    upns: tuple[str, ...] = (), workers: int = 4, now: dt.datetime | None = None,

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from migrate.errors import ItemNotFound, TransientError
+from migrate.errors import ItemNotFound
 
 if TYPE_CHECKING:
     from migrate.backends.graph.client import GraphClient
@@ -27,15 +27,7 @@ def q(ident: str) -> str:
 
 def get(client: GraphClient, path: str, params: Mapping[str, Any] | None = None, *, kind: str) -> dict[str, Any]:
     """One paced GET with the mailbox Prefer headers; returns the JSON object."""
-    def call() -> dict[str, Any]:
-        resp = client.request_once("GET", path, params=params, kind=kind, headers=PREFER)
-        try:
-            data = resp.json()
-        except ValueError:
-            raise TransientError(f"GET {path}: the answer was not JSON (truncated?)") from None
-        return data if isinstance(data, dict) else {"value": data}
-
-    return client.pacer.call(call, what=kind)
+    return client.get_json(path, params=params, kind=kind, headers=PREFER)
 
 
 def pages(client: GraphClient, path: str, params: Mapping[str, Any] | None = None, *, kind: str
