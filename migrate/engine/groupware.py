@@ -82,8 +82,17 @@ def content_hash(body: bytes) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- scan
+class _Summary:
+    """What a step reports: its fields plus whether something needs a person (exit 3)."""
+
+    attention: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "attention": self.attention}  # type: ignore[call-overload]
+
+
 @dataclass
-class GwScanSummary:
+class GwScanSummary(_Summary):
     mailboxes: int = 0
     calendars: int = 0
     address_books: int = 0
@@ -100,9 +109,6 @@ class GwScanSummary:
     @property
     def attention(self) -> bool:
         return bool(self.failed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attention": self.attention}
 
 
 def _mailboxes(store: StateStore, mappings: Mappings, upns: tuple[str, ...], summary: Any
@@ -306,7 +312,7 @@ def plan_groupware(store: StateStore, kinds: tuple[str, ...], *, upns: tuple[str
 
 # ---------------------------------------------------------------------------------------------------- copy
 @dataclass
-class GwCopySummary:
+class GwCopySummary(_Summary):
     collections_created: int = 0
     created: int = 0
     updated: int = 0
@@ -320,9 +326,6 @@ class GwCopySummary:
     @property
     def attention(self) -> bool:
         return bool(self.failed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attention": self.attention}
 
 
 def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...], *, upns: tuple[str, ...] = (),
@@ -434,7 +437,7 @@ def _create(target: DavTarget, store: StateStore, coll: GwCollection, obj: GwObj
 
 # ---------------------------------------------------------------------------------------------------- verify
 @dataclass
-class GwVerifySummary:
+class GwVerifySummary(_Summary):
     collections: int = 0
     checked: int = 0
     verified: int = 0
@@ -447,9 +450,6 @@ class GwVerifySummary:
     @property
     def attention(self) -> bool:
         return bool(self.missing or self.differ or self.not_copied)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attention": self.attention}
 
 
 def verify_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...], *,
