@@ -54,6 +54,7 @@ def test_scan_plan_copy_report_what_they_did(journey):
     notes = " ".join(n["note"] for n in plan["notes"])
     assert "no IANA equivalent" in notes and "RDATE" in notes and "referenceAttachment" in notes
     assert (Path(plan["reports"]) / "groupware-plan.md").read_text().count("Cannot be carried") == 1
+    assert plan["estimate"]["rescan_graph_requests"] == scan["requests"] and plan["estimate"]["writes"] > 80
     copy = _json(journey["steps"]["copy"])
     assert journey["steps"]["copy"].returncode == 0, copy
     assert copy["created"] == plan["totals"]["puts"] and copy["failed"] == []
@@ -122,5 +123,7 @@ def test_rerun_creates_nothing_and_verify_passes_with_an_audit_record_per_put(jo
         puts = [a for a in s.iter_audit() if a["action"] == "groupware.put"]
         assert len(puts) == ver["checked"]
         assert s.verify_audit().ok
+    again_plan = _json(run_cli("--json", "plan", "--what", WHAT, cwd=tmp, env=env))
+    assert again_plan["estimate"]["copy_objects_per_second_measured"] > 0     # measured by the first copy
     st = run_cli("status", "--what", WHAT, cwd=tmp, env=env)
     assert st.returncode == 0 and "verified" in st.stdout

@@ -173,8 +173,10 @@ def test_a_change_in_outlook_updates_the_one_series_in_place(pair):
     g.call(g.groupware_mutations.cancel_occurrence, user, "Jour fixe", dt.date(2027, 2, 8))
     g.call(g.groupware_mutations.rename_event, user, "Arzttermin", "Arzttermin (verschoben)")
     g.call(g.groupware_mutations.delete_event, user, "Klausur (3 Tage)")
-    scan = _json(run_cli("--json", "scan", "--what", "calendars", cwd=tmp, env=env))
-    assert scan["changed"] == 2 and scan["deleted"] == 1
+    r = run_cli("--json", "scan", "--what", "calendars", cwd=tmp, env=env)
+    scan = _json(r)
+    assert r.returncode == 0 and scan["failed"] == [], r.stdout + r.stderr
+    assert scan["changed"] == 2 and scan["deleted"] == 1, scan
     copy = _json(run_cli("--json", "copy", "--what", "calendars", cwd=tmp, env=env))
     assert copy["updated"] == 2 and copy["created"] == 0 and copy["failed"] == []
     assert nc.app.groupware.mails == []

@@ -307,7 +307,33 @@ def plan_groupware(store: StateStore, kinds: tuple[str, ...], *, upns: tuple[str
                        "contacts": sum(r["objects"] for r in rows if r["kind"] == "addressbook"),
                        "unsupported": len(unsupported), "puts": total,
                        "bytes": sum(r["bytes"] for r in rows)},
+            "estimate": estimate(store, total),
             "attention": bool(unsupported)}
+
+
+def estimate(store: StateStore, puts: int) -> dict[str, Any]:
+    """How long a rescan and the copy should take: the last scan's Graph requests at Outlook's per-mailbox limit
+    (mailboxes in parallel), and the writes at the rate the last copy measured (unknown before the first)."""
+    scan = copy = None
+    for run in store.runs(200):
+        if run["status"] not in ("ok", "attention"):
+            continue
+        summary = json.loads(run["summary"] or "{}")
+        if scan is None and run["command"].startswith("scan-") and summary.get("mailboxes"):
+            scan = summary
+        if copy is None and run["command"].startswith("copy-") and summary.get("created", 0) + summary.get(
+                "updated", 0) >= 20 and summary.get("seconds"):
+            copy = summary
+    out: dict[str, Any] = {"writes": puts}
+    if scan:
+        per_mailbox = scan["requests"] / max(1, scan["mailboxes"])
+        out["rescan_graph_requests"] = scan["requests"]
+        out["rescan_minutes_at_outlook_limit"] = round(per_mailbox * MAILBOX_INTERVAL / 60, 1)
+    if copy:
+        rate = (copy["created"] + copy["updated"]) / copy["seconds"]
+        out["copy_objects_per_second_measured"] = round(rate, 1)
+        out["copy_minutes"] = round(puts / rate / 60, 1)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- copy

@@ -109,7 +109,8 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
     lines = ["# Groupware plan" if markdown else "groupware plan:",
              f"{t['events']} events/series and {t['contacts']} contacts in {len(doc['collections'])} collections; "
              f"{t['puts']} objects to write ({t['bytes']:,} bytes), {t['unsupported']} cannot be carried, "
-             f"{len(doc['notes'])} carried with a note, {len(doc['skipped'])} collections skipped"]
+             f"{len(doc['notes'])} carried with a note, {len(doc['skipped'])} collections skipped",
+             _estimate_text(doc.get("estimate") or {})]
     if markdown:
         lines += ["", "| user | kind | collection | target | objects | occurrences | unsupported |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['user']} | {r['kind']} | {r['collection']} | {r['target_user']}/{r['target_uri']} | "
@@ -125,6 +126,16 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
                   for u in doc["unsupported"][:20]]
         lines.append(f"reports: {folder}")
     return "\n".join(lines) + "\n"
+
+
+def _estimate_text(e: dict[str, Any]) -> str:
+    parts = []
+    if "rescan_minutes_at_outlook_limit" in e:
+        parts.append(f"a rescan takes at least {e['rescan_minutes_at_outlook_limit']} min "
+                     f"({e['rescan_graph_requests']} Graph requests at Outlook's per-mailbox limit)")
+    parts.append(f"copy: about {e['copy_minutes']} min at the measured {e['copy_objects_per_second_measured']} objects/s"
+                 if "copy_minutes" in e else "copy: no rate measured yet (the first copy measures it)")
+    return "estimate: " + "; ".join(parts)
 
 
 def render_status(data: dict[str, Any]) -> str:
