@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Callable
@@ -37,6 +38,12 @@ WHAT = ("files", "calendars", "contacts")
 MAILBOX_INTERVAL = 600 / 10_000 / 0.95
 KIND = {"calendars": "calendar", "contacts": "addressbook"}
 Say = Callable[[str], None]
+_COUNTS = threading.Lock()   # the step summaries are counted from several mailbox/collection threads
+
+
+def _add(summary: Any, name: str, n: int = 1) -> None:
+    with _COUNTS:
+        setattr(summary, name, getattr(summary, name) + n)
 
 
 def parse_what(values: list[str] | str | None) -> frozenset[str]:
@@ -198,7 +205,7 @@ def _scan_calendars(store: StateStore, client: Any, user: dict[str, Any], target
         if skip:
             summary.skipped_calendars.append(f"{user['upn']}: {cal.get('name')} ({skip})")
             continue
-        summary.calendars += 1
+        _add(summary, "calendars", 1)
         gen = store.begin_gw_scan(coll.id)
         read_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         for page in cal_api.event_pages(client, user["id"], cal["id"]):
@@ -213,9 +220,9 @@ def _scan_calendars(store: StateStore, client: Any, user: dict[str, Any], target
                 objs.append({"source_id": ev["id"], "kind": "event", "uid": uid, "href": href_for(uid, "ics"),
                              "title": ev.get("subject") or "", "instances": len(insts) if insts is not None else 1,
                              "payload": {"event": ev, "instances": insts, "attachments": atts, "read_at": read_at}})
-            summary.changed += store.upsert_gw_objects(coll.id, gen, objs)
-            summary.events += len(objs)
-        summary.deleted += store.finish_gw_scan(coll.id, gen)
+            _add(summary, "changed", store.upsert_gw_objects(coll.id, gen, objs))
+            _add(summary, "events", len(objs))
+        _add(summary, "deleted", store.finish_gw_scan(coll.id, gen))
 
 
 def _scan_contacts(store: StateStore, client: Any, user: dict[str, Any], target: str,
@@ -227,7 +234,7 @@ def _scan_contacts(store: StateStore, client: Any, user: dict[str, Any], target:
         coll = store.upsert_gw_collection(user_id=user["id"], upn=user["upn"], kind="addressbook",
                                           source_id=folder.id, name=folder.path, color="", target_user=target,
                                           target_uri=slug(folder.path, folder.id))
-        summary.address_books += 1
+        _add(summary, "address_books", 1)
         gen = store.begin_gw_scan(coll.id)
         for page in ct_api.contact_pages(client, user["id"], folder.id):
             objs = []
@@ -238,9 +245,9 @@ def _scan_contacts(store: StateStore, client: Any, user: dict[str, Any], target:
                              "title": c.get("displayName") or "", "instances": 0,
                              "payload": {"contact": c, "folder": folder.path,
                                          "photo": base64.b64encode(photo).decode() if photo else None}})
-            summary.changed += store.upsert_gw_objects(coll.id, gen, objs)
-            summary.contacts += len(objs)
-        summary.deleted += store.finish_gw_scan(coll.id, gen)
+            _add(summary, "changed", store.upsert_gw_objects(coll.id, gen, objs))
+            _add(summary, "contacts", len(objs))
+        _add(summary, "deleted", store.finish_gw_scan(coll.id, gen))
 
 
 # ---------------------------------------------------------------------------------------------------- mapping
@@ -366,7 +373,7 @@ def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...],
             if not coll.created:
                 if target.ensure_collection(coll.kind, coll.target_user or "", coll.target_uri, coll.name,
                                             color=coll.color):
-                    summary.collections_created += 1
+                    _add(summary, "collections_created", 1)
                     store.audit("groupware.mkcol", f"{coll.target_user}/{coll.target_uri}", kind=coll.kind,
                                 name=coll.name, source=coll.source_id)
                 store.set_gw_collection(coll.id, created=1)
@@ -397,7 +404,7 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
         return
     digest = content_hash(r.body)
     if obj.status in ("uploaded", "verified") and obj.body_sha256 == digest and obj.target_etag:
-        summary.unchanged += 1
+        _add(summary, "unchanged", 1)
         return
     user, where = coll.target_user or "", f"{coll.target_user}/{coll.target_uri}/{obj.href}"
     notes = json.dumps(list(r.notes), ensure_ascii=False) if r.notes else None
@@ -416,7 +423,7 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
                 store.set_gw_object(obj.id, status="uploaded", target_etag=got[1], body_sha256=digest,
                                     body_size=len(r.body), last_error=None, notes=notes)
                 store.audit("groupware.adopt", where, uid=obj.uid, etag=got[1], sha256=digest)
-                summary.adopted += 1
+                _add(summary, "adopted", 1)
                 return
             if etag and got is not None:
                 raise PreconditionFailed("changed at the target since it was written; not overwritten "
@@ -443,9 +450,9 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
     store.audit("groupware.put", where, uid=obj.uid, status=res.status, etag=etag_now, sha256=digest,
                 size=len(r.body), kind=obj.kind, outcome=outcome)
     if outcome == "created":
-        summary.created += 1
+        _add(summary, "created", 1)
     else:
-        summary.updated += 1
+        _add(summary, "updated", 1)
 
 
 def _create(target: DavTarget, store: StateStore, coll: GwCollection, obj: GwObject, body: bytes, where: str) -> Any:
