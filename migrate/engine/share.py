@@ -197,11 +197,10 @@ class _Sharer:
             if found is not None:
                 self._ours(s, found, created_now=False)
                 return
-        if s.share_type in (SHARE_USER, SHARE_GROUP):
-            found = self._existing(s)
-            if found is not None:
-                self._judge(s, found)
-                return
+        found = self._existing(s)
+        if found is not None:
+            self._judge(s, found)
+            return
         self._create(s)
 
     def _subject(self, s: PlannedShare) -> str:
@@ -219,8 +218,9 @@ class _Sharer:
         return None
 
     def _existing(self, s: PlannedShare) -> dict[str, Any] | None:
-        """The owner's share of the path with the same recipient, if any. Listing is not rate-limited; a failed
-        listing just means we create (a duplicate user/group share answers with the existing one, §6.3)."""
+        """The owner's share of the path with the same recipient, if any; for a public link, only one this tool
+        made (by its note) whose record was lost. Listing is not rate-limited; a failed listing just means we
+        create (a duplicate user/group share answers with the existing one, §6.3)."""
         try:
             shares = self.target.shares.list(s.owner, s.path)
         except MigrateError as exc:
@@ -228,7 +228,12 @@ class _Sharer:
                 raise
             return None
         for share in shares:
-            if str(share.get("share_type")) == str(s.share_type) and str(share.get("share_with") or "") == s.share_with:
+            if str(share.get("share_type")) != str(s.share_type):
+                continue
+            if s.share_type == SHARE_LINK:
+                if share.get("note") == NOTE:
+                    return share
+            elif str(share.get("share_with") or "") == s.share_with:
                 return share
         return None
 

@@ -63,13 +63,20 @@ class OwnerWindows:
                 calls[-1] = max(calls[-1], self._clock())
 
     def wait_full(self, owner: str) -> float:
-        """The server said 429: wait until the oldest call we know of leaves its window; return the seconds."""
+        """The server said 429 to the owner's last call: wait until the oldest call it counted leaves its window;
+        return the seconds.
+
+        A refused call is not counted by Nextcloud's limiter (it registers an attempt only when it lets it through),
+        so it is forgotten here, else the next wait would end too early and meet another 429.
+        """
         period = self.period if self.limit else UNKNOWN_WINDOW
         with self._lock:
             now = self._clock()
             calls = self._recent(owner, now)
+            if calls:
+                calls.pop()
             # Calls before this run (or by someone else) are unknown to us: then the whole window must pass.
-            delay = calls[0] + period - now if len(calls) > 1 else period
+            delay = calls[0] + period - now if calls else period
         delay = max(delay, 0.05)
         self._pause(owner, delay, "the server answered 429 (createShare rate limit)")
         return delay
