@@ -19,14 +19,14 @@ import httpx
 import pytest
 
 from migrate.sandbox.graph import TenantSpec
+from tests import test_share
 from tests.conftest import REPO, run_cli
 from tests.copy_support import db, nextcloud_target, setup_migration
 
-SPEC = dict(seed=5, users=2, sites=0, teams=1, files_per_drive=30, max_depth=2, no_mysite_users=0,
-            malware_files=0, onenote=False, shares=True, versions=False)
+SPEC = {**test_share.SPEC, "teams": 1}  # test_share's two OneDrives, plus a Team: its group maps to staff
 # the scenario: anonymous links and guests reported, the organisation → group staff
 POLICY = '\n[policy]\nanonymous_links = "report"\norganization_links = "group:staff"\nexternal_guests = "report"\n'
-SHARES_API = "/ocs/v2.php/apps/files_sharing/api/v1/shares"
+SHARES_API = test_share.SHARES_API
 
 
 def _prepare(tmp_path: Path, g: Any, nc: Any, *, share_rate: str = "20/600", policy: str = POLICY) -> dict[str, str]:

@@ -259,13 +259,10 @@ class _Sharer:
             self.listed("refused_broader", view(s, reason=reason, next=BROADER_NEXT))
             return
         if self.widen_narrower:
-            try:
-                upd = self.target.shares.update(s.owner, share_id, permissions=s.permissions)
-            except MigrateError as exc:
-                if isinstance(exc, Fatal):
-                    raise
-                self._fail(s, f"share {share_id} (made by someone else, permissions {got}) could not be widened to "
-                              f"{s.permissions}: {exc.message}")
+            ok, upd = self._try(s, lambda: self.target.shares.update(s.owner, share_id, permissions=s.permissions),
+                                f"share {share_id} (made by someone else, permissions {got}) could not be widened to "
+                                f"{s.permissions}")
+            if not ok:
                 return
             now = int(upd.get("permissions") or s.permissions)
             self.store.record_planned_share(s.id, "created", share_id=share_id, share_permissions=now,
@@ -363,19 +360,27 @@ class _Sharer:
     def remove(self, s: PlannedShare) -> None:
         """No grant asks for this share any more: remove it if this tool made it, then forget it."""
         if s.made_by_us and s.share_id:
-            try:
-                self.target.shares.delete(s.owner, s.share_id)
-            except MigrateError as exc:
-                if isinstance(exc, Fatal):
-                    raise
-                self._fail(s, f"share {s.share_id} is no longer asked for by any source grant and could not be "
-                              f"removed: {exc.message}")
+            share_id = s.share_id
+            ok, _ = self._try(s, lambda: self.target.shares.delete(s.owner, share_id),
+                              f"share {share_id} is no longer asked for by any source grant and could not be removed")
+            if not ok:
                 return
             self.store.forget_planned_share(s.id, audit=("share-removed", self._subject(s), self._detail(
                 s, share_id=s.share_id, reason="no source grant asks for it any more")))
             self.count("removed")
             return
         self.store.forget_planned_share(s.id)
+
+    def _try(self, s: PlannedShare, call: Callable[[], Any], failure: str) -> tuple[bool, Any]:
+        """(True, result) of one target call; an item-level refusal is recorded as failed ("failure: message") and
+        gives (False, None); a fatal error (credentials, target full) is raised."""
+        try:
+            return True, call()
+        except MigrateError as exc:
+            if isinstance(exc, Fatal):
+                raise
+            self._fail(s, f"{failure}: {exc.message}")
+            return False, None
 
     def _fail(self, s: PlannedShare, message: str) -> None:
         self.store.record_planned_share(s.id, "failed", error=message, audit=("share-failed", self._subject(s),
@@ -384,13 +389,10 @@ class _Sharer:
 
     def _refuse(self, s: PlannedShare, share_id: str, got: int) -> None:
         """Never broader than the source: take the share this tool made away again and say so."""
-        try:
-            self.target.shares.delete(s.owner, share_id)
-        except MigrateError as exc:
-            if isinstance(exc, Fatal):
-                raise
-            self._fail(s, f"the server granted permissions {got} (planned {s.permissions}) and the share {share_id} "
-                          f"could not be removed: {exc.message}; remove it by hand")
+        ok, _ = self._try(s, lambda: self.target.shares.delete(s.owner, share_id),
+                          f"the server granted permissions {got} (planned {s.permissions}) and the share {share_id} "
+                          "could not be removed (remove it by hand)")
+        if not ok:
             return
         reason = f"the server granted permissions {got}, the plan allows {s.permissions}; share {share_id} removed"
         self.store.record_planned_share(s.id, "refused-broader", error=reason, audit=(

@@ -25,21 +25,7 @@ class PlanMixin(StoreBase):
             "WHERE drive_id = ? AND deleted = 0 AND (coalesce(parent_id, ''), id) > (?, ?) "
             f"ORDER BY coalesce(parent_id, ''), id LIMIT {int(page)}"
         )
-        last: tuple[str, int] = ("", -1)
-        group_key: str | None = None
-        group: list[dict[str, Any]] = []
-        while True:
-            rows = self.query(sql, (drive_id, *last))
-            if not rows:
-                break
-            for r in rows:
-                if r["pkey"] != group_key and group:
-                    yield group[0]["parent_id"], group
-                    group = []
-                group_key = r["pkey"]
-                group.append(r)
-            last = (rows[-1]["pkey"], rows[-1]["id"])
-        if group:
+        for group in self.keyset_groups(sql, (drive_id,), "pkey", ("", -1)):
             yield group[0]["parent_id"], group
 
     def set_targets(self, rows: Iterable[tuple[str | None, str | None, int]]) -> int:

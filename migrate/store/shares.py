@@ -185,17 +185,4 @@ class SharesMixin(StoreBase):
             return
         sql = (f"SELECT {cols} {join} WHERE p.drive_id = ? AND (p.item_id, p.id) > (?, ?) "
                f"ORDER BY p.item_id, p.id LIMIT {int(page)}")
-        last: tuple[str, int] = ("", -1)
-        group: list[dict[str, Any]] = []
-        while True:
-            rows = self.query(sql, (drive_id, *last))
-            if not rows:
-                break
-            for r in rows:
-                if group and r["item_id"] != group[0]["item_id"]:
-                    yield group
-                    group = []
-                group.append(r)
-            last = (rows[-1]["item_id"], rows[-1]["id"])
-        if group:
-            yield group
+        yield from self.keyset_groups(sql, (drive_id,), "item_id", ("", -1))
