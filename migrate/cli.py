@@ -460,7 +460,8 @@ def share(
                 widen_narrower=settings.policy.narrower_shares == "widen",
                 passwords_file=settings.state_path.parent / PASSWORDS_FILE,
                 reports_dir=settings.state_path.parent / "reports", dry_run=dry_run,
-                say=lambda m: None if g.quiet or g.json else typer.echo(m, err=True),
+                # on stderr with --json too: a paced wait can last 10 minutes and must not look like a hang
+                say=lambda m: None if g.quiet else typer.echo(m, err=True),
             )
             run.summary = summary.to_dict()
     finally:

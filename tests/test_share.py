@@ -268,3 +268,22 @@ def test_a_refused_owner_login_stops_before_any_share(tmp_path, tenant, nextclou
     assert r.returncode == 4 and "bob" in r.stderr and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert _creates(nc, start) == [] and nc.shares == []
     assert not [x for x in _planned(tmp_path) if x["status"] == "created"]
+
+
+def test_a_visible_wait_lasts_the_whole_window_and_speaks_while_it_lasts() -> None:
+    from migrate.engine.sharepace import OwnerWindows, visible_wait
+
+    now = [0.0]
+    lines: list[str] = []
+
+    def pause(s: float) -> None:
+        now[0] += s * 0.999  # a timer that wakes a hair early must not end the wait early
+
+    hook = visible_wait(lines.append, lambda owner: (3, 8), lambda: now[0], pause, lambda: False)
+    w = OwnerWindows(3, 10, clock=lambda: now[0], wait=hook)
+    for _ in range(3):
+        w.acquire("alice")
+        w.finished("alice")
+    assert w.acquire("alice") == pytest.approx(10) and now[0] >= 10
+    assert len(lines) >= 2 and all("alice: 3/8 shares done; paced to 3 new shares per 10 s" in x for x in lines)
+    assert "the window opens in 10 s" in lines[0] and "the window opens in 5 s" in lines[1]

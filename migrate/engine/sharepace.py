@@ -100,12 +100,12 @@ def visible_wait(say: Callable[[str], None], progress: Callable[[str], tuple[int
         tick = max(5.0, min(30.0, seconds / 10))
         while not stopped():
             left = end - clock()
-            if left <= 0.05:
+            if left <= 0:  # the whole wait, never a little less: a retry a few ms early meets another 429
                 return
             done, total = progress(owner)
             if left >= 1:
                 say(f"share: {owner}: {done}/{total} shares done; {reason}; the window opens in {duration(left)} "
                     f"(at {opens})")
-            pause(min(tick, left))
+            pause(max(min(tick, left), 0.01))
 
     return wait

@@ -31,7 +31,8 @@ def render_share(summary: ShareSummary) -> str:
         lines += [f"  failed: {len(s.failed)}", f"  refused as broader than the source: {len(s.refused_broader)}",
                   f"  narrower than planned, left as they are: {len(s.narrower)}"]
     if s.rate_limited or s.paced_seconds >= 1:
-        lines.append(f"  paced {s.paced_seconds:.0f} s for the createShare rate limit ({s.rate_limited} answers 429)")
+        lines.append(f"  paced {s.paced_seconds:.0f} s in all (owners wait in parallel) for the createShare rate limit "
+                     f"({s.rate_limited} answers 429)")
     for sign, rows in (("+", s.would_create), ("~", s.would_update), ("-", s.would_remove)):
         lines += [f"  {sign} {describe(r)}" for r in rows]
     for title, rows in (("waiting for copy", s.waiting), ("failed", s.failed), ("refused as broader", s.refused_broader),
