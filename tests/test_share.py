@@ -287,3 +287,29 @@ def test_a_visible_wait_lasts_the_whole_window_and_speaks_while_it_lasts() -> No
     assert w.acquire("alice") == pytest.approx(10) and now[0] >= 10
     assert len(lines) >= 2 and all("alice: 3/8 shares done; paced to 3 new shares per 10 s" in x for x in lines)
     assert "the window opens in 10 s" in lines[0] and "the window opens in 5 s" in lines[1]
+
+
+def test_remove_our_shares_takes_away_only_what_this_tool_made(store) -> None:
+    """The library call `sync` uses for items deleted at the source: our shares go, a person's stay."""
+    from migrate.engine.share import remove_our_shares
+    from migrate.models import PlannedShare
+
+    store.save_planned_shares([PlannedShare("d", "i1", 0, "bob", "alice", "/a.txt", 1),
+                               PlannedShare("d", "i1", 1, "staff", "alice", "/a.txt", 3),
+                               PlannedShare("d", "i2", 0, "bob", "alice", "/b.txt", 1)])
+    rows = {(s.item_id, s.share_with): s for s in store.iter_planned_shares(["d"])}
+    store.record_planned_share(rows["i1", "bob"].id, "created", share_id="7", made_by_us=True)
+    store.record_planned_share(rows["i1", "staff"].id, "created", share_id="8", made_by_us=False)
+    deleted: list[tuple[str, str]] = []
+
+    class Shares:
+        def delete(self, owner: str, share_id: str) -> None:
+            deleted.append((owner, share_id))
+
+    class Target:
+        shares = Shares()
+
+    summary = remove_our_shares(store, Target(), [("d", "i1")])  # type: ignore[arg-type]
+    assert deleted == [("alice", "7")] and summary.removed == 1
+    assert [(s.item_id, s.share_with) for s in store.iter_planned_shares(["d"])] == [("i2", "bob")]
+    assert [a["action"] for a in store.iter_audit()] == ["share-removed"] and store.verify_audit().ok
