@@ -518,8 +518,11 @@ def share(
             summary = run_share(
                 run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, share_rate=settings.target.share_rate,
-                passwords_file=settings.state_path.parent / PASSWORDS_FILE, dry_run=dry_run,
-                say=lambda m: None if g.quiet or g.json else typer.echo(m, err=True),
+                widen_narrower=settings.policy.narrower_shares == "widen",
+                passwords_file=settings.state_path.parent / PASSWORDS_FILE,
+                reports_dir=settings.state_path.parent / "reports", dry_run=dry_run,
+                # on stderr with --json too: a paced wait can last 10 minutes and must not look like a hang
+                say=lambda m: None if g.quiet else typer.echo(m, err=True),
             )
             run.summary = summary.to_dict()
     finally:

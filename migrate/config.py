@@ -98,6 +98,7 @@ class PolicySettings:
     anonymous_links: str  # report | public-link-with-password | drop
     organization_links: str  # group:<name> | report | drop
     external_guests: str  # report | drop
+    narrower_shares: str  # report | widen
     onenote: str  # report | copy-raw
 
     @property
@@ -448,6 +449,12 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         ),
         "external_guests": _Key(
             _choice("report", "drop"), "report", "Shares with guests outside the tenant: report | drop."
+        ),
+        "narrower_shares": _Key(
+            _choice("report", "widen"),
+            "report",
+            "A share someone already made at the target that grants less than the plan: report (leave it, "
+            "list it) | widen (raise it to the planned permissions). Shares this tool made always follow the plan.",
         ),
         "onenote": _Key(
             _choice("report", "copy-raw"),

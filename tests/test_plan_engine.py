@@ -162,7 +162,7 @@ def test_layout_renames_unsupported_and_share_plan(store, tmp_path: Path) -> Non
     assert doc["summary"]["already_files"] == 1  # same.txt: same size and SHA1
     assert doc["conflicts"] == []
 
-    shares = {s["item_id"] + s["grantee"]: s for s in doc["shares"]}
+    shares = {s["item_id"] + s["grantee"]: s for s in doc["grants"]}
     by_perm = {r["perm_id"]: r for r in store.iter_permissions("b!libraryHR01")}
     assert by_perm["p1"]["plan_action"] == "create" and '"permissions": 3' in by_perm["p1"]["plan_detail"]
     assert by_perm["p2"]["plan_action"] == "report"  # anonymous link under policy report: never a public link

@@ -26,9 +26,15 @@ LISTS: dict[str, tuple[str, list[str]]] = {
                                                      "item_id"]),
     "unmapped": ("Drives not migrated (unmapped or blank target)",
                  ["kind", "name", "owner", "status", "reason", "mapping_row", "files", "bytes", "drive_id"]),
-    "shares": ("Share plan", ["source_path", "grant", "link_scope", "roles", "grantee", "action", "share_with",
-                              "permissions", "expire_date", "password", "owner", "path", "reason", "drive_id",
-                              "item_id"]),
+    "shares": ("Share plan: one share per item and recipient",
+               ["owner", "path", "kind", "share_with", "permissions", "expire_date", "password", "grants",
+                "from_grants", "note", "drive_id", "item_id"]),
+    "not_carried_over": ("Grants not carried over, and why",
+                         ["category", "action", "reason", "owner", "source_path", "grant", "link_scope", "roles",
+                          "grantee", "expires", "drive_id", "item_id", "perm_id"]),
+    "grants": ("Source grants and what each becomes",
+               ["source_path", "grant", "link_scope", "roles", "grantee", "action", "share_with", "permissions",
+                "expire_date", "password", "owner", "path", "reason", "drive_id", "item_id"]),
 }
 TEAM_FOLDER_COLS = ["team_folder", "rows", "writer", "writer_sees", "action", "changes", "groups", "not_carried",
                     "notes"]
@@ -92,8 +98,10 @@ def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("Renames", str(s["renames"])),
         ("Conflicts", str(s["conflicts"])),
         ("Unsupported / risky", str(s["unsupported"])),
-        ("Share plan", f"{s['grants']} grants: {s['shares_planned']} shares to create, {s['shares_reported']} "
-                       f"to decide by hand, {s['shares_dropped']} dropped, {s['shares_not_needed']} need none"),
+        ("Share plan", f"{s.get('shares_planned', 0)} shares to create (one per item and recipient, from "
+                       f"{s.get('grants_shared', 0)} grants); {s.get('grants_not_needed', 0)} grants need none"),
+        ("Grants not carried over", f"{s.get('grants_not_carried_over', 0)} ({s.get('grants_reported', 0)} to decide "
+                                    f"by hand, {s.get('grants_dropped', 0)} dropped): see not_carried_over.csv"),
         ("Estimated duration", f"{_dur(e['seconds'])} ({e['basis']})"),
         ("Graph cost", f"{e['graph_requests']} requests, {e['resource_units']} resource units"),
     ]
@@ -132,7 +140,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             free = "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"])
             out.append(f"| {_md(q['target_user'])} | {human_bytes(q['planned_bytes'])} | {free} | {_md(q['verdict'])} |")
     for key, (title, cols) in LISTS.items():
-        rows = doc[key]
+        rows = doc.get(key) or []
         out += ["", f"## {title} ({len(rows)})", ""]
         if not rows:
             out.append("None.")
@@ -198,6 +206,9 @@ def render_html(doc: dict[str, Any]) -> str:
              ("estimated duration", _dur(e["seconds"]), False), ("resource units", str(e["resource_units"]), False),
              ("renames", str(s["renames"]), s["renames"] > 0), ("conflicts", str(s["conflicts"]), s["conflicts"] > 0),
              ("unsupported / risky", str(s["unsupported"]), s["unsupported"] > 0),
+             ("shares to create", str(s.get("shares_planned", 0)), False),
+             ("grants not carried over", str(s.get("grants_not_carried_over", 0)),
+              s.get("grants_not_carried_over", 0) > 0),
              ("drives not migrated", str(s["drives_unmapped"]), s["drives_unmapped"] > 0)]
     h = ["<!doctype html><html lang=en><head><meta charset=utf-8>",
          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
@@ -232,7 +243,7 @@ def render_html(doc: dict[str, Any]) -> str:
                   "verdict": q["verdict"]} for q in doc["quota"]]
         h.append("<h2>Quota</h2>" + _table(list(qrows[0]), qrows, {"planned", "free"}))
     for key, (title, cols) in LISTS.items():
-        rows = doc[key]
+        rows = doc.get(key) or []
         more = (f"<p class=note>Showing {HTML_ROWS} of {len(rows)}; every row is in {key}.csv and {key}.json.</p>"
                 if len(rows) > HTML_ROWS else "")
         body = _table(cols, rows[:HTML_ROWS], {"size", "bytes", "files", "permissions"}) if rows else "<p>None.</p>"
@@ -258,7 +269,7 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
     (folder / "plan.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     lists = {**LISTS, "drives": ("", []), "team_folders": ("", TEAM_FOLDER_COLS)}
     for key, (_title, cols) in lists.items():
-        rows = team_folder_rows(doc) if key == "team_folders" else doc[key]
+        rows = team_folder_rows(doc) if key == "team_folders" else doc.get(key) or []
         cols = cols or (list(rows[0]) if rows else ["drive_id"])
         with open(folder / f"{key}.csv", "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)
@@ -267,6 +278,9 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
                 w.writerow([_csv_safe(r.get(c)) for c in cols])
         (folder / f"{key}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str),
                                             encoding="utf-8")
+    from migrate.reports.grants import write_not_carried_over
+
+    write_not_carried_over(doc.get("not_carried_over") or [], Path(base))
     if not output:
         latest = Path(base) / "plan-latest"
         tmp = Path(base) / ".plan-latest.tmp"

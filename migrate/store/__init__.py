@@ -12,12 +12,14 @@ from migrate.store.items import ItemsMixin
 from migrate.store.lock import RunLock
 from migrate.store.permissions import PermissionsMixin
 from migrate.store.plan import PlanMixin
+from migrate.store.shares import SharesMixin
 from migrate.store.uploads import UploadsMixin
 
 
-class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, UploadsMixin, GroupwareMixin, AuditMixin):
-    """One migration's state: drives, items, permissions, runs, metrics, uploads in progress, groupware objects
-    and the audit trail."""
+class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, SharesMixin, UploadsMixin, GroupwareMixin,
+                 AuditMixin):
+    """One migration's state: drives, items, permissions, planned shares, runs, metrics, uploads in progress,
+    groupware objects and the audit trail."""
 
 
 __all__ = ["ChainReport", "RunLock", "StateStore"]

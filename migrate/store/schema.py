@@ -277,3 +277,36 @@ def m006_groupware_objects(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX gw_objects_status ON gw_objects(collection_id, status)")
+
+
+@migrations()
+def m007_shares_planned_shares(db: Database) -> None:
+    # One planned share per (item, share type, recipient): every grant that reaches the same recipient merged into
+    # it (issue 14). Its state lives here, not on the grants: counts, status and reports speak of shares.
+    db.execute(
+        """
+        CREATE TABLE planned_shares (
+            id INTEGER PRIMARY KEY,
+            drive_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            share_type INTEGER NOT NULL,
+            share_with TEXT NOT NULL DEFAULT '',
+            owner TEXT NOT NULL DEFAULT '',
+            path TEXT NOT NULL DEFAULT '',
+            permissions INTEGER NOT NULL,
+            expire_date TEXT,
+            password INTEGER NOT NULL DEFAULT 0,
+            hide_download INTEGER NOT NULL DEFAULT 0,
+            grants TEXT NOT NULL DEFAULT '[]',
+            note TEXT NOT NULL DEFAULT '',
+            planned INTEGER NOT NULL DEFAULT 1,
+            status TEXT,
+            share_id TEXT,
+            share_permissions INTEGER,
+            made_by_us INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (drive_id, item_id, share_type, share_with)
+        )"""
+    )
+    db.execute("CREATE INDEX planned_shares_owner ON planned_shares(owner, id)")
