@@ -90,6 +90,32 @@ def test_copy_is_byte_identical_keeps_mtimes_and_verify_finds_a_deleted_file(tmp
     assert run_cli("verify", cwd=tmp_path, env=env).returncode == 0
 
 
+def test_verify_lists_folders_instead_of_one_stat_per_file(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "files_per_drive": 60}))
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc))
+    assert run_cli("copy", cwd=tmp_path, env=env).returncode == 0
+    rows = file_rows(tmp_path)
+    folders = {(x["target_user"], x["target_path"].rstrip("/").rpartition("/")[0]) for x in rows}
+    assert len(folders) * 2 < len(rows), "the tenant must hold several files per folder"
+    before = len(nc.requests)
+    r = run_cli("--json", "verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["checked"] == len(rows) and out["folders_listed"] == len(folders)
+    # one listing per folder (plus the credential/detection calls), never one PROPFIND per file
+    propfinds = [x for x in nc.requests[before:] if x[0] == "PROPFIND"]
+    assert len(propfinds) <= len(folders) + 4, (len(propfinds), len(folders))
+    # a file whose size changed behind our back is found from the listing, and only it
+    victim = next(x for x in rows if x["size"] > 0 and x["target_user"] == "alice")
+    with httpx.Client(auth=("alice", nc.app_passwords["alice"])) as c:
+        assert c.put(nc.dav_url("alice", victim["target_path"].lstrip("/")), content=b"other").status_code in (201, 204)
+    r = run_cli("--json", "verify", cwd=tmp_path, env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    gaps = json.loads(r.stdout)["gaps"]
+    assert [(x["item_id"], x["problem"]) for x in gaps] == [(victim["item_id"], f"size 5, expected {victim['size']}")]
+
+
 def test_verify_source_rechecks_the_current_hash(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "files_per_drive": 8}))
     nc = nextcloud_sandbox

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,12 @@ _UPSERT_LIVE = (
     + ", path = CASE WHEN items.name IS excluded.name AND items.parent_id IS excluded.parent_id "
     "AND items.deleted = 0 THEN items.path ELSE NULL END"
 )
+
+_QUEUES = itertools.count(1)
+# what verify compares, and no more (a folder of 100,000 files is held whole while its listing is checked)
+VERIFY_COLUMNS = ", ".join(f"i.{c}" for c in ("drive_id", "item_id", "path", "target_user", "target_path", "size",
+                                              "target_size", "sha1", "mtime", "quick_xor_hash", "note"))
+
 
 class ItemsMixin(StoreBase):
     """Item methods of the state store."""
@@ -94,6 +101,44 @@ class ItemsMixin(StoreBase):
                 return
             yield from rows
             params[0] = rows[-1]["id"]
+
+    def iter_verified_by_folder(self, drive_id: str, *, page: int = 2000
+                                ) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+        """Verified live files of a drive grouped by (target user, target folder): one group per folder listing.
+
+        The order is fixed once in a temp table (sorted on disk by SQLite, not in memory) and read back a page at
+        a time, so a million-item drive holds one page plus the folder being filled, never the drive.
+        """
+        folder = "rtrim(target_path, replace(target_path, '/', ''))"  # up to and including the last '/'
+        queue = f"verify_queue_{next(_QUEUES)}"  # one per walk, so two walks never share one
+        with self.atomic():
+            self.db.execute(
+                f"CREATE TEMP TABLE {queue} AS SELECT id AS item_row, coalesce(target_user, '') AS user, "
+                f"{folder} AS folder FROM items WHERE drive_id = ? AND status = 'verified' AND is_folder = 0 "
+                f"AND deleted = 0 AND target_path IS NOT NULL ORDER BY 2, 3", (drive_id,))
+        sql = (f"SELECT q.rowid AS qid, q.user AS q_user, q.folder AS q_folder, {VERIFY_COLUMNS} FROM temp.{queue} q "
+               f"JOIN items i ON i.id = q.item_row WHERE q.rowid > ? ORDER BY q.rowid LIMIT {int(page)}")
+        key: tuple[str, str] | None = None
+        group: list[dict[str, Any]] = []
+        last = 0
+        try:
+            while True:
+                rows = self.query(sql, (last,))
+                if not rows:
+                    break
+                last = rows[-1]["qid"]
+                for r in rows:
+                    k = (r["q_user"], r["q_folder"].strip("/"))
+                    if k != key and group:
+                        yield (*key, group)  # type: ignore[misc]
+                        group = []
+                    key = k
+                    group.append(r)
+            if group and key is not None:
+                yield (*key, group)
+        finally:
+            with self._lock:
+                self.db.execute(f"DROP TABLE IF EXISTS temp.{queue}")
 
     def transition(
         self, drive_id: str, item_id: str, new: ItemStatus | str, *, expect: str | None = None, **fields: Any
