@@ -99,25 +99,26 @@ def real(tag: str) -> Server | None:
     if not REAL_ENV.exists():
         return None
     env = read_env()
-    url = env.get("NC_URL") or env.get("URL") or ""
-    occ = env.get("OCC") or env.get("NC_OCC") or ""
-    admin = (env.get("NC_ADMIN_USER") or env.get("ADMIN_USER") or "admin",
-             env.get("NC_ADMIN_APP_PASSWORD") or env.get("ADMIN_APP_PASSWORD") or env.get("NC_ADMIN_PASSWORD") or "")
-    if not url.startswith(("http://127.0.0.1", "https://127.0.0.1", "http://localhost")) or not occ:
-        print(f"{REAL_ENV}: no loopback URL or occ command found; skipping the real server", file=sys.stderr)
+    url, occ = env.get("NC_URL", ""), shlex.split(env.get("NC_OCC", ""))
+    admin = (env.get("NC_ADMIN", "admin"), env.get("NC_ADMIN_APPPW", ""))
+    if not url.startswith(("http://127.0.0.1", "https://127.0.0.1")) or not occ or not admin[1]:
+        print(f"{REAL_ENV}: no loopback NC_URL, NC_OCC or NC_ADMIN_APPPW; skipping the real server", file=sys.stderr)
         return None
+    if occ[0] == "sudo":
+        occ.insert(1, "-E")  # OC_PASS reaches occ through the environment, never the command line
     uid = f"scale-{tag}"
+    pw = f"Scale-{time.time_ns()}-pw!"
 
-    def run_occ(*args: str, stdin: str | None = None, extra_env: dict[str, str] | None = None) -> str:
-        r = subprocess.run([*shlex.split(occ), *args], capture_output=True, text=True, input=stdin,
-                           env={**os.environ, **(extra_env or {})}, timeout=300)
-        if r.returncode != 0:
-            raise SystemExit(f"occ {' '.join(args)}: {r.stdout[-500:]} {r.stderr[-500:]}")
+    def run_occ(*args: str, check: bool = True) -> str:
+        r = subprocess.run([*occ, *args], capture_output=True, text=True, env={**os.environ, "OC_PASS": pw},
+                           timeout=300, stdin=subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            raise SystemExit(f"occ {args[0]}: {r.stdout[-500:]} {r.stderr[-500:]}")
         return r.stdout
 
-    run_occ("user:delete", uid) if uid in run_occ("user:list", "--output=json") else None
-    run_occ("user:add", "--password-from-env", uid, extra_env={"OC_PASS": f"Bench-{time.time_ns()}-pw!"})
-    token = run_occ("user:auth-tokens:add", uid).strip().splitlines()[-1].split()[-1]
+    run_occ("user:delete", uid, check=False)  # a leftover of an interrupted run
+    run_occ("user:add", "--password-from-env", uid)
+    token = run_occ("user:auth-tokens:add", "--password-from-env", uid).strip().splitlines()[-1].strip()
     s = Server("real", url.rstrip("/"), uid, token, admin)
     s.cleanup.append(lambda: run_occ("user:delete", uid))
     return s

@@ -116,6 +116,35 @@ def test_verify_lists_folders_instead_of_one_stat_per_file(tmp_path, graph_sandb
     assert [(x["item_id"], x["problem"]) for x in gaps] == [(victim["item_id"], f"size 5, expected {victim['size']}")]
 
 
+def test_folders_are_created_siblings_at_once_parents_first(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 4}))
+    nc = nextcloud_sandbox
+    drive = sorted(g.truth())[0]
+    for i in range(12):  # 12 empty siblings, each with 2 empty children: 36 folders over two levels
+        g.mutate.add_folder(drive, "/", f"Team {i:02d}")
+        for j in range(2):
+            g.mutate.add_folder(drive, f"/Team {i:02d}", f"Sub {j}")
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",))
+    nc.delay("MKCOL", 0.05)  # a slow server, so folders asked for together are served together
+    before = len(nc.requests)
+    r = run_cli("--json", "copy", cwd=tmp_path, env=env)
+    nc.delay("MKCOL", 0)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["folders_created"] >= 36
+    assert nc.peak_running("MKCOL") >= 4, nc.peak_running("MKCOL")
+    made = [p.rstrip("/") for m, p, st in nc.requests[before:] if m == "MKCOL" and st == 201 and "/uploads/" not in p]
+    assert len(made) == len(set(made)), "a folder was created twice"
+    for n, path in enumerate(made):  # every parent that had to be made was made before its child
+        parent = path.rpartition("/")[0]
+        assert parent not in made[n:], (path, parent)
+    with db(tmp_path) as s:
+        folders = [r for r in s.iter_items(drive) if r["is_folder"] and r["target_path"]]
+    assert folders and all(r["status"] == "verified" for r in folders)
+    for i in range(12):
+        for j in range(2):
+            assert any(p.endswith(f"/Team {i:02d}/Sub {j}") for p in made), (i, j)
+
+
 def test_verify_source_rechecks_the_current_hash(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "files_per_drive": 8}))
     nc = nextcloud_sandbox

@@ -64,7 +64,8 @@ class NextcloudApp:
         try:
             fault = state.take_fault(method, path)
             if fault is None:
-                return self.route(environ, recording, method, path)
+                with state.in_flight(method):
+                    return self.route(environ, recording, method, path)
             if fault.after:
                 # The work is done (its body consumed so every side effect happens); the client only sees the error.
                 result = self.route(environ, lambda s, h, e=None: None, method, path)

@@ -9,6 +9,8 @@ import string
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,11 +119,28 @@ class State:
         self.share_rate_limit: tuple[int, int] | None = share_rate_limit or None
         self.share_calls: dict[str, deque[float]] = {}
         self.requests: list[tuple[str, str, int]] = []
+        self.delays: dict[str, float] = {}      # method -> seconds each such request takes (slow-server tests)
+        self.running: dict[str, int] = {}       # method -> requests being served now
+        self.peak_running: dict[str, int] = {}  # method -> most served at once
         self.faults: list[Fault] = []
         self.versions: dict[int, dict[str, dict[str, object]]] = {}    # fileid -> {timestamp: {author, label}}
         self.trash: list[dict[str, Any]] = []
         for sub in ("users", "__groupfolders", "uploads", "tmp", "versions", "trash"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def in_flight(self, method: str) -> Iterator[None]:
+        """Count the request as being served (its configured delay included), for `peak_running`."""
+        with self.lock:
+            self.running[method] = now = self.running.get(method, 0) + 1
+            self.peak_running[method] = max(self.peak_running.get(method, 0), now)
+        try:
+            if self.delays.get(method):
+                time.sleep(self.delays[method])
+            yield
+        finally:
+            with self.lock:
+                self.running[method] -= 1
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The first armed fault matching this request, used up by one."""
