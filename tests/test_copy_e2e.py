@@ -239,6 +239,44 @@ def test_kill_9_at_random_points_then_resume_sends_no_verified_file_again(tmp_pa
         assert stored == want, (sorted(stored - want)[:5], sorted(want - stored)[:5])
 
 
+def test_resume_reads_the_in_flight_rows_from_folder_listings(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    """Rows a kill left in flight are settled by listing their folders: those whose bytes landed (size and the
+    SHA1 recorded before they left) are finalised without a write, the others sent again; no look per file."""
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 60}))
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",))
+    assert run_cli("copy", cwd=tmp_path, env=env).returncode == 0
+    rows = [x for x in file_rows(tmp_path) if x["size"] > 0]
+    assert all(x["target_checksum"] for x in rows)
+    # the PROPFINDs of a rerun with nothing in flight, to compare with
+    before = len(nc.requests)
+    assert run_cli("copy", cwd=tmp_path, env=env).returncode == 0
+    idle = sum(1 for x in nc.requests[before:] if x[0] == "PROPFIND")
+    # what a kill during the uploads leaves: rows in flight, some of whose bytes landed and some not
+    landed, lost = rows[:20], rows[20:26]
+    with db(tmp_path) as s:
+        for x in landed + lost:
+            s.db.execute("UPDATE items SET status = 'transferring' WHERE drive_id = ? AND item_id = ?",
+                         (x["drive_id"], x["item_id"]))
+        s.db.conn.commit()
+    with httpx.Client(auth=("alice", nc.app_passwords["alice"])) as c:
+        for x in lost:
+            assert c.delete(nc.dav_url("alice", x["target_path"].lstrip("/"))).status_code == 204
+    before = len(nc.requests)
+    r = run_cli("--json", "copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert (out["resumed_verified"], out["resumed_resent"]) == (len(landed), len(lost))
+    reqs = nc.requests[before:]
+    folders = {x["target_path"].rstrip("/").rpartition("/")[0] for x in landed + lost}
+    propfinds = sum(1 for x in reqs if x[0] == "PROPFIND")
+    # one listing per folder in flight, plus one check after each re-sent file's upload
+    assert propfinds - idle <= len(folders) + len(lost), (propfinds, idle, len(folders))
+    writes = [x for x in reqs if x[0] in ("PUT", "POST", "MOVE")]
+    assert 1 <= len(writes) <= len(lost), writes  # only the lost files are written again
+    assert_target_matches_truth(g, nc, file_rows(tmp_path))
+
+
 def _stored_chunks(nc) -> set[str]:
     """Names of the chunks the Nextcloud sandbox stored for alice's uploads so far."""
     return {path.rsplit("/", 1)[-1] for m, path, st in nc.requests

@@ -46,20 +46,23 @@ class CopySummary:
         return bool(self.failed)
 
 
-def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str]) -> tuple[int, int]:
+def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str], *, workers: int = 8
+                     ) -> tuple[int, int]:
     """Rows a killed run left in `transferring` or `uploaded`: finalise those the target holds whole, reset the rest.
 
-    Returns (finalised, reset). A file is finalised only if the target shows the full size (and the checksum
-    we recorded, where the target keeps one); anything less is sent again from the start.
+    The target is read by listing each folder holding such rows once (many folders at a time), not by one look
+    per file. Returns (finalised, reset). A file is finalised only if the target shows the full size and the
+    SHA1 recorded before its bytes left (where the target keeps checksums); anything less is sent again.
     """
+    from migrate.engine.verify import list_folders  # one listing helper for verify and resume
+
     finalised = reset = 0
     for drive_id in drive_ids:
-        for item in store.iter_items(drive_id, statuses=("transferring", "uploaded"), files_only=True):
-            entry = target.stat(item["target_user"] or "", item["target_path"]) if item["target_path"] else None
+        groups = store.iter_by_target_folder(drive_id, ("transferring", "uploaded"))
+        for item, entry in list_folders(target, groups, workers=workers, confirm_missing=False):
             sha1 = (item["target_checksum"] or "").removeprefix("SHA1:") or None
-            whole = entry is not None and not check_entry(
-                entry, size=item["target_size"] if item["target_size"] is not None else item["size"], sha1=sha1, mtime=None, features=target.features
-            )
+            size = item["target_size"] if item["target_size"] is not None else item["size"]
+            whole = not check_entry(entry, size=size, sha1=sha1, mtime=None, features=target.features)
             if whole and item["status"] == "uploaded":
                 store.transition(drive_id, item["item_id"], ItemStatus.VERIFIED)
                 finalised += 1
@@ -152,7 +155,7 @@ def copy_drives(
     if guard is not None:
         drives = _guarded(store, drives, guard, summary, guard_errors)
     ids = [d["id"] for d in drives]
-    summary.resumed_verified, summary.resumed_resent = resume_in_flight(store, target, ids)
+    summary.resumed_verified, summary.resumed_resent = resume_in_flight(store, target, ids, workers=workers)
 
     def work() -> Iterable[tuple[dict[str, Any], str]]:
         for d in drives:

@@ -9,8 +9,9 @@ alone.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +20,6 @@ from migrate.engine.transfer import check_entry
 from migrate.models import ItemStatus, RemoteEntry
 from migrate.protocols import Source, Target
 from migrate.store import StateStore
-
-Checked = list[tuple[dict[str, Any], str]]  # (item, problem or '')
 
 
 @dataclass
@@ -52,76 +51,83 @@ def verify_drives(
     them). With `source_hash`, the source's current QuickXorHash must still be the one we copied.
 
     Folders are listed `workers` at a time. A file that fails is moved to `failed` with the reason, so the next
-    `copy` sends it again (the state is written by this thread only).
+    `copy` sends it again.
     """
     s = VerifySummary()
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify") as pool:
-        running: set[Future[Checked]] = set()
-        try:
-            for d in drives:
-                counts = store.status_counts(d["id"])
-                s.not_copied += sum(v["files"] for k, v in counts.items() if k not in ("verified", "skipped"))
-                # A file under a team-folder path the writer does not see mounted sits in a look-alike folder in
-                # the writer's own home: it is a gap however whole it is.
-                outside = mount_problem(target, d, write=False)
-                if outside:
-                    _record(store, s, {_gaps(store, d["id"], f"outside its team folder: {outside}")}, progress)
-                    continue
-                for user, folder, items in store.iter_verified_by_folder(d["id"]):
-                    if len(running) >= 2 * workers:
-                        done, running = wait(running, return_when=FIRST_COMPLETED)
-                        _record(store, s, done, progress)
-                    running.add(pool.submit(check_folder, target, user, folder, items, source_hash))
-            done, running = wait(running)
-            _record(store, s, done, progress)
-        finally:
-            for f in running:
-                f.cancel()
-    return s
-
-
-def _gaps(store: StateStore, drive_id: str, problem: str) -> Future[Checked]:
-    """Every verified file of a drive with the same problem, as a finished check."""
-    f: Future[Checked] = Future()
-    f.set_result([(it, problem) for it in store.iter_items(drive_id, statuses=("verified",), files_only=True)])
-    return f
-
-
-def check_folder(target: Target, user: str, folder: str, items: list[dict[str, Any]],
-                 source_hash: Callable[[str, str], str | None] | None = None) -> Checked:
-    """One listing of `folder` checked against its verified files; returns each item with its problem ('')."""
-    lister = getattr(target, "list_folder", None)
-    listing: list[RemoteEntry] | None = lister(user, folder) if callable(lister) else None
-    by_name = {_key(e.path): e for e in listing or () if not e.is_folder}
-    out: Checked = []
-    for item in items:
-        entry = by_name.get(_key(item["target_path"]))
-        if entry is None and (listing is not None or not callable(lister)):
-            # not in the listing (or no listing at all): one direct look settles it
-            entry = target.stat(user, item["target_path"])
+    listed: list[dict[str, Any]] = []
+    for d in drives:
+        counts = store.status_counts(d["id"])
+        s.not_copied += sum(v["files"] for k, v in counts.items() if k not in ("verified", "skipped"))
+        # A file under a team-folder path the writer does not see mounted sits in a look-alike folder in the
+        # writer's own home: it is a gap however whole it is.
+        outside = mount_problem(target, d, write=False)
+        if not outside:
+            listed.append(d)
+            continue
+        for item in store.iter_items(d["id"], statuses=("verified",), files_only=True):
+            _record(store, s, item, f"outside its team folder: {outside}", progress)
+    groups = (g for d in listed for g in store.iter_by_target_folder(d["id"]))
+    for item, entry in list_folders(target, groups, workers=workers, listed=s):
         problem = check_entry(entry, size=_expected_size(item), sha1=item["sha1"], mtime=item["mtime"],
                               features=target.features)
         if not problem and source_hash is not None:
             problem = _source_problem(item, source_hash(item["drive_id"], item["item_id"]))
-        out.append((item, problem))
-    return out
+        _record(store, s, item, problem, progress)
+    return s
 
 
-def _record(store: StateStore, s: VerifySummary, done: set[Future[Checked]],
+def _record(store: StateStore, s: VerifySummary, item: dict[str, Any], problem: str,
             progress: Callable[[int], None] | None) -> None:
-    for f in done:
-        checked = f.result()
-        s.folders_listed += 1
-        for item, problem in checked:
-            s.checked += 1
-            if problem:
-                s.gaps.append({"drive_id": item["drive_id"], "item_id": item["item_id"], "path": item["path"],
-                               "target": f"{item['target_user'] or ''}:{item['target_path']}", "problem": problem})
-                store.transition(item["drive_id"], item["item_id"], ItemStatus.FAILED, last_error=f"verify: {problem}")
-            else:
-                s.ok += 1
-        if progress:
-            progress(len(checked))
+    s.checked += 1
+    if problem:
+        s.gaps.append({"drive_id": item["drive_id"], "item_id": item["item_id"], "path": item["path"],
+                       "target": f"{item['target_user'] or ''}:{item['target_path']}", "problem": problem})
+        store.transition(item["drive_id"], item["item_id"], ItemStatus.FAILED, last_error=f"verify: {problem}")
+    else:
+        s.ok += 1
+    if progress:
+        progress(1)
+
+
+def list_folders(target: Target, groups: Iterable[tuple[str, str, list[dict[str, Any]]]], *, workers: int = 8,
+                 listed: Any = None, confirm_missing: bool = True) -> Iterator[tuple[dict[str, Any], RemoteEntry | None]]:
+    """Each item of `groups` ((user, folder, items) with the same target folder) with what the target holds at
+    its path, from one Depth-1 listing per folder, `workers` folders at a time (at most 2 × workers groups held).
+
+    The caller's thread receives every result, so it alone writes the state. `listed.folders_listed` (when
+    given) counts the listings. `confirm_missing=False` trusts a listing that lacks a file (resume: a missing
+    file is simply sent again) instead of looking it up on its own.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="list") as pool:
+        running: deque[Future[list[tuple[dict[str, Any], RemoteEntry | None]]]] = deque()
+        try:
+            for user, folder, items in groups:
+                if len(running) >= 2 * workers:
+                    yield from running.popleft().result()
+                running.append(pool.submit(entries_in_folder, target, user, folder, items, confirm_missing))
+                if listed is not None:
+                    listed.folders_listed += 1
+            while running:
+                yield from running.popleft().result()
+        finally:
+            for f in running:
+                f.cancel()
+
+
+def entries_in_folder(target: Target, user: str, folder: str, items: list[dict[str, Any]],
+                      confirm_missing: bool = True) -> list[tuple[dict[str, Any], RemoteEntry | None]]:
+    """One listing of `folder`, matched to its items by name; a file the listing does not show is looked up on
+    its own (a server may spell a name differently), and without `list_folder` every file is."""
+    lister = getattr(target, "list_folder", None)
+    listing: list[RemoteEntry] | None = lister(user, folder) if callable(lister) else None
+    by_name = {_key(e.path): e for e in listing or () if not e.is_folder}
+    out: list[tuple[dict[str, Any], RemoteEntry | None]] = []
+    for item in items:
+        entry = by_name.get(_key(item["target_path"]))
+        if entry is None and ((listing is not None and confirm_missing) or not callable(lister)):
+            entry = target.stat(user, item["target_path"])
+        out.append((item, entry))
+    return out
 
 
 def _key(path: str) -> str:

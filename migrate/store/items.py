@@ -41,9 +41,10 @@ _UPSERT_LIVE = (
 )
 
 _QUEUES = itertools.count(1)
-# what verify compares, and no more (a folder of 100,000 files is held whole while its listing is checked)
-VERIFY_COLUMNS = ", ".join(f"i.{c}" for c in ("drive_id", "item_id", "path", "target_user", "target_path", "size",
-                                              "target_size", "sha1", "mtime", "quick_xor_hash", "note"))
+# what verify and resume compare, and no more (a folder of 100,000 files is held whole while its listing is checked)
+VERIFY_COLUMNS = ", ".join(f"i.{c}" for c in ("drive_id", "item_id", "path", "status", "target_user", "target_path",
+                                              "size", "target_size", "target_checksum", "sha1", "mtime",
+                                              "quick_xor_hash", "note"))
 
 
 class ItemsMixin(StoreBase):
@@ -128,12 +129,14 @@ class ItemsMixin(StoreBase):
             with self._lock:
                 self.db.execute(f"DROP TABLE IF EXISTS temp.{queue}")
 
-    def iter_verified_by_folder(self, drive_id: str) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
-        """Verified live files of a drive grouped by (target user, target folder): one group per folder listing.
-        Memory holds a page plus the folder being filled, never the drive."""
+    def iter_by_target_folder(self, drive_id: str, statuses: Iterable[str] = ("verified",)
+                              ) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+        """Live files of a drive in `statuses` grouped by (target user, target folder): one group per folder
+        listing. Memory holds a page plus the folder being filled, never the drive."""
+        st = list(statuses)
         rows = self._sorted_pages(
-            "drive_id = ? AND status = 'verified' AND is_folder = 0 AND deleted = 0 AND target_path IS NOT NULL",
-            (drive_id,), {"user": "coalesce(target_user, '')",
+            f"drive_id = ? AND status IN ({', '.join('?' for _ in st)}) AND is_folder = 0 AND deleted = 0 "
+            "AND target_path IS NOT NULL", (drive_id, *st), {"user": "coalesce(target_user, '')",
                           "folder": "rtrim(target_path, replace(target_path, '/', ''))"},  # up to the last '/'
             VERIFY_COLUMNS)
         key: tuple[str, str] | None = None
