@@ -11,10 +11,11 @@ from migrate.store.items import ItemsMixin
 from migrate.store.lock import RunLock
 from migrate.store.permissions import PermissionsMixin
 from migrate.store.plan import PlanMixin
+from migrate.store.scratch import ScratchMixin
 from migrate.store.uploads import UploadsMixin
 
 
-class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, UploadsMixin, AuditMixin):
+class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, UploadsMixin, AuditMixin, ScratchMixin):
     """One migration's state: drives, items, permissions, runs, metrics, uploads in progress and the audit trail."""
 
 
