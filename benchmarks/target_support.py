@@ -41,10 +41,13 @@ class Server:
 
     def close(self) -> None:
         for fn in reversed(self.cleanup):
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 - best effort, reported
-                print(f"cleanup: {exc}", file=sys.stderr)
+            for attempt in range(5):  # a busy sqlite server answers "database is locked" now and then
+                try:
+                    fn()
+                    break
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 - best effort, reported
+                    print(f"cleanup (attempt {attempt + 1}): {exc}", file=sys.stderr)
+                    time.sleep(2)
 
     def target(self, **kw: Any) -> Any:
         from migrate.backends.nextcloud.target import NextcloudTarget

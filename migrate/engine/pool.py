@@ -200,9 +200,16 @@ def copy_drives(
                 _collect(done, fatal, stop)
             running.add(pool.submit(fn, *args))
 
+        drive = None
         for item, kind in work():
             if stop.is_set() or fatal:
                 break
+            if item["drive_id"] != drive:
+                # A drive's partial batches go now, not at the very end: held until then, 10,000 drives' worth
+                # of waiting rows would grow memory with the tenant.
+                for rest in batcher.drain():
+                    submit(run_batch, transfer, rest)
+                drive = item["drive_id"]
             if batcher.eligible(item, kind):
                 full = batcher.add(item)
                 if full:
