@@ -11,33 +11,13 @@ Usage: .venv/bin/python benchmarks/folder_creation.py [--runs 3] [--workers 8] [
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from target_support import Server, real, sandbox, tree_paths, write
+from target_support import Server, header, run_servers, state_with, tree_paths
 
 NAME = "folder_creation"
-
-
-def planned(db: Path, drive_id: str, user: str, folders: list[str]) -> None:
-    from migrate.store import StateStore
-    from migrate.store.base import utcnow
-
-    StateStore(db).close()
-    now = utcnow()
-    c = sqlite3.connect(db)
-    with c:
-        c.execute("INSERT INTO drives (id, kind, target_user, discovered_at, updated_at) VALUES (?, 'onedrive', ?, ?, ?)",
-                  (drive_id, user, now, now))
-        c.executemany("INSERT INTO items (drive_id, item_id, name, path, is_folder, status, target_user, target_path, "
-                      "updated_at) VALUES (?, ?, ?, ?, 1, 'pending', ?, ?, ?)",
-                      [(drive_id, f"f{n}", p.rpartition("/")[2], p, user, p, now) for n, p in enumerate(folders)])
-    c.close()
 
 
 def measure(server: Server, tmp: Path, runs: int, workers: int) -> dict[str, Any]:
@@ -56,7 +36,7 @@ def measure(server: Server, tmp: Path, runs: int, workers: int) -> dict[str, Any
 
         drive = f"run-{k}"
         planned_db = tmp / f"state-{server.kind}-{k}.db"
-        planned(planned_db, drive, server.user, [f"new-{k}/{p}" for p in tree])
+        state_with(planned_db, drive, server.user, [f"new-{k}/{p}" for p in tree], folders=True)
         store = StateStore(planned_db)
         target = server.target()
         t0 = time.perf_counter()
@@ -79,28 +59,8 @@ def main() -> dict[str, Any]:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--no-real", action="store_true")
     a = ap.parse_args()
-    out: dict[str, Any] = {
-        "benchmark": "folders", "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "note": "2-core machine shared with other engineers; server and client share the cores"},
-        "goals": {"speedup": 4},
-        "what_is_measured": __doc__.split("\n\n", 1)[1].split("Writes")[0].strip(),
-    }
-    with tempfile.TemporaryDirectory(prefix="folder-bench-") as t:
-        tmp = Path(t)
-        sb = sandbox(tmp)
-        try:
-            out["sandbox"] = measure(sb, tmp, a.runs, a.workers)
-        finally:
-            sb.close()
-        write(NAME, out)  # the sandbox figures are kept even if the real server fails below
-        rs = None if a.no_real else real("folders")
-        if rs is not None:
-            try:
-                out["real_nextcloud"] = measure(rs, tmp, a.runs, a.workers)
-            finally:
-                rs.close()
-    write(NAME, out)
+    out = header("folders", {"speedup": 4}, __doc__ or "")
+    run_servers(NAME, out, lambda server, tmp: measure(server, tmp, a.runs, a.workers), a.no_real)
     return out
 
 

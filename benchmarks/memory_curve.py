@@ -65,9 +65,11 @@ def target_index(n: int) -> dict[str, float]:
 def main() -> dict[str, Any]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--scan-sizes", default=None, help="sizes for (a), default --sizes")
     ap.add_argument("--no-scan", action="store_true")
     a = ap.parse_args()
     sizes = [int(x) for x in a.sizes.split(",")]
+    scan_sizes = [int(x) for x in (a.scan_sizes or a.sizes).split(",")]
     out: dict[str, Any] = {
         "benchmark": "memory", "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -79,7 +81,7 @@ def main() -> dict[str, Any]:
         import inventory_scan
 
         curve = {}
-        for n in sizes:
+        for n in scan_sizes:
             r = inventory_scan.main(n, one_drive=True, out=None, bare=False, extra_commands=("status",))
             curve[str(n)] = {"items": r["scan"]["items"], "scan_peak_rss_mb": r["scan"]["peak_rss_mb"],
                              "scan_seconds": r["scan"]["seconds"], "state_db_mb": r["scan"]["state_db_mb"],

@@ -158,22 +158,58 @@ def seed(server: Server, folders: list[str], files_per_folder: int, size: int = 
     return files
 
 
-def verified_state(db_path: Path, drive_id: str, user: str, files: list[str], size: int = 1024) -> None:
-    """A state database recording `files` as copied and verified to `user` (what `copy` leaves behind)."""
+def state_with(db_path: Path, drive_id: str, user: str, paths: list[str], *, folders: bool = False,
+               size: int = 1024) -> None:
+    """A state database holding `paths` of one drive mapped to `user`: folders planned (pending), or files
+    copied and verified (what `copy` leaves behind)."""
     from migrate.store import StateStore
     from migrate.store.base import utcnow
 
     StateStore(db_path).close()  # create and migrate
     now = utcnow()
+    status, size = ("pending", 0) if folders else ("verified", size)
     c = sqlite3.connect(db_path)
     with c:
         c.execute("INSERT INTO drives (id, kind, target_user, discovered_at, updated_at) VALUES (?, 'onedrive', ?, ?, ?)",
                   (drive_id, user, now, now))
-        c.executemany("INSERT INTO items (drive_id, item_id, name, path, size, status, target_user, target_path, "
-                      "target_size, updated_at) VALUES (?, ?, ?, ?, ?, 'verified', ?, ?, ?, ?)",
-                      [(drive_id, f"i{n}", p.rpartition("/")[2], p, size, user, p, size, now)
-                       for n, p in enumerate(files)])
+        c.executemany("INSERT INTO items (drive_id, item_id, name, path, is_folder, size, status, target_user, "
+                      "target_path, target_size, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      [(drive_id, f"i{n}", p.rpartition("/")[2], p, int(folders), size, status, user, p,
+                        None if folders else size, now) for n, p in enumerate(paths)])
     c.close()
+
+
+def header(kind: str, goals: dict[str, float], doc: str) -> dict[str, Any]:
+    """The common head of a result file: what, when, on which machine, the goals and what is measured."""
+    import platform
+
+    return {"benchmark": kind, "date": time.strftime("%Y-%m-%d"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "note": "2-core machine shared with other engineers; server and client share the cores"},
+            "goals": goals, "what_is_measured": doc.split("\n\n", 1)[1].split("Writes")[0].strip()}
+
+
+def run_servers(name: str, out: dict[str, Any], measure: Any, no_real: bool) -> dict[str, Any]:
+    """`measure(server, tmp)` on the sandbox, then on the real Nextcloud when there is one; results written
+    after each, so the sandbox figures are kept even if the real server fails."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as t:
+        tmp = Path(t)
+        sb = sandbox(tmp)
+        try:
+            out["sandbox"] = measure(sb, tmp)
+        finally:
+            sb.close()
+        write(name, out)
+        rs = None if no_real else real(name.split("_")[0])
+        if rs is not None:
+            try:
+                out["real_nextcloud"] = measure(rs, tmp)
+            finally:
+                rs.close()
+    write(name, out)
+    return out
 
 
 def best(fn: Any, runs: int) -> tuple[float, list[float]]:

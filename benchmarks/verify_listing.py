@@ -13,14 +13,11 @@ Usage: .venv/bin/python benchmarks/verify_listing.py [--files 1000] [--runs 3] [
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from target_support import Server, best, real, sandbox, seed, tree_paths, verified_state, write
+from target_support import Server, best, header, run_servers, seed, state_with, tree_paths
 
 NAME = "verify_listing"
 
@@ -53,7 +50,7 @@ def measure(server: Server, tmp: Path, files: int, runs: int, workers: int) -> d
     paths = seed(server, folders, per)
     seed_s = time.perf_counter() - t0
     db = tmp / f"state-{server.kind}.db"
-    verified_state(db, "drive1", server.user, paths)
+    state_with(db, "drive1", server.user, paths)
     target = server.target()
     store = StateStore(db)
     drives = [store.drive("drive1")]
@@ -92,28 +89,8 @@ def main() -> dict[str, Any]:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--no-real", action="store_true")
     a = ap.parse_args()
-    out: dict[str, Any] = {
-        "benchmark": "verify", "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "note": "2-core machine shared with other engineers; server and client share the cores"},
-        "goals": {"ratio_vs_bare_walk": 1.2, "speedup_vs_stat_per_file": 5},
-        "what_is_measured": __doc__.split("\n\n", 1)[1].split("Writes")[0].strip(),
-    }
-    with tempfile.TemporaryDirectory(prefix="verify-bench-") as t:
-        tmp = Path(t)
-        sb = sandbox(tmp)
-        try:
-            out["sandbox"] = measure(sb, tmp, a.files, a.runs, a.workers)
-        finally:
-            sb.close()
-        write(NAME, out)  # the sandbox figures are kept even if the real server fails below
-        rs = None if a.no_real else real("verify")
-        if rs is not None:
-            try:
-                out["real_nextcloud"] = measure(rs, tmp, a.files, a.runs, a.workers)
-            finally:
-                rs.close()
-    write(NAME, out)
+    out = header("verify", {"ratio_vs_bare_walk": 1.2, "speedup_vs_stat_per_file": 5}, __doc__ or "")
+    run_servers(NAME, out, lambda server, tmp: measure(server, tmp, a.files, a.runs, a.workers), a.no_real)
     return out
 
 
