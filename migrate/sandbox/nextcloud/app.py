@@ -64,7 +64,9 @@ class NextcloudApp:
         try:
             fault = state.take_fault(method, path)
             if fault is None:
-                with state.in_flight(method):
+                with state.mkcol_race(method, path) as lost, state.in_flight(method):
+                    if lost:  # Nextcloud on local storage: both passed the exists check, the second mkdir failed
+                        return sabre_error(recording, 403, f"Could not create directory /{path.rstrip('/')}")
                     return self.route(environ, recording, method, path)
             if fault.after:
                 # The work is done (its body consumed so every side effect happens); the client only sees the error.
