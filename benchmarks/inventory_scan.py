@@ -137,7 +137,7 @@ def main(target_items: int = 200_000, workers: int = 4, page_size: int = 999, *,
                  "ru_maxrss_children_mb": round(inherited_mb, 1),  # the old, wrong figure: the parent's peak
                  "permissions_read": sum(d["permissions_read"] for d in summary["drives"])},
         "bare_httpx_loop": {"items": bare_items, "pages": bare_pages, "seconds": round(bare_s, 2),
-                            "items_per_s": round(bare_items / bare_s, 0), "sequential_seconds": round(bare_seq_s, 2)},
+                            "items_per_s": round(bare_items / bare_s, 0) if bare_s else None, "sequential_seconds": round(bare_seq_s, 2)},
         "overhead_ratio": round(summary["seconds"] / bare_s, 2) if bare_s else None,
         "other_commands": extra,
         "goals": {"items_per_s": 5000, "overhead_ratio": 1.3, "peak_rss_mb": 200},
