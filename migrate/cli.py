@@ -578,7 +578,7 @@ def verify(
             except MigrateError:
                 pass  # unreadable mapping files: drives planned by this version already carry their team folder
             drives = _selection(batch, drive, user).drives(run.store)
-            summary = verify_drives(run.store, target, drives,
+            summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers,
                                     source_hash=getattr(source, "current_hash", None) if source else None)
             run.summary = {**summary.__dict__, "attention": summary.attention}
     finally:

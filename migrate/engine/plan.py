@@ -36,6 +36,7 @@ from migrate.names import NameRules, with_suffix
 from migrate.protocols import Target
 from migrate.session import Selection
 from migrate.store import StateStore
+from migrate.store.scratch import EntryTable
 
 log = logging.getLogger(__name__)
 
@@ -175,18 +176,26 @@ def classify(item: dict[str, Any], entry: RemoteEntry, *, checksums: bool) -> tu
     return "identical", "same size; content not compared (no checksum on both sides)"
 
 
-def _walk(target: Target, user: str, root: str) -> dict[str, RemoteEntry]:
+def _walk(target: Target, user: str, root: str, into: EntryTable) -> None:
     """What the target holds below one root, keyed by NFC path; an absent root holds nothing."""
-    if target.stat(user, root) is None:
-        return {}
-    return {_nfc(e.path): e for e in target.walk(user, root)}
+    if target.stat(user, root) is not None:
+        into.fill(target.walk(user, root), key=lambda e: _nfc(e.path))
 
 
 def find_conflicts(store: StateStore, target: Target, t: DriveTarget, options: PlanOptions,
                    rules: NameRules) -> dict[str, Any]:
-    """Compare the planned paths of one drive with the target; apply the conflict policy to the store."""
-    existing = _walk(target, t.user or "", t.root or "/")
-    checksums = target.features.stored_checksum
+    """Compare the planned paths of one drive with the target; apply the conflict policy to the store.
+
+    The target's tree is kept in a temp table, not in memory: a target already holding a million files would
+    otherwise cost hundreds of MB on every plan refresh (so on every `copy`).
+    """
+    with store.entry_table() as existing:
+        _walk(target, t.user or "", t.root or "/", existing)
+        return _compare(store, t, options, rules, existing, target.features.stored_checksum)
+
+
+def _compare(store: StateStore, t: DriveTarget, options: PlanOptions, rules: NameRules, existing: EntryTable,
+             checksums: bool) -> dict[str, Any]:
     conflicts: list[dict[str, Any]] = []
     already = {"files": 0, "bytes": 0}
     renamed_paths: list[tuple[str | None, str | None, int]] = []

@@ -12,14 +12,15 @@ from migrate.store.items import ItemsMixin
 from migrate.store.lock import RunLock
 from migrate.store.permissions import PermissionsMixin
 from migrate.store.plan import PlanMixin
+from migrate.store.scratch import ScratchMixin
 from migrate.store.shares import SharesMixin
 from migrate.store.uploads import UploadsMixin
 
 
 class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, SharesMixin, UploadsMixin, GroupwareMixin,
-                 AuditMixin):
+                 AuditMixin, ScratchMixin):
     """One migration's state: drives, items, permissions, planned shares, runs, metrics, uploads in progress,
-    groupware objects and the audit trail."""
+    groupware objects, the audit trail, and scratch tables for one command's large working sets."""
 
 
 __all__ = ["ChainReport", "RunLock", "StateStore"]

@@ -66,7 +66,10 @@ class NextcloudApp:
         try:
             fault = state.take_fault(method, path)
             if fault is None:
-                return self.route(environ, recording, method, path)
+                with state.mkcol_race(method, path) as lost, state.in_flight(method):
+                    if lost:  # Nextcloud on local storage: both passed the exists check, the second mkdir failed
+                        return sabre_error(recording, 403, f"Could not create directory /{path.rstrip('/')}")
+                    return self.route(environ, recording, method, path)
             if fault.after:
                 # The work is done (its body consumed so every side effect happens); the client only sees the error.
                 result = self.route(environ, lambda s, h, e=None: None, method, path)
