@@ -51,7 +51,12 @@ def sample_doc() -> dict[str, Any]:
                          "reason": "flagged as malware by Microsoft 365: the download is blocked",
                          "action": "not copied"}],
         "unmapped": [{**drives[4], "files": 1004, "bytes": 3_300_000_000}],
-        "shares": [{"drive_id": "b!drive2", "item_id": "i5", "source_path": evil, "grant": "link",
+        "shares": [],
+        "not_carried_over": [{"category": "anonymous link", "action": "report", "owner": "alice", "source_path": evil,
+                              "grant": "link", "link_scope": "anonymous", "roles": "read", "grantee": "",
+                              "expires": None, "drive_id": "b!drive2", "item_id": "i5", "perm_id": "p5",
+                              "reason": "anonymous link (policy anonymous_links = report)"}],
+        "grants": [{"drive_id": "b!drive2", "item_id": "i5", "source_path": evil, "grant": "link",
                     "link_scope": "anonymous", "roles": "read", "grantee": "", "expires": None, "action": "report",
                     "share_type": None, "share_with": None, "permissions": None, "expire_date": None,
                     "password": None, "owner": "alice", "path": "/" + evil,
@@ -67,7 +72,8 @@ def sample_doc() -> dict[str, Any]:
                     "bytes": sum(d["bytes"] for d in drives), "files_mapped": 4006, "bytes_mapped": bytes_,
                     "planned_files": files, "planned_bytes": bytes_, "already_files": 0, "already_bytes": 0,
                     "renames": 2, "conflicts": 1, "unsupported": 1, "grants": 1, "shares_planned": 0,
-                    "shares_dropped": 0, "shares_reported": 1, "shares_not_needed": 0, "attention": True},
+                    "grants_shared": 0, "grants_not_carried_over": 1, "grants_dropped": 0, "grants_reported": 1,
+                    "grants_not_needed": 0, "attention": True},
     }
 
 

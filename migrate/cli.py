@@ -85,6 +85,40 @@ def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
+WHAT_OPTION = typer.Option(["files"], "--what", help="What to work on: files, calendars, contacts (comma-separated; "
+                           "default files).")
+
+
+def _what(what: list[str]) -> tuple[bool, tuple[str, ...]]:
+    from migrate.engine.groupware import kinds_of, parse_what
+
+    parsed = parse_what(what)
+    return "files" in parsed, kinds_of(parsed)
+
+
+def _with_groupware(ctx: typer.Context, step: str, files_step: Any, params: dict[str, Any] | None,
+                    kinds: tuple[str, ...], user: list[str], *, workers: int | None = None,
+                    output: Path | None = None) -> int:
+    """Run the files part (when asked for) and then the groupware part of a step; the worse exit code wins."""
+    from migrate.engine.groupware_run import run_step
+
+    code = ExitCode.OK
+    if params is not None:
+        try:
+            ctx.invoke(files_step, ctx=ctx, **params, what=["files"])
+        except typer.Exit as exc:
+            code = exc.exit_code
+    g: Globals = ctx.obj
+    settings = g.settings(require_file=step != "status", **{"transfer.workers": workers})
+    res = run_step(step, settings, kinds, upns=tuple(user), workers=workers, output=output,
+                   say=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
+    if g.json:
+        echo_json(res.data)
+    else:
+        typer.echo(res.text)
+    return max(code, ExitCode.ATTENTION if res.attention and step != "status" else ExitCode.OK)
+
+
 # ----------------------------------------------------------------------------------------------- init
 @app.command()
 def init(
@@ -114,9 +148,14 @@ def status(
     batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
     drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
     user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+    what: list[str] = WHAT_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Progress per batch and drive, failures with reasons, and what to do next."""
+    files, kinds = _what(what)
+    if kinds:
+        params = dict(batch=batch, drive=drive, user=user, json_out=json_out) if files else None
+        raise typer.Exit(_with_groupware(ctx, "status", status, params, kinds, user))
     from migrate import status as status_mod
     from migrate.session import Selection
     from migrate.store import StateStore
@@ -228,9 +267,16 @@ def scan(
     drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
     user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
     workers: int = typer.Option(None, "--workers", min=1, max=64, help="Drives scanned in parallel (default [transfer] workers)."),
+    what: list[str] = WHAT_OPTION,
     full: bool = typer.Option(False, "--full", help="Ignore stored delta links: enumerate everything and reconcile."),
 ) -> None:
-    """Enumerate the selected drives through Graph delta into the state database; resumable, a checkpoint per page."""
+    """Enumerate the selected drives through Graph delta into the state database; resumable, a checkpoint per page.
+
+    With --what calendars,contacts also read the mapped users' calendars and contacts (one row per object)."""
+    files, kinds = _what(what)
+    if kinds:
+        params = dict(batch=batch, drive=drive, user=user, workers=workers, full=full) if files else None
+        raise typer.Exit(_with_groupware(ctx, "scan", scan, params, kinds, user, workers=workers))
     from migrate.backends.graph import open_source
     from migrate.config import require_settings
     from migrate.engine.discover import assign_batches
@@ -297,9 +343,15 @@ def plan(
     drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
     user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
     output: Path = typer.Option(None, "--output", "-o", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
+    what: list[str] = WHAT_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
     """The dry run: target paths, renames, conflicts, unsupported items, share plan and estimate; writes nothing to the target."""
+    files, kinds = _what(what)
+    if kinds:
+        params = dict(batch=batch, drive=drive, user=user, output=output, json_out=json_out) if files else None
+        raise typer.Exit(_with_groupware(ctx, "plan", plan, params, kinds, user,
+                                         output=output / "groupware" if output and files else output))
     from migrate.backends import open_target
     from migrate.config import load_app_passwords, require_settings
     from migrate.engine.plan import find_directory, options_from_settings, run_plan, stamp
@@ -381,12 +433,21 @@ def copy(
     user: list[str] = SELECT_USER,
     workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: the same report as `plan`, nothing written."),
+    what: list[str] = WHAT_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Stream files to the target in parallel, verify each one, keep modification times; resumable."""
+    """Stream files to the target in parallel, verify each one, keep modification times; resumable.
+
+    With --what calendars,contacts also write the scanned events and contacts over CalDAV/CardDAV, never
+    inviting anyone (no invitations, no copies into other users' calendars)."""
+    files, kinds = _what(what)
     if dry_run:
-        ctx.invoke(plan, ctx=ctx, batch=batch, drive=drive, user=user, output=None, json_out=json_out)
+        ctx.invoke(plan, ctx=ctx, batch=batch, drive=drive, user=user, output=None, json_out=json_out, what=what)
         return
+    if kinds:
+        params = dict(batch=batch, drive=drive, user=user, workers=workers, dry_run=False,
+                      json_out=json_out) if files else None
+        raise typer.Exit(_with_groupware(ctx, "copy", copy, params, kinds, user, workers=workers))
     from migrate.backends.graph import open_source
     from migrate.config import require_settings
     from migrate.connect import close_quietly, open_target_from_settings
@@ -457,8 +518,11 @@ def share(
             summary = run_share(
                 run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, share_rate=settings.target.share_rate,
-                passwords_file=settings.state_path.parent / PASSWORDS_FILE, dry_run=dry_run,
-                say=lambda m: None if g.quiet or g.json else typer.echo(m, err=True),
+                widen_narrower=settings.policy.narrower_shares == "widen",
+                passwords_file=settings.state_path.parent / PASSWORDS_FILE,
+                reports_dir=settings.state_path.parent / "reports", dry_run=dry_run,
+                # on stderr with --json too: a paced wait can last 10 minutes and must not look like a hang
+                say=lambda m: None if g.quiet else typer.echo(m, err=True),
             )
             run.summary = summary.to_dict()
     finally:
@@ -480,11 +544,21 @@ def verify(
     drive: list[str] = SELECT_DRIVE,
     user: list[str] = SELECT_USER,
     source_check: bool = typer.Option(False, "--source", help="Also re-check the source's current hashes."),
+    what: list[str] = WHAT_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Re-check the target against the state database (existence, size, checksum, mtime); exit 3 on any gap."""
+    """Re-check the target against the state database (existence, size, checksum, mtime); exit 3 on any gap.
+
+    With --what calendars,contacts also compare each collection's objects (counts and content hashes)."""
+    files, kinds = _what(what)
+    if kinds:
+        params = dict(batch=batch, drive=drive, user=user, source_check=source_check,
+                      json_out=json_out) if files else None
+        raise typer.Exit(_with_groupware(ctx, "verify", verify, params, kinds, user))
     from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.teamfolders import backfill_mounts
     from migrate.engine.verify import verify_drives
+    from migrate.mapping import load_mappings
     from migrate.reports.text import render_verify
     from migrate.session import Run
 
@@ -499,8 +573,12 @@ def verify(
 
             source = open_source(settings).__enter__()
         with Run(settings.state_path, "verify", {"source": source_check}) as run:
+            try:
+                backfill_mounts(run.store, load_mappings(settings.mappings, missing_ok=True))
+            except MigrateError:
+                pass  # unreadable mapping files: drives planned by this version already carry their team folder
             drives = _selection(batch, drive, user).drives(run.store)
-            summary = verify_drives(run.store, target, drives,
+            summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers,
                                     source_hash=getattr(source, "current_hash", None) if source else None)
             run.summary = {**summary.__dict__, "attention": summary.attention}
     finally:

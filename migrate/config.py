@@ -65,6 +65,10 @@ class TargetSettings:
     prefix: str  # folder below each target root, without leading or trailing /; "" = the root
     on_conflict: str  # skip | rename | overwrite-if-ours
     share_rate: tuple[int, int]  # createShare calls per owner per seconds; (0, 0) = no pacing
+    create_team_folders: bool = False  # copy creates missing team folders and grants them
+    migration_group: str = "m365-migration"  # group giving the service account access to team folders
+    caldav_url: str = ""  # calendar home with {user}; "" = Nextcloud's /remote.php/dav/calendars/{user}/
+    carddav_url: str = ""  # address-book home with {user}; "" = Nextcloud's /remote.php/dav/addressbooks/users/{user}/
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,7 @@ class PolicySettings:
     anonymous_links: str  # report | public-link-with-password | drop
     organization_links: str  # group:<name> | report | drop
     external_guests: str  # report | drop
+    narrower_shares: str  # report | widen
     onenote: str  # report | copy-raw
     deletions: str = "keep"  # keep | trash: what `sync` does with our copy of a file deleted at the source
 
@@ -273,6 +278,13 @@ def _share_rate(value: object, text: bool) -> tuple[int, int]:
     raise _Bad('"<calls>/<seconds>" such as "20/600" (1 to 100000 calls per 1 to 86400 s), or "0" for no pacing')
 
 
+def _group_id(value: object, text: bool) -> str:
+    v = _text(value, text)
+    if not v or len(v) > 64 or any(ord(c) < 32 for c in v) or "/" in v:
+        raise _Bad('a Nextcloud group id such as "m365-migration" (1 to 64 characters, no / or control characters)')
+    return v
+
+
 def _prefix(value: object, text: bool) -> str:
     v = _text(value, text).replace("\\", "/").strip("/")
     if any(part in (".", "..") for part in v.split("/")):
@@ -348,7 +360,8 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             _uid_or_blank,
             "",
             'kind = "nextcloud": the admin account (its uid, e.g. "admin") that looks up users and groups and '
-            "team folders, and writes libraries mapped to groupfolder:<name>; Nextcloud needs it. It must have "
+            "team folders, and writes libraries mapped to groupfolder:<name> (it must see those team folders "
+            "mounted and writable, see migration_group); Nextcloud needs it. It must have "
             'its own row "<uid>,<app password>" in the credentials file (occ user:auth-tokens:add <uid>).',
         ),
         "prefix": _Key(
@@ -368,6 +381,25 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             '`share` creates at most this many shares per owner per this many seconds ("calls/seconds"; '
             'Nextcloud 32 allows 20 per 600 s); "0" = no pacing, when the admin lifted the limit.',
         ),
+        "create_team_folders": _Key(
+            _bool,
+            False,
+            "true: `copy` creates missing team folders for groupfolder:<name> targets and gives the service "
+            "account access through migration_group, and the site's groups (through groups.csv) read/write/manage, "
+            "never broader than the site; false: the Nextcloud admin prepares them and `plan` checks.",
+        ),
+        "migration_group": _Key(
+            _group_id,
+            "m365-migration",
+            "Nextcloud group that gives the service account write access to team folders "
+            "(created when needed with create_team_folders; remove it after cutover).",
+        ),
+        "caldav_url": _Key(
+            _text, "", 'Calendar home of a user for --what calendars, with {user}, e.g. "https://dav.example.org/'
+            '{user}/"; empty = Nextcloud\'s /remote.php/dav/calendars/{user}/.'),
+        "carddav_url": _Key(
+            _text, "", 'Address-book home of a user for --what contacts, with {user}; empty = Nextcloud\'s '
+            '/remote.php/dav/addressbooks/users/{user}/.'),
     },
     "mappings": {
         "users": _Key(
@@ -418,6 +450,12 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         ),
         "external_guests": _Key(
             _choice("report", "drop"), "report", "Shares with guests outside the tenant: report | drop."
+        ),
+        "narrower_shares": _Key(
+            _choice("report", "widen"),
+            "report",
+            "A share someone already made at the target that grants less than the plan: report (leave it, "
+            "list it) | widen (raise it to the planned permissions). Shares this tool made always follow the plan.",
         ),
         "onenote": _Key(
             _choice("report", "copy-raw"),

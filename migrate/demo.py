@@ -61,7 +61,11 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
             steps: list[list[str]] = [["init", "--force"]]
             result.steps.append(_run(["init", "--force"], folder, env, echo))
             _configure(folder, graph, nc, upns, uids)
-            steps = [["doctor"], ["discover"], ["scan"], ["plan"], ["copy"], ["share"], ["verify"], ["status"]]
+            for upn, uid in zip(upns, uids, strict=True):   # the admin step: NC e-mail = M365 address (groupware)
+                nc.state.users[uid].email = upn
+            gw = ["--what", "calendars,contacts"]
+            steps = [["doctor"], ["discover"], ["scan"], ["plan"], ["copy"], ["share"], ["verify"], ["status"],
+                     ["scan", *gw], ["plan", *gw], ["copy", *gw], ["verify", *gw]]
             for argv in steps:
                 if not available(argv[0]):
                     continue

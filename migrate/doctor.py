@@ -86,7 +86,38 @@ def run_doctor(settings: Any) -> list[Check]:
             close_quietly(t)
 
     checks.append(_attempt("target", target))
+    if settings.target.kind == "nextcloud":
+        checks.append(_attempt("team folders", lambda: _team_folders(settings)))
     return checks
+
+
+def _team_folders(settings: Any) -> str:
+    """Every groupfolder:<name> row: the folder exists and the service account sees it mounted, writable."""
+    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.teamfolders import plan_team_folders, rows_as_targets
+    from migrate.errors import ConfigError
+    from migrate.mapping import load_mappings
+
+    mappings = load_mappings(settings.mappings, missing_ok=True)
+    rows = rows_as_targets(mappings)
+    if not rows:
+        return "no library is mapped to a team folder"
+    writer = settings.target.service_account
+    if not writer:
+        raise ConfigError("sites.csv maps libraries to team folders, but [target] service_account is not set")
+    t = open_target_from_settings(settings)
+    try:
+        folders, errors = plan_team_folders(None, t, rows, mappings,
+                                            writer=writer, create=settings.target.create_team_folders,
+                                            migration_group=settings.target.migration_group,
+                                            config_name=settings.config_path.name if settings.config_path
+                                            else "m365-migrate.toml")
+    finally:
+        close_quietly(t)
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return "; ".join(f"{f.mount_point}: " + ("ready" if f.action == "ready" else
+                                              f"`copy` will {', '.join(f.changes)}") for f in folders)
 
 
 def exit_code(checks: list[Check]) -> int:

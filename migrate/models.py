@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class ItemStatus(enum.StrEnum):
@@ -85,6 +86,40 @@ class Grant:
     expires: str | None = None
     has_password: bool = False
     inherited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedShare:
+    """One share the plan wants at the target: every grant of an item that reaches the same recipient, merged.
+
+    The first block is the plan (rebuilt by every `plan`); the second is what `share` did about it (kept by the
+    store across plans). `grants` lists the contributing source grants, for the report.
+    """
+
+    drive_id: str
+    item_id: str
+    share_type: int  # 0 user, 1 group, 3 public link
+    share_with: str  # uid or gid; "" for a public link
+    owner: str
+    path: str
+    permissions: int
+    expire_date: str | None = None
+    password: bool = False
+    hide_download: bool = False
+    grants: tuple[dict[str, Any], ...] = ()
+    note: str = ""
+    id: int = 0
+    planned: bool = True  # False: no source grant asks for it any more; a share we made for it is to be removed
+    status: str | None = None
+    share_id: str | None = None
+    share_permissions: int | None = None
+    made_by_us: bool = False
+    error: str | None = None
+    item_status: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        return self.drive_id, self.item_id, self.share_type, self.share_with
 
 
 @dataclass(frozen=True, slots=True)

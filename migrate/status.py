@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from migrate.reports.grants import report_path
 from migrate.session import Selection
 from migrate.store import StateStore
 
@@ -34,8 +36,11 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         )
     waiting = {k: sum(d["waiting"][k] for d in drives) for k in ("new", "moved", "edited", "deleted")}
     runs = store.runs(limit=5)
-    shares = store.share_counts(d["id"] for d in drives)
-    share_failures = store.share_failures([d["id"] for d in drives]) if shares else []
+    ids = [d["id"] for d in drives]
+    shares = store.planned_share_counts(ids)
+    share_failures = store.planned_share_problems(ids) if shares else []
+    lost = store.lost_grant_counts(ids)
+    report = report_path(Path(store.path).parent / "reports")
     return {
         "state": str(store.path),
         "drives": drives,
@@ -43,6 +48,8 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         "waiting": waiting,
         "shares": shares,
         "share_failures": share_failures,
+        "grants_not_carried_over": {"count": sum(lost.values()), "by_category": lost,
+                                    "report": str(report) if report.exists() else None},
         "failures": store.failures(limit=20),
         "recent_runs": [
             {k: r[k] for k in ("id", "command", "status", "started_at", "ended_at", "pid", "host")} for r in runs

@@ -378,3 +378,15 @@ def test_share_rate_default_values_and_no_pacing() -> None:
 def test_share_rate_wrong_values_name_key_and_expectation(value: str) -> None:
     msg = config_error(f"[target]\nshare_rate = {value}\n")
     assert f"[target] share_rate = {value}" in msg and '"20/600"' in msg and "(line 2)" in msg
+
+
+def test_team_folder_options() -> None:
+    """`create_team_folders` is off unless asked for; `migration_group` must be a usable Nextcloud group id."""
+    from migrate.config import load_settings
+
+    t = load_settings(None, {}, env={}, require_file=False).target
+    assert t.create_team_folders is False and t.migration_group == "m365-migration"
+    assert "[target] create_team_folders = \"yes\": expected true or false" in config_error(
+        '[target]\ncreate_team_folders = "yes"\n')
+    for bad in ('""', '"a/b"', '"' + "g" * 65 + '"'):
+        assert "expected a Nextcloud group id" in config_error(f"[target]\nmigration_group = {bad}\n"), bad

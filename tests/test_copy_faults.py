@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 from migrate.sandbox.graph import TenantSpec
 from tests.conftest import run_cli
@@ -106,13 +107,28 @@ def test_locked_files_at_the_target_are_retried_until_unlocked(tmp_path, graph_s
     locked = ["big.bin", small["target_path"].lstrip("/")]
     for p in locked:
         nc.lock("alice", p)
-    timer = threading.Timer(2.0, lambda: [nc.unlock("alice", p) for p in locked])
     before = len(nc.requests)
-    timer.start()
+    stop = threading.Event()
+
+    def unlock_once_refused() -> None:
+        """Unlock when both kinds of write met the lock (or after 60 s): no wall-clock guess about load."""
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < deadline:
+            seen = {m for m, _p, s in nc.requests[before:] if s == 423}
+            if "MOVE" in seen and seen & {"PUT", "POST"}:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        for p in locked:
+            nc.unlock("alice", p)
+
+    unlocker = threading.Thread(target=unlock_once_refused)
+    unlocker.start()
     try:
         _copy_ok(tmp_path, env, g, nc)
     finally:
-        timer.cancel()
+        stop.set()
+        unlocker.join()
     refused = [(m, p) for m, p, s in nc.requests[before:] if s == 423]
     assert any(m == "MOVE" for m, _p in refused), refused   # the final MOVE of the chunked upload
     assert any(m in ("PUT", "POST") for m, _p in refused), refused

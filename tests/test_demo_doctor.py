@@ -24,12 +24,14 @@ def test_demo_runs_the_journey_and_everything_copied_is_verified(cli, tmp_path) 
     assert counts.get("pending", 0) == 0  # what plan leaves out is `skipped` with its reason, not waiting
     reasons = [r for (r,) in db.execute("SELECT last_error FROM items WHERE status = 'skipped'")]
     assert reasons and all(r.startswith("plan: ") for r in reasons)
-    shares = dict(db.execute("SELECT coalesce(share_status, '-'), count(*) FROM permissions "
-                             "WHERE plan_action = 'create' GROUP BY share_status"))
+    shares = dict(db.execute("SELECT coalesce(status, '-'), count(*) FROM planned_shares GROUP BY status"))
     assert shares.get("created", 0) > 0 and set(shares) == {"created"}, shares
     runs = dict(db.execute("SELECT command, status FROM runs"))
     assert runs["verify"] == "ok" and runs["copy"] in ("ok", "attention")
     assert "checked" in r.stdout and "0 with gaps" in r.stdout
+    assert "$ m365-migrate copy --what calendars,contacts" in r.stdout
+    gw = dict(db.execute("SELECT status, count(*) FROM gw_objects WHERE deleted = 0 GROUP BY status"))
+    assert gw.get("verified", 0) > 50 and gw.get("failed", 0) == 0 and gw.get("pending", 0) == 0, gw
 
 
 @pytest.fixture(scope="module")

@@ -104,10 +104,10 @@ def test_plan_reads_only_counts_match_truth_and_renames_are_stable(tmp_path, wor
     assert {u for u, t in users.items() if not t} <= listed
     assert any("malware" in u["reason"] for u in doc["unsupported"])
     # anonymous links are never planned as public links under the default policy
-    anon = [s for s in doc["shares"] if s["link_scope"] == "anonymous"]
+    anon = [s for s in doc["grants"] if s["link_scope"] == "anonymous"]
     assert all(s["action"] != "create" for s in anon)
-    assert not any(s["share_type"] == 3 for s in doc["shares"] if s["action"] == "create")
-    ext = [s for s in doc["shares"] if s["grant"] == "external"]
+    assert not any(s["share_type"] == 3 for s in doc["shares"])
+    ext = [s for s in doc["grants"] if s["grant"] == "external"]
     assert all(s["action"] in ("report", "drop", "none") for s in ext)
 
     # report plan re-renders the same plan from the store, contacting no server

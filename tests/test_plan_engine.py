@@ -17,11 +17,25 @@ from migrate.names import short_hash
 from migrate.session import Selection
 
 
+class FakeTeamFolders:
+    """Team folder HR exists and the service account sees it mounted, writable; only reads are allowed."""
+
+    def list(self):
+        from migrate.backends.nextcloud.teamfolders import TeamFolder
+
+        return [TeamFolder(1, "HR", {"hr": 31, "m365-migration": 31})]
+
+    def mount(self, user: str, mount_point: str):
+        from migrate.backends.nextcloud.teamfolders import Mount
+
+        return Mount(user, mount_point, exists=True, mount_type="group", folder_id=1, permissions="RMGDNVCK")
+
+
 class FakeTarget:
     """Read-only target: records every call; any write method fails the test."""
 
     def __init__(self, entries: dict[tuple[str, str], list[RemoteEntry]] | None = None) -> None:
-        self.features = Features(stored_checksum=True, max_name_bytes=250)
+        self.features = Features(stored_checksum=True, max_name_bytes=250, group_folders=True)
         self.entries = entries or {}
         self.calls: list[tuple[str, str, str]] = []
         self.users = {"anna", "bob", "svc"}
@@ -43,6 +57,9 @@ class FakeTarget:
 
     def user_quota(self, uid: str):
         return {"free": 1000, "total": 2000} if uid == "bob" else {"free": -3, "total": -3}
+
+    def team_folders(self) -> FakeTeamFolders:
+        return FakeTeamFolders()
 
     def __getattr__(self, name: str):
         raise AssertionError(f"plan called {name} on the target")
@@ -145,7 +162,7 @@ def test_layout_renames_unsupported_and_share_plan(store, tmp_path: Path) -> Non
     assert doc["summary"]["already_files"] == 1  # same.txt: same size and SHA1
     assert doc["conflicts"] == []
 
-    shares = {s["item_id"] + s["grantee"]: s for s in doc["shares"]}
+    shares = {s["item_id"] + s["grantee"]: s for s in doc["grants"]}
     by_perm = {r["perm_id"]: r for r in store.iter_permissions("b!libraryHR01")}
     assert by_perm["p1"]["plan_action"] == "create" and '"permissions": 3' in by_perm["p1"]["plan_detail"]
     assert by_perm["p2"]["plan_action"] == "report"  # anonymous link under policy report: never a public link

@@ -44,11 +44,9 @@ def _share(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, dict[s
 
 
 def _planned(tmp_path: Path) -> list[dict[str, Any]]:
+    """The planned shares (one per item and recipient) with what `share` recorded for each."""
     with db(tmp_path) as s:
-        rows = s.query("SELECT * FROM permissions WHERE plan_action = 'create' ORDER BY id")
-    for r in rows:
-        r["plan_detail"] = json.loads(r["plan_detail"])
-    return rows
+        return s.query("SELECT * FROM planned_shares WHERE planned != 0 ORDER BY id")
 
 
 def _creates(nc: Any, start: int = 0) -> list[tuple[str, str, int]]:
@@ -56,22 +54,25 @@ def _creates(nc: Any, start: int = 0) -> list[tuple[str, str, int]]:
 
 
 def _assert_matches_plan(rows: list[dict[str, Any]], nc: Any) -> None:
-    """Every planned share exists, created by the owner, same type and recipient, never broader (+16 on links)."""
+    """Every planned share exists exactly once, created by the owner, same type and recipient, with exactly the
+    planned permissions (+16 on links), and the target holds no other share."""
     by_id = {str(s["id"]): s for s in nc.shares}
     for r in rows:
-        d = r["plan_detail"]
-        assert r["share_status"] == "created", r
+        assert r["status"] == "created", r
         s = by_id[r["share_id"]]
-        assert s["uid_owner"] == d["owner"] and s["share_type"] == d["share_type"]
-        allowed = d["permissions"] | (16 if d["share_type"] == 3 else 0)
-        assert s["permissions"] & ~allowed == 0, (s["permissions"], d["permissions"])
-        assert s["permissions"] & 1, "read was planned and must be kept"
-        if d["share_type"] in (0, 1):
-            assert s["share_with"] == d["share_with"]
+        assert s["uid_owner"] == r["owner"] and s["share_type"] == r["share_type"]
+        got = s["permissions"] & ~(16 if r["share_type"] == 3 else 0)
+        assert got == r["permissions"], (r["path"], r["share_with"], s["permissions"], r["permissions"])
+        if r["share_type"] in (0, 1):
+            assert s["share_with"] == r["share_with"]
         else:
             assert s["password"] and s["mail_send"] in (0, 1)
-            if d.get("expire_date"):
-                assert s["expiration"].startswith(d["expire_date"])
+            if r["expire_date"]:
+                assert s["expiration"].startswith(r["expire_date"])
+    keys = [(s["uid_owner"], s["file_source"], s["share_type"], s["share_with"] if s["share_type"] != 3 else "")
+            for s in nc.shares]
+    assert len(keys) == len(set(keys)), "one share per item and recipient"
+    assert sorted(by_id) == sorted(r["share_id"] for r in rows), "the target holds exactly the planned shares"
 
 
 def _password_ok(stored: str, password: str) -> bool:
@@ -89,7 +90,7 @@ def test_share_creates_the_plan_never_broader_and_a_rerun_creates_nothing(tmp_pa
     nc = nextcloud_sandbox
     env = _prepare(tmp_path, tenant, nc)
     rows = _planned(tmp_path)
-    assert {r["plan_detail"]["share_type"] for r in rows} == {0, 1, 3}, "the tenant must plan user, group and link"
+    assert {r["share_type"] for r in rows} == {0, 1, 3}, "the tenant must plan user, group and link"
 
     # --dry-run lists exactly the planned shares and writes nothing to the target
     start = len(nc.requests)
@@ -111,7 +112,7 @@ def test_share_creates_the_plan_never_broader_and_a_rerun_creates_nothing(tmp_pa
     assert sorted(json.loads(a["detail"])["share_id"] for a in audited) == sorted(r["share_id"] for r in rows)
 
     # link passwords: a 0600 CSV, the password opens the share, and it is nowhere else
-    links = [r for r in rows if r["plan_detail"]["share_type"] == 3]
+    links = [r for r in rows if r["share_type"] == 3]
     pw_file = tmp_path / "state" / "link-passwords.csv"
     assert stat.S_IMODE(os.stat(pw_file).st_mode) == 0o600
     entries = list(csv.DictReader(pw_file.open(encoding="utf-8")))
@@ -120,7 +121,7 @@ def test_share_creates_the_plan_never_broader_and_a_rerun_creates_nothing(tmp_pa
     for e in entries:
         share = by_token[e["share_url"].rsplit("/", 1)[1]]
         (row,) = [r for r in links if r["share_id"] == str(share["id"])]
-        assert e["owner"] == row["plan_detail"]["owner"] and e["path"] == "/" + row["plan_detail"]["path"].lstrip("/")
+        assert e["owner"] == row["owner"] and e["path"] == "/" + row["path"].lstrip("/")
         assert len(e["password"]) >= 20 and _password_ok(share["password"], e["password"])
     out = r.stdout + r.stderr
     for f in (tmp_path / "state").rglob("*"):
@@ -147,7 +148,7 @@ def test_share_before_copy_waits_and_exits_3(tmp_path, tenant, nextcloud_sandbox
     assert r.returncode == 3, r.stdout + r.stderr
     assert f"waiting for copy: {len(rows)}" in r.stdout and "m365-migrate copy" in r.stdout
     assert _creates(nc, start) == [] and nc.shares == []
-    assert {r["share_status"] for r in _planned(tmp_path)} == {"waiting"}
+    assert {r["status"] for r in _planned(tmp_path)} == {"waiting"}
     st = run_cli("--json", "status", cwd=tmp_path, env=env)
     assert json.loads(st.stdout)["shares"] == {"waiting": len(rows)}
     # after copy, status points at `share` until every planned share is made
@@ -170,7 +171,7 @@ def test_rate_limit_is_paced_per_owner_and_429_waits_for_the_window(tmp_path, te
         rows = _planned(tmp_path)
         per_owner: dict[str, int] = {}
         for row in rows:
-            per_owner[row["plan_detail"]["owner"]] = per_owner.get(row["plan_detail"]["owner"], 0) + 1
+            per_owner[row["owner"]] = per_owner.get(row["owner"], 0) + 1
         assert max(per_owner.values()) > 3, "the test needs more shares per owner than the server's window"
         start = len(nc.requests)
         code, summary, _ = _share(tmp_path, env)
@@ -189,16 +190,16 @@ def test_refusals_are_item_level_and_a_broader_existing_share_is_reported_not_to
     nc = nextcloud_sandbox
     env = _prepare(tmp_path, tenant, nc)
     rows = _planned(tmp_path)
-    users = [r for r in rows if r["plan_detail"]["share_type"] == 0]
-    files = [r for r in users if nc.file_info(r["plan_detail"]["owner"], r["plan_detail"]["path"])]
+    users = [r for r in rows if r["share_type"] == 0 and r["permissions"] == 1]
+    files = [r for r in users if nc.file_info(r["owner"], r["path"])]
     gone, broad = files[0], files[1]
     # 1. the file vanished at the target after copy: the server refuses with "Wrong path"
-    d = gone["plan_detail"]
+    d = gone
     with httpx.Client(auth=(d["owner"], nc.app_passwords[d["owner"]])) as c:
         assert c.delete(nc.dav_url(d["owner"], d["path"])).status_code == 204
     # 2. someone already shared a file more widely (update bit) with the same recipient: that share is not ours
     #    to take away; it is left as it is and reported as broader than the source
-    b = broad["plan_detail"]
+    b = broad
     assert b["permissions"] == 1
     fileid = nc.file_info(b["owner"], b["path"])["fileid"]
     with httpx.Client(auth=(b["owner"], nc.app_passwords[b["owner"]]), headers={"OCS-APIRequest": "true"}) as c:
@@ -212,7 +213,7 @@ def test_refusals_are_item_level_and_a_broader_existing_share_is_reported_not_to
     (refused,) = summary["refused_broader"]
     assert refused["item_id"] == broad["item_id"] and "left as it is" in refused["reason"]
     assert summary["created"] == len(rows) - 2
-    status = {r["id"]: r["share_status"] for r in _planned(tmp_path)}
+    status = {r["id"]: r["status"] for r in _planned(tmp_path)}
     assert status[gone["id"]] == "failed" and status[broad["id"]] == "existing-broader"
     assert sum(v == "created" for v in status.values()) == len(rows) - 2
     # the pre-existing wide share is untouched, and no second share was made next to it
@@ -266,7 +267,52 @@ def test_a_refused_owner_login_stops_before_any_share(tmp_path, tenant, nextclou
     r = run_cli("share", cwd=tmp_path, env=env)
     assert r.returncode == 4 and "bob" in r.stderr and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert _creates(nc, start) == [] and nc.shares == []
-    assert not [x for x in _planned(tmp_path) if x["share_status"] == "created"]
+    assert not [x for x in _planned(tmp_path) if x["status"] == "created"]
+
+
+def test_a_visible_wait_lasts_the_whole_window_and_speaks_while_it_lasts() -> None:
+    from migrate.engine.sharepace import OwnerWindows, visible_wait
+
+    now = [0.0]
+    lines: list[str] = []
+
+    def pause(s: float) -> None:
+        now[0] += s * 0.999  # a timer that wakes a hair early must not end the wait early
+
+    hook = visible_wait(lines.append, lambda owner: (3, 8), lambda: now[0], pause, lambda: False)
+    w = OwnerWindows(3, 10, clock=lambda: now[0], wait=hook)
+    for _ in range(3):
+        w.acquire("alice")
+        w.finished("alice")
+    assert w.acquire("alice") == pytest.approx(10) and now[0] >= 10
+    assert len(lines) >= 2 and all("alice: 3/8 shares done; paced to 3 new shares per 10 s" in x for x in lines)
+    assert "the window opens in 10 s" in lines[0] and "the window opens in 5 s" in lines[1]
+
+
+def test_remove_our_shares_takes_away_only_what_this_tool_made(store) -> None:
+    """The library call `sync` uses for items deleted at the source: our shares go, a person's stay."""
+    from migrate.engine.share import remove_our_shares
+    from migrate.models import PlannedShare
+
+    store.save_planned_shares([PlannedShare("d", "i1", 0, "bob", "alice", "/a.txt", 1),
+                               PlannedShare("d", "i1", 1, "staff", "alice", "/a.txt", 3),
+                               PlannedShare("d", "i2", 0, "bob", "alice", "/b.txt", 1)])
+    rows = {(s.item_id, s.share_with): s for s in store.iter_planned_shares(["d"])}
+    store.record_planned_share(rows["i1", "bob"].id, "created", share_id="7", made_by_us=True)
+    store.record_planned_share(rows["i1", "staff"].id, "created", share_id="8", made_by_us=False)
+    deleted: list[tuple[str, str]] = []
+
+    class Shares:
+        def delete(self, owner: str, share_id: str) -> None:
+            deleted.append((owner, share_id))
+
+    class Target:
+        shares = Shares()
+
+    summary = remove_our_shares(store, Target(), [("d", "i1")])  # type: ignore[arg-type]
+    assert deleted == [("alice", "7")] and summary.removed == 1
+    assert [(s.item_id, s.share_with) for s in store.iter_planned_shares(["d"])] == [("i2", "bob")]
+    assert [a["action"] for a in store.iter_audit()] == ["share-removed"] and store.verify_audit().ok
 
 
 def test_sync_shares_added_grants_and_removes_only_shares_it_made(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
@@ -276,20 +322,22 @@ def test_sync_shares_added_grants_and_removes_only_shares_it_made(tmp_path, grap
     nc = nextcloud_sandbox
     env = _prepare(tmp_path, g, nc)
     code, summary, out = _share(tmp_path, env)
-    ours = [r for r in _planned(tmp_path) if r["share_status"] == "created" and r["plan_detail"]["share_type"] == 0]
+    ours = [r for r in _planned(tmp_path) if r["status"] == "created" and r["made_by_us"] and r["share_type"] == 0
+            and len(json.loads(r["grants"])) == 1]
     assert ours, out
     gone = ours[0]
+    gone_perm = json.loads(gone["grants"])[0]["perm_id"]
     with db(tmp_path) as s:
         item = s.item(gone["drive_id"], gone["item_id"])
         owner_upn = s.drive(gone["drive_id"])["owner_upn"]
         other = next(d for d in s.drives() if d["owner_upn"] != owner_upn)
         unshared = next(r for r in s.iter_items(gone["drive_id"], statuses=("verified",), files_only=True)
                         if not r["shared"])
-    g.mutate.remove_permission(gone["drive_id"], gone["item_id"], gone["perm_id"])
+    g.mutate.remove_permission(gone["drive_id"], gone["item_id"], gone_perm)
     added = g.mutate.add_permission(gone["drive_id"], unshared["item_id"], "user", user=other["owner_upn"],
                                     roles=["read"])
     # a person shares another file by hand at the target
-    owner = gone["plan_detail"]["owner"]
+    owner = gone["owner"]
     person_path = "/" + unshared["target_path"].strip("/")
     with httpx.Client(auth=(owner, nc.app_passwords[owner]), headers={"OCS-APIRequest": "true"}) as http:
         r = http.post(nc.url + SHARES_API, data={"path": person_path, "shareType": 3, "permissions": 1},
@@ -311,4 +359,4 @@ def test_sync_shares_added_grants_and_removes_only_shares_it_made(tmp_path, grap
     assert item is not None and added["permission"]
     with db(tmp_path) as s:
         actions = [a["action"] for a in s.iter_audit()]
-    assert "unshare" in actions
+    assert "share-removed" in actions

@@ -530,3 +530,35 @@ def test_a_transient_failure_keeps_the_chunks_of_a_resumable_upload(nc) -> None:
         assert again.offset == 10 * MiB
     finally:
         t.close()
+
+
+def test_two_mkcols_of_one_folder_at_once_both_succeed(nextcloud_sandbox):
+    """Real Nextcloud 32 answers the later of two simultaneous MKCOLs of one path 403 "Could not create
+    directory" (the sandbox does the same); the folder is there, so ensure_folder must not fail."""
+    from migrate.backends.nextcloud.target import NextcloudTarget
+
+    nc = nextcloud_sandbox
+    nc.delay("MKCOL", 0.2)
+    results: list[BaseException | None] = []
+
+    def make(n: int) -> None:
+        t = NextcloudTarget(nc.url, {"alice": nc.app_passwords["alice"]})
+        try:
+            t.ensure_folder("alice", f"Race/Sub {n}")
+            results.append(None)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            results.append(exc)
+        finally:
+            t.close()
+
+    threads = [threading.Thread(target=make, args=(n,)) for n in range(4)]
+    before = len(nc.requests)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    nc.delay("MKCOL", 0)
+    assert results == [None] * 4, results
+    assert any(m == "MKCOL" and st == 403 for m, _p, st in nc.requests[before:]), "no race happened"
+    home = nc.data_dir / "users" / "alice" / "files"
+    assert all((home / "Race" / f"Sub {n}").is_dir() for n in range(4))

@@ -85,18 +85,24 @@ def run_batch(transfer: Transfer, items: list[dict[str, Any]]) -> list[Outcome]:
     """Copy the files of one target user in one `upload_many` call; item problems are recorded, fatal raised."""
     store, acct, target = transfer.store, transfer.acct, transfer.target
     user = items[0]["target_user"] or ""
-    with store.atomic():
-        for it in items:
-            store.transition(it["drive_id"], it["item_id"], ItemStatus.TRANSFERRING, expect=it["status"],
-                             attempts=it["attempts"] + 1, last_error=None)
-    open_: dict[tuple[str, str], dict[str, Any]] = {(it["drive_id"], it["item_id"]): it for it in items}
+    # Rows go to `transferring` only once their bytes are read and about to leave, with the SHA1 and size they
+    # will have at the target: a kill while reading leaves them pending, and a kill during the request leaves
+    # what a rerun needs to recognise them in a folder listing.
+    open_: dict[tuple[str, str], dict[str, Any]] = {}
     outcomes: list[Outcome] = []
 
     def fail(it: dict[str, Any], exc: BaseException) -> None:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        store.transition(it["drive_id"], it["item_id"], ItemStatus.FAILED, last_error=reason)
+        d, i = it["drive_id"], it["item_id"]
+        if (d, i) in open_:
+            store.transition(d, i, ItemStatus.FAILED, last_error=reason)
+        elif it["status"] == "failed":  # failed again before anything was sent
+            store.update_item(d, i, attempts=it["attempts"] + 1, last_error=reason)
+        else:
+            store.transition(d, i, ItemStatus.FAILED, expect=it["status"], attempts=it["attempts"] + 1,
+                             last_error=reason)
         acct.file_failed()
-        open_.pop((it["drive_id"], it["item_id"]), None)
+        open_.pop((d, i), None)
         outcomes.append(Outcome(ItemStatus.FAILED, error=reason))
 
     try:
@@ -112,6 +118,14 @@ def run_batch(transfer: Transfer, items: list[dict[str, Any]]) -> list[Outcome]:
         if not ready:
             return outcomes
         files = [SmallFile(r.item["target_path"], r.data, r.item["mtime"], r.hs.sha1) for r in ready if r.hs]
+        with store.atomic():
+            for r in ready:
+                it, hs = r.item, r.hs
+                assert hs is not None
+                store.transition(it["drive_id"], it["item_id"], ItemStatus.TRANSFERRING, expect=it["status"],
+                                 attempts=it["attempts"] + 1, last_error=None, target_checksum=f"SHA1:{hs.sha1}",
+                                 target_size=hs.size)
+                open_[(it["drive_id"], it["item_id"])] = it
         try:
             results: dict[str, Any] = target.upload_many(user, files)  # type: ignore[attr-defined]
         except MigrateError as exc:
@@ -120,8 +134,12 @@ def run_batch(transfer: Transfer, items: list[dict[str, Any]]) -> list[Outcome]:
             for r in ready:
                 fail(r.item, exc)
             return outcomes
+        # One transaction for the whole batch's records (a file's record is still complete or absent): per file,
+        # eight workers queued on the store's lock for most of their time (profile in the README).
+        with store.atomic():
+            for r in ready:
+                _finish(transfer, r, _result_for(results, r.item["target_path"]), fail, outcomes)
         for r in ready:
-            _finish(transfer, r, _result_for(results, r.item["target_path"]), fail, outcomes)
             open_.pop((r.item["drive_id"], r.item["item_id"]), None)
         return outcomes
     except MigrateError as exc:

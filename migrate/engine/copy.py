@@ -8,6 +8,7 @@ from typing import Any
 from migrate.engine.accounting import Accounting
 from migrate.engine.plan import PlanOptions, find_directory, run_plan
 from migrate.engine.pool import CopySummary, copy_drives
+from migrate.engine.teamfolders import FolderPlan, confirm_mount, prepare_team_folders
 from migrate.engine.transfer import TransferOptions
 from migrate.errors import ConfigError, MappingError
 from migrate.mapping import Mappings
@@ -76,6 +77,15 @@ def run_copy(
             raise
         raise MappingError(f"{exc.message}\n{REFUSED}" + "\n".join(problems),
                            hint=f"{exc.hint}; {CREDENTIALS_HINT}" if exc.hint else CREDENTIALS_HINT) from None
+    folders = [FolderPlan.from_dict(f) for f in doc.get("team_folders", [])]
+    if any(f.action in ("create", "grant") for f in folders):
+        check_credentials(target, [plan_options.service_account])
+        say("preparing team folders (create_team_folders = true)")
+        if prepare_team_folders(store, target, folders, writer=plan_options.service_account,
+                                migration_group=plan_options.migration_group, say=say):
+            say("refreshing the plan against the prepared team folders")
+            doc = run_plan(store, target, mappings, selection, plan_options, directory=find_directory(target),
+                           progress=say)
     drives = [d for d in (store.drive(r["drive_id"]) for r in doc["drives"] if r.get("status") == "mapped") if d]
     users = sorted({d["target_user"] for d in drives if d.get("target_user")})
     if plan_options.service_account:
@@ -83,5 +93,5 @@ def run_copy(
     say(f"checking the target accounts of {len(users)} users, one at a time")
     check_credentials(target, users)
     summary = copy_drives(store, source, target, drives, workers=workers, accounting=accounting, options=transfer,
-                          bulk=bulk)
+                          bulk=bulk, guard=lambda d: confirm_mount(target, d))
     return summary, doc

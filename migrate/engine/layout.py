@@ -31,6 +31,7 @@ class DriveTarget:
     reason: str = ""
     batch: str = ""
     target_kind: str = ""  # user | groupfolder | webdav
+    mount: str = ""  # the team folder's mount point, for groupfolder targets
 
     @property
     def id(self) -> str:
@@ -44,7 +45,8 @@ class DriveTarget:
         d = self.drive
         return {"drive_id": d["id"], "kind": d["kind"], "name": d["name"], "owner": d["owner_upn"] or d["site_url"],
                 "batch": self.batch, "status": self.status, "target_user": self.user, "target_root": self.root,
-                "mapping_row": self.where, "reason": self.reason, "target_kind": self.target_kind}
+                "mapping_row": self.where, "reason": self.reason, "target_kind": self.target_kind,
+                "team_folder": self.mount}
 
 
 @dataclass
@@ -129,6 +131,7 @@ def assign_drives(
                                 "[target] service_account is not set in the configuration")
                             t.status, t.reason = "error", "no service account for group folders"
                         t.user, t.root = service_account, _join("/" + target.name, target.path.strip("/"), sub)
+                        t.mount = target.name
                     else:
                         t.user, t.root = "", _join(target.path, sub)
                     if t.status != "error":
@@ -146,7 +149,8 @@ def assign_drives(
     _nested_warnings(out)
     for t in out.targets:
         store.update_drive(t.id, batch=t.batch, target_user=t.user if t.status == "mapped" else None,
-                           target_root=t.root if t.status == "mapped" else None)
+                           target_root=t.root if t.status == "mapped" else None,
+                           target_mount=t.mount if t.status == "mapped" and t.mount else None)
     return out
 
 

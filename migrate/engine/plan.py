@@ -18,14 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from migrate.engine.layout import Assignment, DriveTarget, assign_drives, layout_drive
-from migrate.engine.shareplan import CREATE_SHARE, ShareContext, SharePolicy, plan_grant
+from migrate.engine.shareplan import (
+    CREATE_SHARE,
+    SHARE_GROUP,
+    SHARE_LINK,
+    SHARE_USER,
+    ShareContext,
+    SharePolicy,
+    grants_not_carried_over,
+    refresh_share_plan,
+)
+from migrate.engine.teamfolders import FolderPlan, plan_team_folders
 from migrate.errors import MappingError
 from migrate.mapping import Mappings
-from migrate.models import ItemStatus, RemoteEntry
+from migrate.models import ItemStatus, PlannedShare, RemoteEntry
 from migrate.names import NameRules, with_suffix
 from migrate.protocols import Target
 from migrate.session import Selection
 from migrate.store import StateStore
+from migrate.store.scratch import EntryTable
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +68,8 @@ class PlanOptions:
     share_policy: SharePolicy = field(default_factory=SharePolicy)
     windows_names: bool = False
     max_file_size: int | None = None
+    create_team_folders: bool = False  # copy creates missing team folders and grants them (plan only lists it)
+    migration_group: str = "m365-migration"  # the group that gives the service account team-folder access
 
 
 class _ProvisioningDirectory:
@@ -163,18 +176,26 @@ def classify(item: dict[str, Any], entry: RemoteEntry, *, checksums: bool) -> tu
     return "identical", "same size; content not compared (no checksum on both sides)"
 
 
-def _walk(target: Target, user: str, root: str) -> dict[str, RemoteEntry]:
+def _walk(target: Target, user: str, root: str, into: EntryTable) -> None:
     """What the target holds below one root, keyed by NFC path; an absent root holds nothing."""
-    if target.stat(user, root) is None:
-        return {}
-    return {_nfc(e.path): e for e in target.walk(user, root)}
+    if target.stat(user, root) is not None:
+        into.fill(target.walk(user, root), key=lambda e: _nfc(e.path))
 
 
 def find_conflicts(store: StateStore, target: Target, t: DriveTarget, options: PlanOptions,
                    rules: NameRules) -> dict[str, Any]:
-    """Compare the planned paths of one drive with the target; apply the conflict policy to the store."""
-    existing = _walk(target, t.user or "", t.root or "/")
-    checksums = target.features.stored_checksum
+    """Compare the planned paths of one drive with the target; apply the conflict policy to the store.
+
+    The target's tree is kept in a temp table, not in memory: a target already holding a million files would
+    otherwise cost hundreds of MB on every plan refresh (so on every `copy`).
+    """
+    with store.entry_table() as existing:
+        _walk(target, t.user or "", t.root or "/", existing)
+        return _compare(store, t, options, rules, existing, target.features.stored_checksum)
+
+
+def _compare(store: StateStore, t: DriveTarget, options: PlanOptions, rules: NameRules, existing: EntryTable,
+             checksums: bool) -> dict[str, Any]:
     conflicts: list[dict[str, Any]] = []
     already = {"files": 0, "bytes": 0}
     renamed_paths: list[tuple[str | None, str | None, int]] = []
@@ -281,12 +302,22 @@ def run_plan(
     assignment: Assignment = assign_drives(store, mappings, prefix=options.prefix,
                                            service_account=options.service_account, rules=rules)
     errors += assignment.errors
+    selected = {d["id"] for d in selection.drives(store)}
+    folders: list[FolderPlan] = []
+    if options.service_account and not errors:
+        say("checking the team folders of the selected libraries")
+        folders, folder_errors = plan_team_folders(
+            store, target, [t for t in assignment.targets if t.id in selected], mappings,
+            writer=options.service_account, create=options.create_team_folders,
+            migration_group=options.migration_group)
+        errors += folder_errors
     if errors:
         raise MappingError("\n".join(errors), hint="fix the mapping files (or the target), then run `plan` again")
 
-    selected = {d["id"] for d in selection.drives(store)}
     by_id = {t.id: t for t in assignment.targets}
+    not_mounted = {f.mount_point for f in folders if f.seen_as != "team folder"}
     doc: dict[str, Any] = {"renames": [], "conflicts": [], "unsupported": [], "unmapped": [], "shares": [],
+                           "grants": [], "not_carried_over": [],
                            "drives": [], "warnings": list(assignment.warnings), "too_long_paths": []}
     already_total = {"files": 0, "bytes": 0}
     per_user: dict[str, int] = {}
@@ -305,8 +336,11 @@ def run_plan(
         _reset_left_out(store, drive_id)
         lay = layout_drive(store, t, rules, onenote_policy=options.onenote, max_file_size=options.max_file_size)
         _mark_left_out(store, drive_id, lay.unsupported)
-        say(f"comparing with the target: {t.user or '(WebDAV)'}:{t.root}")
-        found = find_conflicts(store, target, t, options, rules)
+        if t.mount in not_mounted:  # created or granted by copy: what is at the path now is not the team folder
+            found = {"conflicts": [], "already": {"files": 0, "bytes": 0}, "target_entries": 0}
+        else:
+            say(f"comparing with the target: {t.user or '(WebDAV)'}:{t.root}")
+            found = find_conflicts(store, target, t, options, rules)
         doc["renames"] += lay.renames
         doc["unsupported"] += lay.unsupported
         doc["too_long_paths"] += lay.too_long_paths
@@ -326,8 +360,12 @@ def run_plan(
             per_user[t.user] = per_user.get(t.user, 0) + row["planned_bytes"] - row["already_bytes"]
         doc["drives"].append(row)
 
+    doc["team_folders"] = [f.as_dict() for f in folders]
+    doc["warnings"] += [f"team folder {f.mount_point!r}: {n}" for f in folders for n in f.notes
+                        if n.startswith("no group of the site")]
     doc["quota"] = _quota(per_user, directory, doc)
-    doc["shares"] = _plan_shares(store, sorted(selected), mappings, options, today)
+    doc["grants"], doc["shares"] = _plan_shares(store, sorted(selected), mappings, options, today)
+    doc["not_carried_over"] = list(grants_not_carried_over(store, sorted(selected)))
     measured = measured_throughput(store)
     doc["batches"] = _batches(doc["drives"], measured)
     files = sum(d["planned_files"] - d["already_files"] for d in doc["drives"])
@@ -401,26 +439,41 @@ def _quota(per_user: dict[str, int], directory: Directory | None, doc: dict[str,
     return out
 
 
+def share_context(mappings: Mappings, options: PlanOptions, today: dt.date) -> ShareContext:
+    """What the share plan looks grantees up in (users.csv, groups.csv) and the [policy] it follows."""
+    return ShareContext(user_for=mappings.users.target_for,
+                        group_for=lambda gid, name: mappings.groups.target_for(gid, name),
+                        policy=options.share_policy, today=today)
+
+
 def _plan_shares(store: StateStore, drive_ids: list[str], mappings: Mappings, options: PlanOptions,
-                 today: dt.date) -> list[dict[str, Any]]:
-    ctx = ShareContext(user_for=mappings.users.target_for,
-                       group_for=lambda gid, name: mappings.groups.target_for(gid, name),
-                       policy=options.share_policy, today=today)
-    rows, pending = [], []
-    for g in store.iter_plan_permissions(drive_ids):
-        action, detail = plan_grant(g, ctx)
-        pending.append((action, detail, g["id"]))
-        rows.append({"drive_id": g["drive_id"], "item_id": g["item_id"], "source_path": g["item_path"] or "",
-                     "grant": g["kind"], "link_scope": g["link_scope"], "roles": g["roles"],
-                     "grantee": detail["grantee"], "expires": g["expires"], "action": action, **{
-                         k: detail.get(k) for k in ("share_type", "share_with", "permissions", "expire_date",
-                                                    "password", "owner", "path", "reason")}})
-        if len(pending) >= 2000:
-            store.set_permission_plans(pending)
-            pending.clear()
-    if pending:
-        store.set_permission_plans(pending)
-    return rows
+                 today: dt.date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Plan every grant and store one planned share per item and recipient; returns (grant rows, share rows)."""
+    ctx = share_context(mappings, options, today)
+    grants: list[dict[str, Any]] = []
+
+    def on_grant(g: dict[str, Any], action: str, detail: dict[str, Any]) -> None:
+        grants.append({"drive_id": g["drive_id"], "item_id": g["item_id"], "source_path": g["item_path"] or "",
+                       "grant": g["kind"], "link_scope": g["link_scope"], "roles": g["roles"],
+                       "grantee": detail["grantee"], "expires": g["expires"], "action": action, **{
+                           k: detail.get(k) for k in ("share_type", "share_with", "permissions", "expire_date",
+                                                      "password", "owner", "path", "reason")}})
+
+    refresh_share_plan(store, drive_ids, ctx, on_grant=on_grant)
+    shares = [share_row(s) for s in store.iter_planned_shares(drive_ids) if s.planned]
+    return grants, shares
+
+
+def share_row(s: PlannedShare) -> dict[str, Any]:
+    """A planned share as a report row: what will exist at the target, and the grants it stands for."""
+    kind = {SHARE_USER: "user", SHARE_GROUP: "group", SHARE_LINK: "public link"}.get(s.share_type, str(s.share_type))
+    return {"drive_id": s.drive_id, "item_id": s.item_id, "owner": s.owner, "path": s.path, "share_type": s.share_type,
+            "kind": kind, "share_with": s.share_with, "permissions": s.permissions, "expire_date": s.expire_date,
+            "password": s.password, "grants": len(s.grants),
+            "from_grants": "; ".join(f"{g['grant']}{'/' + g['link_scope'] if g['link_scope'] else ''} "
+                                     f"{g['grantee'] or ''} ({g['roles']}) → {g['permissions']}".replace("  ", " ")
+                                     for g in s.grants),
+            "note": s.note, "status": s.status or "not started"}
 
 
 def _batches(drives: list[dict[str, Any]], measured: float | None) -> list[dict[str, Any]]:
@@ -442,7 +495,7 @@ def _batches(drives: list[dict[str, Any]], measured: float | None) -> list[dict[
 def _summary(doc: dict[str, Any], already: dict[str, int]) -> dict[str, Any]:
     drives = doc["drives"]
     mapped = [d for d in drives if d["status"] == "mapped"]
-    shares = doc["shares"]
+    grants, lost = doc["grants"], doc["not_carried_over"]
     return {
         "drives": len(drives), "drives_mapped": len(mapped), "drives_unmapped": len(doc["unmapped"]),
         "files": sum(d["files"] for d in drives), "bytes": sum(d["bytes"] for d in drives),
@@ -451,12 +504,13 @@ def _summary(doc: dict[str, Any], already: dict[str, int]) -> dict[str, Any]:
         "planned_bytes": sum(d["planned_bytes"] for d in mapped),
         "already_files": already["files"], "already_bytes": already["bytes"],
         "renames": len(doc["renames"]), "conflicts": len(doc["conflicts"]), "unsupported": len(doc["unsupported"]),
-        "grants": len(shares), "shares_planned": sum(1 for s in shares if s["action"] == CREATE_SHARE),
-        "shares_dropped": sum(1 for s in shares if s["action"] == "drop"),
-        "shares_reported": sum(1 for s in shares if s["action"] == "report"),
-        "shares_not_needed": sum(1 for s in shares if s["action"] == "none"),
-        "attention": bool(doc["conflicts"] or doc["unmapped"] or doc["unsupported"]
-                          or any(s["action"] in ("drop", "report") for s in shares)),
+        "grants": len(grants), "shares_planned": len(doc["shares"]),
+        "grants_shared": sum(1 for g in grants if g["action"] == CREATE_SHARE),
+        "grants_not_carried_over": len(lost),
+        "grants_dropped": sum(1 for g in lost if g["action"] == "drop"),
+        "grants_reported": sum(1 for g in lost if g["action"] == "report"),
+        "grants_not_needed": sum(1 for g in grants if g["action"] == "none"),
+        "attention": bool(doc["conflicts"] or doc["unmapped"] or doc["unsupported"] or lost),
     }
 
 
@@ -465,6 +519,8 @@ def options_from_settings(settings: Any) -> PlanOptions:
     pol = settings.policy
     return PlanOptions(prefix=settings.target.prefix, service_account=settings.target.service_account,
                        on_conflict=settings.target.on_conflict, onenote=pol.onenote,
+                       create_team_folders=settings.target.create_team_folders,
+                       migration_group=settings.target.migration_group,
                        share_policy=SharePolicy(pol.anonymous_links, pol.organization_links, pol.external_guests))
 
 

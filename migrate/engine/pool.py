@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +13,7 @@ from migrate.engine.accounting import Accounting
 from migrate.engine.batch import Batcher, run_batch
 from migrate.engine.readahead import ReadAheadSource
 from migrate.engine.transfer import Transfer, TransferOptions, check_entry
-from migrate.errors import DriveRefused, MigrateError, TargetRefused
+from migrate.errors import DriveRefused, Fatal, MigrateError, TargetRefused
 from migrate.models import ItemStatus
 from migrate.protocols import Source, Target
 from migrate.store import StateStore
@@ -39,26 +39,30 @@ class CopySummary:
     folders_created: int = 0
     notes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    stopped_drives: list[dict[str, Any]] = field(default_factory=list)  # by the guard; raised at the end
 
     @property
     def attention(self) -> bool:
         return bool(self.failed)
 
 
-def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str]) -> tuple[int, int]:
+def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str], *, workers: int = 8
+                     ) -> tuple[int, int]:
     """Rows a killed run left in `transferring` or `uploaded`: finalise those the target holds whole, reset the rest.
 
-    Returns (finalised, reset). A file is finalised only if the target shows the full size (and the checksum
-    we recorded, where the target keeps one); anything less is sent again from the start.
+    The target is read by listing each folder holding such rows once (many folders at a time), not by one look
+    per file. Returns (finalised, reset). A file is finalised only if the target shows the full size and the
+    SHA1 recorded before its bytes left (where the target keeps checksums); anything less is sent again.
     """
+    from migrate.engine.verify import list_folders  # one listing helper for verify and resume
+
     finalised = reset = 0
     for drive_id in drive_ids:
-        for item in store.iter_items(drive_id, statuses=("transferring", "uploaded"), files_only=True):
-            entry = target.stat(item["target_user"] or "", item["target_path"]) if item["target_path"] else None
+        groups = store.iter_by_target_folder(drive_id, ("transferring", "uploaded"))
+        for item, entry in list_folders(target, groups, workers=workers, confirm_missing=False):
             sha1 = (item["target_checksum"] or "").removeprefix("SHA1:") or None
-            whole = entry is not None and not check_entry(
-                entry, size=item["target_size"] if item["target_size"] is not None else item["size"], sha1=sha1, mtime=None, features=target.features
-            )
+            size = item["target_size"] if item["target_size"] is not None else item["size"]
+            whole = not check_entry(entry, size=size, sha1=sha1, mtime=None, features=target.features)
             if whole and item["status"] == "uploaded":
                 store.transition(drive_id, item["item_id"], ItemStatus.VERIFIED)
                 finalised += 1
@@ -74,35 +78,53 @@ def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str]
     return finalised, reset
 
 
-def create_folders(store: StateStore, target: Target, drive_id: str) -> int:
-    """Create every planned folder (empty ones too), parents first; each is created once.
+def create_folders(store: StateStore, target: Target, drive_id: str, *, workers: int = 8) -> int:
+    """Create every planned folder (empty ones too), parents before children, each once.
 
+    One depth at a time, the folders of that depth `workers` at a time: a folder's parent is always one depth
+    up, so it exists before the folder is asked for. Each level is recorded as it completes.
     A refused folder (403) becomes a failed item with the refusal as its reason; when the drive's first folder is
     refused the account cannot write there at all, so DriveRefused stops the drive before any file is tried.
     """
-    rows = [r for r in store.iter_items(drive_id, statuses=("pending", "failed")) if r["is_folder"] and r["target_path"]]
-    rows.sort(key=lambda r: r["target_path"].count("/"))
-    done = 0
-    for r in rows:
-        root = not r["target_path"].strip("/")      # the account's own root: nothing to create
-        try:
-            if not root:
-                target.ensure_folder(r["target_user"] or "", r["target_path"])
-        except TargetRefused as exc:
-            if done == 0:
+    made = [0]  # folders created so far in this drive (the account's root is not one)
+    seen = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mkcol") as pool:
+        level: list[tuple[dict[str, Any], Future[None] | None]] = []
+        depth = None
+        for r in store.iter_folders_by_depth(drive_id):
+            seen += 1
+            if r["q_depth"] != depth or len(level) >= 500:  # bounded: a flat drive's level is recorded in parts
+                _settle_folders(store, drive_id, level, made)
+                level, depth = [], r["q_depth"]
+            root = not r["target_path"].strip("/")  # the account's own root: nothing to create
+            level.append((r, None if root else pool.submit(target.ensure_folder, r["target_user"] or "",
+                                                           r["target_path"])))
+        _settle_folders(store, drive_id, level, made)
+    return seen
+
+
+def _settle_folders(store: StateStore, drive_id: str, level: list[tuple[dict[str, Any], Future[None] | None]],
+                    made: list[int]) -> None:
+    """Wait for the MKCOLs of `level`, then record each folder in order: verified, or failed when refused."""
+    wait([f for _, f in level if f is not None])
+    for r, f in level:
+        exc = f.exception() if f is not None else None
+        if isinstance(exc, TargetRefused):
+            if made[0] == 0:
                 raise DriveRefused(f"drive {drive_id} stopped: its first folder was refused: {exc.message}",
                                    hint=exc.hint) from None
             if r["status"] != "failed":
                 store.transition(drive_id, r["item_id"], ItemStatus.FAILED, last_error=exc.message)
             continue
-        done += 0 if root else 1
+        if exc is not None:
+            raise exc
+        made[0] += 0 if f is None else 1
         with store.atomic():
             if r["status"] == "failed":
                 store.transition(drive_id, r["item_id"], ItemStatus.PENDING)
             store.transition(drive_id, r["item_id"], ItemStatus.TRANSFERRING)
             store.transition(drive_id, r["item_id"], ItemStatus.UPLOADED)
             store.transition(drive_id, r["item_id"], ItemStatus.VERIFIED)
-    return len(rows)
 
 
 def copy_drives(
@@ -117,17 +139,23 @@ def copy_drives(
     max_attempts: int = 5,
     stop: threading.Event | None = None,
     bulk: bool = True,
+    guard: Callable[[dict[str, Any]], None] | None = None,
 ) -> CopySummary:
     """Copy every pending (or retryable failed) file of `drives`; raises the first fatal error after draining.
 
     `bulk` (the `[transfer] bulk_upload` setting) allows sending small files many per request when the target
-    offers it (`features.bulk_upload`).
+    offers it (`features.bulk_upload`). `guard(drive)` runs before anything of a drive is read back or written
+    (e.g. the team-folder mount check); a drive whose guard raises is left untouched while the others are copied,
+    and the guard's error is raised at the end naming every drive stopped that way.
     """
     acct = accounting or Accounting()
     stop = stop or threading.Event()
     summary = CopySummary(drives=len(drives))
+    guard_errors: list[MigrateError] = []
+    if guard is not None:
+        drives = _guarded(store, drives, guard, summary, guard_errors)
     ids = [d["id"] for d in drives]
-    summary.resumed_verified, summary.resumed_resent = resume_in_flight(store, target, ids)
+    summary.resumed_verified, summary.resumed_resent = resume_in_flight(store, target, ids, workers=workers)
 
     def work() -> Iterable[tuple[dict[str, Any], str]]:
         for d in drives:
@@ -150,7 +178,7 @@ def copy_drives(
     refused: list[DriveRefused] = []
     for d in list(drives):
         try:
-            summary.folders_created += create_folders(store, target, d["id"])
+            summary.folders_created += create_folders(store, target, d["id"], workers=workers)
         except DriveRefused as exc:
             log.error("%s", exc.message)
             refused.append(exc)
@@ -172,9 +200,16 @@ def copy_drives(
                 _collect(done, fatal, stop)
             running.add(pool.submit(fn, *args))
 
+        drive = None
         for item, kind in work():
             if stop.is_set() or fatal:
                 break
+            if item["drive_id"] != drive:
+                # A drive's partial batches go now, not at the very end: held until then, 10,000 drives' worth
+                # of waiting rows would grow memory with the tenant.
+                for rest in batcher.drain():
+                    submit(run_batch, transfer, rest)
+                drive = item["drive_id"]
             if batcher.eligible(item, kind):
                 full = batcher.add(item)
                 if full:
@@ -200,10 +235,33 @@ def copy_drives(
         store.record_metric("copy_bytes_per_s", acct.rate, "B/s")
     if fatal:
         raise fatal[0]
+    stopped = [f"  drive {d['name']!r} ({d['drive_id']}): {d['error']}" for d in summary.stopped_drives]
     if refused:
-        lines = "\n".join(f"  {e.message}" for e in refused)
-        raise DriveRefused(f"{len(refused)} drive(s) stopped, the others were copied:\n{lines}", hint=refused[0].hint)
+        lines = "\n".join([*(f"  {e.message}" for e in refused), *stopped])
+        raise DriveRefused(f"{len(refused) + len(stopped)} drive(s) stopped, the others were copied:\n{lines}",
+                           hint=refused[0].hint)
+    if stopped:
+        raise guard_errors[0].__class__(f"{len(stopped)} drive(s) stopped before any write, the others were "
+                                        "copied:\n" + "\n".join(stopped), hint=guard_errors[0].hint)
     return summary
+
+
+def _guarded(store: StateStore, drives: list[dict[str, Any]], guard: Callable[[dict[str, Any]], None],
+             summary: CopySummary, errors: list[MigrateError]) -> list[dict[str, Any]]:
+    kept = []
+    for d in drives:
+        try:
+            guard(d)
+        except MigrateError as exc:
+            if isinstance(exc, Fatal):
+                raise
+            log.error("drive %s stopped: %s", d["name"], exc.message)
+            store.update_drive(d["id"], last_error=exc.message)
+            summary.stopped_drives.append({"drive_id": d["id"], "name": d["name"], "error": exc.message})
+            errors.append(exc)
+            continue
+        kept.append(d)
+    return kept
 
 
 def _collect(done: set[Future[Any]], fatal: list[BaseException], stop: threading.Event) -> None:

@@ -257,6 +257,8 @@ def scan_drive(store: StateStore, source: Source, drive_id: str, *, full: bool =
             store.update_drive(drive_id, scan_state="enumerating", scan_generation=g, scan_link=None,
                                delta_link=None)
     _permissions(store, source, drive_id, g, result, stop)
+    if d["kind"] != "onedrive" and (is_full or not d["access_read_at"]):
+        _root_access(store, source, drive_id)
     store.update_drive(drive_id, scan_state="scanned")
     result.state = "scanned"
     counts = store.inventory_counts(drive_id)
@@ -279,6 +281,20 @@ def _permissions(store: StateStore, source: Source, drive_id: str, generation: i
             continue  # deleted since the page was read; the next delta pass records that
         store.replace_permissions(drive_id, item_id, grants)
         result.permissions_read += 1
+
+
+def _root_access(store: StateStore, source: Source, drive_id: str) -> None:
+    """Who a library grants access to at its root (the site's owners/members/visitors groups), kept apart from item
+    shares; `create_team_folders` turns it into team-folder groups. One 5-RU call per library, on its first and
+    on full scans only, so a delta pass still costs in proportion to the changes."""
+    root = store.root_item_id(drive_id)
+    if root is None:
+        return
+    try:
+        grants = source.permissions(drive_id, root)
+    except ItemNotFound:
+        return
+    store.replace_drive_access(drive_id, grants)
 
 
 def scan(store: StateStore, source: Source, selection: Selection = Selection(), *, workers: int = 4,

@@ -30,7 +30,7 @@ from typing import Any
 from migrate.backends.webdav.wire import clean_path
 from migrate.engine.changes import DELETE, EDIT, MOVE, NEW_FILE, NEW_FOLDER, Change, detect, summarise
 from migrate.engine.sync_shares import apply_share_changes
-from migrate.errors import ConfigError, MappingError, MigrateError, StateError, TargetItemError
+from migrate.errors import ConfigError, Fatal, MappingError, MigrateError, StateError, TargetItemError
 from migrate.models import ItemStatus, RemoteEntry
 from migrate.names import NameRules, conflict_name
 from migrate.protocols import Source, Target
@@ -481,6 +481,11 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
         summary.shares = apply_share_changes(store, target, mappings, scanned, plan_options, dry_run=True)
         summary.seconds = time.monotonic() - started
         return summary
+    stopped = _unmounted(store, target, mapped, summary)
+    if stopped:
+        mapped = [d for d in mapped if d not in stopped]
+        changes = [c for c in changes if c.drive_id not in stopped]
+        scanned = [d for d in scanned if d not in stopped]
     ap = _Applier(store, target, rules, summary, options.deletions)
     ap.pending_folders = []
     say(f"applying {len(changes)} changes")
@@ -528,6 +533,30 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
                                          say=say)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _unmounted(store: StateStore, target: Target, drive_ids: list[str], summary: SyncSummary) -> set[str]:
+    """Drives going to a team folder their writer does not see mounted (and writable): nothing of them is
+    written by this pass (a write there would create a look-alike folder); each is listed as failed."""
+    from migrate.engine.teamfolders import confirm_mount
+
+    stopped = set()
+    for drive_id in drive_ids:
+        d = store.drive(drive_id)
+        if d is None:
+            continue
+        try:
+            confirm_mount(target, d)
+        except MigrateError as exc:
+            if isinstance(exc, Fatal):
+                raise
+            log.error("drive %s stopped: %s", d["name"], exc.message)
+            store.update_drive(drive_id, last_error=exc.message)
+            summary.failed.append({"drive_id": drive_id, "path": "",
+                                   "error": f"{exc.message}; nothing of this drive was written"
+                                            + (f" ({exc.hint})" if exc.hint else "")})
+            stopped.add(drive_id)
+    return stopped
 
 
 def _failed(store: StateStore, summary: SyncSummary, c: Change, exc: MigrateError) -> None:

@@ -1,21 +1,24 @@
-"""Sharing changes for `sync`: grants added at the source become shares (through the share engine), grants
-removed at the source remove the share only when we created it.
+"""Sharing changes for `sync`: the share plan of the drives is refreshed from the grants the delta pass read,
+then carried out by the share engine (`apply_share_plan`): a grant added at the source becomes a share (never
+broader, paced, as `share` does), a share this tool made that no grant asks for any more is removed or brought
+in line, and a share a person made is left alone and listed.
 
-A share counts as ours when the audit trail holds its `share` record (the share engine made it); a share that
-was already there and adopted (`share-existing`), or any share a person made, is left alone and listed.
-Added grants are handled only for drives whose shares `share` has already worked on: before the first `share`
-run, sharing waits for switchover day like the rest of the share plan.
+Only drives whose shares `share` has already worked on are touched: before the first `share` run, sharing waits
+for switchover day like the rest of the share plan. The whole drive's plan is refreshed (the grants table holds
+only shared items), so a pass killed between the delta and this step loses nothing: the rerun sees the same
+difference between grants and planned shares.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from migrate.errors import Fatal, MigrateError
+from migrate.engine.share import apply_share_plan, view
+from migrate.engine.shareplan import refresh_share_plan
 from migrate.protocols import Target
-from migrate.session import Selection
 from migrate.store import StateStore
 
 
@@ -23,45 +26,33 @@ def apply_share_changes(store: StateStore, target: Target, mappings: Any, drive_
                         *, dry_run: bool = False, workers: int = 4, share_rate: tuple[int, int] = (20, 600),
                         passwords_file: Path | None = None, say: Callable[[str], None] = lambda _m: None
                         ) -> dict[str, Any]:
-    """Remove our shares of removed grants, then let the share engine make the added ones; returns what was done
-    (`removed`, `left` with the reason, `created`, `problems`)."""
-    out: dict[str, Any] = {"removed": [], "left": [], "created": 0, "problems": []}
-    api = getattr(target, "shares", None)
-    for row in store.removed_grants(drive_ids):
-        d = row["plan_detail"]
-        owner, path, share_id = d.get("owner") or "", d.get("path") or "", str(row["share_id"] or "")
-        view = {"drive_id": row["drive_id"], "item_id": row["item_id"], "owner": owner, "path": path,
-                "share_with": d.get("share_with") or "a link", "share_id": share_id}
-        if dry_run:
-            (out["removed"] if store.share_made_by_us(share_id) else out["left"]).append(view)
-            continue
-        if api is None or not store.share_made_by_us(share_id):
-            out["left"].append({**view, "reason": "not made by m365-migrate: left as it is"})
-            store.audit("unshare-left", f"{owner}:{path}", drive=row["drive_id"], item=row["item_id"],
-                        perm=row["perm_id"], share_id=share_id)
-            store.drop_permission(row["id"])
-            continue
-        try:
-            api.delete(owner, share_id)
-        except MigrateError as exc:
-            if isinstance(exc, Fatal):
-                raise
-            out["problems"].append({**view, "reason": f"could not remove the share: {exc.message}"})
-            continue
-        with store.atomic():
-            store.audit("unshare", f"{owner}:{path}", drive=row["drive_id"], item=row["item_id"],
-                        perm=row["perm_id"], share_id=share_id)
-            store.drop_permission(row["id"])
-        out["removed"].append(view)
-    added = store.drives_with_new_grants(drive_ids)
-    if added and not dry_run and api is not None:
-        from migrate.engine.share import run_share
+    """Refresh and apply the share plan of the drives `share` has worked on; returns what was done (`created`,
+    `updated`, `removed` (share ids), `left` (shares a person made that no grant asks for, with the reason),
+    `problems`), or with `dry_run` what would be done."""
+    from migrate.engine.plan import share_context
 
-        say(f"sharing: new grants on {len(added)} drives")
-        sh = run_share(store, target, mappings, Selection(drive_ids=tuple(added)), plan_options, workers=workers,
-                       share_rate=share_rate, passwords_file=passwords_file, say=say)
-        out["created"] = sh.created
-        out["problems"] += [*sh.failed, *sh.refused_broader]
-    elif added:
-        out["added_grants_on"] = added
+    out: dict[str, Any] = {"created": 0, "updated": 0, "removed": [], "left": [], "problems": []}
+    drives = store.drives_shared_before(drive_ids)
+    if not drives:
+        return out
+    refresh_share_plan(store, drives, share_context(mappings, plan_options, dt.date.today()))
+    gone = [s for s in store.iter_planned_shares(drives) if not s.planned]
+    ours = [s for s in gone if s.made_by_us and s.share_id]
+    out["left"] = [view(s, share_id=s.share_id, reason="not made by m365-migrate: left as it is")
+                   for s in gone if s.share_id and not s.made_by_us]
+    if dry_run:
+        sh = apply_share_plan(store, target, drives, dry_run=True)
+        out["removed"] = [view(s, share_id=s.share_id) for s in ours]
+        out["would_create"], out["would_update"] = sh.would_create, sh.would_update
+        return out
+    for row in out["left"]:
+        store.audit("unshare-left", f"{row['owner']}:{row['path']}", drive=row["drive_id"], item=row["item_id"],
+                    share_id=row["share_id"])
+    say(f"sharing: the share plan of {len(drives)} drives, as `share` does")
+    sh = apply_share_plan(store, target, drives, workers=workers, share_rate=share_rate,
+                          passwords_file=passwords_file, say=say)
+    left = {s.id for s in store.iter_planned_shares(drives) if not s.planned}
+    out["created"], out["updated"] = sh.created, sh.updated
+    out["removed"] = [view(s, share_id=s.share_id) for s in ours if s.id not in left]
+    out["problems"] = [*sh.failed, *sh.refused_broader, *sh.narrower]
     return out

@@ -91,8 +91,9 @@ class Transfer:
     def run(self, item: dict[str, Any], drive_kind: str = "onedrive") -> Outcome:
         """Copy one pending (or failed) file; item-level problems are recorded and returned, fatal ones raised."""
         d, i = item["drive_id"], item["item_id"]
+        # What an earlier copy recorded about the target (checksum, size) is void until this write is known.
         self.store.transition(d, i, ItemStatus.TRANSFERRING, expect=item["status"], attempts=item["attempts"] + 1,
-                              last_error=None)
+                              last_error=None, target_checksum=None, target_size=None)
         try:
             entry, hs, note = self._send(item, drive_kind)
             if entry is None or self._mismatch(item, hs, note):
@@ -162,6 +163,8 @@ class Transfer:
                         return None, hs, ""
                     note = (f"SharePoint served {hs.size} bytes with another hash than listed ({size} bytes): an "
                             "Office document the library rewrites on download; copied as served")
+                # Before the bytes leave: what the target will hold, so a rerun after a kill can recognise it.
+                self.store.update_item(d, i, target_checksum=f"SHA1:{hs.sha1}", target_size=hs.size)
                 spool.seek(0)
                 chunks = iter(lambda: spool.read(self.opt.read_size), b"")
                 entry = self.target.upload(user, path, chunks, hs.size, mtime=item["mtime"], sha1=hs.sha1)

@@ -26,10 +26,18 @@ LISTS: dict[str, tuple[str, list[str]]] = {
                                                      "item_id"]),
     "unmapped": ("Drives not migrated (unmapped or blank target)",
                  ["kind", "name", "owner", "status", "reason", "mapping_row", "files", "bytes", "drive_id"]),
-    "shares": ("Share plan", ["source_path", "grant", "link_scope", "roles", "grantee", "action", "share_with",
-                              "permissions", "expire_date", "password", "owner", "path", "reason", "drive_id",
-                              "item_id"]),
+    "shares": ("Share plan: one share per item and recipient",
+               ["owner", "path", "kind", "share_with", "permissions", "expire_date", "password", "grants",
+                "from_grants", "note", "drive_id", "item_id"]),
+    "not_carried_over": ("Grants not carried over, and why",
+                         ["category", "action", "reason", "owner", "source_path", "grant", "link_scope", "roles",
+                          "grantee", "expires", "drive_id", "item_id", "perm_id"]),
+    "grants": ("Source grants and what each becomes",
+               ["source_path", "grant", "link_scope", "roles", "grantee", "action", "share_with", "permissions",
+                "expire_date", "password", "owner", "path", "reason", "drive_id", "item_id"]),
 }
+TEAM_FOLDER_COLS = ["team_folder", "rows", "writer", "writer_sees", "action", "changes", "groups", "not_carried",
+                    "notes"]
 HTML_ROWS = 2000  # per list in the HTML and Markdown; the CSV and JSON files always hold every row
 
 
@@ -66,6 +74,20 @@ def _dur(seconds: float) -> str:
     return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
+def team_folder_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per team folder the plan checked (what copy will do, which groups get what, what is not)."""
+    out = []
+    for f in doc.get("team_folders", []):
+        groups = [f"{g['group']}: {g['rights']}" + (" + ACL management" if g["manage"] else "") for g in f["grants"]]
+        out.append({"team_folder": f["mount_point"], "rows": f["rows"], "writer": f["writer"],
+                    "writer_sees": f["seen_as"] + ("" if f["seen_as"] != "team folder" else
+                                                   " (writable)" if f["writable"] else " (read-only)"),
+                    "action": f["action"], "changes": f["changes"] or ["none"],
+                    "groups": groups or [f"{g}: {p}" for g, p in sorted(f["current_groups"].items())],
+                    "not_carried": f["not_carried"], "notes": f["notes"]})
+    return out
+
+
 def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     s, e = doc["summary"], doc["estimate"]
     return [
@@ -76,8 +98,10 @@ def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("Renames", str(s["renames"])),
         ("Conflicts", str(s["conflicts"])),
         ("Unsupported / risky", str(s["unsupported"])),
-        ("Share plan", f"{s['grants']} grants: {s['shares_planned']} shares to create, {s['shares_reported']} "
-                       f"to decide by hand, {s['shares_dropped']} dropped, {s['shares_not_needed']} need none"),
+        ("Share plan", f"{s.get('shares_planned', 0)} shares to create (one per item and recipient, from "
+                       f"{s.get('grants_shared', 0)} grants); {s.get('grants_not_needed', 0)} grants need none"),
+        ("Grants not carried over", f"{s.get('grants_not_carried_over', 0)} ({s.get('grants_reported', 0)} to decide "
+                                    f"by hand, {s.get('grants_dropped', 0)} dropped): see not_carried_over.csv"),
         ("Estimated duration", f"{_dur(e['seconds'])} ({e['basis']})"),
         ("Graph cost", f"{e['graph_requests']} requests, {e['resource_units']} resource units"),
     ]
@@ -105,13 +129,18 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out.append(f"| {_md(d['kind'])} | {_md(d['name'])} | {_md(d['owner'])} | {_md(d['batch'])} | {_md(tgt)} | "
                    f"{d['files']} | {human_bytes(d['bytes'])} | {d['planned_files']} | {d['renames']} | "
                    f"{d['conflicts']} | {d['unsupported']} |")
+    tf = team_folder_rows(doc)
+    if tf:
+        out += ["", f"## Team folders ({len(tf)})", "", "| " + " | ".join(TEAM_FOLDER_COLS) + " |",
+                "|" + "---|" * len(TEAM_FOLDER_COLS)]
+        out += ["| " + " | ".join(_md(r.get(c)) for c in TEAM_FOLDER_COLS) + " |" for r in tf]
     if doc.get("quota"):
         out += ["", "## Quota", "", "| target user | planned | free | verdict |", "|---|---:|---:|---|"]
         for q in doc["quota"]:
             free = "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"])
             out.append(f"| {_md(q['target_user'])} | {human_bytes(q['planned_bytes'])} | {free} | {_md(q['verdict'])} |")
     for key, (title, cols) in LISTS.items():
-        rows = doc[key]
+        rows = doc.get(key) or []
         out += ["", f"## {title} ({len(rows)})", ""]
         if not rows:
             out.append("None.")
@@ -177,6 +206,9 @@ def render_html(doc: dict[str, Any]) -> str:
              ("estimated duration", _dur(e["seconds"]), False), ("resource units", str(e["resource_units"]), False),
              ("renames", str(s["renames"]), s["renames"] > 0), ("conflicts", str(s["conflicts"]), s["conflicts"] > 0),
              ("unsupported / risky", str(s["unsupported"]), s["unsupported"] > 0),
+             ("shares to create", str(s.get("shares_planned", 0)), False),
+             ("grants not carried over", str(s.get("grants_not_carried_over", 0)),
+              s.get("grants_not_carried_over", 0) > 0),
              ("drives not migrated", str(s["drives_unmapped"]), s["drives_unmapped"] > 0)]
     h = ["<!doctype html><html lang=en><head><meta charset=utf-8>",
          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
@@ -203,13 +235,15 @@ def render_html(doc: dict[str, Any]) -> str:
               "unsupported": d["unsupported"]} for d in doc["drives"]]
     h.append("<h2>Drives</h2>" + _table(list(drows[0]) if drows else ["drive"], drows,
                                         {"files", "size", "to copy", "already", "renames", "conflicts", "unsupported"}))
+    if team_folder_rows(doc):
+        h.append("<h2>Team folders</h2>" + _table(TEAM_FOLDER_COLS, team_folder_rows(doc)))
     if doc.get("quota"):
         qrows = [{"target user": q["target_user"], "planned": human_bytes(q["planned_bytes"]),
                   "free": "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"]),
                   "verdict": q["verdict"]} for q in doc["quota"]]
         h.append("<h2>Quota</h2>" + _table(list(qrows[0]), qrows, {"planned", "free"}))
     for key, (title, cols) in LISTS.items():
-        rows = doc[key]
+        rows = doc.get(key) or []
         more = (f"<p class=note>Showing {HTML_ROWS} of {len(rows)}; every row is in {key}.csv and {key}.json.</p>"
                 if len(rows) > HTML_ROWS else "")
         body = _table(cols, rows[:HTML_ROWS], {"size", "bytes", "files", "permissions"}) if rows else "<p>None.</p>"
@@ -233,8 +267,9 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
     (folder / "plan.md").write_text(render_markdown(doc), encoding="utf-8")
     (folder / "plan.html").write_text(render_html(doc), encoding="utf-8")
     (folder / "plan.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    for key, (_title, cols) in {**LISTS, "drives": ("", [])}.items():
-        rows = doc[key]
+    lists = {**LISTS, "drives": ("", []), "team_folders": ("", TEAM_FOLDER_COLS)}
+    for key, (_title, cols) in lists.items():
+        rows = team_folder_rows(doc) if key == "team_folders" else doc.get(key) or []
         cols = cols or (list(rows[0]) if rows else ["drive_id"])
         with open(folder / f"{key}.csv", "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)
@@ -243,6 +278,9 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
                 w.writerow([_csv_safe(r.get(c)) for c in cols])
         (folder / f"{key}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str),
                                             encoding="utf-8")
+    from migrate.reports.grants import write_not_carried_over
+
+    write_not_carried_over(doc.get("not_carried_over") or [], Path(base))
     if not output:
         latest = Path(base) / "plan-latest"
         tmp = Path(base) / ".plan-latest.tmp"
@@ -258,6 +296,13 @@ def render_summary_text(doc: dict[str, Any], folder: Path) -> str:
     lines = [f"{k}: {v}" for k, v in _summary_rows(doc)]
     lines.append(f"estimate basis: {doc['estimate']['assumption']}")
     lines += [f"warning: {w}" for w in doc["warnings"]]
+    for r in team_folder_rows(doc):
+        lines.append(f"team folder {r['team_folder']} ({', '.join(r['rows'])}): {r['writer']} sees {r['writer_sees']}; "
+                     f"copy will: {'; '.join(r['changes'])}")
+        if r["groups"]:
+            lines.append(f"  groups: {'; '.join(r['groups'])}")
+        lines += [f"  not carried over: {n}" for n in r["not_carried"]]
+        lines += [f"  note: {n}" for n in r["notes"]]
     lines.append(f"reports: {folder / 'plan.html'} (also plan.md, plan.json and a CSV/JSON per list)")
     lines.append("next: read the report; fix mappings or conflicts and run `plan` again, or run `m365-migrate copy`")
     return "\n".join(lines)

@@ -55,6 +55,11 @@ def render_status(data: dict[str, Any]) -> str:
     if shares:
         out += ["", f"shares: {sum(shares.values())} planned: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(shares.items(), key=lambda kv: kv[0] != "created"))]
+    lost = data.get("grants_not_carried_over") or {}
+    if lost.get("count"):
+        where = lost.get("report") or "the plan report (run `m365-migrate plan` to write it)"
+        out += [f"grants not carried over: {lost['count']} ("
+                + ", ".join(f"{k} {v}" for k, v in lost["by_category"].items()) + f"), listed with the reason in {where}"]
     if data["failures"] or data.get("share_failures"):
         out += ["", "needs attention:"]
         out += [f"  {f['status']:8} {f['path'] or f['item_id']}: {f['last_error'] or ''}" for f in data["failures"]]

@@ -7,17 +7,22 @@ from __future__ import annotations
 
 from migrate.store.audit import AuditMixin, ChainReport
 from migrate.store.drives import DrivesMixin
+from migrate.store.groupware import GroupwareMixin
 from migrate.store.items import ItemsMixin
 from migrate.store.lock import RunLock
 from migrate.store.permissions import PermissionsMixin
 from migrate.store.plan import PlanMixin
+from migrate.store.scratch import ScratchMixin
+from migrate.store.shares import SharesMixin
 from migrate.store.sync import SyncMixin
 from migrate.store.uploads import UploadsMixin
 
 
-class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, UploadsMixin, SyncMixin, AuditMixin):
-    """One migration's state: drives, items (and what we placed where), permissions, runs, metrics, uploads in
-    progress, sync changes and the audit trail."""
+class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, SharesMixin, UploadsMixin, GroupwareMixin,
+                 SyncMixin, AuditMixin, ScratchMixin):
+    """One migration's state: drives, items (and what we placed where), permissions, planned shares, runs, metrics,
+    uploads in progress, groupware objects, sync changes, the audit trail, and scratch tables for one command's
+    large working sets."""
 
 
 __all__ = ["ChainReport", "RunLock", "StateStore"]

@@ -58,7 +58,9 @@ class AuditMixin(StoreBase):
             }
             rec["prev_hash"] = prev
             rec["hash"] = record_hash(prev, rec)
-            self.db["audit"].insert(rec)
+            # plain SQL: sqlite-utils' insert() reads the table's schema on every call, once per file copied
+            self.db.execute(f"INSERT INTO audit ({', '.join(rec)}) VALUES ({', '.join('?' for _ in rec)})",
+                            list(rec.values()))
             return seq
 
     def iter_audit(self) -> Iterator[dict[str, Any]]:

@@ -91,6 +91,24 @@ class StoreBase:
             yield rows
             last = rows[-1]["id"]
 
+    def keyset_groups(self, sql: str, params: tuple[Any, ...], key: str,
+                      start: tuple[Any, int]) -> Iterator[list[dict[str, Any]]]:
+        """Runs of rows with the same `key` from `sql`, whose last two parameters are the `(key, id) > (?, ?)`
+        bound and which orders by (key, id) with a LIMIT: memory holds one page plus one run."""
+        last, group = start, []
+        while True:
+            rows = self.query(sql, (*params, *last))
+            if not rows:
+                break
+            for r in rows:
+                if group and r[key] != group[0][key]:
+                    yield group
+                    group = []
+                group.append(r)
+            last = (rows[-1][key], rows[-1]["id"])
+        if group:
+            yield group
+
     def scalar(self, sql: str, params: Any = ()) -> Any:
         with self._lock:
             row = self.db.execute(sql, params).fetchone()

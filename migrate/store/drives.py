@@ -120,3 +120,44 @@ class DrivesMixin(StoreBase):
 
     def metrics(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM metrics WHERE name = ? ORDER BY id DESC LIMIT ?", (name, limit))
+
+    def replace_drive_access(self, drive_id: str, grants: Iterable[Any]) -> int:
+        """Who the drive's root grants access to (models.Grant records), replacing what an earlier scan saw."""
+        now, n = utcnow(), 0
+        with self.atomic():
+            self.db.execute("DELETE FROM drive_access WHERE drive_id = ?", (drive_id,))
+            for g in grants:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO drive_access (drive_id, perm_id, kind, roles, grantee_id, grantee_name, "
+                    "grantee_email, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (drive_id, g.perm_id, g.kind, ",".join(g.roles), g.grantee_id, g.grantee_name,
+                     g.grantee_email, now))
+                n += 1
+            self.db.execute("UPDATE drives SET access_read_at = ? WHERE id = ?", (now, drive_id))
+        return n
+
+    def drive_access(self, drive_id: str) -> list[dict[str, Any]] | None:
+        """The drive root's grants as the last scan read them; None when no scan read them yet."""
+        rows = self.query("SELECT * FROM drive_access WHERE drive_id = ? ORDER BY perm_id", (drive_id,))
+        if rows:
+            return rows
+        seen = self.query_one("SELECT access_read_at FROM drives WHERE id = ?", (drive_id,))
+        return [] if seen and seen["access_read_at"] else None
+
+    def root_item_id(self, drive_id: str) -> str | None:
+        """The item id of the drive's root folder, once a scan recorded it."""
+        row = self.query_one("SELECT item_id FROM items WHERE drive_id = ? AND parent_id IS NULL AND deleted = 0 "
+                             "LIMIT 1", (drive_id,))
+        return row["item_id"] if row else None
+
+    def record_team_folder(self, mount_point: str, folder_id: int) -> None:
+        """Remember a team folder this tool created (only those get the site's groups from the tool)."""
+        with self.atomic():
+            self.db.execute("INSERT OR IGNORE INTO team_folders_created (mount_point, folder_id, created_at) "
+                            "VALUES (?, ?, ?)", (mount_point, folder_id, utcnow()))
+
+    def created_team_folders(self) -> dict[str, set[int]]:
+        out: dict[str, set[int]] = {}
+        for r in self.query("SELECT mount_point, folder_id FROM team_folders_created"):
+            out.setdefault(r["mount_point"], set()).add(int(r["folder_id"]))
+        return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,13 @@ _UPSERT_LIVE = (
     + ", path = CASE WHEN items.name IS excluded.name AND items.parent_id IS excluded.parent_id "
     "AND items.deleted = 0 THEN items.path ELSE NULL END"
 )
+
+_QUEUES = itertools.count(1)
+# what verify and resume compare, and no more (a folder of 100,000 files is held whole while its listing is checked)
+VERIFY_COLUMNS = ", ".join(f"i.{c}" for c in ("drive_id", "item_id", "path", "status", "target_user", "target_path",
+                                              "size", "target_size", "target_checksum", "sha1", "mtime",
+                                              "quick_xor_hash", "note"))
+
 
 class ItemsMixin(StoreBase):
     """Item methods of the state store."""
@@ -94,6 +102,65 @@ class ItemsMixin(StoreBase):
                 return
             yield from rows
             params[0] = rows[-1]["id"]
+
+    def _sorted_pages(self, where: str, params: tuple[Any, ...], keys: dict[str, str], columns: str, *,
+                      page: int = 2000) -> Iterator[dict[str, Any]]:
+        """Rows of `items` matching `where`, sorted by the `keys` expressions (named, returned with each row).
+
+        The order is fixed once in a temp table (SQLite sorts on disk, not in memory) and read back a page at a
+        time by its rowid, so a million-item drive never sits in memory, and writes to the rows meanwhile are safe.
+        """
+        queue = f"sorted_{next(_QUEUES)}"  # one per walk, so two walks never share one
+        named = ", ".join(f"{expr} AS {name}" for name, expr in keys.items())
+        with self.atomic():
+            self.db.execute(f"CREATE TEMP TABLE {queue} AS SELECT id AS item_row, {named} FROM items WHERE {where} "
+                            f"ORDER BY {', '.join(str(i) for i in range(2, len(keys) + 2))}, id", params)
+        sql = (f"SELECT q.rowid AS qid, {', '.join(f'q.{k} AS q_{k}' for k in keys)}, {columns} FROM temp.{queue} q "
+               f"JOIN items i ON i.id = q.item_row WHERE q.rowid > ? ORDER BY q.rowid LIMIT {int(page)}")
+        last = 0
+        try:
+            while True:
+                rows = self.query(sql, (last,))
+                if not rows:
+                    return
+                last = rows[-1]["qid"]
+                yield from rows
+        finally:
+            with self._lock:
+                self.db.execute(f"DROP TABLE IF EXISTS temp.{queue}")
+
+    def iter_by_target_folder(self, drive_id: str, statuses: Iterable[str] = ("verified",)
+                              ) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+        """Live files of a drive in `statuses` grouped by (target user, target folder): one group per folder
+        listing. Memory holds a page plus the folder being filled, never the drive."""
+        st = list(statuses)
+        rows = self._sorted_pages(
+            f"drive_id = ? AND status IN ({', '.join('?' for _ in st)}) AND is_folder = 0 AND deleted = 0 "
+            "AND target_path IS NOT NULL", (drive_id, *st), {"user": "coalesce(target_user, '')",
+                          "folder": "rtrim(target_path, replace(target_path, '/', ''))"},  # up to the last '/'
+            VERIFY_COLUMNS)
+        key: tuple[str, str] | None = None
+        group: list[dict[str, Any]] = []
+        for r in rows:
+            k = (r["q_user"], r["q_folder"].strip("/"))
+            if k != key and group:
+                yield (*key, group)  # type: ignore[misc]
+                group = []
+            key = k
+            group.append(r)
+        if group and key is not None:
+            yield (*key, group)
+
+    def iter_folders_by_depth(self, drive_id: str, statuses: Iterable[str] = ("pending", "failed")
+                              ) -> Iterator[dict[str, Any]]:
+        """Planned live folders of a drive, parents before children (by depth of the target path), streamed;
+        each row carries `q_depth`."""
+        st = list(statuses)
+        return self._sorted_pages(
+            f"drive_id = ? AND is_folder = 1 AND deleted = 0 AND target_path IS NOT NULL AND target_path != '' "
+            f"AND status IN ({', '.join('?' for _ in st)})", (drive_id, *st),
+            {"depth": "length(trim(target_path, '/')) - length(replace(trim(target_path, '/'), '/', ''))"},
+            "i.drive_id, i.item_id, i.status, i.target_user, i.target_path")
 
     def transition(
         self, drive_id: str, item_id: str, new: ItemStatus | str, *, expect: str | None = None, **fields: Any

@@ -25,21 +25,7 @@ class PlanMixin(StoreBase):
             "WHERE drive_id = ? AND deleted = 0 AND (coalesce(parent_id, ''), id) > (?, ?) "
             f"ORDER BY coalesce(parent_id, ''), id LIMIT {int(page)}"
         )
-        last: tuple[str, int] = ("", -1)
-        group_key: str | None = None
-        group: list[dict[str, Any]] = []
-        while True:
-            rows = self.query(sql, (drive_id, *last))
-            if not rows:
-                break
-            for r in rows:
-                if r["pkey"] != group_key and group:
-                    yield group[0]["parent_id"], group
-                    group = []
-                group_key = r["pkey"]
-                group.append(r)
-            last = (rows[-1]["pkey"], rows[-1]["id"])
-        if group:
+        for group in self.keyset_groups(sql, (drive_id,), "pkey", ("", -1)):
             yield group[0]["parent_id"], group
 
     def set_targets(self, rows: Iterable[tuple[str | None, str | None, int]]) -> int:
@@ -80,21 +66,6 @@ class PlanMixin(StoreBase):
             (drive_id,),
         )
         return {k: int(v or 0) for k, v in (row or {}).items()}
-
-    def iter_plan_permissions(self, drive_ids: Iterable[str], page: int = 2000) -> Iterator[dict[str, Any]]:
-        """Permissions of the given drives with their item's target and kind, paged by row id."""
-        ids = list(drive_ids)
-        if not ids:
-            return
-        marks = ", ".join("?" for _ in ids)
-        sql = (
-            "SELECT p.*, i.target_user AS item_target_user, i.target_path AS item_target_path, "
-            "i.is_folder AS item_is_folder, i.path AS item_path, i.name AS item_name, i.deleted AS item_deleted "
-            "FROM permissions p LEFT JOIN items i ON i.drive_id = p.drive_id AND i.item_id = p.item_id "
-            f"WHERE p.drive_id IN ({marks}) AND p.source_removed = 0 AND p.id > ? ORDER BY p.id LIMIT {int(page)}"
-        )
-        for rows in self.keyset_pages(sql, tuple(ids)):
-            yield from rows
 
     def set_permission_plans(self, rows: Iterable[tuple[str, dict[str, Any], int]]) -> int:
         """Bulk update of (plan_action, plan_detail as JSON, permission row id)."""

@@ -196,7 +196,124 @@ def m004_share_error(db: Database) -> None:
 
 
 @migrations()
-def m005_sync_placed(db: Database) -> None:
+def m005_teamfolders_drive_access(db: Database) -> None:
+    # The team folder a drive is written into (checked before every write and by verify), and who the source
+    # library grants access to at its root (the site's owners/members/visitors groups), read by `scan`.
+    db.execute("ALTER TABLE drives ADD COLUMN target_mount TEXT")
+    db.execute("ALTER TABLE drives ADD COLUMN access_read_at TEXT")
+    db.execute(
+        """
+        CREATE TABLE drive_access (
+            drive_id TEXT NOT NULL,
+            perm_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            roles TEXT NOT NULL DEFAULT '',
+            grantee_id TEXT NOT NULL DEFAULT '',
+            grantee_name TEXT NOT NULL DEFAULT '',
+            grantee_email TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (drive_id, perm_id)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE team_folders_created (
+            mount_point TEXT NOT NULL,
+            folder_id INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (mount_point, folder_id)
+        )"""
+    )
+
+
+@migrations()
+def m006_groupware_objects(db: Database) -> None:
+    # Calendars/address books and their objects (one row per series, single event or contact), like drives/items.
+    db.execute(
+        """
+        CREATE TABLE gw_collections (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            upn TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            color TEXT NOT NULL DEFAULT '',
+            target_user TEXT,
+            target_uri TEXT NOT NULL,
+            scan_state TEXT NOT NULL DEFAULT 'new',
+            scan_generation INTEGER NOT NULL DEFAULT 0,
+            created INTEGER NOT NULL DEFAULT 0,
+            skip_reason TEXT,
+            last_error TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (user_id, kind, source_id)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE gw_objects (
+            id INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES gw_collections(id),
+            source_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            href TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            source_hash TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            instances INTEGER NOT NULL DEFAULT 0,
+            scan_generation INTEGER NOT NULL DEFAULT 0,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            body_sha256 TEXT,
+            body_size INTEGER,
+            target_etag TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            notes TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (collection_id, source_id)
+        )"""
+    )
+    db.execute("CREATE INDEX gw_objects_status ON gw_objects(collection_id, status)")
+
+
+@migrations()
+def m007_shares_planned_shares(db: Database) -> None:
+    # One planned share per (item, share type, recipient): every grant that reaches the same recipient merged into
+    # it (issue 14). Its state lives here, not on the grants: counts, status and reports speak of shares.
+    db.execute(
+        """
+        CREATE TABLE planned_shares (
+            id INTEGER PRIMARY KEY,
+            drive_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            share_type INTEGER NOT NULL,
+            share_with TEXT NOT NULL DEFAULT '',
+            owner TEXT NOT NULL DEFAULT '',
+            path TEXT NOT NULL DEFAULT '',
+            permissions INTEGER NOT NULL,
+            expire_date TEXT,
+            password INTEGER NOT NULL DEFAULT 0,
+            hide_download INTEGER NOT NULL DEFAULT 0,
+            grants TEXT NOT NULL DEFAULT '[]',
+            note TEXT NOT NULL DEFAULT '',
+            planned INTEGER NOT NULL DEFAULT 1,
+            status TEXT,
+            share_id TEXT,
+            share_permissions INTEGER,
+            made_by_us INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (drive_id, item_id, share_type, share_with)
+        )"""
+    )
+    db.execute("CREATE INDEX planned_shares_owner ON planned_shares(owner, id)")
+
+
+@migrations()
+def m008_sync_placed(db: Database) -> None:
     # What we placed where: the target account/path and the target's facts right after our write, and the source
     # version we copied. `sync` moves, replaces or deletes only what these columns say is ours and unchanged.
     for col, kind in (("placed_user", "TEXT"), ("placed_path", "TEXT"), ("placed_etag", "TEXT"),
@@ -238,5 +355,3 @@ def m005_sync_placed(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX sync_changes_run ON sync_changes(run_id)")
-    # A grant removed at the source whose share we made: kept (not deleted) until `sync` removes that share.
-    db.execute("ALTER TABLE permissions ADD COLUMN source_removed INTEGER NOT NULL DEFAULT 0")

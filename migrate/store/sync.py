@@ -57,38 +57,14 @@ class SyncMixin(StoreBase):
             f"FROM items i WHERE i.drive_id IN ({marks})) WHERE change IS NOT NULL LIMIT ?", (*ids, int(limit)))
 
     # sharing changes -------------------------------------------------------------------------------------------
-    def removed_grants(self, drive_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """Grants removed at the source whose share was made (the share may be ours or a person's)."""
+    def drives_shared_before(self, drive_ids: Iterable[str]) -> list[str]:
+        """Drives whose planned shares `share` has already worked on (some planned share has a status)."""
         ids = list(drive_ids)
         if not ids:
             return []
         marks = ", ".join("?" for _ in ids)
-        rows = self.query(f"SELECT * FROM permissions WHERE source_removed = 1 AND drive_id IN ({marks}) ORDER BY id",
-                          ids)
-        for r in rows:
-            r["plan_detail"] = json.loads(r["plan_detail"] or "{}")
-        return rows
-
-    def share_made_by_us(self, share_id: str) -> bool:
-        """True when the audit trail shows this run's tool created the share (`share`), not adopted it."""
-        return bool(self.scalar("SELECT 1 FROM audit WHERE action = 'share' "
-                                "AND json_extract(detail, '$.share_id') = ? LIMIT 1", (str(share_id),)))
-
-    def drop_permission(self, row_id: int) -> None:
-        with self.atomic():
-            self.db.execute("DELETE FROM permissions WHERE id = ?", (row_id,))
-
-    def drives_with_new_grants(self, drive_ids: Iterable[str]) -> list[str]:
-        """Drives whose shares `share` already worked on and that have grants not planned or made yet."""
-        ids = list(drive_ids)
-        if not ids:
-            return []
-        marks = ", ".join("?" for _ in ids)
-        rows = self.query(
-            f"SELECT DISTINCT p.drive_id FROM permissions p WHERE p.drive_id IN ({marks}) AND p.source_removed = 0 "
-            "AND p.share_status IS NULL AND (p.plan_action IS NULL OR p.plan_action = 'create') "
-            "AND EXISTS (SELECT 1 FROM permissions q WHERE q.drive_id = p.drive_id AND q.share_status IS NOT NULL)",
-            ids)
+        rows = self.query(f"SELECT DISTINCT drive_id FROM planned_shares WHERE drive_id IN ({marks}) "
+                          "AND status IS NOT NULL ORDER BY drive_id", ids)
         return [r["drive_id"] for r in rows]
 
     def audit_head(self) -> dict[str, Any]:

@@ -158,6 +158,41 @@ def test_team_folders_are_seen_by_members_only(nc_rig: Rig) -> None:
         assert nc_rig.ocs("DELETE", f"{GF}/{fid}?format=json", as_user=nc_rig.admin).status_code == 200
 
 
+def test_mount_tells_the_team_folder_from_a_lookalike(nc_rig: Rig) -> None:
+    """Issue 16, reference §7.3: a plain folder of the same name in the writer's home is `exists` but not the team
+    folder; once the writer's group is on the folder its mount shows `nc:mount-type` group, the folder id and the
+    group's rights (read only: not writable), and the plain folder is renamed `<name> (1)`. Setting permissions of
+    a group not yet on the folder changes nothing (32.0.1, groupfolders 20.1.2): a group is added first."""
+    t = nc_rig.target()
+    tf = t.team_folders()
+    group = nc_rig.ocs("GET", f"/ocs/v2.php/cloud/users/{nc_rig.user}?format=json", as_user=nc_rig.admin
+                       ).json()["ocs"]["data"]["groups"][0]
+    t.upload(nc_rig.user, nc_rig.p("lookalike.txt"), [b"x"], 1, sha1=None)   # a plain folder in the home
+    made = nc_rig.ocs("POST", GF + "?format=json", as_user=nc_rig.admin, data={"mountpoint": nc_rig.base})
+    assert made.status_code == 200, made.text
+    fid = made.json()["ocs"]["data"]["id"]
+    try:
+        plain = tf.mount(nc_rig.user, nc_rig.base)
+        assert plain.exists and not plain.is_team_folder and plain.folder_id is None and plain.writable
+        tf.set_group(fid, group, 1, assigned=True)        # not on the folder yet: a no-op, not an error
+        assert group not in tf.find(nc_rig.base).groups  # type: ignore[union-attr]
+        tf.set_group(fid, group, 1, assigned=False)
+        ro = tf.mount(nc_rig.user, nc_rig.base)
+        assert ro.is_team_folder and ro.folder_id == fid and not ro.writable and ro.permissions == "MG"
+        tf.set_group(fid, group, 15, assigned=True)
+        rw = tf.mount(nc_rig.user, nc_rig.base)
+        assert rw.writable and rw.permissions == "MGDNVCK"
+        assert tf.find(nc_rig.base).groups == {group: 15}  # type: ignore[union-attr]
+        # the plain folder that was in the way was renamed when the mount appeared, and stays renamed
+        moved = f"{nc_rig.base} (1)"
+        assert nc_rig.fetch(f"{moved}/lookalike.txt") == b"x"
+    finally:
+        assert nc_rig.ocs("DELETE", f"{GF}/{fid}?format=json", as_user=nc_rig.admin).status_code == 200
+    assert tf.mount(nc_rig.user, nc_rig.base).exists is False
+    assert not tf.mount(nc_rig.user, moved).is_team_folder
+    t.delete(nc_rig.user, moved)
+
+
 def test_several_accounts_over_one_connection_pool(nc_rig: Rig) -> None:
     """Writes as two users interleaved on one client: each lands in its owner's tree, no cookie is ever sent."""
     t = nc_rig.target()

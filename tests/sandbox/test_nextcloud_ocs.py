@@ -421,3 +421,37 @@ def test_unauthenticated_ocs_is_401():
     with NextcloudSandbox(users=["alice"]) as nc:
         r = requests.get(nc.url + "/ocs/v1.php/cloud/capabilities?format=json", headers=OCS)
         assert r.status_code == 401 and r.json()["ocs"]["meta"]["statuscode"] == 997
+
+
+def test_non_member_write_makes_a_lookalike_and_groupfolders_dav_lists_mounts(nextcloud_sandbox):
+    """§7.3, and as NC 32.0.1 (groupfolders 20.1.2) answered on the rig (2026-12-04): a non-member's
+    PUT to `/Projects/x.txt` (with X-NC-WebDAV-Auto-Mkcol) → 201 into an ordinary folder of its own home, whose
+    root then shows `oc:permissions` RGDNVCK, an empty `nc:mount-type` and `nc:group-folder-id` in a 404 propstat;
+    `PROPFIND /remote.php/dav/groupfolders/{uid}/` lists the user's folders with `nc:mount-point` `/<name>`,
+    `nc:mount-type` group, permissions as held (read only: MG; 15: MGDNVCK); another user's → 403."""
+    nc = nextcloud_sandbox
+    fid = nc.create_team_folder("Projects", groups={"staff": 31, "readers": 1})
+    nc.add_group("readers", ["carol"])
+    nc.create_team_folder("Other", groups={"editors": 15})
+    nc.add_group("editors", ["carol"])
+    lone = nc.add_user("dave")
+    dave = dav_session(nc, "dave")
+    dave.auth = ("dave", lone)
+    r = dave.put(nc.dav_url("dave", "Projects/x.txt"), data=b"x", headers={"X-NC-WebDAV-Auto-Mkcol": "1"})
+    assert r.status_code == 201
+    assert (nc.data_dir / "users/dave/files/Projects/x.txt").exists()
+    assert not (nc.data_dir / f"__groupfolders/{fid}/files/x.txt").exists()
+    root = propfind(dave, nc.dav_url("dave", "Projects"), depth="0")[0]["/remote.php/dav/files/dave/Projects/"]
+    assert prop_text(root, "oc:permissions") == "RGDNVCK" and prop_text(root, "nc:mount-type") == ""
+    assert prop_text(root, "nc:group-folder-id") is None
+    carol = dav_session(nc, "carol")
+    props = ("d:resourcetype", "oc:permissions", "nc:mount-point", "nc:mount-type", "nc:group-folder-id")
+    listing = propfind(carol, nc.url + "/remote.php/dav/groupfolders/carol/", props=props)[0]
+    projects = listing["/remote.php/dav/groupfolders/carol/Projects/"]
+    assert prop_text(projects, "nc:mount-point") == "/Projects" and prop_text(projects, "nc:mount-type") == "group"
+    assert prop_text(projects, "oc:permissions") == "MG" and prop_text(projects, "nc:group-folder-id") == str(fid)
+    assert prop_text(listing["/remote.php/dav/groupfolders/carol/Other/"], "oc:permissions") == "MGDNVCK"
+    r = propfind(carol, nc.url + "/remote.php/dav/groupfolders/alice/", props=props)[1]
+    assert r.status_code == 403
+    assert list(propfind(dave, nc.url + "/remote.php/dav/groupfolders/dave/", props=props)[0]) == [
+        "/remote.php/dav/groupfolders/dave/"]

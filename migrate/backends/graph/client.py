@@ -175,17 +175,18 @@ class GraphClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get_json(self, path_or_url: str, *, params: Mapping[str, Any] | None = None, kind: str = "other",
-                 what: str = "") -> dict[str, Any]:
-        """GET through the pacer and return the JSON body."""
+                 what: str = "", headers: Mapping[str, str] | None = None, pacer: Pacer | None = None
+                 ) -> dict[str, Any]:
+        """GET through the pacer (or the given one, e.g. a mailbox's) and return the JSON body."""
         def call() -> dict[str, Any]:
-            resp = self.request_once("GET", path_or_url, params=params, kind=kind, what=what)
+            resp = self.request_once("GET", path_or_url, params=params, kind=kind, what=what, headers=headers)
             try:
                 data = resp.json()
             except ValueError:
                 raise TransientError(f"{what or path_or_url}: the answer was not JSON (truncated?)") from None
             return data if isinstance(data, dict) else {"value": data}
 
-        return self.pacer.call(call, what=what or kind)
+        return (pacer or self.pacer).call(call, what=what or kind)
 
     def get_pages(self, path: str, *, params: Mapping[str, Any] | None = None, kind: str = "list",
                   what: str = "") -> Iterator[dict[str, Any]]:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from migrate.backends.webdav.session import Body, DavSession
-from migrate.backends.webdav.wire import NC_PROPS, clean_path, encode_path, parse_multistatus, propfind_body
+from migrate.backends.webdav.wire import (
+    NC_PROPS,
+    clean_path,
+    encode_path,
+    parse_multistatus,
+    propfind_body,
+    raise_for,
+)
 from migrate.errors import AuthError, IntegrityError
 from migrate.models import RemoteEntry
 
@@ -82,8 +89,18 @@ class NextcloudDav:
         return entries[0]
 
     def mkcol(self, user: str, path: str) -> int:
-        """201 created or 405 already there; anything else raises (409: parent missing)."""
-        resp = self.send(user, "MKCOL", self.files_url(user, path, folder=True), f"MKCOL {user}:{path!r}", ok=(405,))
+        """201 created or 405 already there; anything else raises (409: parent missing).
+
+        Two MKCOLs of one path at the same moment: Nextcloud answers the later one 403 "Could not create
+        directory" (both passed its exists check); when the folder is there now, that is 405 to us.
+        """
+        what = f"MKCOL {user}:{path!r}"
+        resp = self.send(user, "MKCOL", self.files_url(user, path, folder=True), what, ok=(405, 403))
+        if resp.status_code == 403:
+            entry = self.stat(user, path)
+            if entry is not None and entry.is_folder:
+                return 405
+            raise_for(resp, what, user=user)
         return resp.status_code
 
     def put(self, user: str, path: str, body: Body, headers: Mapping[str, str]) -> httpx.Response:

@@ -57,3 +57,26 @@ class Provisioning:
         if not res.ok:
             raise _refused(res, f"look up group {gid!r}")
         return True
+
+    def group_members(self, gid: str) -> list[str] | None:
+        """The uids in group `gid`, or None when the group does not exist."""
+        res = ocs.call(self.dav, self.admin, "GET", f"/ocs/v2.php/cloud/groups/{quote(gid, safe='')}/users")
+        if res.status == 404 or res.http_status == 404:
+            return None
+        if not res.ok:
+            raise _refused(res, f"look up group {gid!r}")
+        users = (res.data or {}).get("users") if isinstance(res.data, dict) else None
+        return [str(u) for u in users or []]
+
+    def create_group(self, gid: str) -> None:
+        """POST cloud/groups; a group that exists already (OCS 102) is fine."""
+        res = ocs.call(self.dav, self.admin, "POST", "/ocs/v2.php/cloud/groups", form={"groupid": gid})
+        if not res.ok and res.status != 102:
+            raise _refused(res, f"create group {gid!r}")
+
+    def add_to_group(self, uid: str, gid: str) -> None:
+        """POST cloud/users/{uid}/groups; adding a member again is not an error."""
+        res = ocs.call(self.dav, self.admin, "POST", f"/ocs/v2.php/cloud/users/{quote(uid, safe='')}/groups",
+                       form={"groupid": gid})
+        if not res.ok:
+            raise _refused(res, f"add user {uid!r} to group {gid!r}")

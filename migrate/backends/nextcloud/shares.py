@@ -59,6 +59,18 @@ class Shares:
             raise TargetItemError(f"list shares of {owner}:{path!r}: HTTP {res.http_status} {res.message}")
         return [dict(s) for s in res.data or []]
 
+    def update(self, owner: str, share_id: str | int, *, permissions: int | None = None,
+               expire_date: str | None = None) -> dict[str, Any]:
+        """Change a share's permissions (and expiry: "" removes it) with one PUT; not rate-limited (§6.4).
+
+        Raises TargetItemError when refused, AuthError on 401."""
+        form = {"permissions": permissions, "expireDate": expire_date}
+        res = ocs.call(self.dav, owner, "PUT", f"{API}/{quote(str(share_id), safe='')}",
+                       form={k: v for k, v in form.items() if v is not None})
+        if not res.ok:
+            raise TargetItemError(f"update share {share_id} of {owner}: HTTP {res.http_status} {res.message}".rstrip())
+        return dict(res.data or {})
+
     def delete(self, owner: str, share_id: str | int) -> None:
         """Delete a share; an already missing one is fine."""
         res = ocs.call(self.dav, owner, "DELETE", f"{API}/{quote(str(share_id), safe='')}")

@@ -158,6 +158,10 @@ class NextcloudTarget:
         """Depth-1 PROPFIND per folder, breadth first (cheaper than Depth: infinity on large trees)."""
         yield from walk_breadth_first(path, lambda folder: self.dav.propfind(user, folder, "1"))
 
+    def list_folder(self, user: str, path: str) -> list[RemoteEntry] | None:
+        """One Depth-1 PROPFIND: the folder and its children (checksums included), or None when it is missing."""
+        return self.dav.propfind(user, clean_path(path), "1")
+
     def ensure_folder(self, user: str, path: str) -> None:
         """MKCOL each missing level once (201 or 405 both mean it is there); remembered per user."""
         segs = clean_path(path).split("/") if clean_path(path) else []

@@ -110,6 +110,11 @@ class WebDAVTarget:
         self._check_user(user)
         yield from walk_breadth_first(path, lambda folder: self._propfind(folder, "1"))
 
+    def list_folder(self, user: str, path: str) -> list[RemoteEntry] | None:
+        """One Depth-1 PROPFIND: the folder and its children, or None when it is missing."""
+        self._check_user(user)
+        return self._propfind(path, "1")
+
     def ensure_folder(self, user: str, path: str) -> None:
         self._check_user(user)
         segs = clean_path(path).split("/") if clean_path(path) else []

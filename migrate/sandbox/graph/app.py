@@ -18,6 +18,8 @@ from . import perms
 from .auth import Authority
 from .content import Content
 from .faults import RU_COST, Faults, ResourceUnits, Rule, Stats, error_body
+from .groupware_routes import SEGMENTS as GW_SEGMENTS
+from .groupware_routes import GroupwareRoutes
 from .http import Request, Response, parse_query
 from .mutate import MutationError, Mutator
 from .render import drive_json, group_json, iso, item_json, item_text, select, site_json, user_json, user_view
@@ -74,6 +76,7 @@ class GraphApp:
         self.current_prefer = ""      # the Prefer header of the request being handled (lower case)
         self._paths: dict[str, tuple[int, dict[str, str]]] = {}
         self._texts: dict[str, tuple[int, dict[tuple[str, bool], tuple[str, bool]]]] = {}
+        self.groupware: GroupwareRoutes | None = None   # mailboxes (calendars, contacts), set by GraphSandbox
 
     # ------------------------------------------------------------------ helpers used by render/delta
     def folder_size(self, d: Drive, it: Item) -> int:
@@ -305,6 +308,8 @@ class GraphApp:
                 return "user", lambda: err(404, "Request_ResourceNotFound", f"Resource '{segs[1]}' does not exist.")
             if len(segs) == 2:
                 return "user", lambda: jresp(200, select(user_json(u), _fields(q)))
+            if segs[2] in GW_SEGMENTS and self.groupware is not None:
+                return self.groupware.route(req, base, u, segs[2:])
             if segs[2] in ("drive", "drives") and u.drive_id is None:
                 status, code, msg = MYSITE_ERRORS[self.mysite_error]
                 return ("drive" if segs[2] == "drive" else "drives"), lambda: err(status, code, msg)

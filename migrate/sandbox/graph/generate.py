@@ -50,6 +50,10 @@ class TenantSpec:
     onenote: bool = True
     no_mysite_users: int = 1     # the last N users have no OneDrive
     malware_files: int = 1       # files flagged `malware` (download → 403), in the first OneDrive
+    groupware_events: int = 12   # generated events per mailbox besides the hand-made nasty ones
+    groupware_recurring: float = 0.3   # share of those that are recurring series
+    groupware_contacts: int = 6  # generated contacts per mailbox besides the hand-made one
+    groupware_attachment_kb: int = 300  # size of the large event attachment
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TenantSpec:
@@ -238,14 +242,25 @@ class _Builder:
                                                    "expiration": "2027-06-30T00:00:00Z"})]),
             (pick[-1], [("guest", {}), ("users_link", {"user": others[-1]})]),
         ]
-        if folders:
-            plan.append((folders[r.randrange(len(folders))], [("user", {"user": others[-1], "roles": ["write"]}),
-                                                              ("organization", {})]))
+        folder = folders[r.randrange(len(folders))] if folders else None
+        if folder is not None:
+            plan.append((folder, [("user", {"user": others[-1], "roles": ["write"]}), ("organization", {})]))
+        # Several grants reaching one recipient, as real tenants have them: a people link (view) and a direct
+        # write grant to the same person, in both orders; and an organisation link beside a write grant to the
+        # group that the organisation maps to. The target must get one share each, with the union of the grants.
+        plan.append((pick[len(pick) // 4], [("users_link", {"user": others[0]}),
+                                            ("user", {"user": others[0], "roles": ["write"]})]))
+        plan.append((pick[(len(pick) * 3) // 4], [("user", {"user": others[0], "roles": ["write"]}),
+                                                  ("users_link", {"user": others[0]})]))
+        if folder is not None and t.groups:
+            plan.append((folder, [("group", {"group": t.groups[0], "roles": ["write"]})]))
         for item, grants in plan:
             for kind, kw in grants:
                 if kind == "group" and kw.get("group") is None:
                     continue
-                item.perms.append(perms.make(t, d, kind, rng=r, **kw))
+                p = perms.make(t, d, kind, rng=r, **kw)
+                if all(x["id"] != p["id"] for x in item.perms):  # Graph lists one entry per principal
+                    item.perms.append(p)
 
 
 def _old_version(d: Drive, it: Item) -> Any:

@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 from .app import GraphApp, _hash_row
 from .auth import Authority, TLSMaterial
+from .calendars import Groupware, GroupwareMutations
 from .faults import Faults
 from .generate import TenantSpec, generate
+from .groupware_routes import GroupwareRoutes
 from .http import HTTPServer
 from .tenant import Tenant
 
@@ -67,6 +69,9 @@ class GraphSandbox:
                             download_url_ttl=download_url_ttl, delta_token_ttl=delta_token_ttl,
                             resync_code=resync_code, resync_inner=resync_inner, mysite_error=mysite_error,
                             ru_per_minute=ru_per_minute, ignore_range=ignore_range, require_auth=require_auth)
+        self.groupware = Groupware(self.tenant, self.spec)
+        self.groupware_mutations = GroupwareMutations(self.groupware)
+        self.app.groupware = GroupwareRoutes(self.groupware)
         self.mutate = _Mutate(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -18,6 +18,7 @@ In-process API (all servers bind 127.0.0.1 only)::
         nc.lock("alice", "path"); nc.unlock("alice", "path")         # writes there answer 423
         nc.fault("MOVE", 503, count=2, path_contains="/uploads/")     # next 2 such requests answer 503
         nc.fault("MOVE", 504, after=True)   # the MOVE completes, the client sees 504 (proxy timeout); clear_faults()
+        nc.delay("MKCOL", 0.05); nc.peak_running("MKCOL")   # slow a method down; most served at once
         nc.shares                    # list of share dicts as stored
         nc.reset_bruteforce()        # `occ security:bruteforce:reset`
         nc.dav_url("alice", "a/b")   # files URL of a path

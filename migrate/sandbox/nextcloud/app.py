@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from xml.sax.saxutils import escape
 
-from . import names
+from . import gfdav, names
 from .bulk import Bulk
+from .caldav import CAL_PREFIX, CARD_PREFIX, Groupware
 from .chunking import UPLOADS_PREFIX, Chunking
 from .dav import build_wsgidav
 from .files import FILES_PREFIX, FileOps, split_files_path
+from .gfdav import GF_DAV_PREFIX
 from .groupfolders import GroupFolders, PlainError
 from .ocs import STATUS, OCSError, Request, capabilities, csrf_failed, envelope, provisioning
 from .sessions import Sessions
@@ -48,6 +50,7 @@ class NextcloudApp:
         self.versions = Versions(state)
         self.trash = Trash(state)
         self.sessions = Sessions(state)
+        self.groupware = Groupware(state)
 
     # --- entry ----------------------------------------------------------------------------------------------
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -63,7 +66,10 @@ class NextcloudApp:
         try:
             fault = state.take_fault(method, path)
             if fault is None:
-                return self.route(environ, recording, method, path)
+                with state.mkcol_race(method, path) as lost, state.in_flight(method):
+                    if lost:  # Nextcloud on local storage: both passed the exists check, the second mkdir failed
+                        return sabre_error(recording, 403, f"Could not create directory /{path.rstrip('/')}")
+                    return self.route(environ, recording, method, path)
             if fault.after:
                 # The work is done (its body consumed so every side effect happens); the client only sees the error.
                 result = self.route(environ, lambda s, h, e=None: None, method, path)
@@ -114,6 +120,10 @@ class NextcloudApp:
             return self.versions.handle(environ, sr, user, path)
         if path.startswith(TRASH_PREFIX):
             return self.trash.handle(environ, sr, user, path)
+        if path.startswith(GF_DAV_PREFIX):
+            return gfdav.handle(self.state, environ, sr, user, path)
+        if path.startswith((CAL_PREFIX, CARD_PREFIX)):
+            return self.groupware.handle(environ, sr, user, environ["REQUEST_METHOD"].upper(), path)
         return sabre_error(sr, 404, "Not found")
 
     # --- auth -----------------------------------------------------------------------------------------------

@@ -78,7 +78,9 @@ class GroupFolders:
             folder.groups[group] = 31                   # the group's existence is not checked (§7.1)
             return {"success": True, "folder": folder_json(st, folder)}
         elif len(action) == 2 and action[0] == "groups":
-            if req.method == "POST":
+            if req.method == "POST" and action[1] in folder.groups:
+                # 32.0.1 / groupfolders 20.1.2: for a group not assigned to the folder this answers success and
+                # changes nothing (an UPDATE that matches no row)
                 folder.groups[action[1]] = int(req.params.get("permissions", "31"))
             elif req.method == "DELETE":
                 folder.groups.pop(action[1], None)
@@ -91,9 +93,15 @@ class GroupFolders:
             return {"success": True}
         elif action == ["manageACL"]:
             entry = {"type": req.params.get("mappingType", "user"), "id": req.params.get("mappingId", "")}
-            folder.manage = [m for m in folder.manage if m != entry]
             if req.params.get("manageAcl", "0") in ("1", "true"):
+                if entry in folder.manage:  # seen on 32.0.1 with groupfolders 20.1.2: a plain HTTP 500
+                    raise PlainError(500, "An exception occurred while executing a query: SQLSTATE[23000]: "
+                                          "Integrity constraint violation: 19 UNIQUE constraint failed: "
+                                          "oc_group_folders_manage.folder_id, oc_group_folders_manage.mapping_type, "
+                                          "oc_group_folders_manage.mapping_id")
                 folder.manage.append(entry)
+            else:
+                folder.manage = [m for m in folder.manage if m != entry]
             return {"success": True, "folder": folder_json(st, folder)}
         elif action == ["mountpoint"]:
             folder.mount_point = req.params.get("mountpoint", folder.mount_point).strip("/")

@@ -73,6 +73,7 @@ def envelope(environ: Environ, start_response: StartResponse, version: int, data
     if version == 2:
         code = 200 if ok else status
         ocs_code = 200 if ok else status
+        # V2Response: 997 → 401, 998 → 404, 996/999 → 500, other codes below 200 (101, 102, …) → 400
         http = {997: 401, 998: 404, 996: 500, 999: 500}.get(code, code if 200 <= code < 600 else 400)
     else:
         ocs_code = 100 if ok else status
@@ -158,9 +159,12 @@ def edit_user(state: State, req: Request, uid: str, is_admin: bool) -> Any:
 
 
 def provisioning(state: State, req: Request) -> Any:
-    """`cloud/user`, `cloud/users…`, `cloud/groups…` reads (§6.6)."""
+    """`cloud/user`, `cloud/users…`, `cloud/groups…` reads (§6.6), and the two writes a migration may make:
+    create a group, add a user to a group (admin only; answers as GroupsController/UsersController do)."""
     parts = req.path.strip("/").split("/")
     is_admin = state.users[req.user].admin
+    if req.method == "POST":
+        return _provisioning_write(state, req, parts, is_admin)
     if parts == ["user"]:
         return user_record(state, req.user)
     if parts[0] == "users" and len(parts) == 2 and req.method == "PUT":
@@ -194,5 +198,29 @@ def provisioning(state: State, req: Request) -> Any:
         if gid not in state.groups:
             raise OCSError(404, "The requested group could not be found")
         return {"users": list(state.groups[gid])}
+    raise OCSError(998, "Invalid query, please check the syntax. API specifications are here: "
+                        "http://www.freedesktop.org/wiki/Specifications/open-collaboration-services.")
+
+
+def _provisioning_write(state: State, req: Request, parts: list[str], is_admin: bool) -> Any:
+    if not is_admin:
+        raise OCSError(403, "Logged in account must be at least a sub admin")
+    gid = req.params.get("groupid", "")
+    if parts == ["groups"]:
+        if not gid:
+            raise OCSError(101, "Invalid group name")
+        if gid in state.groups:
+            raise OCSError(102, "group exists")
+        state.add_group(gid, [])
+        return []
+    if len(parts) == 3 and parts[0] == "users" and parts[2] == "groups":
+        if not gid:
+            raise OCSError(101, "")
+        if gid not in state.groups:
+            raise OCSError(102, "")  # 32.0.1 sends no message here
+        if parts[1] not in state.users:
+            raise OCSError(103, "User does not exist")
+        state.add_group(gid, [parts[1]])
+        return []
     raise OCSError(998, "Invalid query, please check the syntax. API specifications are here: "
                         "http://www.freedesktop.org/wiki/Specifications/open-collaboration-services.")

@@ -167,6 +167,16 @@ class NextcloudSandbox:
         with self.state.lock:
             self.state.faults.append(Fault(method.upper(), status, count, path_contains, after))
 
+    def delay(self, method: str, seconds: float) -> None:
+        """Every `method` request takes `seconds` longer (a slow server); 0 removes the delay."""
+        with self.state.lock:
+            self.state.delays[method.upper()] = seconds
+
+    def peak_running(self, method: str) -> int:
+        """The most `method` requests served at the same time so far."""
+        with self.state.lock:
+            return self.state.peak_running.get(method.upper(), 0)
+
     def clear_faults(self) -> None:
         with self.state.lock:
             self.state.faults.clear()

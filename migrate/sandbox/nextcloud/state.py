@@ -9,6 +9,8 @@ import string
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,11 +119,53 @@ class State:
         self.share_rate_limit: tuple[int, int] | None = share_rate_limit or None
         self.share_calls: dict[str, deque[float]] = {}
         self.requests: list[tuple[str, str, int]] = []
+        self.delays: dict[str, float] = {}      # method -> seconds each such request takes (slow-server tests)
+        self.running: dict[str, int] = {}       # method -> requests being served now
+        self.peak_running: dict[str, int] = {}  # method -> most served at once
+        self.mkcol_running: set[str] = set()    # paths a MKCOL is creating now (see mkcol_race)
         self.faults: list[Fault] = []
         self.versions: dict[int, dict[str, dict[str, object]]] = {}    # fileid -> {timestamp: {author, label}}
         self.trash: list[dict[str, Any]] = []
         for sub in ("users", "__groupfolders", "uploads", "tmp", "versions", "trash"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def in_flight(self, method: str) -> Iterator[None]:
+        """Count the request as being served (its configured delay included), for `peak_running`."""
+        with self.lock:
+            self.running[method] = now = self.running.get(method, 0) + 1
+            self.peak_running[method] = max(self.peak_running.get(method, 0), now)
+        try:
+            if self.delays.get(method):
+                time.sleep(self.delays[method])
+            yield
+        finally:
+            with self.lock:
+                self.running[method] -= 1
+
+    @contextmanager
+    def mkcol_race(self, method: str, path: str) -> Iterator[bool]:
+        """True for a MKCOL of a path another MKCOL is creating at this moment: real Nextcloud 32 answers the
+        later one 403 "Could not create directory" (not 405) when both passed its exists check."""
+        if method != "MKCOL":
+            yield False
+            return
+        key = path.rstrip("/")
+        with self.lock:
+            lost = key in self.mkcol_running
+            self.mkcol_running.add(key)
+        deadline = time.monotonic() + 30
+        while lost and time.monotonic() < deadline:  # the loser answers once the winner's mkdir is done
+            with self.lock:
+                if key not in self.mkcol_running:
+                    break
+            time.sleep(0.005)
+        try:
+            yield lost
+        finally:
+            if not lost:
+                with self.lock:
+                    self.mkcol_running.discard(key)
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The first armed fault matching this request, used up by one."""
@@ -190,9 +234,28 @@ class State:
 
     # --- path resolution ------------------------------------------------------------------------------------
     def visible_folders(self, uid: str) -> list[TeamFolder]:
+        """The team folders mounted for `uid` (member of one of their groups); setting them up makes room (below)."""
         groups = set(self.user_groups(uid))
         with self.lock:
-            return [f for f in self.folders.values() if groups & set(f.groups)]
+            folders = [f for f in self.folders.values() if groups & set(f.groups)]
+            for f in folders:
+                self._make_room(uid, f.mount_point)
+            return folders
+
+    def _make_room(self, uid: str, mount_point: str) -> None:
+        """As 32.0.1 does (seen on the rig, 2026-12-04): a team folder mounted where the user's home already holds
+        an entry of that name renames the entry to `<name> (1)` (the first free number); it keeps that name after
+        the team folder is gone."""
+        home = self.home(uid)
+        spot = home / mount_point
+        if not os.path.lexists(spot):
+            return
+        n = 1
+        while os.path.lexists(home / f"{mount_point} ({n})"):
+            n += 1
+        moved = home / f"{mount_point} ({n})"
+        os.rename(spot, moved)
+        self.rekey(spot, moved)
 
     def folder_root(self, folder: TeamFolder) -> Path:
         return self.data_dir / "__groupfolders" / str(folder.id) / "files"

@@ -1,0 +1,82 @@
+"""Reading calendars and events of a mailbox through Graph v1.0 (reference groupware.md §2), raw JSON.
+
+Every request goes through the client's pacer (the one place for retries and Retry-After). Times are asked for
+in UTC (`Prefer: outlook.timezone="UTC"`, explicit) and ids as immutable ids, so a moved item keeps its id.
+Cancelled occurrences are absent in v1.0; the mapper computes them from the instances read here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from migrate.errors import ItemNotFound
+
+if TYPE_CHECKING:
+    from migrate.backends.graph.client import GraphClient
+
+PREFER = {"Prefer": 'outlook.timezone="UTC", outlook.body-content-type="html", IdType="ImmutableId"'}
+PAGE = 100
+
+
+def q(ident: str) -> str:
+    return quote(ident, safe="")
+
+
+def get(client: GraphClient, path: str, params: Mapping[str, Any] | None = None, *, kind: str) -> dict[str, Any]:
+    """One paced GET with the mailbox Prefer headers; returns the JSON object."""
+    return client.get_json(path, params=params, kind=kind, headers=PREFER)
+
+
+def pages(client: GraphClient, path: str, params: Mapping[str, Any] | None = None, *, kind: str
+          ) -> Iterator[list[dict[str, Any]]]:
+    """Each page of a collection, following @odata.nextLink verbatim."""
+    data = get(client, path, params, kind=kind)
+    while True:
+        yield list(data.get("value") or ())
+        nxt = data.get("@odata.nextLink")
+        if not nxt:
+            return
+        data = get(client, nxt, kind=kind)
+
+
+def list_calendars(client: GraphClient, user_id: str) -> list[dict[str, Any]]:
+    return [c for page in pages(client, f"/users/{q(user_id)}/calendars", {"$top": PAGE}, kind="calendars")
+            for c in page]
+
+
+def event_pages(client: GraphClient, user_id: str, calendar_id: str) -> Iterator[list[dict[str, Any]]]:
+    """Singles and series masters of a calendar, a page at a time (exceptions come from `instances`)."""
+    yield from pages(client, f"/users/{q(user_id)}/calendars/{q(calendar_id)}/events", {"$top": PAGE},
+                     kind="events")
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def instances(client: GraphClient, user_id: str, event_id: str, lo: dt.datetime, hi: dt.datetime
+              ) -> list[dict[str, Any]]:
+    """Occurrences and exceptions of one series in [lo, hi)."""
+    params = {"startDateTime": _iso(lo), "endDateTime": _iso(hi), "$top": 1000}
+    return [i for page in pages(client, f"/users/{q(user_id)}/events/{q(event_id)}/instances", params,
+                                kind="instances") for i in page]
+
+
+def attachments(client: GraphClient, user_id: str, event_id: str) -> list[dict[str, Any]]:
+    try:
+        return list(get(client, f"/users/{q(user_id)}/events/{q(event_id)}/attachments",
+                        kind="attachments").get("value") or [])
+    except ItemNotFound:
+        return []
+
+
+def calendar_view(client: GraphClient, user_id: str, calendar_id: str, lo: dt.datetime, hi: dt.datetime
+                  ) -> Iterator[dict[str, Any]]:
+    """The source's expanded view (singles, occurrences, exceptions) of a window, for verification."""
+    params = {"startDateTime": _iso(lo), "endDateTime": _iso(hi), "$top": 1000}
+    for page in pages(client, f"/users/{q(user_id)}/calendars/{q(calendar_id)}/calendarView", params,
+                      kind="calendarView"):
+        yield from page

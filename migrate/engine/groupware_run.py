@@ -1,0 +1,150 @@
+"""The groupware steps as library calls the CLI makes (`--what calendars,contacts`): open what a step needs,
+run it inside a locked Run, and return its data, a short text and whether something needs attention."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from migrate.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    data: dict[str, Any]
+    text: str
+    attention: bool
+
+
+def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tuple[str, ...] = (),
+             workers: int | None = None, output: Path | None = None, say: Any = None) -> StepResult:
+    from migrate.engine import groupware as gw
+
+    say = say or (lambda m: None)
+    workers = workers or settings.transfer.workers
+    label = "+".join(k + "s" for k in kinds)
+    if step == "status":
+        from migrate.store import StateStore
+
+        with StateStore(settings.state_path, create=False) as store:
+            data = gw.status_groupware(store, upns)
+        return StepResult(data, render_status(data), bool(data["groupware_problems"]))
+    from migrate.session import Run
+
+    args = {"what": list(kinds), "user": list(upns), "workers": workers}
+    if step == "scan":
+        from migrate.backends.graph import open_source
+        from migrate.config import require_settings
+        from migrate.mapping import load_mappings
+
+        require_settings(settings, "source")
+        mappings = load_mappings(settings.mappings)
+        with open_source(settings) as source, Run(settings.state_path, f"scan-{label}", args) as run:
+            s = gw.scan_groupware(run.store, source, mappings, kinds, upns=upns, workers=workers, say=say)
+            run.summary = s.to_dict()
+        text = (f"groupware: read {s.mailboxes} mailboxes: {s.calendars} calendars with {s.events} events, "
+                f"{s.address_books} address books with {s.contacts} contacts; {s.changed} new or changed, "
+                f"{s.deleted} gone at the source; {s.requests} Graph requests in {s.seconds:.1f} s")
+        lines = [text] + [f"  skipped: {x}" for x in s.skipped_calendars] + \
+            [f"  not mapped (no target user): {u}" for u in s.unmapped] + [f"  FAILED: {f}" for f in s.failed]
+        return StepResult(s.to_dict(), "\n".join(lines), s.attention)
+    if step == "plan":
+        with Run(settings.state_path, f"plan-{label}", args) as run:
+            doc = gw.plan_groupware(run.store, kinds, upns=upns)
+            folder = write_plan(doc, settings.state_path.parent / "reports", output)
+            run.summary = {"totals": doc["totals"], "attention": doc["attention"], "reports": str(folder)}
+        return StepResult({**doc, "reports": str(folder)}, render_plan(doc, folder), doc["attention"])
+    from migrate.backends.dav.target import open_dav_target
+    from migrate.connect import close_quietly
+
+    target = open_dav_target(settings, need=kinds)
+    try:
+        if step == "copy":
+            with Run(settings.state_path, f"copy-{label}", args) as run:
+                c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say)
+                run.summary = c.to_dict()
+            text = (f"groupware: {c.created} created, {c.updated} updated, {c.adopted} found already there, "
+                    f"{c.unchanged} unchanged, {c.unsupported} unsupported (see the plan), {len(c.failed)} failed; "
+                    f"{c.collections_created} collections created; {c.requests} requests in {c.seconds:.1f} s")
+            return StepResult(c.to_dict(), "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
+        if step == "verify":
+            with Run(settings.state_path, f"verify-{label}", args) as run:
+                v = gw.verify_groupware(run.store, target, kinds, upns=upns)
+                run.summary = v.to_dict()
+            text = (f"groupware: {v.verified} of {v.checked} objects verified in {v.collections} collections "
+                    f"(content hashes equal); {len(v.missing)} missing, {len(v.differ)} differ, {v.not_copied} not "
+                    f"copied yet, {v.unsupported} unsupported, {v.extra} other objects at the target")
+            lines = [text] + [f"  MISSING: {m}" for m in v.missing] + [f"  DIFFERS: {d}" for d in v.differ]
+            return StepResult(v.to_dict(), "\n".join(lines), v.attention)
+    finally:
+        close_quietly(target)
+    raise ValueError(f"unknown groupware step {step!r}")
+
+
+def write_plan(doc: dict[str, Any], reports: Path, output: Path | None) -> Path:
+    """groupware-plan.json, .md and unsupported.csv in a new folder (or `output`)."""
+    folder = output or reports / f"groupware-plan-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "groupware-plan.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+    (folder / "groupware-plan.md").write_text(render_plan(doc, folder, markdown=True), encoding="utf-8")
+    with open(folder / "groupware-unsupported.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["user", "collection", "title", "kind", "detail"])
+        for u in doc["unsupported"]:
+            w.writerow([u["user"], u["collection"], u["title"], "unsupported", u["reason"]])
+        for n in doc["notes"]:
+            w.writerow([n["user"], n["collection"], n["title"], "note", n["note"]])
+        for s in doc["skipped"]:
+            w.writerow([s["user"], s["collection"], "", "skipped", s["reason"]])
+    return folder
+
+
+def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) -> str:
+    t = doc["totals"]
+    lines = ["# Groupware plan" if markdown else "groupware plan:",
+             f"{t['events']} events/series and {t['contacts']} contacts in {len(doc['collections'])} collections; "
+             f"{t['puts']} objects to write ({t['bytes']:,} bytes), {t['unsupported']} cannot be carried, "
+             f"{len(doc['notes'])} carried with a note, {len(doc['skipped'])} collections skipped",
+             _estimate_text(doc.get("estimate") or {})]
+    if markdown:
+        lines += ["", "| user | kind | collection | target | objects | occurrences | unsupported |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['user']} | {r['kind']} | {r['collection']} | {r['target_user']}/{r['target_uri']} | "
+                  f"{r['objects']} | {r['instances']} | {r['unsupported']} |" for r in doc["collections"]]
+        lines += ["", "## Cannot be carried", ""] + [f"- {u['user']} / {u['collection']} / {u['title']}: {u['reason']}"
+                                                      for u in doc["unsupported"]]
+        lines += ["", "## Carried with a change", ""] + [f"- {n['user']} / {n['collection']} / {n['title']}: {n['note']}"
+                                                         for n in doc["notes"]]
+        lines += ["", "## Skipped collections", ""] + [f"- {s['user']} / {s['collection']}: {s['reason']}"
+                                                       for s in doc["skipped"]]
+    else:
+        lines += [f"  cannot be carried: {u['user']} / {u['collection']} / {u['title']}: {u['reason']}"
+                  for u in doc["unsupported"][:20]]
+        lines.append(f"reports: {folder}")
+    return "\n".join(lines) + "\n"
+
+
+def _estimate_text(e: dict[str, Any]) -> str:
+    parts = []
+    if "rescan_minutes_at_outlook_limit" in e:
+        parts.append(f"a rescan takes at least {e['rescan_minutes_at_outlook_limit']} min "
+                     f"({e['rescan_graph_requests']} Graph requests at Outlook's per-mailbox limit)")
+    parts.append(f"copy: about {e['copy_minutes']} min at the measured {e['copy_objects_per_second_measured']} objects/s"
+                 if "copy_minutes" in e else "copy: no rate measured yet (the first copy measures it)")
+    return "estimate: " + "; ".join(parts)
+
+
+def render_status(data: dict[str, Any]) -> str:
+    lines = ["groupware:"]
+    for r in data["groupware"]:
+        counts = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("user", "kind"))
+        lines.append(f"  {r['user']} {r['kind']}: {counts}")
+    for p in data["groupware_problems"][:20]:
+        lines.append(f"  {p['status']}: {p['upn']} / {p['name']} / {p['title']}: {p['last_error'] or p['notes']}")
+    if len(lines) == 1:
+        lines.append("  nothing scanned yet: run `m365-migrate scan --what calendars,contacts`")
+    return "\n".join(lines)

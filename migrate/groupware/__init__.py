@@ -1,0 +1,1 @@
+"""Groupware: Exchange Online calendars and contacts mapped to iCalendar/vCard (pure functions, no I/O)."""

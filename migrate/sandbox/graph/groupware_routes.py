@@ -1,0 +1,300 @@
+"""Graph v1.0 routes over the sandbox mailboxes: calendars, events, instances, calendarView (+delta), attachments,
+contact folders (nested), contacts (+delta) and photos, with the shapes and gaps of the real service
+(reference groupware.md §2–§3): `/events` lists only singles and masters, cancelled occurrences are absent,
+times follow `Prefer: outlook.timezone` (UTC by default) except all-day dates, which are never shifted.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .calendars import HORIZON, Event, Groupware, Mailbox, zone
+from .faults import error_body
+from .http import Request, Response
+from .tenant import User
+
+Handler = Callable[[], Response]
+SEGMENTS = {"calendars", "calendar", "calendarGroups", "events", "calendarView", "contactFolders", "contacts"}
+_TZ = re.compile(r'outlook\.timezone="([^"]+)"', re.I)
+
+
+def _j(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, json.dumps(obj, ensure_ascii=False).encode(), headers or [])
+
+
+def _err(status: int, code: str, message: str) -> Response:
+    return Response(status, error_body(status, code, message))
+
+
+def _parse_instant(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)   # no offset means UTC (§2.2)
+
+
+def _tok(obj: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _untok(text: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, json.JSONDecodeError):
+        return None
+
+
+class GroupwareRoutes:
+    """Dispatch `/users/{id}/<segment>/…` for the mailbox segments; everything is read-only over HTTP."""
+
+    def __init__(self, groupware: Groupware) -> None:
+        self.gw = groupware
+        self.requests: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ rendering
+    def _when(self, local: dt.datetime, e: Event, tzname: str) -> dict[str, str]:
+        if e.all_day:   # dates are dates: never shifted into the requested zone (§2.6)
+            return {"dateTime": local.strftime("%Y-%m-%dT00:00:00.0000000"), "timeZone": tzname}
+        t = local.replace(tzinfo=zone(e.tz)).astimezone(zone(tzname) if tzname in _known() else dt.UTC)
+        return {"dateTime": t.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": tzname}
+
+    def _event(self, e: Event, tzname: str, inst: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = {k: v for k, v in e.data.items()}
+        if inst is None:
+            out["start"], out["end"] = self._when(e.start, e, tzname), self._when(e.end, e, tzname)
+            return out
+        out.pop("recurrence", None)
+        out.update({k: v for k, v in inst.items() if not k.startswith("_")})
+        out["iCalUId"] = e.data["iCalUId"][:40] + inst["_date"].strftime("%Y%m%d") + e.data["iCalUId"][48:]
+        out["start"], out["end"] = self._when(inst["_start"], e, tzname), self._when(inst["_end"], e, tzname)
+        return out
+
+    def _span(self, e: Event, local_start: dt.datetime, local_end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        return e.aware(local_start).astimezone(dt.UTC), e.aware(local_end).astimezone(dt.UTC)
+
+    def view(self, mb: Mailbox, cal_id: str, lo: dt.datetime, hi: dt.datetime, tzname: str,
+             only: set[str] | None = None) -> list[dict[str, Any]]:
+        """calendarView: singles, occurrences and exceptions overlapping [lo, hi); never masters."""
+        out = []
+        for e in mb.events.get(cal_id, []):
+            if only is not None and e.id not in only:
+                continue
+            if e.data.get("recurrence"):
+                for inst in e.instances(min(HORIZON, hi.date() + dt.timedelta(days=1))):
+                    s, en = self._span(e, inst["_start"], inst["_end"])
+                    if s < hi and en > lo:
+                        out.append(self._event(e, tzname, inst))
+            else:
+                s, en = self._span(e, e.start, e.end)
+                if s < hi and en > lo:
+                    out.append(self._event(e, tzname))
+        return out
+
+    # ------------------------------------------------------------------ dispatch
+    def route(self, req: Request, base: str, user: User, segs: list[str]) -> tuple[str, Handler]:
+        mb = self.gw.mailbox(user)
+        m = _TZ.search(req.headers.get("prefer", ""))
+        tzname = m.group(1) if m else "UTC"
+        head = segs[0]
+        if head == "calendarGroups":
+            grp = {"id": mb.calendars[0]["id"] + "G", "name": "My Calendars", "classId": "0006f0b7-0000-0000-c000-"
+                   "000000000046", "changeKey": "AAAA"}
+            if len(segs) == 1:
+                return "calendarGroups", lambda: _j(200, {"value": [grp]})
+            if len(segs) == 3 and segs[1] == grp["id"] and segs[2] == "calendars":
+                return "calendars", lambda: _j(200, {"value": mb.calendars})
+            return "calendarGroups", lambda: _err(404, "ErrorItemNotFound", "The specified object was not found.")
+        if head == "calendar":
+            segs = ["calendars", mb.calendars[0]["id"], *segs[1:]]
+        if head == "calendarView":
+            segs = ["calendars", mb.calendars[0]["id"], *segs]
+        if head == "events":
+            return self._events(req, base, mb, None, segs[1:], tzname)
+        if segs[0] == "calendars":
+            if len(segs) == 1:
+                return "calendars", lambda: self._paged(req, base, "calendars", mb.calendars, 10)
+            cal = next((c for c in mb.calendars if c["id"] == segs[1]), None)
+            if cal is None:
+                return "calendar", lambda: _err(404, "ErrorItemNotFound", "The specified object was not found in "
+                                                "the store.")
+            rest = segs[2:]
+            if not rest:
+                return "calendar", lambda: _j(200, cal)
+            if rest[0] == "events":
+                return self._events(req, base, mb, cal["id"], rest[1:], tzname)
+            if rest == ["calendarView"]:
+                return "calendarView", lambda: self._view(req, base, mb, cal["id"], tzname)
+            if rest == ["calendarView", "delta"]:
+                return "calendarDelta", lambda: self._view_delta(req, base, mb, cal["id"], tzname)
+        if head == "contacts":
+            if len(segs) == 1:
+                return "contacts", lambda: self._paged(req, base, "contacts", mb.contacts[mb.root_folder], 10)
+            c = mb.contact(segs[1])
+            if c is None:
+                return "contact", lambda: _err(404, "ErrorItemNotFound", "The specified object was not found in "
+                                               "the store.")
+            if len(segs) == 2:
+                return "contact", lambda: _j(200, c)
+            if segs[2:] in (["photo", "$value"], ["photo", "value"]):
+                photo = mb.photos.get(c["id"])
+                if photo is None:
+                    return "photo", lambda: _err(404, "ImageNotFound", "The photo wasn't found.")
+                return "photo", lambda: Response(200, photo, [], content_type="image/jpeg")
+        if head == "contactFolders":
+            top = [f for f in mb.folders if f.get("parentFolderId") == mb.root_folder]
+            if len(segs) == 1:
+                return "contactFolders", lambda: self._paged(req, base, "contactFolders", top, 10)
+            f = next((x for x in mb.folders if x["id"] == segs[1]), None)
+            if f is None:
+                return "contactFolder", lambda: _err(404, "ErrorItemNotFound", "The specified folder was not found.")
+            rest = segs[2:]
+            if not rest:
+                return "contactFolder", lambda: _j(200, f)
+            if rest == ["childFolders"]:
+                kids = [x for x in mb.folders if x.get("parentFolderId") == f["id"]]
+                return "contactFolders", lambda: self._paged(req, base, "contactFolders", kids, 10)
+            if rest == ["contacts"]:
+                return "contacts", lambda: self._paged(req, base, "contacts", mb.contacts.get(f["id"], []), 10)
+            if rest == ["contacts", "delta"]:
+                return "contactDelta", lambda: self._contact_delta(req, base, mb, f["id"])
+        return "mailbox", lambda: _err(400, "BadRequest", f"Resource not found for the segment '{segs[-1]}'.")
+
+    def _events(self, req: Request, base: str, mb: Mailbox, cal_id: str | None, rest: list[str], tzname: str
+                ) -> tuple[str, Handler]:
+        if not rest:
+            if cal_id is None:
+                cal_id = mb.calendars[0]["id"]
+            evs = mb.events.get(cal_id, [])
+            return "events", lambda: self._paged(req, base, "events", [self._event(e, tzname) for e in evs], 10,
+                                                 maximum=1000)
+        found = mb.event(rest[0])
+        if found is None or (cal_id is not None and found[0] != cal_id):
+            return "event", lambda: _err(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        e = found[1]
+        if len(rest) == 1:
+            return "event", lambda: _j(200, self._event(e, tzname))
+        if rest[1:] == ["instances"]:
+            return "instances", lambda: self._instances(req, base, e, tzname)
+        if rest[1:] == ["attachments"]:
+            return "attachments", lambda: _j(200, {"value": e.attachments})
+        return "event", lambda: _err(400, "BadRequest", f"Resource not found for the segment '{rest[-1]}'.")
+
+    def _window(self, req: Request) -> tuple[dt.datetime, dt.datetime] | Response:
+        lo, hi = _parse_instant(req.query.get("startDateTime")), _parse_instant(req.query.get("endDateTime"))
+        if lo is None or hi is None:
+            return _err(400, "ErrorInvalidParameter", "This request requires a time window specified by the query "
+                        "string parameters StartDateTime and EndDateTime.")
+        return lo, hi
+
+    def _instances(self, req: Request, base: str, e: Event, tzname: str) -> Response:
+        win = self._window(req)
+        if isinstance(win, Response):
+            return win
+        lo, hi = win
+        vals = []
+        for inst in e.instances(min(HORIZON, hi.date() + dt.timedelta(days=1))):
+            s, en = self._span(e, inst["_start"], inst["_end"])
+            if s < hi and en > lo:
+                vals.append(self._event(e, tzname, inst))
+        return self._paged(req, base, "events", vals, 10, maximum=1000)
+
+    def _view(self, req: Request, base: str, mb: Mailbox, cal_id: str, tzname: str) -> Response:
+        win = self._window(req)
+        if isinstance(win, Response):
+            return win
+        return self._paged(req, base, "events", self.view(mb, cal_id, *win, tzname), 10, maximum=1000)
+
+    def _paged(self, req: Request, base: str, what: str, values: list[Any], default: int, maximum: int = 999
+               ) -> Response:
+        try:
+            top = max(1, min(maximum, int(req.query.get("$top", default))))
+            skip = int(req.query.get("$skip", "0"))
+        except ValueError:
+            return _err(400, "BadRequest", "Invalid $top or $skip.")
+        page = values[skip:skip + top]
+        body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#{what}", "value": page}
+        if skip + top < len(values):
+            qs = "&".join(f"{k}={v}" for k, v in req.query.items() if k not in ("$skip", "$top"))
+            path = req.path.split("?")[0]
+            path = path[path.index("/", 1):] if path.startswith(("/v1.0", "/beta")) else path
+            body["@odata.nextLink"] = f"{base}{path}?{qs + '&' if qs else ''}$top={top}&$skip={skip + top}"
+        return _j(200, body)
+
+    # ------------------------------------------------------------------ delta
+    def _delta_page(self, base: str, path: str, values: list[Any], state: dict[str, Any], mb: Mailbox,
+                    page: int) -> Response:
+        off = int(state.get("o", 0))
+        chunk = values[off:off + page]
+        body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#Collection(event)", "value": chunk}
+        if off + page < len(values):
+            body["@odata.nextLink"] = f"{base}{path}?$skiptoken={_tok({**state, 'o': off + page})}"
+        else:
+            body["@odata.deltaLink"] = f"{base}{path}?$deltatoken={_tok({k: v for k, v in state.items() if k != 'o'} | {'seq': mb.seq})}"
+        return _j(200, body)
+
+    def _changed_since(self, mb: Mailbox, seq: int, kind: str) -> tuple[set[str], set[str]]:
+        changed = {i for s, k, i in mb.changes if s > seq and k == kind}
+        removed = {i for i, s in mb.removed.items() if s > seq and i in changed}
+        return changed - removed, removed
+
+    def _view_delta(self, req: Request, base: str, mb: Mailbox, cal_id: str, tzname: str) -> Response:
+        path = "/" + req.path.split("/", 2)[2] if req.path.startswith(("/v1.0", "/beta")) else req.path
+        tok = req.query.get("$skiptoken") or req.query.get("$deltatoken")
+        if tok:
+            state = _untok(tok)
+            if state is None:
+                return _err(410, "SyncStateNotFound", "The sync state could not be found.")
+        else:
+            if "$select" in req.query or "$expand" in req.query or "$filter" in req.query:
+                return _err(400, "ErrorInvalidUrlQuery", "The following parameters are not supported with change "
+                            "tracking over the 'CalendarView' resource: '$orderby, $filter, $select, $expand, $search, "
+                            "$top'.")
+            win = self._window(req)
+            if isinstance(win, Response):
+                return win
+            state = {"s": win[0].isoformat(), "e": win[1].isoformat(), "seq": -1}
+        lo, hi = dt.datetime.fromisoformat(state["s"]), dt.datetime.fromisoformat(state["e"])
+        page = _maxpage(req)
+        if state["seq"] < 0:
+            values = self.view(mb, cal_id, lo, hi, tzname)
+        else:
+            changed, removed = self._changed_since(mb, int(state["seq"]), "event")
+            values = self.view(mb, cal_id, lo, hi, tzname, only=changed)
+            values += [{"id": i, "@removed": {"reason": "deleted"}} for i in sorted(removed)]
+        if "seqd" not in state:
+            state["seqd"] = mb.seq
+        return self._delta_page(base, path, values, {**state, "seq": state["seq"]}, mb, page)
+
+    def _contact_delta(self, req: Request, base: str, mb: Mailbox, folder_id: str) -> Response:
+        path = "/" + req.path.split("/", 2)[2] if req.path.startswith(("/v1.0", "/beta")) else req.path
+        tok = req.query.get("$skiptoken") or req.query.get("$deltatoken")
+        state = _untok(tok) if tok else {"seq": -1}
+        if state is None:
+            return _err(410, "SyncStateNotFound", "The sync state could not be found.")
+        contacts = mb.contacts.get(folder_id, [])
+        if state["seq"] < 0:
+            values: list[Any] = list(contacts)
+        else:
+            changed, removed = self._changed_since(mb, int(state["seq"]), "contact")
+            values = [c for c in contacts if c["id"] in changed]
+            values += [{"id": i, "@removed": {"reason": "deleted"}} for i in sorted(removed)]
+        return self._delta_page(base, path, values, state, mb, _maxpage(req))
+
+
+def _maxpage(req: Request) -> int:
+    m = re.search(r"odata\.maxpagesize=(\d+)", req.headers.get("prefer", ""))
+    return max(1, min(1000, int(m.group(1)))) if m else 100
+
+
+def _known() -> set[str]:
+    from .calendars import ZONES
+
+    return set(ZONES)
