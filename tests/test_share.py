@@ -360,3 +360,44 @@ def test_sync_shares_added_grants_and_removes_only_shares_it_made(tmp_path, grap
     with db(tmp_path) as s:
         actions = [a["action"] for a in s.iter_audit()]
     assert "share-removed" in actions
+
+
+def test_sync_leaves_and_lists_a_persons_share_whose_grant_was_removed(tmp_path, graph_sandbox_factory,
+                                                                        nextcloud_sandbox):
+    """A share a person made before `share` (found exactly as planned, so not ours) stays at the target when its
+    grant is removed at the source, and `sync` lists it; our share of another removed grant goes."""
+    g = graph_sandbox_factory(TenantSpec(**SPEC))
+    nc = nextcloud_sandbox
+    env = _prepare(tmp_path, g, nc)
+    with db(tmp_path) as s:
+        rows = s.query("SELECT * FROM planned_shares WHERE planned != 0 AND share_type = 0 ORDER BY id")
+    single = [r for r in rows if len(json.loads(r["grants"])) == 1]
+    person = single[0]
+    mine = next(r for r in single if r["item_id"] != person["item_id"])
+    with httpx.Client(auth=(person["owner"], nc.app_passwords[person["owner"]]),
+                      headers={"OCS-APIRequest": "true"}) as http:
+        r = http.post(nc.url + SHARES_API, params={"format": "json"},
+                      data={"path": person["path"], "shareType": 0, "shareWith": person["share_with"],
+                            "permissions": person["permissions"]})
+        assert r.status_code == 200, r.text
+    person_share = str(r.json()["ocs"]["data"]["id"])
+    _share(tmp_path, env)
+    with db(tmp_path) as s:
+        got = {r["id"]: r for r in s.query("SELECT * FROM planned_shares")}
+    assert got[person["id"]]["share_id"] == person_share and not got[person["id"]]["made_by_us"]
+    assert got[mine["id"]]["made_by_us"] and got[mine["id"]]["status"] == "created"
+    my_share = got[mine["id"]]["share_id"]
+    for r in (person, mine):
+        g.mutate.remove_permission(r["drive_id"], r["item_id"], json.loads(r["grants"])[0]["perm_id"])
+
+    r = run_cli("--json", "sync", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)["shares"]
+    assert [x["share_id"] for x in res["removed"]] == [my_share]
+    assert [x["share_id"] for x in res["left"]] == [person_share]
+    now = {str(s["id"]) for s in nc.shares}
+    assert person_share in now and my_share not in now
+    with db(tmp_path) as s:
+        audit = [(a["action"], json.loads(a["detail"]).get("share_id") if isinstance(a["detail"], str)
+                  else a["detail"].get("share_id")) for a in s.iter_audit()]
+    assert ("share-removed", my_share) in audit and ("unshare-left", person_share) in audit

@@ -35,11 +35,13 @@ def apply_share_changes(store: StateStore, target: Target, mappings: Any, drive_
     drives = store.drives_shared_before(drive_ids)
     if not drives:
         return out
+    # the refresh forgets a person's share no grant asks for any more at once (only ours stay, to be removed)
+    theirs = {s.id: s for s in store.iter_planned_shares(drives) if s.share_id and not s.made_by_us}
     refresh_share_plan(store, drives, share_context(mappings, plan_options, dt.date.today()))
-    gone = [s for s in store.iter_planned_shares(drives) if not s.planned]
-    ours = [s for s in gone if s.made_by_us and s.share_id]
+    kept = {s.id: s for s in store.iter_planned_shares(drives)}
+    ours = [s for s in kept.values() if not s.planned and s.made_by_us and s.share_id]
     out["left"] = [view(s, share_id=s.share_id, reason="not made by m365-migrate: left as it is")
-                   for s in gone if s.share_id and not s.made_by_us]
+                   for i, s in theirs.items() if i not in kept]
     if dry_run:
         sh = apply_share_plan(store, target, drives, dry_run=True)
         out["removed"] = [view(s, share_id=s.share_id) for s in ours]
