@@ -19,7 +19,6 @@ from tests.groupware_support import SPEC, WINDOW, source_view, target_objects
 from tests.inventory_support import write_config
 
 REAL = real_server()
-pytestmark = pytest.mark.skipif(REAL is None, reason="no real Nextcloud named by M365_MIGRATE_TEST_NEXTCLOUD")
 WHAT = "calendars,contacts"
 
 
