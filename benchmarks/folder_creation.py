@@ -2,7 +2,7 @@
 against the old way, one MKCOL after the other, parents first (the same `target.ensure_folder` calls, serially).
 
 A tree of 10 × 10 × 10 folders (1,110) is recorded as planned folders in a state database and created on the
-Nextcloud sandbox (own process) and, when /work/realnc/ENV exists, on the real Nextcloud as a `scale-` user. The
+Nextcloud sandbox (own process) and, when M365_MIGRATE_BENCH_NEXTCLOUD names one, on the real Nextcloud as a `scale-` user. The
 two ways alternate, each in a fresh top folder and with a fresh target object, best of `--runs`.
 Writes benchmarks/results/folder_creation.json. Goal: ≥ 4 × faster than serial.
 Usage: .venv/bin/python benchmarks/folder_creation.py [--runs 3] [--workers 8] [--no-real]

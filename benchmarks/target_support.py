@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 EXE = Path(sys.executable).with_name("m365-migrate")
-REAL_ENV = Path("/work/realnc/ENV")
+# A real Nextcloud to measure as well: a file of NC_URL=, NC_ADMIN=, NC_ADMIN_APPPW=, NC_OCC= lines (how to run occ
+# there), named by this variable; loopback URLs only. Without it only the sandbox is measured.
+REAL_ENV = Path(os.environ.get("M365_MIGRATE_BENCH_NEXTCLOUD", "/nonexistent"))
 
 
 @dataclass
@@ -98,7 +100,7 @@ def read_env(path: Path = REAL_ENV) -> dict[str, str]:
 
 
 def real(tag: str) -> Server | None:
-    """A user `scale-<tag>` with an app password on the real Nextcloud of /work/realnc/ENV (None without it)."""
+    """A user `scale-<tag>` with an app password on the real Nextcloud named by M365_MIGRATE_BENCH_NEXTCLOUD (None without it)."""
     if not REAL_ENV.exists():
         return None
     env = read_env()

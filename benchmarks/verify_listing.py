@@ -1,7 +1,7 @@
 """`verify` by folder listings against (a) one bare Depth-1 walk of the same tree and (b) the old one-stat-per-file.
 
 A tree of folders (4 at the root, 5 below each, 3 levels: 124 folders) holding N small files is written to the
-Nextcloud sandbox (own process) and, when /work/realnc/ENV exists, to the real Nextcloud as a `scale-` user. A
+Nextcloud sandbox (own process) and, when M365_MIGRATE_BENCH_NEXTCLOUD names one, to the real Nextcloud as a `scale-` user. A
 state database records every file as verified. Then, alternating and best of `--runs` each:
   walk     one serial Depth-1 PROPFIND walk of the tree with raw httpx (NC props, parsed): the floor;
   verify   `verify_drives` (the library call behind `m365-migrate verify`), 8 workers;
