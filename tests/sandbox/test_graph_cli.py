@@ -36,7 +36,7 @@ def test_cli_serves_over_tls_until_terminated(tmp_path):
         assert len(users["value"]) == 2
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=60) == 0
 
 
 def test_cli_plain_http_with_generator_flags():
@@ -51,4 +51,4 @@ def test_cli_plain_http_with_generator_flags():
         assert [u["id"] for u in r.json()["value"]] and len(r.json()["value"]) == 3
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) in (0, 130)
+        assert proc.wait(timeout=60) in (0, 130)

@@ -35,7 +35,7 @@ def test_cli_prints_json_and_serves(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
