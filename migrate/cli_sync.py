@@ -40,25 +40,31 @@ def sync(
     drive: list[str] = SELECT_DRIVE,
     user: list[str] = SELECT_USER,
     workers: int = WORKERS,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the changes (report files too); nothing is written to the target."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the changes (report files too); nothing is written to the target or the state database."),
     output: Path = typer.Option(None, "--output", "-o", help="Folder for the change list (default <state dir>/reports/sync-<time>)."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Apply every source change since the last pass (new, edited, renamed, moved, deleted), never over a person's work."""
+    import contextlib
     import dataclasses
 
     from migrate.backends.graph import open_source
     from migrate.cli import _selection, echo_json
     from migrate.connect import close_quietly
     from migrate.engine.plan import options_from_settings
-    from migrate.engine.sync import run_sync
+    from migrate.engine.sync import raise_stopped, run_sync
     from migrate.reports.sync import render_sync_text, write_sync_reports
-    from migrate.session import Run
+    from migrate.session import Run, scratch_copy
 
     g, settings, mappings, target, say, options = _prepare(ctx, workers, json_out)
     args = {"batch": batch, "drive": drive, "user": user, "dry_run": dry_run}
     try:
-        with open_source(settings) as source, Run(settings.state_path, "sync", args) as run:
+        with contextlib.ExitStack() as stack:
+            # A dry run works on a throwaway copy of the state database: it writes nothing anywhere.
+            state = stack.enter_context(scratch_copy(settings.state_path, "sync --dry-run")) if dry_run \
+                else settings.state_path
+            source = stack.enter_context(open_source(settings))
+            run = stack.enter_context(Run(state, "sync", args))
             summary = run_sync(run.store, source, target, mappings, _selection(batch, drive, user),
                                options_from_settings(settings), dataclasses.replace(options, dry_run=dry_run),
                                say=say, source_stats=source.stats)
@@ -70,6 +76,7 @@ def sync(
         echo_json({**summary.to_dict(), "reports": str(folder)})
     else:
         typer.echo(render_sync_text(summary, folder))
+    raise_stopped(summary)
     if summary.attention and not dry_run:
         raise typer.Exit(ExitCode.ATTENTION)
 

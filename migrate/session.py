@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migrate.errors import MigrateError
+from migrate.errors import MigrateError, StateError
 from migrate.store import RunLock, StateStore
 
 log = logging.getLogger(__name__)
@@ -70,3 +75,28 @@ class Run:
         finally:
             if self._lock:
                 self._lock.release()
+
+
+@contextmanager
+def scratch_copy(state_path: Path, command: str) -> Iterator[Path]:
+    """A throwaway copy of the state database, for a dry run that must leave the real one as it was (no run
+    record, no refreshed plan, no change rows). Taken with SQLite's backup API (consistent under WAL) while the
+    real database is locked, so no other run changes it meanwhile; the copy is deleted afterwards."""
+    if not Path(state_path).exists():
+        raise StateError(f"no state database at {state_path}",
+                         hint="run `m365-migrate discover` first, or pass --state with the right path")
+    lock = RunLock(Path(state_path), command).acquire()
+    folder = Path(tempfile.mkdtemp(prefix="m365-migrate-dry-"))
+    try:
+        copy = folder / Path(state_path).name
+        src = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
+        dst = sqlite3.connect(str(copy))
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+        yield copy
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        lock.release()

@@ -362,26 +362,33 @@ def test_sync_shares_added_grants_and_removes_only_shares_it_made(tmp_path, grap
     assert "share-removed" in actions
 
 
-def test_sync_leaves_and_lists_a_persons_share_whose_grant_was_removed(tmp_path, graph_sandbox_factory,
-                                                                        nextcloud_sandbox):
-    """A share a person made before `share` (found exactly as planned, so not ours) stays at the target when its
-    grant is removed at the source, and `sync` lists it; our share of another removed grant goes."""
-    g = graph_sandbox_factory(TenantSpec(**SPEC))
-    nc = nextcloud_sandbox
+def persons_share_before_share(tmp_path: Path, g: Any, nc: Any) -> tuple[dict[str, str], dict[str, Any],
+                                                                           dict[str, Any], str]:
+    """Copied; a person shares one planned user share by hand exactly as planned, then `share` runs. Returns
+    (env, that planned share, another single-grant planned share, the person's share id)."""
     env = _prepare(tmp_path, g, nc)
     with db(tmp_path) as s:
         rows = s.query("SELECT * FROM planned_shares WHERE planned != 0 AND share_type = 0 ORDER BY id")
     single = [r for r in rows if len(json.loads(r["grants"])) == 1]
     person = single[0]
-    mine = next(r for r in single if r["item_id"] != person["item_id"])
+    other = next(r for r in single if r["item_id"] != person["item_id"])
     with httpx.Client(auth=(person["owner"], nc.app_passwords[person["owner"]]),
                       headers={"OCS-APIRequest": "true"}) as http:
         r = http.post(nc.url + SHARES_API, params={"format": "json"},
                       data={"path": person["path"], "shareType": 0, "shareWith": person["share_with"],
                             "permissions": person["permissions"]})
         assert r.status_code == 200, r.text
-    person_share = str(r.json()["ocs"]["data"]["id"])
     _share(tmp_path, env)
+    return env, person, other, str(r.json()["ocs"]["data"]["id"])
+
+
+def test_sync_leaves_and_lists_a_persons_share_whose_grant_was_removed(tmp_path, graph_sandbox_factory,
+                                                                        nextcloud_sandbox):
+    """A share a person made before `share` (found exactly as planned, so not ours) stays at the target when its
+    grant is removed at the source, and `sync` lists it; our share of another removed grant goes."""
+    g = graph_sandbox_factory(TenantSpec(**SPEC))
+    nc = nextcloud_sandbox
+    env, person, mine, person_share = persons_share_before_share(tmp_path, g, nc)
     with db(tmp_path) as s:
         got = {r["id"]: r for r in s.query("SELECT * FROM planned_shares")}
     assert got[person["id"]]["share_id"] == person_share and not got[person["id"]]["made_by_us"]

@@ -237,7 +237,8 @@ def test_create_interrupted_between_add_and_permissions_is_narrowed_on_rerun(tmp
 def test_sync_writes_into_the_team_folder_and_stops_a_drive_whose_mount_is_gone(tmp_path: Path,
                                                                                graph_sandbox_factory, nc) -> None:
     """`sync` checks the mount before its first write: a new source file lands inside the team folder; once the
-    writer loses the mount, the drive's changes wait (exit 3, the reason named) and nothing is written."""
+    writer loses the mount, the drive's changes wait (exit 2 like `copy`, the reason named) and nothing is
+    written."""
     g, env, lib = _setup(tmp_path, graph_sandbox_factory, nc)
     nc.add_group(MIGRATION_GROUP, ["admin"])
     fid = nc.create_team_folder("Projects", groups={"staff": 31, MIGRATION_GROUP: 31})
@@ -255,8 +256,9 @@ def test_sync_writes_into_the_team_folder_and_stops_a_drive_whose_mount_is_gone(
     g.mutate.add_file(lib["id"], "/", "after-unmount.txt", 123)
     before = len(nc.requests)
     r = run_cli("sync", cwd=tmp_path, env=env)
-    assert r.returncode == 3, r.stdout + r.stderr
-    assert "team folder 'Projects' is not mounted for 'admin'" in r.stdout + r.stderr
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "team folder 'Projects' is not mounted for 'admin'" in r.stderr and "Traceback" not in r.stderr
+    assert "run `m365-migrate plan`" in r.stderr
     assert not [x for x in nc.requests[before:] if x[0] in ("PUT", "MKCOL", "MOVE", "POST", "DELETE")]
     assert not _admin_home_has(nc, "Projects")
     with db(tmp_path) as s:

@@ -67,6 +67,7 @@ class SyncSummary:
     kept: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     renames: list[dict[str, Any]] = field(default_factory=list)
+    stopped: list[dict[str, Any]] = field(default_factory=list)  # drives whose team folder is not mounted
     copy: dict[str, Any] = field(default_factory=dict)
     shares: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -552,11 +553,23 @@ def _unmounted(store: StateStore, target: Target, drive_ids: list[str], summary:
                 raise
             log.error("drive %s stopped: %s", d["name"], exc.message)
             store.update_drive(drive_id, last_error=exc.message)
-            summary.failed.append({"drive_id": drive_id, "path": "",
-                                   "error": f"{exc.message}; nothing of this drive was written"
-                                            + (f" ({exc.hint})" if exc.hint else "")})
+            rec = {"drive_id": drive_id, "path": "", "error": f"{exc.message}; nothing of this drive was written"
+                                                             + (f" ({exc.hint})" if exc.hint else "")}
+            summary.failed.append(rec)
+            summary.stopped.append({**rec, "name": d["name"], "hint": exc.hint})
             stopped.add(drive_id)
     return stopped
+
+
+def raise_stopped(summary: SyncSummary) -> None:
+    """Like `copy`: drives stopped because their team folder is not mounted make the run end with that error
+    (exit 2, a setup problem to fix), after the other drives were synced and the report written."""
+    from migrate.engine.teamfolders import TeamFolderNotMounted
+
+    if summary.stopped:
+        lines = "\n".join(f"  drive {d['name']!r} ({d['drive_id']}): {d['error']}" for d in summary.stopped)
+        raise TeamFolderNotMounted(f"{len(summary.stopped)} drive(s) stopped before any write, the others were "
+                                   f"synced:\n{lines}", hint=summary.stopped[0]["hint"])
 
 
 def _failed(store: StateStore, summary: SyncSummary, c: Change, exc: MigrateError) -> None:
@@ -572,4 +585,4 @@ def waiting(store: StateStore, drive_ids: list[str]) -> dict[str, dict[str, int]
     return {d: store.waiting_changes(d) for d in drive_ids}
 
 
-__all__ = ["SyncOptions", "SyncSummary", "run_sync", "waiting", "EDIT", "MOVE", "NEW_FILE", "NEW_FOLDER", "DELETE"]
+__all__ = ["SyncOptions", "SyncSummary", "raise_stopped", "run_sync", "waiting", "EDIT", "MOVE", "NEW_FILE", "NEW_FOLDER", "DELETE"]

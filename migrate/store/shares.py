@@ -46,7 +46,8 @@ class SharesMixin(StoreBase):
 
     def save_planned_shares(self, shares: Iterable[PlannedShare]) -> int:
         """Upsert planned shares by (item, type, recipient), marking them seen. A share already made whose plan
-        changed (other permissions or expiry) becomes `changed`, so `share` brings it in line."""
+        changed (other permissions, expiry or owner) becomes `changed`, so `share` brings it in line. A new path
+        alone does not: a Nextcloud share follows its file through a MOVE (by file id)."""
         now, n = utcnow(), 0
         with self.atomic():
             for s in shares:
@@ -57,7 +58,7 @@ class SharesMixin(StoreBase):
                     "ON CONFLICT (drive_id, item_id, share_type, share_with) DO UPDATE SET "
                     "status = CASE WHEN planned_shares.status = 'created' AND (planned_shares.permissions != "
                     "excluded.permissions OR coalesce(planned_shares.expire_date, '') != "
-                    "coalesce(excluded.expire_date, '') OR planned_shares.path != excluded.path "
+                    "coalesce(excluded.expire_date, '') "
                     "OR planned_shares.owner != excluded.owner) THEN 'changed' ELSE planned_shares.status END, "
                     "owner = excluded.owner, path = excluded.path, permissions = excluded.permissions, "
                     "expire_date = excluded.expire_date, password = excluded.password, "
