@@ -65,6 +65,7 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
                 nc.state.users[uid].email = upn
             gw = ["--what", "calendars,contacts"]
             steps = [["doctor"], ["discover"], ["scan"], ["plan"], ["copy"], ["share"], ["verify"], ["status"],
+                     ["sync", "--dry-run"], ["sync"], ["verify"],
                      ["scan", *gw], ["plan", *gw], ["copy", *gw], ["verify", *gw]]
             for argv in steps:
                 if not available(argv[0]):
@@ -72,6 +73,8 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
                 result.steps.append(_run(argv, folder, env, echo))
                 if argv[0] == "discover":
                     _create_team_folders(folder, nc, echo)
+                if argv == ["status"]:
+                    _change_the_source(graph, echo)
                 if result.steps[-1][1] not in (0, 3):
                     echo(f"stopped: `{argv[0]}` failed (exit {result.steps[-1][1]})")
                     break
@@ -82,6 +85,32 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print, seed: int = 7
         echo(f"reports:        {reports}")
     echo(f"configuration:  {folder / 'm365-migrate.toml'} (the sandboxes are gone; rerun `m365-migrate demo`)")
     return result
+
+
+def _change_the_source(graph, echo: Callable[[str], None]) -> None:
+    """What people do in Microsoft 365 between the copy and the switchover, for `sync` to carry over: in the
+    first drive with enough loose files, an edit, a rename, a move into a folder, a new file and a delete."""
+    truth = graph.truth()
+    for drive_id in sorted(truth):
+        rows = [r for r in truth[drive_id] if r["path"] not in ("", "/")]
+        loose = sorted((r for r in rows if not r["is_folder"] and r["path"].count("/") == 1
+                        and not r.get("is_package")), key=lambda r: r["path"])
+        folders = sorted((r for r in rows if r["is_folder"] and r["path"].count("/") == 1), key=lambda r: r["path"])
+        if len(loose) >= 4 and folders:
+            break
+    else:
+        echo("(no drive has the files for the sync demo; skipped)")
+        return
+    m = graph.mutate
+    edited, renamed, moved, deleted = loose[:4]
+    m.modify(drive_id, edited["id"], size=(edited.get("size") or 100) + 11)
+    m.rename(drive_id, renamed["id"], "renamed in Microsoft 365.txt")
+    m.move(drive_id, moved["id"], folders[0]["path"])
+    m.add_file(drive_id, "/", "new in Microsoft 365.txt", 2048)
+    m.delete(drive_id, deleted["id"])
+    echo("")
+    echo(f"(people change files in Microsoft 365: edit {edited['path']}, rename {renamed['path']}, move "
+         f"{moved['path']} into {folders[0]['path']}, add /new in Microsoft 365.txt, delete {deleted['path']})")
 
 
 def _fresh(folder: Path) -> None:

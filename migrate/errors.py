@@ -120,6 +120,13 @@ class TargetItemError(TargetError, Terminal):
     """The target refused this item (illegal name, too large, forbidden)."""
 
 
+class ChangedAtTarget(TargetItemError):
+    """A conditional write answered 412: the file at the target is no longer the one we wrote (a person changed,
+    replaced or deleted it in the meantime). Nothing was written; `sync` keeps both versions."""
+
+    marker = "no longer the one we wrote"  # in every message, so a recorded item error can be recognised
+
+
 class TargetRefused(TargetItemError):
     """The target answered 403: this account may not do this here (wrong account or password row, a session,
     an ACL, a read-only share). An item failure; if escaping alone it means "finished, with items needing you"."""

@@ -82,11 +82,14 @@ class Target(Protocol):
         *,
         mtime: float | None = None,
         sha1: str | Callable[[], str] | None = None,
+        if_match: str | None = None,
     ) -> RemoteEntry:
         """Stream `size` bytes to `path`, replacing what is there; raises TargetFull on 507.
 
         `sha1` may be a callable: for a streamed upload the digest is known only once the last chunk has been
-        read, so a target that sends it at the end (chunked upload's final MOVE) calls it then.
+        read, so a target that sends it at the end (chunked upload's final MOVE) calls it then. With `if_match`
+        (the etag of the file we wrote there) the write is conditional on the target itself and raises
+        ChangedAtTarget when the file there is another one.
         """
 
     def delete(self, user: str, path: str) -> None:

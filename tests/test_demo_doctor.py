@@ -26,8 +26,20 @@ def test_demo_runs_the_journey_and_everything_copied_is_verified(cli, tmp_path) 
     assert reasons and all(r.startswith("plan: ") for r in reasons)
     shares = dict(db.execute("SELECT coalesce(status, '-'), count(*) FROM planned_shares GROUP BY status"))
     assert shares.get("created", 0) > 0 and set(shares) == {"created"}, shares
-    runs = dict(db.execute("SELECT command, status FROM runs"))
+    runs = dict(db.execute("SELECT command, status FROM runs ORDER BY id"))  # the last run of each command
     assert runs["verify"] == "ok" and runs["copy"] in ("ok", "attention")
+    # after the copy, five source changes; the dry run records nothing, the sync applies them, verify passes
+    assert "$ m365-migrate sync --dry-run" in r.stdout and "$ m365-migrate sync\n" in r.stdout
+    syncs = db.execute("SELECT status, summary FROM runs WHERE command = 'sync'").fetchall()
+    assert len(syncs) == 1 and syncs[0][0] == "ok", syncs
+    found = json.loads(syncs[0][1])
+    assert (found["edit"], found["move"], found["new-file"], found["delete"]) == (1, 2, 1, 1), found
+    sync_at = r.stdout.index("$ m365-migrate sync\n")
+    assert "applied:" in r.stdout[sync_at:] and "renamed in Microsoft 365.txt" in r.stdout[sync_at:]
+    last_verify = r.stdout.rindex("$ m365-migrate verify\n")
+    assert last_verify > sync_at and "0 with gaps" in r.stdout[last_verify:]
+    verified = db.execute("SELECT status FROM items WHERE name = 'new in Microsoft 365.txt'").fetchall()
+    assert verified == [("verified",)], verified
     assert "checked" in r.stdout and "0 with gaps" in r.stdout
     assert "$ m365-migrate copy --what calendars,contacts" in r.stdout
     gw = dict(db.execute("SELECT status, count(*) FROM gw_objects WHERE deleted = 0 GROUP BY status"))

@@ -14,7 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.engine.transfer import Outcome, Transfer, _enriched, check_entry, resilient_stream, target_notes
+from migrate.engine.transfer import (
+    Outcome,
+    Transfer,
+    _enriched,
+    check_entry,
+    over_our_file,
+    resilient_stream,
+    target_notes,
+)
 from migrate.errors import Fatal, IntegrityError, MigrateError, Terminal, TransientError
 from migrate.models import ItemStatus, RemoteEntry, SmallFile
 from migrate.transport.hashing import HashingStream
@@ -51,7 +59,8 @@ class Batcher:
         """
         path = item["target_path"] or ""
         return (self.enabled and (item["size"] or 0) <= self.small_limit and not _enriched(item, drive_kind)
-                and path == path.rstrip() and not any(ord(c) < 32 for c in path))
+                and path == path.rstrip() and not any(ord(c) < 32 for c in path)
+                and over_our_file(item) is None)  # a bulk request carries no condition: edits go one by one
 
     def add(self, item: dict[str, Any]) -> list[dict[str, Any]] | None:
         """Queue `item`; returns a full batch when this user's bucket would overflow, else None."""

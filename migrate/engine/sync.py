@@ -6,8 +6,9 @@ names), find the changes (engine.changes), then apply them:
 
   1. folders: new ones created, moved or renamed ones MOVEd whole (one request per folder), parents first;
   2. files: MOVE with `If-Match` (no bytes re-sent);
-  3. edits: a new upload over our file, only while it is still what we wrote (Nextcloud keeps the old bytes
-     as a version);
+  3. edits: a new upload over our file, only while it is still what we wrote: checked first, then by the
+     upload itself (`If-Match` on the PUT, a tagged `If` on a chunked upload's final MOVE, never bulk), so a
+     person's write in between is kept too (Nextcloud keeps the old bytes as a version);
   4. new files (edits and new files go through the copy pool: streamed, hashed, verified, resumable);
   5. deletions last, by `[policy] deletions`: `trash` DELETEs with `If-Match` (Nextcloud's trash bin keeps
      it), `keep` leaves it and lists it.
@@ -30,7 +31,15 @@ from typing import Any
 from migrate.backends.webdav.wire import clean_path
 from migrate.engine.changes import DELETE, EDIT, MOVE, NEW_FILE, NEW_FOLDER, Change, detect, summarise
 from migrate.engine.sync_shares import apply_share_changes
-from migrate.errors import ConfigError, Fatal, MappingError, MigrateError, StateError, TargetItemError
+from migrate.errors import (
+    ChangedAtTarget,
+    ConfigError,
+    Fatal,
+    MappingError,
+    MigrateError,
+    StateError,
+    TargetItemError,
+)
 from migrate.models import ItemStatus, RemoteEntry
 from migrate.names import NameRules, conflict_name
 from migrate.protocols import Source, Target
@@ -333,6 +342,22 @@ class _Applier:
         self.to_pending(self.row(c), "sync: changed at the source")
         self.note(c, EDIT, "queued", at, self.row(c)["target_path"])
 
+    def raced(self, c: Change) -> bool:
+        """An edit whose conditional upload found another file than ours (a person wrote it after our check):
+        kept as it is, the conflict listed, ours queued again beside it. True when it was such a race."""
+        row = self.row(c)
+        if row["status"] != ItemStatus.FAILED or ChangedAtTarget.marker not in (row["last_error"] or "") or \
+                row["placed_path"] is None:
+            return False
+        at, user = row["placed_path"], row["placed_user"] or ""
+        entry = self.target.stat(user, at)
+        ours = self.beside(c, row, row["target_path"]) if entry is not None else None
+        self.conflict(c, row, f"{'edited' if entry else 'deleted'} at the target while this sync uploaded over it",
+                      at, entry, "kept the target's version; the source's new version is copied beside it"
+                      if entry else "the source's new version is copied there", ours)
+        self.release_to_person(c, row)
+        return True
+
     def new_file(self, c: Change) -> None:
         """Before the copy pool writes a new file: a file of someone else at its path is kept, ours goes beside."""
         row = self.row(c)
@@ -516,14 +541,20 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
     phase([c for c in changes if c.kind == NEW_FOLDER or (c.kind == MOVE and c.is_folder)],
           lambda c: ap.new_folder(c) if c.kind == NEW_FOLDER else ap.move_item(c), parallel=False)
     phase([c for c in changes if c.kind == MOVE and not c.is_folder], ap.move_item)
-    phase([c for c in changes if c.kind == EDIT or (c.kind == MOVE and c.edited)], ap.edit)
+    phase([c for c in changes if c.kind == EDIT or (c.kind == MOVE and c.edited)], ap.edit)  # checked here, and
+    # again by the upload itself (If-Match): a person's write in between is a conflict, not overwritten
     phase([c for c in changes if c.kind == NEW_FILE], ap.new_file)
-    rows = [store.drive(d) for d in mapped]
+    rows = [r for r in (store.drive(d) for d in mapped) if r]
     say("copying new and changed files")
-    cs = copy_drives(store, source, target, [r for r in rows if r], workers=options.workers, bulk=options.bulk)
+    cs = copy_drives(store, source, target, rows, workers=options.workers, bulk=options.bulk)
+    uploaded = cs.files_verified
+    edits = [c for c in changes if c.kind == EDIT or (c.kind == MOVE and c.edited)]
+    if [c for c in edits if ap.raced(c)]:
+        cs = copy_drives(store, source, target, rows, workers=options.workers, bulk=options.bulk)  # ours, beside
+        uploaded += cs.files_verified
     summary.copy = {k: v for k, v in cs.__dict__.items() if k not in ("failed", "notes")}
     summary.failed += cs.failed
-    summary.applied["uploaded"] = cs.files_verified
+    summary.applied["uploaded"] = uploaded
     phase([c for c in changes if c.kind == DELETE and c.is_folder], ap.delete, parallel=False)
     phase([c for c in changes if c.kind == DELETE and not c.is_folder], ap.delete)
     phase(sorted(ap.pending_folders, key=lambda c: -c.depth), ap.delete_folder_again, parallel=False)

@@ -167,7 +167,8 @@ class Transfer:
                 self.store.update_item(d, i, target_checksum=f"SHA1:{hs.sha1}", target_size=hs.size)
                 spool.seek(0)
                 chunks = iter(lambda: spool.read(self.opt.read_size), b"")
-                entry = self.target.upload(user, path, chunks, hs.size, mtime=item["mtime"], sha1=hs.sha1)
+                entry = self.target.upload(user, path, chunks, hs.size, mtime=item["mtime"], sha1=hs.sha1,
+                                           **_guard(item))
                 return entry, hs, note
 
         begin = getattr(self.target, "begin_resumable", None)
@@ -183,7 +184,7 @@ class Transfer:
                 self.acct.bytes(len(chunk))
                 yield chunk
 
-        extra = {"resume": resume} if resume is not None else {}
+        extra = {"resume": resume, **_guard(item)} if resume is not None else _guard(item)
         entry = self.target.upload(user, path, counting(), size, mtime=item["mtime"], sha1=lambda: hs.sha1, **extra)
         if hs.size != size:
             raise IntegrityError(f"read {hs.size} bytes from the source, but it lists {size}")
@@ -221,7 +222,8 @@ class Transfer:
                 self.acct.bytes(len(chunk))
                 yield chunk
 
-        self.target.upload(user, path, counting(), size, mtime=item["mtime"], sha1=None, resume=resume)
+        self.target.upload(user, path, counting(), size, mtime=item["mtime"], sha1=None, resume=resume,
+                           **_guard(item))
         if tail.size != size - resume.offset:
             raise IntegrityError(f"read {tail.size} bytes from byte {resume.offset} of the source, which lists {size}")
         with self.target.open_read(user, path) as stored:  # type: ignore[attr-defined]
@@ -233,6 +235,25 @@ class Transfer:
         entry = self.target.confirm(user, path, size, whole.sha1)  # type: ignore[attr-defined]
         whole.counted = tail.size  # only the tail was read from the source this time
         return entry, whole, ""
+
+
+def over_our_file(item: dict[str, Any]) -> str | None:
+    """The etag of the file we wrote at this item's target path (an edit `sync` sends over it), else None: the
+    upload then carries it as a condition, so a person's write since our check is never overwritten. Not for
+    the same source version sent again (a reset after a kill, a gap `verify` found): that replaces nothing."""
+    if item["placed_path"] is None or not item["placed_etag"]:
+        return None
+    if (item["size"], item["quick_xor_hash"]) == (item.get("placed_source_size"), item.get("placed_source_hash")):
+        return None
+    if (item["placed_user"] or "") != (item["target_user"] or "") or \
+            item["placed_path"].strip("/") != (item["target_path"] or "").strip("/"):
+        return None
+    return str(item["placed_etag"])
+
+
+def _guard(item: dict[str, Any]) -> dict[str, str]:
+    etag = over_our_file(item)
+    return {"if_match": etag} if etag else {}
 
 
 def source_version(item: dict[str, Any]) -> str:

@@ -116,6 +116,17 @@ def write_sync_reports(summary: Any, base: Path, *, output: Path | None = None) 
     return folder
 
 
+SHOWN = 20  # changes listed on the terminal; every one is in the change list
+
+
+def change_line(c: dict[str, Any]) -> str:
+    """One change as a person reads it: `move  alice:/a.txt → /b/a.txt`."""
+    what = c["kind"] + (" (folder)" if c["is_folder"] else "")
+    frm, to = c.get("from_path"), c.get("to_path")
+    where = f"{frm} → {to}" if frm and to and frm != to else (to or frm or c["source_path"])
+    return f"{what:<18} {c['user']}:{where}"
+
+
 def render_sync_text(summary: Any, folder: Path) -> str:
     doc = summary.to_dict()
     counts = doc["counts"]
@@ -124,6 +135,11 @@ def render_sync_text(summary: Any, folder: Path) -> str:
     if not doc["dry_run"]:
         done = ", ".join(f"{v} {k}" for k, v in doc["applied"].items() if v) or "nothing to do"
         lines.append(f"applied: {done}")
+    shown = [c for c in doc["changes"] if not c.get("covered_by")]
+    for c in shown[:SHOWN]:
+        lines.append("  " + change_line(c))
+    if len(shown) > SHOWN:
+        lines.append(f"  … and {len(shown) - SHOWN} more (in the change list)")
     for c in doc["conflicts"][:20]:
         lines.append(f"  CONFLICT {c['target_user']}:{c['target_path']}: {c['problem']} ({c['action']})")
     for k in doc["kept"][:20]:

@@ -13,7 +13,7 @@ import pytest
 
 from migrate.backends.nextcloud.bulk import SmallFile
 from migrate.backends.nextcloud.target import MIN_MTIME
-from migrate.errors import TargetItemError
+from migrate.errors import ChangedAtTarget, TargetItemError
 from tests.conformance.rigs import MiB, Rig
 
 GF = "/index.php/apps/groupfolders/folders"
@@ -218,3 +218,43 @@ def test_names_nextcloud_refuses_are_item_errors_with_its_message(nc_rig: Rig, n
         t.upload(nc_rig.user, nc_rig.p(name), [b"n"], 1, sha1=None)
     assert str(err.value)
     assert name not in {e.path.rsplit("/", 1)[-1] for e in t.walk(nc_rig.user, nc_rig.p())}
+
+
+def test_a_conditional_upload_replaces_our_file_only_while_it_is_ours(nc_rig: Rig) -> None:
+    """What `sync` sends for an edit: `If-Match` on a single PUT, a tagged `If` on the final chunk MOVE. Over our
+    own file both write; once a person wrote there, both answer 412 (ChangedAtTarget) and leave the person's
+    file as it is."""
+    t, u = nc_rig.target(), nc_rig.user
+    for name, size in (("small.txt", 11), ("big.bin", 11 * MiB + 5)):
+        path = nc_rig.p(f"cond/{name}")
+        first, second = data_of(size, 3), data_of(size, 4)
+        # (another mtime: Nextcloud keeps the etag through an overwrite of the same size and mtime, §2.1)
+        ours = t.upload(u, path, [first], size, mtime=1_600_000_000, sha1=hashlib.sha1(first).hexdigest())
+        pieces = [second[i:i + MiB] for i in range(0, size, MiB)]
+        entry = t.upload(u, path, iter(pieces), size, mtime=1_600_000_100, sha1=hashlib.sha1(second).hexdigest(),
+                         if_match=ours.etag)
+        assert nc_rig.fetch(path) == second and entry.etag != ours.etag, name
+        with nc_rig.http() as c:
+            assert c.put(nc_rig.file_url(path), content=b"a person's edit", auth=nc_rig.auth()).status_code == 204
+        with pytest.raises(ChangedAtTarget):
+            t.upload(u, path, iter(pieces), size, sha1=hashlib.sha1(second).hexdigest(), if_match=entry.etag)
+        assert nc_rig.fetch(path) == b"a person's edit", name
+
+
+def test_an_if_match_on_the_final_chunk_move_never_matches(nc_rig: Rig) -> None:
+    """Why the final chunk MOVE carries a tagged `If` instead: its `If-Match` is judged against the upload's
+    `.file`, so even the destination's current etag answers 412."""
+    t, u = nc_rig.target(), nc_rig.user
+    path = nc_rig.p("cond/ifmatch.bin")
+    t.upload(u, path, [b"ours"], 4, sha1=None)
+    etag = t.stat(u, path).etag
+    up = f"{nc_rig.url}/remote.php/dav/uploads/{u}/m365-migrate-cond-{abs(hash(path)) % 10**8}"
+    with nc_rig.http() as c:
+        auth, dest = nc_rig.auth(), nc_rig.file_url(path)
+        assert c.request("MKCOL", up, auth=auth, headers={"Destination": dest}).status_code == 201
+        assert c.put(f"{up}/00001", content=b"new bytes", auth=auth, headers={"Destination": dest}).status_code == 201
+        r = c.request("MOVE", f"{up}/.file", auth=auth, headers={"Destination": dest, "If-Match": etag})
+        assert r.status_code == 412, r.text
+        r = c.request("MOVE", f"{up}/.file", auth=auth, headers={"Destination": dest, "If": f"<{dest}> ([{etag}])"})
+        assert r.status_code in (201, 204), r.text
+    assert nc_rig.fetch(path) == b"new bytes"

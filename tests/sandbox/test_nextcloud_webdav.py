@@ -601,3 +601,33 @@ def test_move_and_delete_honour_if_match_like_sabre(nextcloud_sandbox):
     r = s.request("DELETE", url + "im-b.txt", headers={"If-Match": '"stale"'})
     assert r.status_code == 412 and "If-Match" in r.text
     assert s.request("DELETE", url + "im-b.txt", headers={"If-Match": etag}).status_code == 204
+
+
+def test_tagged_if_headers_on_put_move_delete_and_the_chunk_move(nextcloud_sandbox):
+    """Sabre evaluates `If: <url> (["etag"])` before PUT, MOVE and DELETE (412 naming the If header when no list
+    holds); on the final chunk MOVE `If-Match` is judged against the upload's `.file` (always 412, 32.0.1) while a
+    tagged `If` naming the destination is judged against the destination."""
+    nc = nextcloud_sandbox
+    s = dav_session(nc, "alice")
+    url = nc.dav_url("alice", "t.txt")
+    etag = put(s, nc, "alice", "t.txt", b"one").headers["ETag"]
+    stale = '"0000"'
+    r = s.put(url, data=b"two", headers={"If": f"<{url}> ([{stale}])"})
+    assert r.status_code == 412 and "<s:header>If</s:header>" in r.text
+    r = s.put(url, data=b"two!", headers={"If": f"<{url}> ([{etag}])"})
+    assert r.status_code == 204
+    etag = r.headers["ETag"]
+    dest = nc.dav_url("alice", "u.txt")
+    assert s.request("MOVE", url, headers={"Destination": dest, "If": f"([{stale}])"}).status_code == 412
+    assert s.request("MOVE", url, headers={"Destination": dest, "If": f"([{etag}])"}).status_code == 201
+    assert s.request("DELETE", dest, headers={"If": f"<{dest}> ([{stale}])"}).status_code == 412
+    up = f"{nc.url}/remote.php/dav/uploads/alice/cond-1"
+    assert s.request("MKCOL", up, headers={"Destination": dest}).status_code == 201
+    assert s.put(f"{up}/00001", data=b"assembled", headers={"Destination": dest}).status_code == 201
+    r = s.request("MOVE", f"{up}/.file", headers={"Destination": dest, "If-Match": etag})
+    assert r.status_code == 412 and "If-Match" in r.text
+    r = s.request("MOVE", f"{up}/.file", headers={"Destination": dest, "If": f"<{dest}> ([{stale}])"})
+    assert r.status_code == 412
+    r = s.request("MOVE", f"{up}/.file", headers={"Destination": dest, "If": f"<{dest}> ([{etag}])"})
+    assert r.status_code == 204
+    assert s.get(dest).content == b"assembled"

@@ -103,12 +103,15 @@ class NextcloudDav:
             raise_for(resp, what, user=user)
         return resp.status_code
 
-    def put(self, user: str, path: str, body: Body, headers: Mapping[str, str]) -> httpx.Response:
-        return self.send(user, "PUT", self.files_url(user, path), f"PUT {user}:{path!r}", headers=headers, body=body)
+    def put(self, user: str, path: str, body: Body, headers: Mapping[str, str], *, ok: tuple[int, ...] = ()
+            ) -> httpx.Response:
+        return self.send(user, "PUT", self.files_url(user, path), f"PUT {user}:{path!r}", headers=headers, body=body,
+                         ok=ok)
 
-    def put_stream(self, user: str, path: str, chunks: Iterable[bytes], headers: Mapping[str, str]) -> httpx.Response:
+    def put_stream(self, user: str, path: str, chunks: Iterable[bytes], headers: Mapping[str, str], *,
+                   ok: tuple[int, ...] = ()) -> httpx.Response:
         return self.session.send_stream("PUT", self.files_url(user, path), chunks, auth=self.auth(user), user=user,
-                                        what=f"PUT {user}:{path!r}", headers=headers)
+                                        what=f"PUT {user}:{path!r}", headers=headers, ok=ok)
 
     def open_download(self, user: str, path: str) -> AbstractContextManager[Iterator[bytes]]:
         return self.session.open_download(self.files_url(user, path), auth=self.auth(user), user=user,

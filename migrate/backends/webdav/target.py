@@ -27,7 +27,7 @@ from migrate.backends.webdav.wire import (
     propfind_body,
     walk_breadth_first,
 )
-from migrate.errors import ConfigError, IntegrityError, TargetItemError
+from migrate.errors import ChangedAtTarget, ConfigError, IntegrityError, TargetItemError
 from migrate.models import Features, RemoteEntry
 from migrate.transport.pacer import Pacer
 
@@ -146,20 +146,30 @@ class WebDAVTarget:
             self._known = {""}
 
     def upload(self, user: str, path: str, chunks: Iterable[bytes], size: int, *, mtime: float | None = None,
-               sha1: str | Callable[[], str] | None = None) -> RemoteEntry:
-        """Plain PUT streaming `chunks` (held in memory only when ≤ 4 MiB, to allow re-sending)."""
+               sha1: str | Callable[[], str] | None = None, if_match: str | None = None) -> RemoteEntry:
+        """Plain PUT streaming `chunks` (held in memory only when ≤ 4 MiB, to allow re-sending); with `if_match`
+        only over that version (`If-Match`, or a PROPFIND just before for a weak etag, see `_guard`)."""
         self._check_user(user)
         path = clean_path(path)
         self.ensure_folder("", parent_of(path))
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
         what = f"PUT {path!r}"
+        guard, outcome = self._guard(path, if_match)
+        changed = ChangedAtTarget(f"{what}: the file there is no longer the one we wrote; nothing was written")
+        if outcome:
+            raise changed
+        ok = (412,) if guard else ()
         if size <= REPLAYABLE_LIMIT:
             data = b"".join(chunks)
             if len(data) != size:
                 raise IntegrityError(f"{what}: got {len(data)} bytes to send, expected {size}")
-            self.session.send("PUT", self.url_for(path), auth=self.auth, what=what, headers=headers, body=data)
+            resp = self.session.send("PUT", self.url_for(path), auth=self.auth, what=what,
+                                     headers={**headers, **guard}, body=data, ok=ok)
         else:
-            self.session.send_stream("PUT", self.url_for(path), chunks, auth=self.auth, what=what, headers=headers)
+            resp = self.session.send_stream("PUT", self.url_for(path), chunks, auth=self.auth, what=what,
+                                            headers={**headers, **guard}, ok=ok)
+        if resp.status_code == 412:
+            raise changed
         entry = self.stat("", path)
         if entry is None or entry.is_folder:
             raise IntegrityError(f"{what}: nothing at the path after a successful PUT")

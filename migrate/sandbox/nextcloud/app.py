@@ -64,6 +64,7 @@ class NextcloudApp:
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         try:
+            state.run_before(method, path)
             fault = state.take_fault(method, path)
             if fault is None:
                 with state.mkcol_race(method, path) as lost, state.in_flight(method):
@@ -288,11 +289,12 @@ class NextcloudApp:
         return self.call_dav(environ, sr, method, rel, after)
 
     def conditional(self, environ: Environ, sr: StartResponse, node: Any) -> Iterable[bytes] | None:
-        """Sabre checks If-Match / If-None-Match before every method (MOVE and DELETE too) against its own etags;
+        """Sabre checks If-Match / If-None-Match / If before every method (MOVE and DELETE too) against its own etags;
         WsgiDAV's differ, so the headers are judged here and not passed on."""
         err = self.ops.preconditions(environ, sr, node, node.real.exists())
         environ.pop("HTTP_IF_MATCH", None)
         environ.pop("HTTP_IF_NONE_MATCH", None)
+        environ.pop("HTTP_IF", None)
         return err
 
     def call_dav(self, environ: Environ, sr: StartResponse, method: str, rel: str,

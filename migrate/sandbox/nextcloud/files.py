@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-from . import names
+from . import ifheader, names
 from .state import CREATE, DELETE, UPDATE, Node, State
 from .wire import Environ, StartResponse, header, invalid_path, read_body, respond, sabre_error
 
@@ -67,6 +67,11 @@ def destination(environ: Environ) -> str | None:
         return None
     path = unquote(urlparse(raw).path or raw, encoding="utf-8")
     return names.nfc(path)
+
+
+def text_path(environ: Environ) -> str:
+    """The request's files path as text (the handlers set PATH_INFO to the decoded path)."""
+    return names.nfc(environ.get("PATH_INFO", ""))
 
 
 def set_destination(environ: Environ, path: str) -> None:
@@ -213,7 +218,8 @@ class FileOps:
 
     def preconditions(self, environ: Environ, start_response: StartResponse, node: Node, exists: bool
                       ) -> Iterable[bytes] | None:
-        """Sabre's If-Match / If-None-Match on PUT: 412 when they fail (§2.3 `If-None-Match: *`)."""
+        """Sabre's If-Match / If-None-Match / `If` on PUT, MOVE, DELETE: 412 when they fail (§2.3
+        `If-None-Match: *`)."""
         current = f'"{self.state.etag(node.real)}"' if exists else None
         if_match = header(environ, "If-Match")
         if if_match:
@@ -231,7 +237,15 @@ class FileOps:
                 return sabre_error(start_response, 412, "An If-None-Match header was specified, but the ETag matched "
                                                         "(or * was specified).",
                                    extra="<s:header>If-None-Match</s:header>")
-        return None
+        return ifheader.check(environ, start_response, text_path(environ), self.etag_at)
+
+    def etag_at(self, path: str) -> str | None:
+        """The quoted etag of the resource at a files path, None when there is none (for `If` conditions)."""
+        uid, rel = split_files_path(path)
+        if not uid or uid not in self.state.users:
+            return None
+        node = self.state.resolve(uid, rel)
+        return f'"{self.state.etag(node.real)}"' if node.real.exists() else None
 
     def auto_mkcol(self, start_response: StartResponse, uid: str, parent_rel: str) -> Iterable[bytes] | None:
         """`X-NC-WebDAV-Auto-Mkcol: 1` creates missing parents; folder names get the extension rules too (§2.2)."""

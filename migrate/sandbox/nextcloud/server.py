@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,12 @@ class NextcloudSandbox:
 
         with self.state.lock:
             self.state.faults.append(Fault(method.upper(), status, count, path_contains, after))
+
+    def before(self, method: str, path_contains: str, action: Callable[[], None]) -> None:
+        """Run `action` once, just before the server handles the next `method` request whose path contains
+        `path_contains` (a person's write landing between our check and our request)."""
+        with self.state.lock:
+            self.state.befores.append((method.upper(), path_contains, action))
 
     def delay(self, method: str, seconds: float) -> None:
         """Every `method` request takes `seconds` longer (a slow server); 0 removes the delay."""

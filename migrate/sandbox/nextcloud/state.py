@@ -9,7 +9,7 @@ import string
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -124,6 +124,7 @@ class State:
         self.peak_running: dict[str, int] = {}  # method -> most served at once
         self.mkcol_running: set[str] = set()    # paths a MKCOL is creating now (see mkcol_race)
         self.faults: list[Fault] = []
+        self.befores: list[tuple[str, str, Callable[[], None]]] = []
         self.versions: dict[int, dict[str, dict[str, object]]] = {}    # fileid -> {timestamp: {author, label}}
         self.trash: list[dict[str, Any]] = []
         for sub in ("users", "__groupfolders", "uploads", "tmp", "versions", "trash"):
@@ -166,6 +167,15 @@ class State:
             if not lost:
                 with self.lock:
                     self.mkcol_running.discard(key)
+
+    def run_before(self, method: str, path: str) -> None:
+        """Run (once) the first test action armed for this request, before the server handles it."""
+        with self.lock:
+            hit = next((b for b in self.befores if b[0] == method and b[1] in path), None)
+            if hit is not None:
+                self.befores.remove(hit)
+        if hit is not None:
+            hit[2]()
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The first armed fault matching this request, used up by one."""
