@@ -13,6 +13,7 @@ import pytest
 
 from migrate.backends.nextcloud.bulk import SmallFile
 from migrate.backends.nextcloud.target import MIN_MTIME
+from migrate.backends.webdav.wire import if_match_headers
 from migrate.errors import ChangedAtTarget, TargetItemError
 from tests.conformance.rigs import MiB, Rig
 
@@ -247,14 +248,17 @@ def test_an_if_match_on_the_final_chunk_move_never_matches(nc_rig: Rig) -> None:
     t, u = nc_rig.target(), nc_rig.user
     path = nc_rig.p("cond/ifmatch.bin")
     t.upload(u, path, [b"ours"], 4, sha1=None)
-    etag = t.stat(u, path).etag
+    etag = if_match_headers(t.stat(u, path).etag)["If-Match"]  # quoted, as the server gave it
     up = f"{nc_rig.url}/remote.php/dav/uploads/{u}/m365-migrate-cond-{abs(hash(path)) % 10**8}"
     with nc_rig.http() as c:
         auth, dest = nc_rig.auth(), nc_rig.file_url(path)
         assert c.request("MKCOL", up, auth=auth, headers={"Destination": dest}).status_code == 201
         assert c.put(f"{up}/00001", content=b"new bytes", auth=auth, headers={"Destination": dest}).status_code == 201
         r = c.request("MOVE", f"{up}/.file", auth=auth, headers={"Destination": dest, "If-Match": etag})
-        assert r.status_code == 412, r.text
+        assert r.status_code == 412 and "If-Match" in r.text, r.text
+        stale = f"<{dest}> ([\"0{etag.strip(chr(34))}\"])"
+        r = c.request("MOVE", f"{up}/.file", auth=auth, headers={"Destination": dest, "If": stale})
+        assert r.status_code == 412 and "Failed to find a valid token/etag combination for files/" in r.text, r.text
         r = c.request("MOVE", f"{up}/.file", auth=auth, headers={"Destination": dest, "If": f"<{dest}> ([{etag}])"})
         assert r.status_code in (201, 204), r.text
     assert nc_rig.fetch(path) == b"new bytes"

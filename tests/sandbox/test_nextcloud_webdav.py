@@ -614,6 +614,9 @@ def test_tagged_if_headers_on_put_move_delete_and_the_chunk_move(nextcloud_sandb
     stale = '"0000"'
     r = s.put(url, data=b"two", headers={"If": f"<{url}> ([{stale}])"})
     assert r.status_code == 412 and "<s:header>If</s:header>" in r.text
+    assert "Failed to find a valid token/etag combination for files/alice/t.txt" in r.text
+    r = s.put(url, data=b"two", headers={"If": f"<{url}> ([{etag.strip(chr(34))}])"})  # unquoted: no match
+    assert r.status_code == 412
     r = s.put(url, data=b"two!", headers={"If": f"<{url}> ([{etag}])"})
     assert r.status_code == 204
     etag = r.headers["ETag"]

@@ -12,7 +12,6 @@ from . import names
 from .wire import Environ, StartResponse, header, sabre_error
 
 _TOKEN = re.compile(r'\s*(<[^>]*>|\(|\)|\[[^\]]*\]|Not\b)', re.IGNORECASE)
-FAILED = "Failed to find a valid token/etag for If header"
 
 
 def parse(value: str) -> list[tuple[str | None, list[tuple[bool, str, str]]]] | None:
@@ -61,11 +60,11 @@ def check(environ: Environ, sr: StartResponse, own: str, etag_of: Callable[[str]
         return sabre_error(sr, 400, "Invalid If header")
     for resource, conditions in lists:
         current = etag_of(resource or own)
-        if all((current is not None and kind == "etag" and _same(val, current)) != negated
+        if all((current is not None and kind == "etag" and val == current) != negated
                for negated, kind, val in conditions):
             return None
-    return sabre_error(sr, 412, FAILED, extra="<s:header>If</s:header>")
-
-
-def _same(given: str, current: str) -> bool:
-    return given.strip().strip('"') == current.strip().strip('"')
+    # 32.0.1's words, naming the resource of the last list by its path below /remote.php/dav/ (an etag is
+    # compared as written, quotes included: `[abc]` never matches `"abc"`)
+    where = (lists[-1][0] or own).removeprefix("/remote.php/dav/") if lists else own
+    return sabre_error(sr, 412, f"Failed to find a valid token/etag combination for {where}",
+                       extra="<s:header>If</s:header>")
