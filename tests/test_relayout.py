@@ -169,3 +169,14 @@ def test_a_kill_during_the_layout_leaves_the_changes_unlaid(tmp_path: Path, monk
     relayout_drive(inc, tree.target, rules)
     layout_drive(full, tree.target, rules)
     assert tree.paths(inc) == tree.paths(full)
+
+
+def test_a_drive_taken_out_of_the_migration_and_back_is_laid_out_whole(tmp_path: Path) -> None:
+    tree = Tree(tmp_path, random.Random(5))
+    inc, full = tree.stores
+    rules = NameRules()
+    layout_drive(inc, tree.target, rules)
+    inc.clear_drive_targets("d1")  # its mapping row blanked for a while
+    assert relayout_drive(inc, tree.target, rules).items == len(tree.live())
+    layout_drive(full, tree.target, rules)
+    assert tree.paths(inc) == tree.paths(full)

@@ -82,6 +82,7 @@ class PlanMixin(StoreBase):
                 "UPDATE items SET target_user = NULL, target_path = NULL WHERE drive_id = ? AND status = 'pending'",
                 (drive_id,),
             )
+            self.db.execute("UPDATE drives SET laid_digest = NULL WHERE id = ?", (drive_id,))  # lay it out whole next
 
     def drive_totals(self, drive_id: str) -> dict[str, int]:
         """Live files and bytes of a drive, what has a target path, folders, and items with the shared facet."""
