@@ -7,8 +7,10 @@ migrated", and neither gets target paths (so `copy` leaves their items alone).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from migrate.mapping import Mappings, SiteRow, UserRow
@@ -184,7 +186,7 @@ class DriveLayout:
 MAX_PATH_BYTES = 3500  # reference §5.2: cap at ~3500 bytes and report longer paths
 
 
-def _top_level(path: str | None) -> bool:
+def top_level(path: str | None) -> bool:
     """True when a stored source path names an entry directly below the drive root (or is unknown)."""
     if not path:
         return True
@@ -225,7 +227,7 @@ def layout_drive(
         if parent_id is None:
             root_ids.update(c["item_id"] for c in children)
             continue
-        parent_top[parent_id] = all(_top_level(c["path"]) for c in children)
+        parent_top[parent_id] = all(top_level(c["path"]) for c in children)
         names = resolve_siblings([(c["item_id"], c["name"]) for c in children], rules)
         for c in children:
             if c["is_folder"]:
@@ -271,13 +273,8 @@ def layout_drive(
 
     def flush() -> None:
         if pending:
-            store.set_targets(pending)
+            store.set_targets(pending, laid=True)
             pending.clear()
-
-    def unsupported(c: dict[str, Any], reason: str, action: str = "not copied") -> None:
-        out.unsupported.append({"drive_id": drive_id, "item_id": c["item_id"], "path": c["path"] or c["name"],
-                                "kind": "folder" if c["is_folder"] else "file", "size": c["size"],
-                                "reason": reason, "action": action})
 
     for parent_id, children in store.iter_sibling_groups(drive_id):
         if parent_id is None:  # the drive root itself
@@ -287,40 +284,71 @@ def layout_drive(
         names = resolve(parent_id, children)
         ppath, why = folder_path(parent_id)
         for c in children:
-            out.items += 1
-            r = names[c["item_id"]]
-            path: str | None = None
-            if ppath is None:
-                if parent_id in gaps:
-                    unsupported(c, why)
-            elif c["is_folder"]:
-                path, reason = folder_path(c["item_id"])
-                if path is None:
-                    unsupported(c, reason)
-                elif (c["package_type"] or "").lower() == ONENOTE:
-                    unsupported(c, "OneNote notebook (policy onenote = copy-raw): section files are copied as "
-                                   "they are, checked by size only; ask the owner to check it", "copied raw")
-            elif c["malware"]:
-                unsupported(c, "flagged as malware by Microsoft 365: the download is blocked")
-            elif max_file_size is not None and (c["size"] or 0) > max_file_size:
-                unsupported(c, f"larger than the target's limit of {max_file_size} bytes")
-            else:
-                path = _join(ppath, r.target)
-            if path is not None and r.renamed:
-                out.renames.append({"drive_id": drive_id, "item_id": c["item_id"], "source_path": c["path"] or c["name"],
-                                    "source_name": r.source, "target_name": r.target, "target_path": path,
-                                    "target_user": user, "reasons": list(r.reasons)})
-            if path is not None and len(path.encode("utf-8")) > MAX_PATH_BYTES:
-                out.too_long_paths.append({"drive_id": drive_id, "item_id": c["item_id"],
-                                           "path": c["path"] or c["name"], "bytes": len(path.encode("utf-8"))})
-            if path is not None and not c["is_folder"]:
-                out.planned_files += 1
-                out.planned_bytes += c["size"] or 0
+            path = place_child(out, c, names[c["item_id"]], ppath, why, parent_id in gaps, user,
+                               onenote_policy=onenote_policy, max_file_size=max_file_size)
             pending.append((user if path is not None else None, path, c["id"]))
             if len(pending) >= WRITE_BATCH:
                 flush()
     flush()
+    store.mark_laid(drive_id, layout_digest(target, rules, onenote_policy, max_file_size, reserved_at_root))
     return out
+
+
+def layout_digest(target: DriveTarget, rules: NameRules, onenote_policy: str, max_file_size: int | None,
+                  reserved_at_root: tuple[str, ...]) -> str:
+    """The settings a layout depends on; a different digest means the stored layout is stale as a whole."""
+    parts: list[Any] = [target.user or "", target.root or "/", onenote_policy, max_file_size, sorted(reserved_at_root)]
+    for f in fields(rules):
+        if f.repr:
+            v = getattr(rules, f.name)
+            parts.append([f.name, sorted(v) if isinstance(v, frozenset) else v])
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def place_child(out: DriveLayout, c: dict[str, Any], r: Any, ppath: str | None, why: str, parent_gap: bool,
+                user: str, *, onenote_policy: str, max_file_size: int | None) -> str | None:
+    """The target path of one child whose folder is at `ppath` (None: not copied, for `why`), with the renames,
+    items left out and counts noted in `out`; shared by the full and the incremental layout."""
+    drive_id = out.drive_id
+
+    def unsupported(reason: str, action: str = "not copied") -> None:
+        out.unsupported.append({"drive_id": drive_id, "item_id": c["item_id"], "path": c["path"] or c["name"],
+                                "kind": "folder" if c["is_folder"] else "file", "size": c["size"],
+                                "reason": reason, "action": action})
+
+    out.items += 1
+    path: str | None = None
+    onenote = (c["package_type"] or "").lower() == ONENOTE
+    if ppath is None:
+        if parent_gap:
+            unsupported(why)
+        elif c["is_folder"]:
+            unsupported(why or "its folder is not copied")
+    elif c["is_folder"]:
+        if onenote and onenote_policy != "copy-raw":
+            unsupported("OneNote notebook (policy onenote = report): listed, not copied")
+        else:
+            path = _join(ppath, r.target)
+            if onenote:
+                unsupported("OneNote notebook (policy onenote = copy-raw): section files are copied as "
+                            "they are, checked by size only; ask the owner to check it", "copied raw")
+    elif c["malware"]:
+        unsupported("flagged as malware by Microsoft 365: the download is blocked")
+    elif max_file_size is not None and (c["size"] or 0) > max_file_size:
+        unsupported(f"larger than the target's limit of {max_file_size} bytes")
+    else:
+        path = _join(ppath, r.target)
+    if path is not None and r.renamed:
+        out.renames.append({"drive_id": drive_id, "item_id": c["item_id"], "source_path": c["path"] or c["name"],
+                            "source_name": r.source, "target_name": r.target, "target_path": path,
+                            "target_user": user, "reasons": list(r.reasons)})
+    if path is not None and len(path.encode("utf-8")) > MAX_PATH_BYTES:
+        out.too_long_paths.append({"drive_id": drive_id, "item_id": c["item_id"],
+                                   "path": c["path"] or c["name"], "bytes": len(path.encode("utf-8"))})
+    if path is not None and not c["is_folder"]:
+        out.planned_files += 1
+        out.planned_bytes += c["size"] or 0
+    return path
 
 
 ProgressFn = Callable[[str], None]

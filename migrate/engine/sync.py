@@ -30,6 +30,7 @@ from typing import Any
 
 from migrate.backends.webdav.wire import clean_path
 from migrate.engine.changes import DELETE, EDIT, MOVE, NEW_FILE, NEW_FOLDER, Change, detect, summarise
+from migrate.engine.sync_listing import FolderListings
 from migrate.engine.sync_shares import apply_share_changes
 from migrate.errors import (
     ChangedAtTarget,
@@ -135,6 +136,7 @@ class _Applier:
         self.store, self.target, self.rules, self.s, self.deletions = store, target, rules, summary, deletions
         self.lock = threading.Lock()
         self.move = getattr(target, "move", None)
+        self.listed = FolderListings(target)
         self.delete_if = getattr(target, "delete_if", None)
         if not callable(self.move) or not callable(self.delete_if):
             raise ConfigError("this target cannot move or conditionally delete files, which `sync` needs")
@@ -216,9 +218,12 @@ class _Applier:
             self.store.release_placed(c.drive_id, c.item_id)  # a move between accounts is a copy: upload afresh
             self.to_pending(self.row(c), "sync: the drive now goes to another account")
             return
-        self.target.ensure_folder(user, _parent(dest))
         etag = None if row["is_folder"] else row["placed_etag"]
-        outcome = self.settle(self.move(user, src, dest, if_match=etag), user, src, dest, etag)
+        outcome = self.move(user, src, dest, if_match=etag)
+        if outcome == NO_PARENT:  # no MKCOL before each MOVE: the parent is made only when the MOVE says 409
+            self.target.ensure_folder(user, _parent(dest))
+            outcome = self.move(user, src, dest, if_match=etag)
+        outcome = self.settle(outcome, user, src, dest, etag)
         if outcome == TAKEN and depth < 3 and self.clear_way(c, user, dest, depth):
             outcome = self.settle(self.move(user, src, dest, if_match=etag), user, src, dest, etag)
         if outcome == DONE:
@@ -364,7 +369,7 @@ class _Applier:
         if row["status"] in (ItemStatus.TRANSFERRING, ItemStatus.UPLOADED):
             return  # our own upload in flight: the copy pool checks it and resumes it
         dest = row["target_path"]
-        entry = self.target.stat(c.user, dest)
+        entry = self.listed.stat(c.user, dest)
         if entry is not None and not (self.deletions == "trash" and self.clear_way(c, c.user, dest, 0)):
             if not entry.is_folder and row["sha1"] and any(
                     x.upper() == f"SHA1:{row['sha1']}".upper() for x in entry.checksums) and entry.size == row["size"]:
@@ -453,7 +458,8 @@ def clean_path_slash(path: str) -> str:
 def _layout(store: StateStore, target: Target, mappings: Any, drive_ids: list[str], plan_options: Any,
             rules: NameRules, summary: SyncSummary) -> list[str]:
     """Lay out again (store only) the drives that have changes; returns the mapped drive ids."""
-    from migrate.engine.layout import assign_drives, layout_drive
+    from migrate.engine.layout import assign_drives
+    from migrate.engine.relayout import relayout_drive
 
     assignment = assign_drives(store, mappings, prefix=plan_options.prefix,
                                service_account=plan_options.service_account, rules=rules)
@@ -466,8 +472,8 @@ def _layout(store: StateStore, target: Target, mappings: Any, drive_ids: list[st
         if t is None or t.status != "mapped":
             continue
         mapped.append(d)
-        lay = layout_drive(store, t, rules, onenote_policy=plan_options.onenote,
-                           max_file_size=plan_options.max_file_size)
+        lay = relayout_drive(store, t, rules, onenote_policy=plan_options.onenote,
+                             max_file_size=plan_options.max_file_size)
         summary.renames += [r for r in lay.renames]
     return mapped
 
@@ -514,6 +520,7 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
         scanned = [d for d in scanned if d not in stopped]
     ap = _Applier(store, target, rules, summary, options.deletions)
     ap.pending_folders = []
+    ap.listed = FolderListings(target, changes)
     say(f"applying {len(changes)} changes")
 
     def phase(todo: list[Change], fn: Callable[[Change], None], *, parallel: bool = True) -> None:

@@ -10,6 +10,10 @@ from migrate.store.base import StoreBase, utcnow
 
 _CHILD_COLS = "id, item_id, parent_id, name, path, is_folder, size, sha1, package_type, malware, status, " \
               "target_user, target_path, target_etag, last_error, shared"
+# The facts of an item the layout reads, first its parent: an item whose value differs from its `laid_sig` has
+# changed since the last layout (new, renamed, moved, deleted, edited).
+LAID_SIG = ("coalesce(parent_id, '') || char(31) || name || char(31) || deleted || char(31) || is_folder || "
+            "char(31) || malware || char(31) || coalesce(package_type, '') || char(31) || size")
 
 
 class PlanMixin(StoreBase):
@@ -28,21 +32,48 @@ class PlanMixin(StoreBase):
         for group in self.keyset_groups(sql, (drive_id,), "pkey", ("", -1)):
             yield group[0]["parent_id"], group
 
-    def set_targets(self, rows: Iterable[tuple[str | None, str | None, int]]) -> int:
+    def set_targets(self, rows: Iterable[tuple[str | None, str | None, int]], *, laid: bool = False) -> int:
         """Bulk update of (target_user, target_path, row id); one transaction per call.
 
         An item with a pinned name (a conflict name `sync` gave it beside a person's file) keeps that name in
-        whatever folder the layout puts it."""
+        whatever folder the layout puts it. `laid`: the layout computed these, so record what it saw (LAID_SIG)
+        and the path before the pin, for the next incremental layout."""
         now = utcnow()
         params = [(user, path, now, row_id) for user, path, row_id in rows]
+        laid_cols = f", laid_path = ?2, laid_sig = {LAID_SIG}" if laid else ""
         with self.atomic():
             self.db.conn.executemany(
                 "UPDATE items SET target_user = ?1, target_path = CASE WHEN pinned_name IS NOT NULL "
                 "AND ?2 IS NOT NULL AND instr(?2, '/') > 0 THEN rtrim(?2, replace(?2, '/', '')) || pinned_name "
-                "ELSE ?2 END, updated_at = ?3 WHERE id = ?4",
+                f"ELSE ?2 END, updated_at = ?3{laid_cols} WHERE id = ?4",
                 params,
             )
         return len(params)
+
+    def unlaid(self, drive_id: str) -> list[dict[str, Any]]:
+        """Items whose layout facts changed since the last layout (with the parent they were laid under)."""
+        return self.query(f"SELECT id, item_id, parent_id, deleted, is_folder, laid_sig FROM items "
+                          f"WHERE drive_id = ? AND laid_sig IS NOT {LAID_SIG} AND NOT (deleted = 1 AND laid_sig "
+                          "IS NULL)", (drive_id,))
+
+    def sibling_group(self, drive_id: str, parent_id: str) -> list[dict[str, Any]]:
+        """The live children of one folder, in the order a full layout reads them."""
+        return self.query(f"SELECT {_CHILD_COLS}, laid_path FROM items WHERE drive_id = ? AND deleted = 0 "
+                          "AND parent_id = ? ORDER BY id", (drive_id, parent_id))
+
+    def live_item(self, drive_id: str, item_id: str) -> dict[str, Any] | None:
+        return self.query_one("SELECT item_id, parent_id, is_folder, laid_path FROM items WHERE drive_id = ? "
+                              "AND item_id = ? AND deleted = 0", (drive_id, item_id))
+
+    def mark_laid(self, drive_id: str, digest: str) -> None:
+        """After a layout: deleted items are laid as deleted, and the drive remembers the settings' digest."""
+        with self.atomic():
+            self.db.execute(f"UPDATE items SET laid_sig = {LAID_SIG}, laid_path = NULL WHERE drive_id = ? "
+                            f"AND deleted = 1 AND laid_sig IS NOT {LAID_SIG}", (drive_id,))
+            self.db.execute("UPDATE drives SET laid_digest = ? WHERE id = ?", (digest, drive_id))
+
+    def laid_digest(self, drive_id: str) -> str | None:
+        return self.scalar("SELECT laid_digest FROM drives WHERE id = ?", (drive_id,))
 
     def clear_drive_targets(self, drive_id: str) -> None:
         """A drive that is not (or no longer) migrated: no item keeps a target (copy then leaves them alone)."""
@@ -51,6 +82,7 @@ class PlanMixin(StoreBase):
                 "UPDATE items SET target_user = NULL, target_path = NULL WHERE drive_id = ? AND status = 'pending'",
                 (drive_id,),
             )
+            self.db.execute("UPDATE drives SET laid_digest = NULL WHERE id = ?", (drive_id,))  # lay it out whole next
 
     def drive_totals(self, drive_id: str) -> dict[str, int]:
         """Live files and bytes of a drive, what has a target path, folders, and items with the shared facet."""

@@ -355,3 +355,13 @@ def m008_sync_placed(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX sync_changes_run ON sync_changes(run_id)")
+
+
+@migrations()
+def m009_laid(db: Database) -> None:
+    # What the last layout saw of each item (`laid_sig`: parent, name and the facts the layout reads) and the path
+    # it computed before any pinned name (`laid_path`); a drive's `laid_digest` names the settings it used. `sync`
+    # lays out again only the items whose facts differ from what was laid, in one transaction with their paths.
+    db.execute("ALTER TABLE items ADD COLUMN laid_sig TEXT")
+    db.execute("ALTER TABLE items ADD COLUMN laid_path TEXT")
+    db.execute("ALTER TABLE drives ADD COLUMN laid_digest TEXT")

@@ -101,6 +101,7 @@ class State:
         self.groups: dict[str, list[str]] = {}
         self.meta: dict[str, Meta] = {}
         self.by_id: dict[int, str] = {}
+        self.kids: dict[str, set[str]] = {}     # path -> child paths with metadata below it (moves walk the subtree)
         self.next_fileid = 100
         self.instance_id = "oc" + _token(10).lower()
         self.locked: set[str] = set()
@@ -208,6 +209,9 @@ class State:
             self.groups = {g: list(m) for g, m in saved["groups"].items()}
             self.meta = {str(self.data_dir / k): Meta(**m) for k, m in saved["meta"].items()}
             self.by_id = {m.fileid: k for k, m in self.meta.items()}
+            self.kids = {}
+            for k in self.meta:
+                self._link(k)
             self.folders = {f["id"]: TeamFolder(**f) for f in saved["folders"]}
             self.shares = list(saved["shares"])
             self.versions = {int(k): v for k, v in saved.get("versions", {}).items()}
@@ -305,6 +309,7 @@ class State:
                 self.next_fileid += 1
                 self.meta[key] = m
                 self.by_id[m.fileid] = key
+                self._link(key)
             return m
 
     def path_of(self, fileid: int) -> Path | None:
@@ -323,16 +328,47 @@ class State:
             return hashlib.md5(f"d{m.fileid}-{m.generation}-{int(st.st_mtime)}".encode()).hexdigest()[:13]
         return hashlib.md5(f"f{m.fileid}-{st.st_size}-{int(st.st_mtime)}".encode()).hexdigest()
 
+    def _link(self, key: str) -> None:
+        """Index `key` under each ancestor path, so a MOVE or DELETE walks only its subtree (not all metadata)."""
+        child, parent = key, os.path.dirname(key)
+        while parent and parent != child:
+            kids = self.kids.setdefault(parent, set())
+            if child in kids:
+                return
+            kids.add(child)
+            child, parent = parent, os.path.dirname(parent)
+
+    def _subtree(self, s: str) -> list[str]:
+        """Metadata keys at `s` and below it, found through the path index."""
+        out, stack = [], [s]
+        while stack:
+            cur = stack.pop()
+            if cur in self.meta:
+                out.append(cur)
+            stack.extend(self.kids.get(cur, ()))
+        return out
+
+    def _unlink(self, s: str) -> None:
+        stack = [s]
+        while stack:
+            stack.extend(self.kids.pop(stack.pop(), ()))
+        parent = self.kids.get(os.path.dirname(s))
+        if parent is not None:
+            parent.discard(s)
+
     def rekey(self, src: Path | str, dst: Path | str) -> None:
         """A move keeps fileids and metadata (reference §2.4: MOVE keeps the source's id)."""
         s, d = str(src), str(dst)
         with self.lock:
             self.forget(d)
-            for key in [k for k in self.meta if k == s or k.startswith(s + "/")]:
+            keys = self._subtree(s)
+            self._unlink(s)
+            for key in keys:
                 m = self.meta.pop(key)
                 new = d + key[len(s):]
                 self.meta[new] = m
                 self.by_id[m.fileid] = new
+                self._link(new)
             for coll in (self.locked,):
                 for key in [k for k in coll if k == s or k.startswith(s + "/")]:
                     coll.discard(key)
@@ -341,9 +377,10 @@ class State:
     def forget(self, real: Path | str) -> None:
         s = str(real)
         with self.lock:
-            for key in [k for k in self.meta if k == s or k.startswith(s + "/")]:
+            for key in self._subtree(s):
                 m = self.meta.pop(key)
                 self.by_id.pop(m.fileid, None)
+            self._unlink(s)
 
     def propagate(self, real: Path, root: Path) -> None:
         """Ancestors get mtime = max(mtime, now) and a new etag (reference §2.6)."""
