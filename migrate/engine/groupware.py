@@ -376,7 +376,7 @@ def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...],
                     _add(summary, "collections_created", 1)
                     store.audit("groupware.mkcol", f"{coll.target_user}/{coll.target_uri}", kind=coll.kind,
                                 name=coll.name, source=coll.source_id)
-                store.set_gw_collection(coll.id, created=1)
+                store.set_gw_collection(coll.id, created=1, target_name=coll.name)
             for obj in store.iter_gw_objects(coll.id, ("pending", "failed", "uploaded", "verified")):
                 _copy_one(store, target, coll, obj, summary)
             say(f"copied {coll.kind} {coll.name!r} of {coll.upn}")
@@ -408,7 +408,7 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
         return
     user, where = coll.target_user or "", f"{coll.target_user}/{coll.target_uri}/{obj.href}"
     notes = json.dumps(list(r.notes), ensure_ascii=False) if r.notes else None
-    etag = obj.target_etag if obj.status in ("uploaded", "verified") else None
+    etag = obj.target_etag   # set only by a proven write: a source change goes back to pending but keeps it
     outcome = "updated" if etag else "created"
     try:
         try:

@@ -355,3 +355,12 @@ def m008_sync_placed(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX sync_changes_run ON sync_changes(run_id)")
+
+
+@migrations()
+def m011_groupware_sync(db: Database) -> None:
+    # `sync --what calendars,contacts`: the display name the target collection carries (a source rename is
+    # PROPPATCHed once) and the Graph delta link of the collection's last complete read (a rescan reads changes).
+    db.execute("ALTER TABLE gw_collections ADD COLUMN target_name TEXT")
+    db.execute("ALTER TABLE gw_collections ADD COLUMN delta_link TEXT")
+    db.execute("UPDATE gw_collections SET target_name = name WHERE created = 1")
