@@ -142,3 +142,27 @@ def test_kill_minus_9_mid_sync_then_rerun_applies_the_rest_once(copied):
     uids = [next(line for line in b.split(b"\r\n") if line.startswith(b"UID:")) for b in bodies]
     assert len(uids) == len(set(uids)) and len(nc.app.groupware.collections) == colls   # no duplicates
     assert nc.app.groupware.mails == []
+
+
+def test_a_rescan_reads_only_changes_through_delta_and_a_410_falls_back_to_a_full_read(copied):
+    g, nc, tmp, env = copied
+    first = _json(run_cli("--json", "scan", "--what", WHAT, cwd=tmp, env=env))   # links are there: changes only
+    with db(tmp) as st:
+        colls = [c for c in st.gw_collections() if not c.skip_reason]
+        linked = [c for c in colls if c.delta_link]
+    assert first["changed"] == first["deleted"] == 0
+    assert len(linked) == len([c for c in colls if c.kind == "calendar" or c.source_id != "contacts"])
+    assert first["events"] == 0                                   # no event read again
+    adele = sorted(g.tenant.users, key=lambda u: u.upn)[0]
+    g.call(g.groupware_mutations.cancel_occurrence, adele, "Jour fixe", _first_occurrence(g, adele, "Jour fixe"))
+    g.call(g.groupware_mutations.delete_event, adele, "Workshop #7 ✓")
+    g.call(g.groupware_mutations.delete_contact, adele, "Łukasz Żółć")
+    second = _json(run_cli("--json", "scan", "--what", WHAT, cwd=tmp, env=env))
+    assert second["changed"] == 1 and second["deleted"] == 2 and second["events"] == 1
+    with db(tmp) as st:                                            # an expired token: 410, then a full read
+        st.db.execute("UPDATE gw_collections SET delta_link = replace(delta_link, '$deltatoken=', "
+                      "'$deltatoken=expired') WHERE delta_link IS NOT NULL")
+        st.db.conn.commit()
+    third = _json(run_cli("--json", "scan", "--what", WHAT, cwd=tmp, env=env))
+    assert third["changed"] == third["deleted"] == 0 and third["events"] > 50
+    assert third["requests"] > second["requests"]

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from migrate.engine import groupware_delta as gw_delta
 from migrate.errors import AuthError, ConfigError, MigrateError, TargetError
 
 if TYPE_CHECKING:
@@ -157,6 +158,8 @@ def scan_groupware(store: StateStore, source: GraphSource, mappings: Mappings, k
     """Read calendars/contacts of every mapped mailbox into the state database (idempotent, resumable).
 
     One request in flight per mailbox (Outlook allows 4), mailboxes in parallel, each paced by its own Pacer."""
+    import migrate.groupware.ical  # noqa: F401 - imported once here: icalendar's first import is not thread-safe
+
     summary = GwScanSummary()
     started = time.monotonic()
     before = sum(source.client.counts.values())
@@ -190,9 +193,7 @@ def scan_groupware(store: StateStore, source: GraphSource, mappings: Mappings, k
 
 def _scan_calendars(store: StateStore, client: Any, user: dict[str, Any], target: str,
                     now: dt.datetime, summary: GwScanSummary) -> None:
-    from migrate.backends.dav.target import href_for
     from migrate.backends.graph import calendars as cal_api
-    from migrate.groupware.ical import instance_window
 
     for cal in cal_api.list_calendars(client, user["id"]):
         owner = ((cal.get("owner") or {}).get("address") or user["upn"]).lower()
@@ -206,28 +207,37 @@ def _scan_calendars(store: StateStore, client: Any, user: dict[str, Any], target
             summary.skipped_calendars.append(f"{user['upn']}: {cal.get('name')} ({skip})")
             continue
         _add(summary, "calendars", 1)
+        if coll.delta_link and gw_delta.calendar_changes(store, client, user, coll, now, summary):
+            continue
         gen = store.begin_gw_scan(coll.id)
-        read_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         for page in cal_api.event_pages(client, user["id"], cal["id"]):
-            objs = []
-            for ev in page:
-                insts = None
-                if ev.get("type") == "seriesMaster" or ev.get("recurrence"):
-                    lo, hi = instance_window(ev, now)
-                    insts = cal_api.instances(client, user["id"], ev["id"], lo, hi)
-                atts = cal_api.attachments(client, user["id"], ev["id"]) if ev.get("hasAttachments") else None
-                uid = str(ev.get("iCalUId") or ev["id"])
-                objs.append({"source_id": ev["id"], "kind": "event", "uid": uid, "href": href_for(uid, "ics"),
-                             "title": ev.get("subject") or "", "instances": len(insts) if insts is not None else 1,
-                             "payload": {"event": ev, "instances": insts, "attachments": atts, "read_at": read_at}})
+            objs = [event_object(client, user["id"], ev, now) for ev in page]
             _add(summary, "changed", store.upsert_gw_objects(coll.id, gen, objs))
             _add(summary, "events", len(objs))
         _add(summary, "deleted", store.finish_gw_scan(coll.id, gen))
+        gw_delta.start_calendar(store, client, user, coll, now)
+
+
+def event_object(client: Any, user_id: str, ev: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The state row of one single or series master: the event, its instances (series) and attachments."""
+    from migrate.backends.dav.target import href_for
+    from migrate.backends.graph import calendars as cal_api
+    from migrate.groupware.ical import instance_window
+
+    insts = None
+    if ev.get("type") == "seriesMaster" or ev.get("recurrence"):
+        lo, hi = instance_window(ev, now)
+        insts = cal_api.instances(client, user_id, ev["id"], lo, hi)
+    atts = cal_api.attachments(client, user_id, ev["id"]) if ev.get("hasAttachments") else None
+    uid = str(ev.get("iCalUId") or ev["id"])
+    return {"source_id": ev["id"], "kind": "event", "uid": uid, "href": href_for(uid, "ics"),
+            "title": ev.get("subject") or "", "instances": len(insts) if insts is not None else 1,
+            "payload": {"event": ev, "instances": insts, "attachments": atts,
+                        "read_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}}
 
 
 def _scan_contacts(store: StateStore, client: Any, user: dict[str, Any], target: str,
                    summary: GwScanSummary) -> None:
-    from migrate.backends.dav.target import href_for
     from migrate.backends.graph import contacts as ct_api
 
     for folder in ct_api.folders(client, user["id"]):
@@ -235,19 +245,27 @@ def _scan_contacts(store: StateStore, client: Any, user: dict[str, Any], target:
                                           source_id=folder.id, name=folder.path, color="", target_user=target,
                                           target_uri=slug(folder.path, folder.id))
         _add(summary, "address_books", 1)
+        if gw_delta.contact_changes(store, client, user, coll, folder, summary):
+            continue
         gen = store.begin_gw_scan(coll.id)
         for page in ct_api.contact_pages(client, user["id"], folder.id):
-            objs = []
-            for c in page:
-                photo = ct_api.photo(client, user["id"], c["id"])
-                uid = str(c["id"])
-                objs.append({"source_id": c["id"], "kind": "contact", "uid": uid, "href": href_for(uid, "vcf"),
-                             "title": c.get("displayName") or "", "instances": 0,
-                             "payload": {"contact": c, "folder": folder.path,
-                                         "photo": base64.b64encode(photo).decode() if photo else None}})
+            objs = [contact_object(client, user["id"], folder.path, c) for c in page]
             _add(summary, "changed", store.upsert_gw_objects(coll.id, gen, objs))
             _add(summary, "contacts", len(objs))
         _add(summary, "deleted", store.finish_gw_scan(coll.id, gen))
+
+
+def contact_object(client: Any, user_id: str, folder_path: str, c: dict[str, Any]) -> dict[str, Any]:
+    """The state row of one contact, with its photo inline."""
+    from migrate.backends.dav.target import href_for
+    from migrate.backends.graph import contacts as ct_api
+
+    photo = ct_api.photo(client, user_id, c["id"])
+    uid = str(c["id"])
+    return {"source_id": c["id"], "kind": "contact", "uid": uid, "href": href_for(uid, "vcf"),
+            "title": c.get("displayName") or "", "instances": 0,
+            "payload": {"contact": c, "folder": folder_path,
+                        "photo": base64.b64encode(photo).decode() if photo else None}}
 
 
 # ---------------------------------------------------------------------------------------------------- mapping

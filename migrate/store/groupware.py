@@ -123,6 +123,30 @@ class GroupwareMixin(StoreBase):
                             (utcnow(), collection_id))
             return cur.rowcount
 
+    def gw_generation(self, collection_id: int) -> int:
+        """The generation of the last full read (rows refreshed by a delta round keep it)."""
+        return int(self.scalar("SELECT scan_generation FROM gw_collections WHERE id=?", (collection_id,)))
+
+    def mark_gw_deleted(self, collection_id: int, source_ids: list[str]) -> int:
+        """Objects a delta round reported gone at the source."""
+        if not source_ids:
+            return 0
+        with self.atomic():
+            cur = self.db.execute(f"UPDATE gw_objects SET deleted=1, updated_at=? WHERE collection_id=? AND deleted=0 "
+                                  f"AND source_id IN ({','.join('?' * len(source_ids))})",
+                                  (utcnow(), collection_id, *source_ids))
+            return cur.rowcount
+
+    def gw_instance_ledger(self, collection_id: int) -> tuple[set[str], dict[str, str]]:
+        """Source ids of the live objects, and occurrence/exception id → series master id (for delta removals)."""
+        known: set[str] = set()
+        series_of: dict[str, str] = {}
+        for obj in self.iter_gw_objects(collection_id):
+            known.add(obj.source_id)
+            for inst in obj.payload.get("instances") or ():
+                series_of[str(inst.get("id"))] = obj.source_id
+        return known, series_of
+
     def upsert_gw_objects(self, collection_id: int, generation: int, objects: list[dict[str, Any]]) -> int:
         """Insert or refresh objects (one page = one transaction); a changed source puts the row back to pending."""
         now, changed = utcnow(), 0
