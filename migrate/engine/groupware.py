@@ -42,6 +42,16 @@ Say = Callable[[str], None]
 _COUNTS = threading.Lock()   # the step summaries are counted from several mailbox/collection threads
 
 
+def preload() -> None:
+    """Import icalendar and our mappers before starting threads: icalendar's first import is not thread-safe
+    (two threads importing it at once fail with a circular-import ImportError)."""
+    import icalendar  # noqa: F401
+    import icalendar.parser  # noqa: F401
+
+    import migrate.groupware.ical  # noqa: F401
+    import migrate.groupware.vcard  # noqa: F401
+
+
 def _add(summary: Any, name: str, n: int = 1) -> None:
     with _COUNTS:
         setattr(summary, name, getattr(summary, name) + n)
@@ -158,8 +168,7 @@ def scan_groupware(store: StateStore, source: GraphSource, mappings: Mappings, k
     """Read calendars/contacts of every mapped mailbox into the state database (idempotent, resumable).
 
     One request in flight per mailbox (Outlook allows 4), mailboxes in parallel, each paced by its own Pacer."""
-    import migrate.groupware.ical  # noqa: F401 - imported once here: icalendar's first import is not thread-safe
-
+    preload()
     summary = GwScanSummary()
     started = time.monotonic()
     before = sum(source.client.counts.values())
@@ -382,6 +391,7 @@ class GwCopySummary(_Summary):
 def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...], *, upns: tuple[str, ...] = (),
                    workers: int = 4, say: Say = lambda m: None) -> GwCopySummary:
     """Create collections and PUT every pending object; a rerun sends nothing for what is already there."""
+    preload()
     summary = GwCopySummary()
     started, before = time.monotonic(), target.requests
     colls = [c for c in store.gw_collections(kinds, upns) if not c.skip_reason and c.target_user]

@@ -110,7 +110,7 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
              f"{t['events']} events/series and {t['contacts']} contacts in {len(doc['collections'])} collections; "
              f"{t['puts']} objects to write ({t['bytes']:,} bytes), {t['unsupported']} cannot be carried, "
              f"{len(doc['notes'])} carried with a note, {len(doc['skipped'])} collections skipped",
-             _estimate_text(doc.get("estimate") or {})]
+             estimate_text(doc.get("estimate") or {})]
     if markdown:
         lines += ["", "| user | kind | collection | target | objects | occurrences | unsupported |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['user']} | {r['kind']} | {r['collection']} | {r['target_user']}/{r['target_uri']} | "
@@ -128,7 +128,7 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
     return "\n".join(lines) + "\n"
 
 
-def _estimate_text(e: dict[str, Any]) -> str:
+def estimate_text(e: dict[str, Any]) -> str:
     parts = []
     if "rescan_minutes_at_outlook_limit" in e:
         parts.append(f"a rescan takes at least {e['rescan_minutes_at_outlook_limit']} min "
