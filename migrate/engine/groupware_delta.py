@@ -110,7 +110,8 @@ def contact_changes(store: StateStore, client: Any, user: dict[str, Any], coll: 
     gen = store.begin_gw_scan(coll.id) if full else store.gw_generation(coll.id)
     link = None
     for page, link in _chain(first, rounds):
-        objs = [contact_object(client, user["id"], folder.path, c) for c in page if "@removed" not in c]
+        objs = client.map(lambda c: contact_object(client, user["id"], folder.path, c),
+                          [c for c in page if "@removed" not in c])
         _add(summary, "changed", store.upsert_gw_objects(coll.id, gen, objs))
         _add(summary, "deleted", store.mark_gw_deleted(coll.id, [str(c["id"]) for c in page if "@removed" in c]))
         _add(summary, "contacts", len(objs))
