@@ -348,10 +348,8 @@ def plan(
 ) -> None:
     """The dry run: target paths, renames, conflicts, unsupported items, share plan and estimate; writes nothing to the target."""
     files, kinds = _what(what)
-    if kinds:
-        params = dict(batch=batch, drive=drive, user=user, output=output, json_out=json_out) if files else None
-        raise typer.Exit(_with_groupware(ctx, "plan", plan, params, kinds, user,
-                                         output=output / "groupware" if output and files else output))
+    if kinds and not files:
+        raise typer.Exit(_with_groupware(ctx, "plan", plan, None, kinds, user, output=output))
     from migrate.backends import open_target
     from migrate.config import load_app_passwords, require_settings
     from migrate.engine.plan import find_directory, options_from_settings, run_plan, stamp
@@ -372,6 +370,11 @@ def plan(
         doc = run_plan(run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                        directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
         doc = stamp(doc, state=str(settings.state_path))
+        if kinds:   # calendars/contacts in the same report (counts, what cannot be carried, estimate)
+            from migrate.engine.groupware import plan_groupware
+
+            doc["groupware"] = plan_groupware(run.store, kinds, upns=tuple(user))
+            doc["summary"]["attention"] = doc["summary"]["attention"] or doc["groupware"]["attention"]
         folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
         run.summary = {"plan": doc, "attention": doc["summary"]["attention"], "reports": str(folder)}
         getattr(target, "close", lambda: None)()

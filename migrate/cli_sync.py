@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from migrate.cli import JSON_OPTION, SELECT_BATCH, SELECT_DRIVE, SELECT_USER, Globals
+from migrate.cli import JSON_OPTION, SELECT_BATCH, SELECT_DRIVE, SELECT_USER, WHAT_OPTION, Globals
 from migrate.errors import ExitCode
 
 WORKERS = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers).")
@@ -43,10 +43,27 @@ def sync(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list the changes (report files too); nothing is written to the target or the state database."),
     output: Path = typer.Option(None, "--output", "-o", help="Folder for the change list (default <state dir>/reports/sync-<time>)."),
     json_out: bool = JSON_OPTION,
+    what: list[str] = WHAT_OPTION,
 ) -> None:
-    """Apply every source change since the last pass (new, edited, renamed, moved, deleted), never over a person's work."""
+    """Apply every source change since the last pass (new, edited, renamed, moved, deleted), never over a person's work.
+
+    With --what calendars,contacts also carry new, changed and deleted events and contacts (see runbooks/groupware.md)."""
     import contextlib
     import dataclasses
+
+    from migrate.cli import _what
+
+    files, kinds = _what(what)
+    if kinds:
+        from migrate.engine.groupware_run import run_sync_step
+
+        code = 0
+        if files:
+            try:
+                sync(ctx, batch, drive, user, workers, dry_run, output, json_out, what=["files"])
+            except typer.Exit as exc:
+                code = exc.exit_code
+        raise typer.Exit(max(code, run_sync_step(ctx.obj, kinds, user, workers, dry_run, json_out)))
 
     from migrate.backends.graph import open_source
     from migrate.cli import _selection, echo_json

@@ -127,3 +127,27 @@ def test_rerun_creates_nothing_and_verify_passes_with_an_audit_record_per_put(jo
     assert again_plan["estimate"]["copy_objects_per_second_measured"] > 0     # measured by the first copy
     st = run_cli("status", "--what", WHAT, cwd=tmp, env=env)
     assert st.returncode == 0 and "verified" in st.stdout
+
+
+def test_sync_carries_changes_and_deletions_into_radicale(journey):
+    """Runs last (it changes the source): sync with `deletions = trash` against a real CalDAV/CardDAV server."""
+    g, dav, tmp, env = journey["g"], journey["dav"], journey["tmp"], journey["env"]
+    cfg = tmp / "m365-migrate.toml"
+    cfg.write_text(cfg.read_text() + '\n[policy]\ndeletions = "trash"\n')
+    adele = g.tenant.user(journey["upns"][0])
+    g.call(g.groupware_mutations.delete_event, adele, "Workshop #7 ✓")
+    g.call(g.groupware_mutations.rename_event, adele, "Arzttermin", "Arzttermin (verschoben)")
+    g.call(g.groupware_mutations.delete_contact, adele, "Łukasz Żółć")
+    r = run_cli("--json", "sync", "--what", WHAT, cwd=tmp, env=env)
+    s = _json(r)
+    assert r.returncode == 0 and s["removed"] == 2 and s["updated"] == 1 and s["conflicts"] == [], s
+    with db(tmp) as st:
+        colls = [c for c in st.gw_collections() if c.upn == journey["upns"][0] and not c.skip_reason]
+    bodies = b"".join(b for c in colls for b in target_objects(
+        f"{dav.url}/alice/{c.target_uri}/", ("alice", PASSWORDS["alice"])).values())
+    assert b"Workshop #7" not in bodies and "Łukasz".encode() not in bodies
+    assert "Arzttermin (verschoben)".encode() in bodies
+    again = _json(run_cli("--json", "sync", "--what", WHAT, cwd=tmp, env=env))
+    assert again["removed"] == again["updated"] == again["created"] == again["requests"] == 0
+    v = _json(run_cli("--json", "verify", "--what", WHAT, cwd=tmp, env=env))
+    assert v["missing"] == v["differ"] == [] and v["extra"] == 0

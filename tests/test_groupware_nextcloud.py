@@ -191,3 +191,28 @@ def test_a_change_in_outlook_updates_the_one_series_in_place(pair):
     assert set(want) <= set(got) and ("2027-02-08T09:00:00Z", "2027-02-08T09:30:00Z") not in got
     v = run_cli("--json", "verify", "--what", "calendars", cwd=tmp, env=env)
     assert v.returncode == 0
+
+
+def test_plan_of_files_and_groupware_is_one_report(pair):
+    """`plan --what files,calendars,contacts`: the groupware counts, what cannot be carried and the estimate are in
+    the main plan report (Markdown, HTML, CSV, JSON), beside the files."""
+    import csv
+
+    g, nc, tmp = pair
+    env = setup(tmp, g, nc)
+    assert run_cli("scan", cwd=tmp, env=env).returncode == 0
+    r = run_cli("--json", "plan", "--what", "files," + WHAT, "-o", str(tmp / "out"), cwd=tmp, env=env)
+    assert r.returncode == 3, r.stdout + r.stderr             # some events cannot be carried: listed, exit 3
+    doc = json.loads((tmp / "out" / "plan.json").read_text())
+    gw = doc["groupware"]
+    assert doc["drives"] and gw["totals"]["events"] > 50 and gw["totals"]["contacts"] > 10 and gw["unsupported"]
+    md = (tmp / "out" / "plan.md").read_text()
+    html = (tmp / "out" / "plan.html").read_text()
+    for text in (md, html):
+        assert "Calendars and contacts" in text and gw["unsupported"][0]["title"].split()[0] in text
+    assert "Calendars/contacts estimate" in md
+    with open(tmp / "out" / "groupware_unsupported.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {"unsupported", "skipped"} <= {x["what"] for x in rows}
+    with open(tmp / "out" / "groupware_collections.csv", encoding="utf-8") as fh:
+        assert sum(int(x["objects"]) for x in csv.DictReader(fh)) == gw["totals"]["events"] + gw["totals"]["contacts"]

@@ -1,7 +1,7 @@
 """Calendars and contacts through the same journey as files: scan → plan → copy → verify, resumable.
 
-scan reads each mapped mailbox (≤ 1 request in flight per mailbox, so far under Outlook's 4-per-mailbox cap;
-mailboxes in parallel) into gw_collections/gw_objects, a page per transaction. plan maps every object without
+scan reads each mapped mailbox (≤ 4 requests in flight per mailbox, Outlook's cap, paced under its 10,000
+requests per 10 minutes; mailboxes in parallel) into gw_collections/gw_objects, a page per transaction. plan maps every object without
 touching the target and lists what cannot be carried. copy creates the collections and PUTs each object at a
 name derived from its UID with If-None-Match/If-Match, never inviting anyone, an audit record per PUT. verify
 lists each collection and compares counts and content hashes with the state database.
@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from migrate.engine import groupware_delta as gw_delta
 from migrate.errors import AuthError, ConfigError, MigrateError, TargetError
 
 if TYPE_CHECKING:
@@ -36,9 +37,20 @@ log = logging.getLogger(__name__)
 WHAT = ("files", "calendars", "contacts")
 # Outlook allows one app 10,000 requests per 10 minutes per mailbox (§1.4): each mailbox is paced just under it.
 MAILBOX_INTERVAL = 600 / 10_000 / 0.95
+IN_FLIGHT = 4   # Outlook runs at most 4 concurrent requests per app and mailbox (§1.4, "MailboxConcurrency")
 KIND = {"calendars": "calendar", "contacts": "addressbook"}
 Say = Callable[[str], None]
 _COUNTS = threading.Lock()   # the step summaries are counted from several mailbox/collection threads
+
+
+def preload() -> None:
+    """Import icalendar and our mappers before starting threads: icalendar's first import is not thread-safe
+    (two threads importing it at once fail with a circular-import ImportError)."""
+    import icalendar  # noqa: F401
+    import icalendar.parser  # noqa: F401
+
+    import migrate.groupware.ical  # noqa: F401
+    import migrate.groupware.vcard  # noqa: F401
 
 
 def _add(summary: Any, name: str, n: int = 1) -> None:
@@ -146,9 +158,18 @@ class MailboxClient:
         self.client = client
         self.request_once = client.request_once
         self.pacer = Pacer(f"mailbox {upn}", max_attempts=client.pacer.max_attempts, min_interval=interval)
+        self.pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="gw-mailbox")
 
     def get_json(self, path: str, **kw: Any) -> dict[str, Any]:
         return self.client.get_json(path, pacer=self.pacer, **kw)
+
+    def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """fn over a page's items with up to IN_FLIGHT requests of this mailbox at once (the pacer still spaces
+        their starts), so one slow answer does not hold the mailbox below its pacing limit."""
+        return list(self.pool.map(fn, items))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
 
 def scan_groupware(store: StateStore, source: GraphSource, mappings: Mappings, kinds: tuple[str, ...], *,
@@ -156,7 +177,8 @@ def scan_groupware(store: StateStore, source: GraphSource, mappings: Mappings, k
                    say: Say = lambda m: None, mailbox_interval: float = MAILBOX_INTERVAL) -> GwScanSummary:
     """Read calendars/contacts of every mapped mailbox into the state database (idempotent, resumable).
 
-    One request in flight per mailbox (Outlook allows 4), mailboxes in parallel, each paced by its own Pacer."""
+    Up to 4 requests in flight per mailbox (Outlook's cap), mailboxes in parallel, each paced by its own Pacer."""
+    preload()
     summary = GwScanSummary()
     started = time.monotonic()
     before = sum(source.client.counts.values())
@@ -167,6 +189,12 @@ def scan_groupware(store: StateStore, source: GraphSource, mappings: Mappings, k
     def one(box: tuple[dict[str, Any], str]) -> None:
         user, target = box
         client = MailboxClient(source.client, user["upn"], mailbox_interval)
+        try:
+            one_mailbox(client, user, target)
+        finally:
+            client.close()
+
+    def one_mailbox(client: MailboxClient, user: dict[str, Any], target: str) -> None:
         try:
             if "calendar" in kinds:
                 _scan_calendars(store, client, user, target, now, summary)
@@ -190,9 +218,7 @@ def scan_groupware(store: StateStore, source: GraphSource, mappings: Mappings, k
 
 def _scan_calendars(store: StateStore, client: Any, user: dict[str, Any], target: str,
                     now: dt.datetime, summary: GwScanSummary) -> None:
-    from migrate.backends.dav.target import href_for
     from migrate.backends.graph import calendars as cal_api
-    from migrate.groupware.ical import instance_window
 
     for cal in cal_api.list_calendars(client, user["id"]):
         owner = ((cal.get("owner") or {}).get("address") or user["upn"]).lower()
@@ -206,28 +232,37 @@ def _scan_calendars(store: StateStore, client: Any, user: dict[str, Any], target
             summary.skipped_calendars.append(f"{user['upn']}: {cal.get('name')} ({skip})")
             continue
         _add(summary, "calendars", 1)
+        if coll.delta_link and gw_delta.calendar_changes(store, client, user, coll, now, summary):
+            continue
         gen = store.begin_gw_scan(coll.id)
-        read_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         for page in cal_api.event_pages(client, user["id"], cal["id"]):
-            objs = []
-            for ev in page:
-                insts = None
-                if ev.get("type") == "seriesMaster" or ev.get("recurrence"):
-                    lo, hi = instance_window(ev, now)
-                    insts = cal_api.instances(client, user["id"], ev["id"], lo, hi)
-                atts = cal_api.attachments(client, user["id"], ev["id"]) if ev.get("hasAttachments") else None
-                uid = str(ev.get("iCalUId") or ev["id"])
-                objs.append({"source_id": ev["id"], "kind": "event", "uid": uid, "href": href_for(uid, "ics"),
-                             "title": ev.get("subject") or "", "instances": len(insts) if insts is not None else 1,
-                             "payload": {"event": ev, "instances": insts, "attachments": atts, "read_at": read_at}})
+            objs = client.map(lambda ev: event_object(client, user["id"], ev, now), page)
             _add(summary, "changed", store.upsert_gw_objects(coll.id, gen, objs))
             _add(summary, "events", len(objs))
         _add(summary, "deleted", store.finish_gw_scan(coll.id, gen))
+        gw_delta.start_calendar(store, client, user, coll, now)
+
+
+def event_object(client: Any, user_id: str, ev: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The state row of one single or series master: the event, its instances (series) and attachments."""
+    from migrate.backends.dav.target import href_for
+    from migrate.backends.graph import calendars as cal_api
+    from migrate.groupware.ical import instance_window
+
+    insts = None
+    if ev.get("type") == "seriesMaster" or ev.get("recurrence"):
+        lo, hi = instance_window(ev, now)
+        insts = cal_api.instances(client, user_id, ev["id"], lo, hi)
+    atts = cal_api.attachments(client, user_id, ev["id"]) if ev.get("hasAttachments") else None
+    uid = str(ev.get("iCalUId") or ev["id"])
+    return {"source_id": ev["id"], "kind": "event", "uid": uid, "href": href_for(uid, "ics"),
+            "title": ev.get("subject") or "", "instances": len(insts) if insts is not None else 1,
+            "payload": {"event": ev, "instances": insts, "attachments": atts,
+                        "read_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}}
 
 
 def _scan_contacts(store: StateStore, client: Any, user: dict[str, Any], target: str,
                    summary: GwScanSummary) -> None:
-    from migrate.backends.dav.target import href_for
     from migrate.backends.graph import contacts as ct_api
 
     for folder in ct_api.folders(client, user["id"]):
@@ -235,19 +270,27 @@ def _scan_contacts(store: StateStore, client: Any, user: dict[str, Any], target:
                                           source_id=folder.id, name=folder.path, color="", target_user=target,
                                           target_uri=slug(folder.path, folder.id))
         _add(summary, "address_books", 1)
+        if gw_delta.contact_changes(store, client, user, coll, folder, summary):
+            continue
         gen = store.begin_gw_scan(coll.id)
         for page in ct_api.contact_pages(client, user["id"], folder.id):
-            objs = []
-            for c in page:
-                photo = ct_api.photo(client, user["id"], c["id"])
-                uid = str(c["id"])
-                objs.append({"source_id": c["id"], "kind": "contact", "uid": uid, "href": href_for(uid, "vcf"),
-                             "title": c.get("displayName") or "", "instances": 0,
-                             "payload": {"contact": c, "folder": folder.path,
-                                         "photo": base64.b64encode(photo).decode() if photo else None}})
+            objs = client.map(lambda c: contact_object(client, user["id"], folder.path, c), page)
             _add(summary, "changed", store.upsert_gw_objects(coll.id, gen, objs))
             _add(summary, "contacts", len(objs))
         _add(summary, "deleted", store.finish_gw_scan(coll.id, gen))
+
+
+def contact_object(client: Any, user_id: str, folder_path: str, c: dict[str, Any]) -> dict[str, Any]:
+    """The state row of one contact, with its photo inline."""
+    from migrate.backends.dav.target import href_for
+    from migrate.backends.graph import contacts as ct_api
+
+    photo = ct_api.photo(client, user_id, c["id"])
+    uid = str(c["id"])
+    return {"source_id": c["id"], "kind": "contact", "uid": uid, "href": href_for(uid, "vcf"),
+            "title": c.get("displayName") or "", "instances": 0,
+            "payload": {"contact": c, "folder": folder_path,
+                        "photo": base64.b64encode(photo).decode() if photo else None}}
 
 
 # ---------------------------------------------------------------------------------------------------- mapping
@@ -364,6 +407,7 @@ class GwCopySummary(_Summary):
 def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...], *, upns: tuple[str, ...] = (),
                    workers: int = 4, say: Say = lambda m: None) -> GwCopySummary:
     """Create collections and PUT every pending object; a rerun sends nothing for what is already there."""
+    preload()
     summary = GwCopySummary()
     started, before = time.monotonic(), target.requests
     colls = [c for c in store.gw_collections(kinds, upns) if not c.skip_reason and c.target_user]
@@ -376,7 +420,7 @@ def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...],
                     _add(summary, "collections_created", 1)
                     store.audit("groupware.mkcol", f"{coll.target_user}/{coll.target_uri}", kind=coll.kind,
                                 name=coll.name, source=coll.source_id)
-                store.set_gw_collection(coll.id, created=1)
+                store.set_gw_collection(coll.id, created=1, target_name=coll.name)
             for obj in store.iter_gw_objects(coll.id, ("pending", "failed", "uploaded", "verified")):
                 _copy_one(store, target, coll, obj, summary)
             say(f"copied {coll.kind} {coll.name!r} of {coll.upn}")
@@ -408,7 +452,7 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
         return
     user, where = coll.target_user or "", f"{coll.target_user}/{coll.target_uri}/{obj.href}"
     notes = json.dumps(list(r.notes), ensure_ascii=False) if r.notes else None
-    etag = obj.target_etag if obj.status in ("uploaded", "verified") else None
+    etag = obj.target_etag   # set only by a proven write: a source change goes back to pending but keeps it
     outcome = "updated" if etag else "created"
     try:
         try:

@@ -110,7 +110,7 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
              f"{t['events']} events/series and {t['contacts']} contacts in {len(doc['collections'])} collections; "
              f"{t['puts']} objects to write ({t['bytes']:,} bytes), {t['unsupported']} cannot be carried, "
              f"{len(doc['notes'])} carried with a note, {len(doc['skipped'])} collections skipped",
-             _estimate_text(doc.get("estimate") or {})]
+             estimate_text(doc.get("estimate") or {})]
     if markdown:
         lines += ["", "| user | kind | collection | target | objects | occurrences | unsupported |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['user']} | {r['kind']} | {r['collection']} | {r['target_user']}/{r['target_uri']} | "
@@ -128,7 +128,7 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
     return "\n".join(lines) + "\n"
 
 
-def _estimate_text(e: dict[str, Any]) -> str:
+def estimate_text(e: dict[str, Any]) -> str:
     parts = []
     if "rescan_minutes_at_outlook_limit" in e:
         parts.append(f"a rescan takes at least {e['rescan_minutes_at_outlook_limit']} min "
@@ -148,3 +148,46 @@ def render_status(data: dict[str, Any]) -> str:
     if len(lines) == 1:
         lines.append("  nothing scanned yet: run `m365-migrate scan --what calendars,contacts`")
     return "\n".join(lines)
+
+
+def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int | None, dry_run: bool,
+                  json_out: bool) -> int:
+    """`sync --what calendars,contacts`: rescan, apply by policy, print; returns the exit code."""
+    import typer
+
+    from migrate.backends.graph import open_source
+    from migrate.config import require_settings
+    from migrate.connect import close_quietly
+    from migrate.engine.groupware_sync import render_sync, sync_groupware
+    from migrate.errors import ExitCode
+    from migrate.mapping import load_mappings
+    from migrate.session import Run
+
+    g.json = g.json or json_out
+    settings = g.settings(**{"transfer.workers": workers})
+    require_settings(settings, "source")
+    mappings = load_mappings(settings.mappings)
+    say = (lambda m: None) if g.quiet or g.json else (lambda m: typer.echo(m, err=True))
+    label = "+".join(k + "s" for k in kinds)
+    target = None
+    if not dry_run:
+        from migrate.backends.dav.target import open_dav_target
+
+        target = open_dav_target(settings, need=kinds)
+    try:
+        with open_source(settings) as source, Run(settings.state_path, f"sync-{label}",
+                                                  {"what": list(kinds), "user": user, "dry_run": dry_run}) as run:
+            s = sync_groupware(run.store, source, target, mappings, kinds, deletions=settings.policy.deletions,
+                               dry_run=dry_run, upns=tuple(user), workers=workers or settings.transfer.workers,
+                               say=say)
+            run.summary = {k: v for k, v in s.to_dict().items() if k not in ("new", "changed", "deleted")}
+    finally:
+        if target is not None:
+            close_quietly(target)
+    if g.json:
+        from migrate.cli import echo_json
+
+        echo_json(s.to_dict())
+    else:
+        typer.echo(render_sync(s))
+    return int(ExitCode.ATTENTION) if s.attention and not dry_run else int(ExitCode.OK)

@@ -104,7 +104,37 @@ def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
                                     f"by hand, {s.get('grants_dropped', 0)} dropped): see not_carried_over.csv"),
         ("Estimated duration", f"{_dur(e['seconds'])} ({e['basis']})"),
         ("Graph cost", f"{e['graph_requests']} requests, {e['resource_units']} resource units"),
-    ]
+    ] + _groupware_rows(doc.get("groupware"))
+
+
+def _groupware_rows(gw: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not gw:
+        return []
+    from migrate.engine.groupware_run import estimate_text
+
+    t = gw["totals"]
+    return [("Calendars and contacts", f"{t['events']} events/series, {t['contacts']} contacts in "
+                                       f"{len(gw['collections'])} collections; {t['puts']} objects to write "
+                                       f"({human_bytes(t['bytes'])})"),
+            ("Calendars/contacts not carried", f"{t['unsupported']} cannot be carried, {len(gw['notes'])} carried "
+                                               f"with a note, {len(gw['skipped'])} collections skipped: see "
+                                               "groupware_unsupported.csv"),
+            ("Calendars/contacts estimate", estimate_text(gw.get("estimate") or {}).removeprefix("estimate: "))]
+
+
+GW_COLS = ["user", "kind", "collection", "target_user", "target_uri", "objects", "series", "instances",
+           "unsupported", "bytes"]
+GW_PROBLEM_COLS = ["user", "collection", "title", "what", "detail"]
+
+
+def groupware_problem_rows(gw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every calendar/contact item that is not carried as is: unsupported, carried with a note, skipped."""
+    return ([{**{k: u[k] for k in ("user", "collection", "title")}, "what": "unsupported", "detail": u["reason"]}
+             for u in gw["unsupported"]]
+            + [{**{k: n[k] for k in ("user", "collection", "title")}, "what": "note", "detail": n["note"]}
+               for n in gw["notes"]]
+            + [{"user": x["user"], "collection": x["collection"], "title": "", "what": "skipped",
+                "detail": x["reason"]} for x in gw["skipped"]])
 
 
 # ---------------------------------------------------------------------------------------------- Markdown
@@ -149,6 +179,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out += ["| " + " | ".join(_md(r.get(c)) for c in cols) + " |" for r in rows[:HTML_ROWS]]
         if len(rows) > HTML_ROWS:
             out.append(f"\n… {len(rows) - HTML_ROWS} more rows in {key}.csv")
+    gw = doc.get("groupware")
+    if gw:
+        out += ["", f"## Calendars and contacts ({len(gw['collections'])} collections)", "",
+                "| " + " | ".join(GW_COLS) + " |", "|" + "---|" * len(GW_COLS)]
+        out += ["| " + " | ".join(_md(r.get(c)) for c in GW_COLS) + " |" for r in gw["collections"]]
+        probs = groupware_problem_rows(gw)
+        out += ["", f"### Calendars and contacts not carried as is ({len(probs)})", ""]
+        out += (["| " + " | ".join(GW_PROBLEM_COLS) + " |", "|" + "---|" * len(GW_PROBLEM_COLS)]
+                + ["| " + " | ".join(_md(r.get(c)) for c in GW_PROBLEM_COLS) + " |" for r in probs[:HTML_ROWS]]
+                if probs else ["None."])
     out += ["", "## Rules and policies", "", "```json",
             json.dumps({"policies": doc["policies"], "name_rules": doc["name_rules"]}, indent=2,
                        ensure_ascii=False).replace("`", "'"), "```", ""]
@@ -249,6 +289,14 @@ def render_html(doc: dict[str, Any]) -> str:
         body = _table(cols, rows[:HTML_ROWS], {"size", "bytes", "files", "permissions"}) if rows else "<p>None.</p>"
         h.append(f"<h2>{_h(title)} ({len(rows)})</h2><details{' open' if 0 < len(rows) <= 200 else ''}>"
                  f"<summary>{len(rows)} rows</summary>{body}{more}</details>")
+    gw = doc.get("groupware")
+    if gw:
+        probs = groupware_problem_rows(gw)
+        h.append(f"<h2>Calendars and contacts ({len(gw['collections'])} collections)</h2>"
+                 + _table(GW_COLS, gw["collections"], {"objects", "series", "instances", "unsupported", "bytes"}))
+        h.append(f"<h2>Calendars and contacts not carried as is ({len(probs)})</h2><details"
+                 f"{' open' if 0 < len(probs) <= 200 else ''}><summary>{len(probs)} rows</summary>"
+                 + (_table(GW_PROBLEM_COLS, probs[:HTML_ROWS]) if probs else "<p>None.</p>") + "</details>")
     h.append("<h2>Rules and policies</h2><pre>" + _h(json.dumps({"policies": doc["policies"],
                                                                  "name_rules": doc["name_rules"]}, indent=2,
                                                                 ensure_ascii=False)) + "</pre>")
@@ -268,8 +316,13 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
     (folder / "plan.html").write_text(render_html(doc), encoding="utf-8")
     (folder / "plan.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     lists = {**LISTS, "drives": ("", []), "team_folders": ("", TEAM_FOLDER_COLS)}
+    gw = doc.get("groupware")
+    if gw:
+        lists.update(groupware_collections=("", GW_COLS), groupware_unsupported=("", GW_PROBLEM_COLS))
     for key, (_title, cols) in lists.items():
-        rows = team_folder_rows(doc) if key == "team_folders" else doc.get(key) or []
+        rows = (team_folder_rows(doc) if key == "team_folders" else gw["collections"] if key ==
+                "groupware_collections" else groupware_problem_rows(gw) if key == "groupware_unsupported"
+                else doc.get(key) or [])
         cols = cols or (list(rows[0]) if rows else ["drive_id"])
         with open(folder / f"{key}.csv", "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)

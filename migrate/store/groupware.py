@@ -2,7 +2,8 @@
 
 An object row holds the source JSON it was read as (zlib-compressed), so `plan`, `copy` and `verify` work from
 the state database without reading Graph again; `source_hash` tells a changed object from an unchanged one.
-Status machine per object: pending → uploaded → verified, or failed / unsupported (listed, never dropped).
+Status machine per object: pending → uploaded → verified, or failed / unsupported (listed, never dropped); an
+object deleted at the source ends as removed (sync deleted our copy) or kept ([policy] deletions = keep).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from migrate.store.base import StoreBase, utcnow
 
 STATUSES = ("pending", "uploaded", "verified", "failed", "unsupported")
+# Only on objects deleted at the source: `removed` = deleted at the target by sync, `kept` = left there by policy.
+GONE = ("removed", "kept")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +38,14 @@ class GwCollection:
     scan_state: str
     created: bool
     skip_reason: str | None
+    target_name: str | None = None   # the display name the target collection carries
+    delta_link: str | None = None    # Graph delta link after the last complete read (None: read in full)
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> GwCollection:
         return cls(row["id"], row["user_id"], row["upn"], row["kind"], row["source_id"], row["name"], row["color"],
-                   row["target_user"], row["target_uri"], row["scan_state"], bool(row["created"]), row["skip_reason"])
+                   row["target_user"], row["target_uri"], row["scan_state"], bool(row["created"]), row["skip_reason"],
+                   row["target_name"], row["delta_link"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,30 @@ class GroupwareMixin(StoreBase):
                             (utcnow(), collection_id))
             return cur.rowcount
 
+    def gw_generation(self, collection_id: int) -> int:
+        """The generation of the last full read (rows refreshed by a delta round keep it)."""
+        return int(self.scalar("SELECT scan_generation FROM gw_collections WHERE id=?", (collection_id,)))
+
+    def mark_gw_deleted(self, collection_id: int, source_ids: list[str]) -> int:
+        """Objects a delta round reported gone at the source."""
+        if not source_ids:
+            return 0
+        with self.atomic():
+            cur = self.db.execute(f"UPDATE gw_objects SET deleted=1, updated_at=? WHERE collection_id=? AND deleted=0 "
+                                  f"AND source_id IN ({','.join('?' * len(source_ids))})",
+                                  (utcnow(), collection_id, *source_ids))
+            return cur.rowcount
+
+    def gw_instance_ledger(self, collection_id: int) -> tuple[set[str], dict[str, str]]:
+        """Source ids of the live objects, and occurrence/exception id → series master id (for delta removals)."""
+        known: set[str] = set()
+        series_of: dict[str, str] = {}
+        for obj in self.iter_gw_objects(collection_id):
+            known.add(obj.source_id)
+            for inst in obj.payload.get("instances") or ():
+                series_of[str(inst.get("id"))] = obj.source_id
+        return known, series_of
+
     def upsert_gw_objects(self, collection_id: int, generation: int, objects: list[dict[str, Any]]) -> int:
         """Insert or refresh objects (one page = one transaction); a changed source puts the row back to pending."""
         now, changed = utcnow(), 0
@@ -134,13 +164,14 @@ class GroupwareMixin(StoreBase):
                          o.get("instances", 0), generation, now))
                     changed += 1
                 elif old[1] != h:
-                    status = "pending" if old[2] != "unsupported" else "pending"
+                    status = "pending"
                     self.db.execute("UPDATE gw_objects SET source_hash=?, payload=?, title=?, instances=?, "
                                     "scan_generation=?, deleted=0, status=?, updated_at=? WHERE id=?",
                                     (h, blob, o["title"], o.get("instances", 0), generation, status, now, old[0]))
                     changed += 1
-                else:
-                    self.db.execute("UPDATE gw_objects SET scan_generation=?, deleted=0 WHERE id=?",
+                else:   # back at the source: a removed copy is written again, a kept one is ours again
+                    self.db.execute("UPDATE gw_objects SET scan_generation=?, deleted=0, status=CASE status WHEN "
+                                    "'removed' THEN 'pending' WHEN 'kept' THEN 'uploaded' ELSE status END WHERE id=?",
                                     (generation, old[0]))
         return changed
 

@@ -365,3 +365,12 @@ def m009_laid(db: Database) -> None:
     db.execute("ALTER TABLE items ADD COLUMN laid_sig TEXT")
     db.execute("ALTER TABLE items ADD COLUMN laid_path TEXT")
     db.execute("ALTER TABLE drives ADD COLUMN laid_digest TEXT")
+
+
+@migrations()
+def m011_groupware_sync(db: Database) -> None:
+    # `sync --what calendars,contacts`: the display name the target collection carries (a source rename is
+    # PROPPATCHed once) and the Graph delta link of the collection's last complete read (a rescan reads changes).
+    db.execute("ALTER TABLE gw_collections ADD COLUMN target_name TEXT")
+    db.execute("ALTER TABLE gw_collections ADD COLUMN delta_link TEXT")
+    db.execute("UPDATE gw_collections SET target_name = name WHERE created = 1")

@@ -174,6 +174,15 @@ class DavTarget:
             raise TargetItemError(f"{method} {uri!r} of {user}: HTTP {resp.status_code}")
         return True
 
+    def set_display_name(self, kind: str, user: str, uri: str, name: str) -> None:
+        """PROPPATCH the collection's display name (a calendar or contact folder renamed at the source)."""
+        from xml.sax.saxutils import escape
+
+        body = ('<?xml version="1.0" encoding="utf-8"?><d:propertyupdate xmlns:d="DAV:"><d:set><d:prop>'
+                f"<d:displayname>{escape(name)}</d:displayname></d:prop></d:set></d:propertyupdate>")
+        self.request("PROPPATCH", self.collection_url(kind, user, uri), user, what=f"rename {kind} {uri!r} of {user}",
+                     body=body.encode(), headers={"Content-Type": "application/xml; charset=utf-8"})
+
     def exists(self, url: str, user: str) -> bool:
         resp = self.request("PROPFIND", url, user, what=f"PROPFIND {url}", headers={"Depth": "0"},
                             body=b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/>'

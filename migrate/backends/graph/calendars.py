@@ -80,3 +80,27 @@ def calendar_view(client: GraphClient, user_id: str, calendar_id: str, lo: dt.da
     for page in pages(client, f"/users/{q(user_id)}/calendars/{q(calendar_id)}/calendarView", params,
                       kind="calendarView"):
         yield from page
+
+
+def get_event(client: GraphClient, user_id: str, event_id: str) -> dict[str, Any] | None:
+    """One event (a single or a series master) as /events returns it; None when it is gone."""
+    try:
+        return get(client, f"/users/{q(user_id)}/events/{q(event_id)}", kind="event")
+    except ItemNotFound:
+        return None
+
+
+def delta_pages(client: GraphClient, start: str, params: Mapping[str, Any] | None = None, *, kind: str
+                ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+    """A delta round (reference §2.5): each page with the final @odata.deltaLink on the last one (else None).
+
+    `start` is the delta path of a first round (with `params`) or a stored delta link; DeltaExpired (410) is raised
+    from the first request when the link is no longer valid."""
+    data = client.get_json(start, params=params, kind=kind,
+                           headers={"Prefer": f'{PREFER["Prefer"]}, odata.maxpagesize={PAGE}'})
+    while True:
+        nxt = data.get("@odata.nextLink")
+        yield list(data.get("value") or ()), (None if nxt else data.get("@odata.deltaLink"))
+        if not nxt:
+            return
+        data = client.get_json(nxt, kind=kind, headers={"Prefer": f'{PREFER["Prefer"]}, odata.maxpagesize={PAGE}'})

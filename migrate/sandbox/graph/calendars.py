@@ -481,3 +481,32 @@ class GroupwareMutations:
         mb.touch("event", e.id)
         mb.removed[e.id] = mb.seq
         return e.id
+
+    def _contact(self, user: User, name: str) -> tuple[Mailbox, str, dict[str, Any]]:
+        mb = self.gw.mailbox(user)
+        for fid, cs in mb.contacts.items():
+            for c in cs:
+                if c.get("displayName") == name:
+                    return mb, fid, c
+        raise KeyError(f"no contact {name!r} in the mailbox of {user.upn}")
+
+    def rename_contact(self, user: User, name: str, new: str) -> str:
+        mb, _, c = self._contact(user, name)
+        c["displayName"] = new
+        c["changeKey"] = base64.b64encode(f"{c['id']}:{mb.seq}".encode()).decode()[-16:]
+        mb.touch("contact", c["id"])
+        return str(c["id"])
+
+    def delete_contact(self, user: User, name: str) -> str:
+        mb, fid, c = self._contact(user, name)
+        mb.contacts[fid].remove(c)
+        mb.touch("contact", c["id"])
+        mb.removed[c["id"]] = mb.seq
+        return str(c["id"])
+
+    def rename_calendar(self, user: User, name: str, new: str) -> str:
+        mb = self.gw.mailbox(user)
+        cal = next(c for c in mb.calendars if c.get("name") == name)
+        cal["name"] = new
+        cal["changeKey"] = base64.b64encode(f"{cal['id']}:{mb.seq}".encode()).decode()[-16:]
+        return str(cal["id"])

@@ -268,6 +268,10 @@ class GroupwareRoutes:
         else:
             changed, removed = self._changed_since(mb, int(state["seq"]), "event")
             values = self.view(mb, cal_id, lo, hi, tzname, only=changed)
+            inside = {v.get("seriesMasterId") or v["id"] for v in values}
+            mine = {e.id for e in mb.events.get(cal_id, [])}
+            # added/changed outside the window: reported as removed, like deletions (§2.5)
+            removed |= {i for i in changed - inside if i in mine}
             values += [{"id": i, "@removed": {"reason": "deleted"}} for i in sorted(removed)]
         if "seqd" not in state:
             state["seqd"] = mb.seq

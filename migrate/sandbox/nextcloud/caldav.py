@@ -139,6 +139,15 @@ class Groupware:
         if method == "DELETE":
             del self.collections[(user, kind, uri)]
             return respond(sr, 204)
+        if method == "PROPPATCH":   # Sabre answers 207 with a status per property
+            name = re.search(r"<[a-z]*:?displayname>(.*?)</[a-z]*:?displayname>",
+                             read_body(environ).decode("utf-8", "replace"), re.S)
+            if name:
+                coll.displayname = name.group(1)
+            base = (CAL_PREFIX if kind == "calendar" else CARD_PREFIX) + quote(user) + "/" + quote(uri) + "/"
+            return respond(sr, 207, (MS + f"<d:response><d:href>{base}</d:href><d:propstat><d:prop><d:displayname/>"
+                                     "</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+                                     "</d:multistatus>").encode(), "application/xml; charset=utf-8")
         return sabre_error(sr, 405, f"{method} is not allowed here")
 
     # ------------------------------------------------------------------ objects
