@@ -368,6 +368,16 @@ def m009_laid(db: Database) -> None:
 
 
 @migrations()
+def m010_scan_partial_indexes(db: Database) -> None:
+    # What the end of every scan pass looks for: items waiting for a path, items this pass deleted, and shared
+    # items (their grants are read). These sets are small, so the partial indexes cost next to nothing on the
+    # scan's inserts and spare a walk over every item of the drive (several per pass) at the end of each scan.
+    db.execute("CREATE INDEX items_unpathed ON items(drive_id) WHERE path IS NULL AND deleted = 0")
+    db.execute("CREATE INDEX items_deleted_gen ON items(drive_id, scan_generation) WHERE deleted = 1")
+    db.execute("CREATE INDEX items_shared_gen ON items(drive_id, scan_generation) WHERE shared = 1 AND deleted = 0")
+
+
+@migrations()
 def m011_groupware_sync(db: Database) -> None:
     # `sync --what calendars,contacts`: the display name the target collection carries (a source rename is
     # PROPPATCHed once) and the Graph delta link of the collection's last complete read (a rescan reads changes).
