@@ -84,24 +84,30 @@ def prepare(work: Path, sb: Sandboxes, workers: int, user: str = "alice") -> dic
 
     g = SimpleNamespace(**sb.g, ca_path=sb.g["authority_ca_path"])
     env = {**os.environ, **write_config(work, g, workers=workers)}
-    creds = work / "pw.csv"
-    creds.write_text(f"user,app_password\n{user},{sb.nc['users'][user]}\nadmin,{sb.nc['admin']['app_password']}\n")
-    os.chmod(creds, 0o600)
-    cfg = work / "m365-migrate.toml"
-    cfg.write_text(cfg.read_text() + f'\n[target]\nkind = "nextcloud"\nurl = "{sb.nc["url"]}"\n'
-                   f'credentials = "{creds}"\nservice_account = "admin"\n')
     for step in ("discover", "scan"):
         r = subprocess.run([str(EXE), "-q", step], cwd=work, env=env, capture_output=True, text=True)
         if r.returncode not in (0, 3):
             raise SystemExit(f"{step} failed: {r.stderr[-2000:]}")
+    add_nextcloud_target(work, sb.nc, user)
+    return env
+
+
+def add_nextcloud_target(work: Path, nc: dict[str, Any], user: str = "alice") -> None:
+    """Add the Nextcloud sandbox `nc` as the target of `work` (scanned already), its OneDrive mapped to `user`."""
+    creds = work / "pw.csv"
+    creds.write_text(f"user,app_password\n{user},{nc['users'][user]}\nadmin,{nc['admin']['app_password']}\n")
+    os.chmod(creds, 0o600)
+    cfg = work / "m365-migrate.toml"
+    cfg.write_text(cfg.read_text() + f'\n[target]\nkind = "nextcloud"\nurl = "{nc["url"]}"\n'
+                   f'credentials = "{creds}"\nservice_account = "admin"\n')
     db = sqlite3.connect(work / "state" / "migration.db")
     upn = db.execute("SELECT owner_upn FROM drives WHERE kind = 'onedrive'").fetchone()[0]
     db.close()
     m = work / "mappings"
+    m.mkdir(exist_ok=True)
     (m / "users.csv").write_text(f"source_upn,target_user,batch\n{upn},{user},b1\n")
     (m / "sites.csv").write_text("source,target,batch\n")
     (m / "groups.csv").write_text("source_group,target_group\n")
-    return env
 
 
 def run_copy(work: Path, env: dict[str, str], *, kill_when: Any = None, poll: float = 0.02) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -101,9 +102,12 @@ def profile_summary(raw: Path) -> dict:
 
 
 def main(target_items: int = 200_000, workers: int = 4, page_size: int = 999, *, one_drive: bool = False,
-         out: str | None = "inventory_scan", bare: bool = True, extra_commands: tuple[str, ...] = ()) -> dict:
+         out: str | None = "inventory_scan", bare: bool = True, extra_commands: tuple[str, ...] = (),
+         setup: Any = None) -> dict:
     """`one_drive`: every item in one OneDrive (the paging of one drive is serial: no parallelism to hide the
-    store's cost behind). `extra_commands`: CLI commands run after the scan, with their peak RSS."""
+    store's cost behind). `extra_commands`: CLI commands run after the scan, with their peak RSS; `setup(work,
+    env)`, when given, runs before them (e.g. to add a target and mappings) and may return a context manager
+    that is closed after them."""
     from migrate.backends.graph import open_source
     from migrate.engine.discover import discover
     from migrate.sandbox.graph import GraphSandbox, TenantSpec
@@ -146,11 +150,20 @@ def main(target_items: int = 200_000, workers: int = 4, page_size: int = 999, *,
             stored_items = store.scalar("SELECT count(*) FROM items WHERE deleted = 0")
             db_mb = os.path.getsize(settings.state_path) / 1e6
         extra = {}
-        for cmd in extra_commands:
-            r = subprocess.run([sys.executable, "-c", _MEASURED_CLI, "-q", "--json", cmd], cwd=work,
-                               env={**env, "BENCH_PEAK_FILE": str(peak_file)}, capture_output=True, text=True,
-                               check=False)
-            extra[cmd] = {"returncode": r.returncode, "peak_rss_mb": round(int(peak_file.read_text()) / 1024, 1)}
+        after = setup(work, env) if setup is not None else None
+        try:
+            for cmd in extra_commands:
+                t2 = time.perf_counter()
+                r = subprocess.run([sys.executable, "-c", _MEASURED_CLI, "-q", "--json", cmd], cwd=work,
+                                   env={**env, "BENCH_PEAK_FILE": str(peak_file)}, capture_output=True, text=True,
+                                   check=False)
+                extra[cmd] = {"returncode": r.returncode, "seconds": round(time.perf_counter() - t2, 1),
+                              "peak_rss_mb": round(int(peak_file.read_text()) / 1024, 1)}
+                if r.returncode not in (0, 3):
+                    extra[cmd]["error"] = r.stderr[-500:]
+        finally:
+            if after is not None:
+                after.close()
         bare_s, bare_items, bare_pages = bare_loop(g, drive_ids, workers, page_size) if bare else (0.0, 0, 0)
         bare_seq_s, _, _ = bare_loop(g, drive_ids, 1, page_size) if bare else (0.0, 0, 0)
         load_after = os.getloadavg()[0]

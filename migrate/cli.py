@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import typer
+from migrate.transport.heap import fix_mmap_threshold
 
-from migrate.errors import ExitCode, MigrateError, exit_code_for
+fix_mmap_threshold()  # first, before the imports below fill the heap: freed buffers go back to the OS (transport/heap.py)
+
+import typer  # noqa: E402 (after the heap setting above)
+
+from migrate.errors import ExitCode, MigrateError, exit_code_for  # noqa: E402
 
 try:  # typer ≥ 0.20 vendors its own click; older releases use the click package
     from typer._click import exceptions as click_exc
