@@ -120,3 +120,38 @@ def test_paths_out_of_order_rename_and_reconcile(store):
     rows = {r["item_id"]: r for r in store.iter_items("d", include_deleted=True)}
     assert rows["b"]["deleted"] == rows["c"]["deleted"] == 1 and rows["c"]["status"] == "transferring"
     assert fin["unseen_deleted"] == 2
+
+
+def test_grouped_page_commits_leave_a_prefix_with_its_link(tmp_path):
+    """Inside scan_settings pages are committed in groups; what a crash leaves is the committed pages and the link
+    that follows them, never rows without their link or a link past them."""
+    import sqlite3
+
+    from migrate.store import StateStore
+
+    db = tmp_path / "state.db"
+    s = StateStore(db)
+    s.upsert_drives([Drive("d", DriveKind.ONEDRIVE, "OneDrive")])
+
+    def committed() -> tuple[int, str | None]:
+        other = sqlite3.connect(db)  # another process's view: committed data only
+        try:
+            return (other.execute("SELECT count(*) FROM items").fetchone()[0],
+                    other.execute("SELECT scan_link FROM drives").fetchone()[0])
+        finally:
+            other.close()
+
+    settings = s.scan_settings(group_rows=3, group_seconds=3600)
+    settings.__enter__()  # never left: the process dies inside
+    s.save_delta_page("d", [_row("r", None, "", 1, True), _row("a", "r", "A", 1, True)], next_link="n1",
+                      generation=1)
+    assert committed() == (0, None)  # held in the open group
+    s.save_delta_page("d", [_row("b", "a", "b.txt", 1), _row("c", "a", "c.txt", 1)], next_link="n2", generation=1)
+    assert committed() == (4, "n2")  # 4 rows ≥ 3: the group went in with the link after its last page
+    s.save_delta_page("d", [_row("e", "a", "e.txt", 1)], next_link="n3", generation=1)
+    assert s.drive("d")["scan_link"] == "n3"  # this process sees its own open group
+    s.db.conn.close()  # a crash before the next commit: SQLite drops the open group
+    s = StateStore(db)
+    assert s.drive("d")["scan_link"] == "n2"
+    assert {r["item_id"] for r in s.iter_items("d")} == {"r", "a", "b", "c"}
+    assert {r["item_id"]: r["path"] for r in s.iter_items("d")}["c"] == "A/c.txt"

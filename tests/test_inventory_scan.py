@@ -106,7 +106,8 @@ def test_kill_minus_9_mid_scan_resumes_from_the_checkpoint(tmp_path, graph_sandb
     env = write_config(tmp_path, g, workers=1)
     env["M365_GRAPH_PAGE_SIZE"] = "10"
     assert run_cli("discover", cwd=tmp_path, env=env).returncode == 0
-    g.faults.set(route="delta", delay=0.15)  # slow pages, so the kill lands between two of them
+    # slow pages, so the kill lands between two of them, and pages are committed (every second at least) mid-drive
+    g.faults.set(route="delta", delay=0.5)
     exe = Path(sys.executable).with_name("m365-migrate")
     proc = subprocess.Popen([str(exe), "-q", "scan", "--workers", "1"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -208,88 +208,64 @@ def layout_drive(
     """Compute and store target_user/target_path of every live item of a mapped drive (two paged passes).
 
     Pass 1 names every folder (siblings resolved together); pass 2 recomputes each folder's children the same
-    way and writes full paths. Memory: one entry per folder of the drive plus one folder's children.
+    way and writes full paths. Memory: one folder's children (the folders themselves are in a temp table).
     Items that will not be copied (malware-flagged, OneNote notebooks under policy `report`, over the target's
     size limit, below a parent missing from the inventory) get no target path and are listed with the reason.
     """
     drive_id = target.id
     out = DriveLayout(drive_id)
     user, root = target.user or "", target.root or "/"
-    folders: dict[str, tuple[str, str, bool]] = {}  # item id → (parent id, target name, OneNote left out)
     root_ids: set[str] = set()
-    parent_top: dict[str, bool] = {}
+    missing = "its parent folder is missing from the inventory (run `scan` again)"
 
     def resolve(parent_id: str, children: list[dict[str, Any]]) -> dict[str, Any]:
         reserved = reserved_at_root if parent_id in root_ids else ()
         return resolve_siblings([(c["item_id"], c["name"]) for c in children], rules, reserved=reserved)
 
-    for parent_id, children in store.iter_sibling_groups(drive_id):
-        if parent_id is None:
-            root_ids.update(c["item_id"] for c in children)
-            continue
-        parent_top[parent_id] = all(top_level(c["path"]) for c in children)
-        names = resolve_siblings([(c["item_id"], c["name"]) for c in children], rules)
-        for c in children:
-            if c["is_folder"]:
-                left_out = (c["package_type"] or "").lower() == ONENOTE and onenote_policy != "copy-raw"
-                folders[c["item_id"]] = (parent_id, names[c["item_id"]].target, left_out)
-    gaps = set()
-    for pid, top in parent_top.items():
-        if pid not in folders and pid not in root_ids:
-            (root_ids if top else gaps).add(pid)
-    if reserved_at_root:  # names at the root are resolved against the reserved ones: redo those folders
+    def left_out(c: dict[str, Any]) -> bool:
+        return (c["package_type"] or "").lower() == ONENOTE and onenote_policy != "copy-raw"
+
+    with store.folder_table() as folders:  # one row per folder of the drive: kept out of memory
         for parent_id, children in store.iter_sibling_groups(drive_id):
-            if parent_id in root_ids:
-                names = resolve(parent_id, children)
+            if parent_id is None:
+                root_ids.update(c["item_id"] for c in children)
+                continue
+            names = resolve_siblings([(c["item_id"], c["name"]) for c in children], rules)
+            folders.add_group(parent_id, all(top_level(c["path"]) for c in children),
+                              [(c["item_id"], names[c["item_id"]].target, left_out(c)) for c in children
+                               if c["is_folder"]])
+        gaps: set[str] = set()
+        for pid, top in folders.parents_not_folders(root_ids):
+            (root_ids if top else gaps).add(pid)
+        if reserved_at_root:  # names at the root are resolved against the reserved ones: redo those folders
+            for parent_id, children in store.iter_sibling_groups(drive_id):
+                if parent_id in root_ids:
+                    names = resolve(parent_id, children)
+                    folders.rename((c["item_id"], names[c["item_id"]].target) for c in children if c["is_folder"])
+        folders.resolve_paths({rid: root for rid in root_ids}, {g: missing for g in gaps},
+                              left_out_why="OneNote notebook (policy onenote = report): listed, not copied")
+
+        pending: list[tuple[str | None, str | None, int]] = []
+
+        def flush() -> None:
+            if pending:
+                store.set_targets(pending, laid=True)
+                pending.clear()
+
+        for parent_id, children in store.iter_sibling_groups(drive_id):
+            if parent_id is None:  # the drive root itself
                 for c in children:
-                    if c["is_folder"]:
-                        p, _, lo = folders[c["item_id"]]
-                        folders[c["item_id"]] = (p, names[c["item_id"]].target, lo)
-    memo: dict[str, tuple[str | None, str]] = {rid: (root, "") for rid in root_ids}
-    for g in gaps:
-        memo[g] = (None, "its parent folder is missing from the inventory (run `scan` again)")
-
-    def folder_path(fid: str) -> tuple[str | None, str]:
-        chain: list[str] = []
-        cur = fid
-        while cur not in memo:
-            if cur not in folders:  # unreachable: every parent id is a folder, a root or a gap
-                memo[cur] = (None, "its parent folder is missing from the inventory (run `scan` again)")
-                break
-            chain.append(cur)
-            cur = folders[cur][0]
-        for f in reversed(chain):
-            parent, name, left_out = folders[f]
-            ppath, why = memo[parent]
-            if ppath is None:
-                memo[f] = (None, why)
-            elif left_out:
-                memo[f] = (None, "OneNote notebook (policy onenote = report): listed, not copied")
-            else:
-                memo[f] = (_join(ppath, name), "")
-        return memo[fid]
-
-    pending: list[tuple[str | None, str | None, int]] = []
-
-    def flush() -> None:
-        if pending:
-            store.set_targets(pending, laid=True)
-            pending.clear()
-
-    for parent_id, children in store.iter_sibling_groups(drive_id):
-        if parent_id is None:  # the drive root itself
+                    pending.append((user, root if c["is_folder"] else None, c["id"]))
+                continue
+            names = resolve(parent_id, children)
+            ppath, why = folders.path(parent_id) or (None, missing)
             for c in children:
-                pending.append((user, root if c["is_folder"] else None, c["id"]))
-            continue
-        names = resolve(parent_id, children)
-        ppath, why = folder_path(parent_id)
-        for c in children:
-            path = place_child(out, c, names[c["item_id"]], ppath, why, parent_id in gaps, user,
-                               onenote_policy=onenote_policy, max_file_size=max_file_size)
-            pending.append((user if path is not None else None, path, c["id"]))
-            if len(pending) >= WRITE_BATCH:
-                flush()
-    flush()
+                path = place_child(out, c, names[c["item_id"]], ppath, why, parent_id in gaps, user,
+                                   onenote_policy=onenote_policy, max_file_size=max_file_size)
+                pending.append((user if path is not None else None, path, c["id"]))
+                if len(pending) >= WRITE_BATCH:
+                    flush()
+        flush()
     store.mark_laid(drive_id, layout_digest(target, rules, onenote_policy, max_file_size, reserved_at_root))
     return out
 

@@ -240,6 +240,7 @@ def scan_drive(store: StateStore, source: Source, drive_id: str, *, full: bool =
                             store.save_delta_page(drive_id, page.rows, next_link=None, generation=g)
                             fin = store.finish_delta(drive_id, generation=g, full=is_full,
                                                      delta_link=page.delta_link, scan_state="scanning")
+                        store.commit_pages()
                         result.orphans = fin["orphans"]
                         result.deleted += fin["unseen_deleted"] + fin["cascade_deleted"]
                     if listener:

@@ -28,6 +28,8 @@ class StoreBase:
     turns 'database is locked' from a random runtime failure into ordinary waiting.
     """
 
+    _atomic_depth = 0  # atomic() blocks open (by the thread holding the lock)
+
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = Path(path)
         if not create and not self.path.exists():
@@ -68,7 +70,11 @@ class StoreBase:
     def atomic(self) -> Iterator[Database]:
         """One write transaction; nested calls join the outer one."""
         with self._lock, self.db.atomic():
-            yield self.db
+            self._atomic_depth += 1
+            try:
+                yield self.db
+            finally:
+                self._atomic_depth -= 1
 
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,8 +48,25 @@ VERIFY_COLUMNS = ", ".join(f"i.{c}" for c in ("drive_id", "item_id", "path", "st
                                               "quick_xor_hash", "note"))
 
 
+class _PageGroup:
+    """When the open group of delta pages is due for its commit (see ItemsMixin.scan_settings)."""
+
+    def __init__(self, rows: int, seconds: float) -> None:
+        self.rows, self.seconds = max(1, rows), seconds
+        self._count, self._since = 0, 0.0
+
+    def started(self) -> None:
+        self._count, self._since = 0, time.monotonic()
+
+    def due(self, rows: int) -> bool:
+        self._count += rows
+        return self._count >= self.rows or time.monotonic() - self._since >= self.seconds
+
+
 class ItemsMixin(StoreBase):
     """Item methods of the state store."""
+
+    _page_group: _PageGroup | None = None
 
     def upsert_items(self, drive_id: str, rows: Iterable[dict[str, Any]]) -> int:
         """Insert new items as pending and refresh the source columns of known ones, in one transaction.
@@ -218,14 +236,19 @@ class ItemsMixin(StoreBase):
     _LIVE_COLUMNS = _LIVE_COLUMNS
 
     @contextmanager
-    def scan_settings(self, cache_mb: int = 32, checkpoint_pages: int = 10_000) -> Iterator[None]:
-        """Connection settings for a scan's stream of page transactions, restored afterwards.
+    def scan_settings(self, cache_mb: int = 32, checkpoint_pages: int = 10_000, *, group_rows: int = 10_000,
+                      group_seconds: float = 1.0) -> Iterator[None]:
+        """Connection settings for a scan's stream of delta pages, restored afterwards; commits what is pending.
 
-        Each page commit dirties index pages all over the (drive_id, item_id) and parent indexes. With SQLite's
-        defaults (2 MB page cache, a WAL checkpoint every 1000 pages, i.e. after nearly every page commit, with
-        its fsyncs inside the store lock) that made the store the scan's bottleneck, worse the larger the drive.
-        A bounded cache (`cache_mb`, part of the process's RSS) and a checkpoint every `checkpoint_pages` WAL
-        pages (~40 MB of WAL on disk) remove it. Durability is unchanged: commits are still WAL commits.
+        Each page dirties index pages all over the (drive_id, item_id) and parent indexes, and a commit writes
+        every dirty page to the WAL. So pages are saved one after the other in one open transaction, committed
+        once it holds `group_rows` rows or is `group_seconds` old (whichever comes first: on Graph, where a page
+        takes a second or more, that is every page), which writes each shared index page once per group instead
+        of once per page (measured: 4 s less CPU on a 233k-item drive). Each page is still all or nothing (a
+        savepoint) and goes with its drive's link to the next page, so whatever a kill -9 leaves committed is a
+        prefix of pages with the link matching it: the rerun fetches the lost pages again, nothing else.
+        A bounded cache (`cache_mb`, part of the process's RSS) and a WAL checkpoint every `checkpoint_pages`
+        pages (~40 MB of WAL on disk) instead of SQLite's 1000 keep checkpoints (with their fsyncs) rare.
         """
         with self._lock:
             ex = self.db.conn.execute
@@ -233,21 +256,26 @@ class ItemsMixin(StoreBase):
             old_checkpoint = int(ex("PRAGMA wal_autocheckpoint").fetchone()[0])
             ex(f"PRAGMA cache_size = {-int(cache_mb) * 1024}")
             ex(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
+            self._page_group = _PageGroup(group_rows, group_seconds)
         try:
             yield
         finally:
             with self._lock:
+                self.commit_pages()
+                self._page_group = None
                 ex(f"PRAGMA cache_size = {old_cache}")
                 ex(f"PRAGMA wal_autocheckpoint = {old_checkpoint}")
 
     def save_delta_page(self, drive_id: str, rows: list[dict[str, Any]], *, next_link: str | None,
                         generation: int) -> int:
-        """One delta page and its checkpoint (drives.scan_link = next_link) in one transaction.
+        """One delta page and its checkpoint (drives.scan_link = next_link), all or nothing.
 
         Rows come from the Graph backend (`delta_row`): live rows carry every SOURCE_COLUMN (a None `ctag`
         keeps the stored one: delta omits it); deleted rows only mark an already-known item deleted. Within a
         page the last occurrence of an item wins. New items whose parent this pass already stored get their
-        path here (see _UPSERT_LIVE); finish_delta rebuilds the rest. Returns the number of rows written.
+        path here (see _UPSERT_LIVE); finish_delta rebuilds the rest. Inside `scan_settings` the page joins the
+        open group of pages (committed together, see there); otherwise it is its own transaction. Returns the
+        number of rows written.
         """
         last: dict[str, dict[str, Any]] = {}
         for row in rows:
@@ -257,15 +285,29 @@ class ItemsMixin(StoreBase):
         values = _live_values
         live = [(drive_id, *values(r), now) for r in last.values() if not r.get("deleted")]
         gone = [(generation, now, drive_id, r["item_id"]) for r in last.values() if r.get("deleted")]
-        with self.atomic():
-            self.db.conn.executemany(_UPSERT_LIVE, live)
-            if gone:
-                self.db.conn.executemany("UPDATE items SET deleted = 1, scan_generation = ?, updated_at = ? "
-                                         "WHERE drive_id = ? AND item_id = ?", gone)
-            self.db.execute(
-                "UPDATE drives SET scan_link = ?, items_seen = items_seen + ?, updated_at = ? WHERE id = ?",
-                (next_link, len(rows), now, drive_id))
+        with self._lock:
+            group = self._page_group
+            if group is not None and not self.db.conn.in_transaction:
+                self.db.conn.execute("BEGIN")
+                group.started()
+            with self.atomic():
+                self.db.conn.executemany(_UPSERT_LIVE, live)
+                if gone:
+                    self.db.conn.executemany("UPDATE items SET deleted = 1, scan_generation = ?, updated_at = ? "
+                                             "WHERE drive_id = ? AND item_id = ?", gone)
+                self.db.execute(
+                    "UPDATE drives SET scan_link = ?, items_seen = items_seen + ?, updated_at = ? WHERE id = ?",
+                    (next_link, len(rows), now, drive_id))
+            if group is not None and group.due(len(rows)):
+                self.commit_pages()
         return len(last)
+
+    def commit_pages(self) -> None:
+        """Commit the open group of delta pages now (a drive's pass is complete), unless an atomic() block of
+        the caller is still open: then its end commits."""
+        with self._lock:
+            if self._page_group is not None and self._atomic_depth == 0 and self.db.conn.in_transaction:
+                self.db.conn.commit()
 
     def finish_delta(self, drive_id: str, *, generation: int, full: bool, delta_link: str | None,
                      scan_state: str) -> dict[str, int]:

@@ -20,14 +20,21 @@ class PlanMixin(StoreBase):
     """Plan methods of the state store."""
 
     def iter_sibling_groups(self, drive_id: str, page: int = 5000) -> Iterator[tuple[str | None, list[dict[str, Any]]]]:
-        """(parent_id, live children) for every folder of a drive, one folder at a time.
+        """(parent_id, live children) for every folder of a drive, one folder at a time, the root's first.
 
-        Pages by (parent_id, id), so memory holds one page plus the folder being assembled, never the drive.
+        Pages by (parent_id, id), the order of the items_drive_parent index, so memory holds one page plus the
+        folder being assembled, never the drive, and each page is one index range (ordering by an expression
+        of parent_id instead sorted the whole drive for every page: quadratic, 13 minutes at 1M items).
         """
+        roots = self.query(f"SELECT {_CHILD_COLS} FROM items WHERE drive_id = ? AND deleted = 0 "
+                           "AND parent_id IS NULL ORDER BY id", (drive_id,))
+        if roots:
+            yield None, roots
+        del roots
         sql = (
-            f"SELECT {_CHILD_COLS}, coalesce(parent_id, '') AS pkey FROM items "
-            "WHERE drive_id = ? AND deleted = 0 AND (coalesce(parent_id, ''), id) > (?, ?) "
-            f"ORDER BY coalesce(parent_id, ''), id LIMIT {int(page)}"
+            f"SELECT {_CHILD_COLS}, parent_id AS pkey FROM items "
+            "WHERE drive_id = ? AND deleted = 0 AND (parent_id, id) > (?, ?) "
+            f"ORDER BY parent_id, id LIMIT {int(page)}"
         )
         for group in self.keyset_groups(sql, (drive_id,), "pkey", ("", -1)):
             yield group[0]["parent_id"], group
