@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migrate.engine import groupware_delta as gw_delta
-from migrate.errors import AuthError, ConfigError, MigrateError, TargetError
+from migrate.errors import AuthError, ConfigError, MigrateError, TargetError, TransientError
 
 if TYPE_CHECKING:
     from migrate.backends.dav.target import DavTarget
@@ -424,10 +424,13 @@ def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...],
             for obj in store.iter_gw_objects(coll.id, ("pending", "failed", "uploaded", "verified")):
                 _copy_one(store, target, coll, obj, summary)
             say(f"copied {coll.kind} {coll.name!r} of {coll.upn}")
-        except (TargetError, AuthError) as exc:
+        except (TargetError, AuthError, TransientError) as exc:
             if isinstance(exc, AuthError):
                 raise
-            summary.failed.append(f"{coll.upn} {coll.name}: {exc}")
+            # TransientError: the server kept failing after the pacer's retries (a sqlite Nextcloud answers 500
+            # "database is locked" under load, §6.14): this collection stops, the others go on, a rerun resumes
+            summary.failed.append(f"{coll.upn} {coll.name}: {exc}" + ("; stopped here, run again to resume"
+                                                                       if isinstance(exc, TransientError) else ""))
             store.set_gw_collection(coll.id, last_error=str(exc)[:500])
 
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="gw-copy") as pool:
@@ -480,9 +483,11 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
             else:
                 outcome = "updated"
                 res = target.put(coll.kind, user, coll.target_uri, obj.href, r.body, etag=got[1])
-    except TargetError as exc:   # PreconditionFailed, UidExists, refusals: this object only
+    except (TargetError, TransientError) as exc:   # PreconditionFailed, UidExists, refusals: this object only
         store.set_gw_object(obj.id, status="failed", attempts=obj.attempts + 1, last_error=str(exc)[:500])
         store.audit("groupware.put-failed", where, uid=obj.uid, error=str(exc)[:300])
+        if isinstance(exc, TransientError):   # retries exhausted: its collection stops (see copy_groupware)
+            raise
         summary.failed.append(f"{coll.upn} {coll.name}: {obj.title!r}: {exc}")
         return
     etag_now = res.etag
