@@ -148,6 +148,11 @@ def _mailboxes(store: StateStore, mappings: Mappings, upns: tuple[str, ...], sum
     return out
 
 
+# What is kept of a plain occurrence: it repeats its master, so only its identity and times matter (the EXDATE
+# computation and the delta ledger); an exception is kept whole. Less to hash, store and hold per page.
+OCCURRENCE_KEYS = ("id", "type", "seriesMasterId", "originalStart", "start", "end")
+
+
 class MailboxClient:
     """The Graph client seen through one mailbox's own pacer: requests of a mailbox are spaced to stay under
     Outlook's per-mailbox limit, and a 429 for one mailbox pauses only that mailbox (Retry-After honoured)."""
@@ -252,7 +257,8 @@ def event_object(client: Any, user_id: str, ev: dict[str, Any], now: dt.datetime
     insts = None
     if ev.get("type") == "seriesMaster" or ev.get("recurrence"):
         lo, hi = instance_window(ev, now)
-        insts = cal_api.instances(client, user_id, ev["id"], lo, hi)
+        insts = [i if i.get("type") == "exception" else {k: i[k] for k in OCCURRENCE_KEYS if k in i}
+                 for i in cal_api.instances(client, user_id, ev["id"], lo, hi)]
     atts = cal_api.attachments(client, user_id, ev["id"]) if ev.get("hasAttachments") else None
     uid = str(ev.get("iCalUId") or ev["id"])
     return {"source_id": ev["id"], "kind": "event", "uid": uid, "href": href_for(uid, "ics"),
