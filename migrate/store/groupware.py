@@ -155,9 +155,9 @@ class GroupwareMixin(StoreBase):
     def upsert_gw_objects(self, collection_id: int, generation: int, objects: list[dict[str, Any]]) -> int:
         """Insert or refresh objects (one page = one transaction); a changed source puts the row back to pending."""
         now, changed = utcnow(), 0
+        serialised = [serialise_payload(o["payload"]) for o in objects]   # before taking the store's lock
         with self.atomic():
-            for o in objects:
-                h, blob = serialise_payload(o["payload"])
+            for o, (h, blob) in zip(objects, serialised, strict=True):
                 old = self.db.execute("SELECT id, source_hash, status FROM gw_objects WHERE collection_id=? AND "
                                       "source_id=?", (collection_id, o["source_id"])).fetchone()
                 if old is None:
