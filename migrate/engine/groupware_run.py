@@ -74,7 +74,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
             return StepResult(c.to_dict(), "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
         if step == "verify":
             with Run(settings.state_path, f"verify-{label}", args) as run:
-                v = gw.verify_groupware(run.store, target, kinds, upns=upns)
+                v = gw.verify_groupware(run.store, target, kinds, upns=upns, workers=workers)
                 run.summary = v.to_dict()
             text = (f"groupware: {v.verified} of {v.checked} objects verified in {v.collections} collections "
                     f"(content hashes equal); {len(v.missing)} missing, {len(v.differ)} differ, {v.not_copied} not "
