@@ -7,7 +7,9 @@ inventory_scan.py). The pacing bound is what Outlook allows one app per mailbox:
 (reference groupware.md §1.4); mailboxes run in parallel, so the bound of a scan is the busiest mailbox's requests
 ÷ 16.7 per second. Goals (issue 15): scan time ≤ 1.5 × that bound, peak RSS < 150 MB. Events and contacts are scanned and copied
 in separate runs (each with its own rate and Graph requests per object); a third scan with nothing changed
-measures the delta rescan. `profile` (the py-spy findings) is carried over from the previous result file.
+measures the delta rescan. Each run also records the CLI's CPU seconds and the sandboxes' (this process) and the
+load average, so a run limited by the sandbox or by other work on the machine shows as such (`cpu_per_run`,
+`cli_cpu_over_pacing_bound`). `profile` (the py-spy findings) is carried over from the previous result file.
 Figures go to benchmarks/results/groupware.json. Usage: .venv/bin/python benchmarks/groupware.py [users events contacts]
 """
 
