@@ -24,7 +24,7 @@ class PlanMixin(StoreBase):
 
         Pages by (parent_id, id), the order of the items_drive_parent index, so memory holds one page plus the
         folder being assembled, never the drive, and each page is one index range (ordering by an expression
-        of parent_id instead sorted the whole drive for every page: quadratic, 13 minutes at 1M items).
+        of parent_id instead sorted the whole drive for every page, which grew with the square of the drive).
         """
         roots = self.query(f"SELECT {_CHILD_COLS} FROM items WHERE drive_id = ? AND deleted = 0 "
                            "AND parent_id IS NULL ORDER BY id", (drive_id,))

@@ -74,6 +74,7 @@ class ScratchMixin(StoreBase):
 
     @contextmanager
     def folder_table(self) -> Iterator[FolderTable]:
+        """A layout's folders and their paths (FolderTable), dropped when the layout is done."""
         name = f"folders_{next(_TABLES)}"
         with self._lock:
             self.db.execute(f"CREATE TEMP TABLE {name} (item_id TEXT PRIMARY KEY, parent_id TEXT, name TEXT, "
