@@ -244,7 +244,7 @@ class ItemsMixin(StoreBase):
         every dirty page to the WAL. So pages are saved one after the other in one open transaction, committed
         once it holds `group_rows` rows or is `group_seconds` old (whichever comes first: on Graph, where a page
         takes a second or more, that is every page), which writes each shared index page once per group instead
-        of once per page (measured: 4 s less CPU on a 233k-item drive). Each page is still all or nothing (a
+        of once per page (measured: 3.4 s less CPU on a 233k-item drive). Each page is still all or nothing (a
         savepoint) and goes with its drive's link to the next page, so whatever a kill -9 leaves committed is a
         prefix of pages with the link matching it: the rerun fetches the lost pages again, nothing else.
         A bounded cache (`cache_mb`, part of the process's RSS) and a WAL checkpoint every `checkpoint_pages`
