@@ -262,3 +262,60 @@ def test_an_if_match_on_the_final_chunk_move_never_matches(nc_rig: Rig) -> None:
         r = c.request("MOVE", f"{up}/.file", auth=auth, headers={"Destination": dest, "If": f"<{dest}> ([{etag}])"})
         assert r.status_code in (201, 204), r.text
     assert nc_rig.fetch(path) == b"new bytes"
+
+
+def test_a_bulk_upload_never_creates_folders(nc_rig: Rig) -> None:
+    """Checked on 32.0.1: a bulk part whose folder is missing is `error: true` "Could not create path" (HTTP 200,
+    the other parts written), even one level down and with `X-NC-WebDAV-Auto-Mkcol: 1` (that header is for PUT
+    only); no folder is made. So every folder of a bulk batch needs its MKCOL first."""
+    from migrate.backends.nextcloud.bulk import encode
+
+    t, u = nc_rig.target(), nc_rig.user
+    t.ensure_folder(u, nc_rig.p("bk"))
+    paths = [nc_rig.p("bk/new/a.txt"), nc_rig.p("bk/x/y/b.txt"), nc_rig.p("bk/c.txt")]
+    body, boundary = encode([SmallFile(p, p.encode(), 1_700_000_000, None) for p in paths])
+    with nc_rig.http() as c:
+        r = c.post(f"{nc_rig.url}/remote.php/dav/bulk", content=body, auth=nc_rig.auth(),
+                   headers={"Content-Type": f"multipart/related; boundary={boundary}", "X-NC-WebDAV-Auto-Mkcol": "1"})
+    assert r.status_code == 200, r.text
+    got = {k.strip("/"): v for k, v in r.json().items()}
+    for p in paths[:2]:
+        assert got[p] == {"error": True, "message": f'Could not create path "/{u}/files/{p}"'}
+    assert got[paths[2]]["error"] is False and nc_rig.fetch(paths[2]) == paths[2].encode()
+    for folder in ("bk/new", "bk/x"):
+        assert t.stat(u, nc_rig.p(folder)) is None
+
+
+def test_simultaneous_mkcols_of_one_path(nc_rig: Rig) -> None:
+    """Checked on 32.0.1 (six at once, fifteen rounds): one 201; of the others, one 403 "Could not create
+    directory" (it passed the exists check with the winner), the rest 423 "is locked" while the winner holds the
+    path or 405 after. Our `mkcol` turns every loser into 405 (a 423 is retried), never an error."""
+    import threading
+
+    t, u, n = nc_rig.target(), nc_rig.user, 6
+    t.ensure_folder(u, nc_rig.p("race"))
+    if nc_rig.server is not None:
+        nc_rig.server.delay("MKCOL", 0.2)  # a sandbox MKCOL takes ~1 ms: widen the window a PHP request has
+    codes: list[int] = []
+    bar = threading.Barrier(n)
+    with nc_rig.http() as c:
+        def raw(_: int) -> int:
+            bar.wait()
+            return c.request("MKCOL", nc_rig.file_url(nc_rig.p("race/raw")) + "/", auth=nc_rig.auth()).status_code
+
+        with ThreadPoolExecutor(n) as pool:
+            for _round in range(3):
+                codes += sorted(pool.map(raw, range(n)))
+                assert codes.count(201) == 1, codes
+                if 403 in codes or 423 in codes:
+                    break
+                c.request("DELETE", nc_rig.file_url(nc_rig.p("race/raw")), auth=nc_rig.auth())
+                codes.clear()
+    assert set(codes) <= {201, 403, 405, 423} and {403, 423} & set(codes), codes
+    targets = [nc_rig.target() for _ in range(n)]  # fresh targets: nothing known ahead of the MKCOL
+    with ThreadPoolExecutor(n) as pool:
+        ours = list(pool.map(lambda k: (bar.wait(), targets[k].dav.mkcol(u, nc_rig.p("race/ours")))[1], range(n)))
+    if nc_rig.server is not None:
+        nc_rig.server.delay("MKCOL", 0)
+    assert sorted(ours) == [201] + [405] * (n - 1), ours
+    assert t.stat(u, nc_rig.p("race/ours")).is_folder

@@ -156,6 +156,35 @@ def test_mkcol_status_codes(nextcloud_sandbox):
     assert mkcol(s, nc, "alice", "anything.part").status_code == 405
 
 
+def test_simultaneous_mkcols_of_one_path_lose_as_32_0_1_does(nextcloud_sandbox):
+    """Six MKCOLs of one path at once on 32.0.1 (fifteen rounds): one 201, one 403 "Could not create directory
+    /race/x" (it passed the exists check with the winner), the rest 423 '"/race/x" is locked' while the winner
+    holds the path (or 405 once it is done)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    nc = nextcloud_sandbox
+    s = dav_session(nc, "alice")
+    assert mkcol(s, nc, "alice", "race").status_code == 201
+    nc.delay("MKCOL", 0.3)
+    bar = threading.Barrier(6)
+
+    def one(_):
+        bar.wait()
+        return mkcol(dav_session(nc, "alice"), nc, "alice", "race/x")
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            rs = list(pool.map(one, range(6)))
+    finally:
+        nc.delay("MKCOL", 0)
+    assert sorted(r.status_code for r in rs) == [201, 403, 423, 423, 423, 423]
+    by = {r.status_code: r.text for r in rs}
+    assert "<s:message>Could not create directory /race/x</s:message>" in by[403]
+    assert "FileLocked" in by[423] and '<s:message>"/race/x" is locked</s:message>' in by[423]
+    assert mkcol(s, nc, "alice", "race/x").status_code == 405
+
+
 def test_mkcol_quota_counts_4096(nextcloud_sandbox):
     """§2.2: "quota 3 KB → 507 "Insufficient space in /. 3072 available. Cannot create directory"; quota 10 KB →
     201"."""
