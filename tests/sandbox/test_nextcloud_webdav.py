@@ -264,8 +264,13 @@ def test_put_if_match(nextcloud_sandbox):
 def test_put_into_missing_folder_is_404(nextcloud_sandbox):
     """§2.2: "(so a PUT into a missing folder is 404, not 409)"."""
     nc = nextcloud_sandbox
-    r = put(dav_session(nc, "alice"), nc, "alice", "missing/x.txt")
-    assert r.status_code == 404 and "could not be located" in r.text
+    s = dav_session(nc, "alice")
+    r = put(s, nc, "alice", "missing/x.txt")
+    assert r.status_code == 404 and "<s:message>File with name //missing could not be located</s:message>" in r.text
+    # 32.0.1 names the first folder missing, not the file's parent
+    assert mkcol(s, nc, "alice", "top").status_code == 201 and mkcol(s, nc, "alice", "top/have").status_code == 201
+    r = put(s, nc, "alice", "top/have/nope/deeper/f.txt")
+    assert r.status_code == 404 and "File with name /top/have/nope could not be located" in r.text
 
 
 def test_put_short_body_is_400(nextcloud_sandbox):

@@ -122,7 +122,8 @@ class FileOps:
                 if err:
                     return err
             else:
-                return sabre_error(start_response, 404, f"File with name /{parent_rel} could not be located")
+                return sabre_error(start_response, 404, f"File with name {self.first_missing(uid, parent_rel)} "
+                                   "could not be located")
         if node.real.is_dir():
             return sabre_error(start_response, 405, "PUT is not allowed on non-files.")
         exists = node.real.is_file()
@@ -246,6 +247,15 @@ class FileOps:
             return None
         node = self.state.resolve(uid, rel)
         return f'"{self.state.etag(node.real)}"' if node.real.exists() else None
+
+    def first_missing(self, uid: str, parent_rel: str) -> str:
+        """How 32.0.1 names the folder a PUT lacks: the first missing one, "/a/b/missing", or "//missing" when it
+        would be at the account's root (checked: "//t4", "/top/have/nope" for top/have/nope/deeper/f.txt)."""
+        parts = parent_rel.split("/")
+        for i in range(len(parts)):
+            if not self.state.resolve(uid, "/".join(parts[:i + 1])).real.exists():
+                return f"/{'/'.join(parts[:i])}/{parts[i]}"
+        return f"/{parent_rel}"
 
     def auto_mkcol(self, start_response: StartResponse, uid: str, parent_rel: str) -> Iterable[bytes] | None:
         """`X-NC-WebDAV-Auto-Mkcol: 1` creates missing parents; folder names get the extension rules too (§2.2)."""
