@@ -7,6 +7,7 @@ folders, provisioning reads, and several accounts over one connection pool.
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -319,3 +320,29 @@ def test_simultaneous_mkcols_of_one_path(nc_rig: Rig) -> None:
         nc_rig.server.delay("MKCOL", 0)
     assert sorted(ours) == [201] + [405] * (n - 1), ours
     assert t.stat(u, nc_rig.p("race/ours")).is_folder
+
+
+def test_a_child_mkcol_racing_its_parent(nc_rig: Rig) -> None:
+    """Checked on 32.0.1: MKCOL of a folder and, 10 ms later, of its child: the parent 201, the child mostly 409
+    "Parent node does not exist" (not queued behind its parent: a PHP request takes ~40 ms), sometimes 201. The
+    sandbox answers in ~1 ms, so there the child mostly finds its parent made. Nothing else: parents strictly first."""
+    import re
+    import threading
+
+    t, u = nc_rig.target(), nc_rig.user
+    t.ensure_folder(u, nc_rig.p("dep"))
+    bar = threading.Barrier(2)
+    with nc_rig.http() as c:
+        def mk(rel: str) -> tuple[int, str]:
+            bar.wait()
+            if rel.endswith("child"):
+                time.sleep(0.01)  # the parent's request leaves first
+            r = c.request("MKCOL", nc_rig.file_url(nc_rig.p(rel)) + "/", auth=nc_rig.auth())
+            return r.status_code, "".join(re.findall(r"<s:message>(.*?)</s:message>", r.text))
+
+        with ThreadPoolExecutor(2) as pool:
+            parent, child = pool.map(mk, ["dep/p", "dep/p/child"])
+    assert parent[0] == 201
+    assert child in ((409, "Parent node does not exist"), (201, "")), child
+    assert t.stat(u, nc_rig.p("dep/p")).is_folder
+    assert (t.stat(u, nc_rig.p("dep/p/child")) is not None) == (child[0] == 201)
