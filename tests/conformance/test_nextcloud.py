@@ -16,6 +16,7 @@ from migrate.backends.nextcloud.bulk import SmallFile
 from migrate.backends.nextcloud.target import MIN_MTIME
 from migrate.backends.webdav.wire import if_match_headers
 from migrate.errors import ChangedAtTarget, TargetItemError
+from migrate.models import RemoteEntry
 from tests.conformance.rigs import MiB, Rig
 
 GF = "/index.php/apps/groupfolders/folders"
@@ -346,3 +347,37 @@ def test_a_child_mkcol_racing_its_parent(nc_rig: Rig) -> None:
     assert child in ((409, "Parent node does not exist"), (201, "")), child
     assert t.stat(u, nc_rig.p("dep/p")).is_folder
     assert (t.stat(u, nc_rig.p("dep/p/child")) is not None) == (child[0] == 201)
+
+
+def test_uploads_racing_to_make_one_new_folder_all_land(nc_rig: Rig) -> None:
+    """Six PUTs with `X-NC-WebDAV-Auto-Mkcol` into one missing folder at once: on 32.0.1 most lose the race with
+    423 "is locked", some with 403 "Could not create directory". Every file must still land, none fail."""
+    import threading
+
+    u, n = nc_rig.user, 6
+    t0 = nc_rig.target()
+    t0.ensure_folder(u, nc_rig.p("auto"))
+    if nc_rig.server is not None:
+        nc_rig.server.delay("MKCOL", 0.2)  # the sandbox makes a folder in ~1 ms: give it a PHP request's time
+        before = len(nc_rig.server.requests)
+    targets = [nc_rig.target() for _ in range(n)]  # fresh: the new folder unknown to each
+    bar = threading.Barrier(n)
+
+    def up(k: int) -> RemoteEntry:
+        data = f"file {k}".encode()
+        bar.wait()
+        return targets[k].upload(u, nc_rig.p(f"auto/new/deeper/f{k}.txt"), [data], len(data),
+                                 sha1=hashlib.sha1(data).hexdigest())
+
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            entries = list(pool.map(up, range(n)))
+    finally:
+        if nc_rig.server is not None:
+            nc_rig.server.delay("MKCOL", 0)
+    assert [e.size for e in entries] == [len(f"file {k}") for k in range(n)]
+    for k in range(n):
+        assert nc_rig.fetch(nc_rig.p(f"auto/new/deeper/f{k}.txt")) == f"file {k}".encode()
+    if nc_rig.server is not None:
+        lost = [st for m, _p, st in nc_rig.server.requests[before:] if m == "PUT" and st in (403, 423)]
+        assert lost, "no race happened"

@@ -265,11 +265,21 @@ class FileOps:
             if msg:
                 return invalid_path(start_response, msg)
         for i in range(1, len(parts) + 1):
-            node = self.state.resolve(uid, "/".join(parts[:i]))
+            rel = "/".join(parts[:i])
+            node = self.state.resolve(uid, rel)
             if node.real.is_file():
                 return sabre_error(start_response, 404, f"Node with name '{node.real.name}' could not be found")
-            if not node.real.exists():
-                node.real.mkdir()
+            if node.real.exists():
+                continue
+            # PUTs racing to make one folder lose as simultaneous MKCOLs do (checked on 32.0.1, six at once:
+            # mostly 423 '"/<the folder>" is locked', now and then 403 "Could not create directory /<it>")
+            hold = self.state.delays.get("MKCOL", 0.0)
+            with self.state.mkcol_race("MKCOL", f"{FILES_PREFIX}{uid}/{rel}", hold) as lost:
+                if lost == 403:
+                    return sabre_error(start_response, 403, f"Could not create directory /{rel}")
+                if lost == 423:
+                    return sabre_error(start_response, 423, f'"/{rel}" is locked')
+                node.real.mkdir(exist_ok=True)
                 self.state.propagate(node.real, node.storage_root)
         return None
 

@@ -146,12 +146,13 @@ class State:
                 self.running[method] -= 1
 
     @contextmanager
-    def mkcol_race(self, method: str, path: str) -> Iterator[int]:
+    def mkcol_race(self, method: str, path: str, hold: float = 0.0) -> Iterator[int]:
         """0, or the status real Nextcloud 32.0.1 gives a MKCOL of a path another MKCOL is creating right now:
         the first such one passed the exists check with the winner, so its mkdir fails once the winner's is
         done: 403 "Could not create directory" (not 405); any more at that moment find the winner's lock on
         the path: 423 "is locked". (Six at once, fifteen rounds on 32.0.1: one 201 and one 403 each round,
-        the rest 423 or, once the winner was done, 405.)"""
+        the rest 423 or, once the winner was done, 405.) `hold`: seconds the winner's mkdir takes (a folder an
+        Auto-Mkcol PUT makes; a MKCOL's own delay is the request's)."""
         if method != "MKCOL":
             yield 0
             return
@@ -172,6 +173,8 @@ class State:
                     break
             time.sleep(0.005)
         try:
+            if losers is None and hold:
+                time.sleep(hold)
             yield 0 if losers is None else 403
         finally:
             if losers is None:
