@@ -185,6 +185,34 @@ def test_simultaneous_mkcols_of_one_path_lose_as_32_0_1_does(nextcloud_sandbox):
     assert mkcol(s, nc, "alice", "race/x").status_code == 405
 
 
+def test_auto_mkcol_puts_racing_for_one_folder_lose_as_32_0_1_does(nextcloud_sandbox):
+    """Six PUTs with X-NC-WebDAV-Auto-Mkcol: 1 into one missing folder at once on 32.0.1 (ten rounds): 17 201,
+    41 423 '"/auto0" is locked', 2 403 "Could not create directory /auto5/x". The sandbox: the PUT making the
+    folder 201, one 403, the rest 423 while it is being made (the MKCOL delay is how long that takes)."""
+    import re
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    nc = nextcloud_sandbox
+    nc.delay("MKCOL", 0.3)
+    bar = threading.Barrier(6)
+
+    def one(k):
+        bar.wait()
+        return put(dav_session(nc, "alice"), nc, "alice", f"new/f{k}.txt", **{"X-NC-WebDAV-Auto-Mkcol": "1"})
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            rs = list(pool.map(one, range(6)))
+    finally:
+        nc.delay("MKCOL", 0)
+    assert sorted(r.status_code for r in rs) == [201, 403, 423, 423, 423, 423]
+    msg = {r.status_code: re.findall(r"<s:message>(.*?)</s:message>", r.text) for r in rs}
+    assert msg[403] == ["Could not create directory /new"] and msg[423] == ['"/new" is locked']
+    home = nc.data_dir / "users" / "alice" / "files" / "new"
+    assert sorted(p.name for p in home.iterdir()) == [f"f{k}.txt" for k in range(6) if rs[k].status_code == 201]
+
+
 def test_mkcol_quota_counts_4096(nextcloud_sandbox):
     """§2.2: "quota 3 KB → 507 "Insufficient space in /. 3072 available. Cannot create directory"; quota 10 KB →
     201"."""
