@@ -71,15 +71,14 @@ def sync(
     from migrate.engine.plan import options_from_settings
     from migrate.engine.sync import raise_stopped, run_sync
     from migrate.reports.sync import render_sync_text, write_sync_reports
-    from migrate.session import Run, scratch_copy
+    from migrate.session import Run, state_for
 
     g, settings, mappings, target, say, options = _prepare(ctx, workers, json_out)
     args = {"batch": batch, "drive": drive, "user": user, "dry_run": dry_run}
     try:
         with contextlib.ExitStack() as stack:
             # A dry run works on a throwaway copy of the state database: it writes nothing anywhere.
-            state = stack.enter_context(scratch_copy(settings.state_path, "sync --dry-run")) if dry_run \
-                else settings.state_path
+            state = stack.enter_context(state_for(settings.state_path, "sync", dry_run))
             source = stack.enter_context(open_source(settings))
             run = stack.enter_context(Run(state, "sync", args))
             summary = run_sync(run.store, source, target, mappings, _selection(batch, drive, user),

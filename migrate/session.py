@@ -100,3 +100,13 @@ def scratch_copy(state_path: Path, command: str) -> Iterator[Path]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         lock.release()
+
+
+@contextmanager
+def state_for(state_path: Path, command: str, dry_run: bool) -> Iterator[Path]:
+    """The database a command works on: the real one, or for a dry run a scratch copy (see scratch_copy)."""
+    if not dry_run:
+        yield state_path
+        return
+    with scratch_copy(state_path, f"{command} --dry-run") as copy:
+        yield copy

@@ -97,3 +97,53 @@ def target_objects(url: str, auth: tuple[str, str]) -> dict[str, bytes]:
             g = c.get(httpx.URL(url).join(href), headers={"Accept": "text/vcard; version=3.0"})
             out[href.rsplit("/", 1)[-1]] = g.content
     return out
+
+
+class MailSink:
+    """A loopback SMTP server that keeps every message it is given (for a real Nextcloud whose mail settings
+    point at it): `with MailSink("127.0.0.1", 25) as sink: ... sink.messages`."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import socketserver
+        import threading
+
+        self.messages: list[bytes] = []
+        sink = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"220 sink ESMTP\r\n")
+                data: list[bytes] | None = None
+                for line in self.rfile:
+                    if data is not None:
+                        if line.rstrip(b"\r\n") == b".":
+                            sink.messages.append(b"".join(data))
+                            data = None
+                            self.wfile.write(b"250 queued\r\n")
+                        else:
+                            data.append(line)
+                        continue
+                    verb = line[:4].upper()
+                    if verb == b"EHLO":
+                        self.wfile.write(b"250-sink\r\n250 8BITMIME\r\n")
+                    elif verb == b"DATA":
+                        data = []
+                        self.wfile.write(b"354 go on\r\n")
+                    elif verb == b"QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        self.wfile.write(b"250 ok\r\n")
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> MailSink:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

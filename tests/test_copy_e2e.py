@@ -145,6 +145,28 @@ def test_folders_are_created_siblings_at_once_parents_first(tmp_path, graph_sand
             assert any(p.endswith(f"/Team {i:02d}/Sub {j}") for p in made), (i, j)
 
 
+def test_the_plan_refresh_lists_target_folders_several_at_a_time(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 4}))
+    nc = nextcloud_sandbox
+    drive = sorted(g.truth())[0]
+    for i in range(10):
+        g.mutate.add_folder(drive, "/", f"Unit {i}")
+        g.mutate.add_file(drive, f"/Unit {i}", f"f{i}.txt", 100 + i)
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",))
+    assert run_cli("copy", cwd=tmp_path, env=env).returncode == 0
+    copied = len([r for r in file_rows(tmp_path) if r["status"] == "verified"])
+    fresh = {**env, "M365_MIGRATE_STATE": str(tmp_path / "second" / "migration.db")}  # knows nothing of that copy
+    for step in ("discover", "scan"):
+        assert run_cli(step, cwd=tmp_path, env=fresh).returncode == 0
+    nc.delay("PROPFIND", 0.05)  # a slow server: listings asked for together are served together
+    nc.reset_peaks()
+    r = run_cli("--json", "plan", cwd=tmp_path, env=fresh)
+    nc.delay("PROPFIND", 0)
+    assert r.returncode in (0, 3), r.stdout + r.stderr
+    assert nc.peak_running("PROPFIND") >= 4, nc.peak_running("PROPFIND")
+    assert json.loads(r.stdout)["summary"]["already_files"] == copied  # every file the walk found, none missed
+
+
 def test_verify_source_rechecks_the_current_hash(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "files_per_drive": 8}))
     nc = nextcloud_sandbox

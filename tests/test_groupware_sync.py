@@ -166,3 +166,44 @@ def test_a_rescan_reads_only_changes_through_delta_and_a_410_falls_back_to_a_ful
     third = _json(run_cli("--json", "scan", "--what", WHAT, cwd=tmp, env=env))
     assert third["changed"] == third["deleted"] == 0 and third["events"] > 50
     assert third["requests"] > second["requests"]
+
+
+def _state(tmp: Path) -> tuple[list[str], list[tuple]]:
+    """Every row of the real state database as SQL, and the collections' delta links."""
+    import sqlite3
+
+    (path,) = [p for p in tmp.rglob("*.db") if "reports" not in p.parts]
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        links = conn.execute("SELECT id, delta_link FROM gw_collections ORDER BY id").fetchall()
+        return list(conn.iterdump()), links
+    finally:
+        conn.close()
+
+
+def test_a_dry_run_writes_nothing_to_the_state_database_and_lists_what_the_real_run_applies(copied):
+    """The dry run rescans into a scratch copy: the real database (rows, delta links, runs) is untouched, a second
+    dry run lists the same changes (it would list none had the first stored the delta), and the real run agrees."""
+    g, nc, tmp, env = copied
+    _changes(g)
+    before, links = _state(tmp)
+    assert any(link for _, link in links)                   # the copy stored delta links a dry run could consume
+    targets = _objects(nc)
+    lists = ("new", "changed", "deleted", "new_collections", "renamed_collections")
+    dries = []
+    for _ in range(2):
+        r = run_cli("--json", "sync", "--what", WHAT, "--dry-run", cwd=tmp, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        dries.append({k: sorted(_json(r)[k]) for k in lists})
+        assert _state(tmp) == (before, links)                 # not a row, link or run record written
+        assert _objects(nc) == targets
+    assert dries[0] == dries[1]
+    d = dries[0]
+    titles = {k: sorted(x.rsplit(": ", 1)[1].strip("'") for x in d[k]) for k in ("new", "changed", "deleted")}
+    assert titles == {"new": [], "changed": ["Arzttermin (verschoben)", "Jour fixe", "Nur-Nachname (neu)"],
+                      "deleted": ["José Núñez", "Workshop #7 ✓"]}, d
+    assert d["new_collections"] == [] and len(d["renamed_collections"]) == 1 and "Projekt Y" in d["renamed_collections"][0]
+    real = _json(run_cli("--json", "sync", "--what", WHAT, cwd=tmp, env=env))
+    assert {k: sorted(real[k]) for k in lists} == d
+    assert real["removed"] == 2 and real["updated"] == 3 and real["conflicts"] == real["failed"] == []
+    assert _state(tmp)[1] != links                            # the real run does move the delta links on

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migrate.engine import groupware_delta as gw_delta
-from migrate.errors import AuthError, ConfigError, MigrateError, TargetError
+from migrate.errors import AuthError, ConfigError, MigrateError, TargetError, TransientError
 
 if TYPE_CHECKING:
     from migrate.backends.dav.target import DavTarget
@@ -148,6 +148,11 @@ def _mailboxes(store: StateStore, mappings: Mappings, upns: tuple[str, ...], sum
     return out
 
 
+# What is kept of a plain occurrence: it repeats its master, so only its identity and times matter (the EXDATE
+# computation and the delta ledger); an exception is kept whole. Less to hash, store and hold per page.
+OCCURRENCE_KEYS = ("id", "type", "seriesMasterId", "originalStart", "start", "end")
+
+
 class MailboxClient:
     """The Graph client seen through one mailbox's own pacer: requests of a mailbox are spaced to stay under
     Outlook's per-mailbox limit, and a 429 for one mailbox pauses only that mailbox (Retry-After honoured)."""
@@ -252,7 +257,8 @@ def event_object(client: Any, user_id: str, ev: dict[str, Any], now: dt.datetime
     insts = None
     if ev.get("type") == "seriesMaster" or ev.get("recurrence"):
         lo, hi = instance_window(ev, now)
-        insts = cal_api.instances(client, user_id, ev["id"], lo, hi)
+        insts = [i if i.get("type") == "exception" else {k: i[k] for k in OCCURRENCE_KEYS if k in i}
+                 for i in cal_api.instances(client, user_id, ev["id"], lo, hi)]
     atts = cal_api.attachments(client, user_id, ev["id"]) if ev.get("hasAttachments") else None
     uid = str(ev.get("iCalUId") or ev["id"])
     return {"source_id": ev["id"], "kind": "event", "uid": uid, "href": href_for(uid, "ics"),
@@ -424,10 +430,13 @@ def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...],
             for obj in store.iter_gw_objects(coll.id, ("pending", "failed", "uploaded", "verified")):
                 _copy_one(store, target, coll, obj, summary)
             say(f"copied {coll.kind} {coll.name!r} of {coll.upn}")
-        except (TargetError, AuthError) as exc:
+        except (TargetError, AuthError, TransientError) as exc:
             if isinstance(exc, AuthError):
                 raise
-            summary.failed.append(f"{coll.upn} {coll.name}: {exc}")
+            # TransientError: the server kept failing after the pacer's retries (a sqlite Nextcloud answers 500
+            # "database is locked" under load, §6.14): this collection stops, the others go on, a rerun resumes
+            summary.failed.append(f"{coll.upn} {coll.name}: {exc}" + ("; stopped here, run again to resume"
+                                                                       if isinstance(exc, TransientError) else ""))
             store.set_gw_collection(coll.id, last_error=str(exc)[:500])
 
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="gw-copy") as pool:
@@ -480,9 +489,11 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
             else:
                 outcome = "updated"
                 res = target.put(coll.kind, user, coll.target_uri, obj.href, r.body, etag=got[1])
-    except TargetError as exc:   # PreconditionFailed, UidExists, refusals: this object only
+    except (TargetError, TransientError) as exc:   # PreconditionFailed, UidExists, refusals: this object only
         store.set_gw_object(obj.id, status="failed", attempts=obj.attempts + 1, last_error=str(exc)[:500])
         store.audit("groupware.put-failed", where, uid=obj.uid, error=str(exc)[:300])
+        if isinstance(exc, TransientError):   # retries exhausted: its collection stops (see copy_groupware)
+            raise
         summary.failed.append(f"{coll.upn} {coll.name}: {obj.title!r}: {exc}")
         return
     etag_now = res.etag
@@ -530,38 +541,46 @@ class GwVerifySummary(_Summary):
 
 
 def verify_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...], *,
-                     upns: tuple[str, ...] = ()) -> GwVerifySummary:
-    """Per collection: the target's listing against the rows (counts), then each object's content hash."""
+                     upns: tuple[str, ...] = (), workers: int = 4) -> GwVerifySummary:
+    """Per collection: the target's listing against the rows (counts), then each object's content hash.
+    Collections are checked `workers` at a time (one GET per object: on a busy real server the waiting dominates)."""
     s = GwVerifySummary()
-    for coll in store.gw_collections(kinds, upns):
-        if coll.skip_reason or not coll.target_user:
+    colls = [c for c in store.gw_collections(kinds, upns) if not c.skip_reason and c.target_user]
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="gw-verify") as pool:
+        for part in pool.map(lambda c: _verify_collection(store, target, c), colls):
+            s.collections += 1
+            for name in ("checked", "verified", "not_copied", "unsupported", "extra", "missing", "differ"):
+                setattr(s, name, getattr(s, name) + getattr(part, name))
+    return s
+
+
+def _verify_collection(store: StateStore, target: DavTarget, coll: GwCollection) -> GwVerifySummary:
+    s = GwVerifySummary()
+    listing = target.listing(coll.kind, coll.target_user or "", coll.target_uri)
+    ours = set()
+    for obj in store.iter_gw_objects(coll.id):
+        if obj.status == "unsupported":
+            s.unsupported += 1
             continue
-        s.collections += 1
-        listing = target.listing(coll.kind, coll.target_user, coll.target_uri)
-        ours = set()
-        for obj in store.iter_gw_objects(coll.id):
-            if obj.status == "unsupported":
-                s.unsupported += 1
-                continue
-            if obj.status not in ("uploaded", "verified"):
-                s.not_copied += 1
-                continue
-            s.checked += 1
-            ours.add(obj.href)
-            where = f"{coll.upn} {coll.name}: {obj.title!r}"
-            if obj.href not in listing:
-                s.missing.append(where)
-                store.set_gw_object(obj.id, status="failed", last_error="missing at the target")
-                continue
-            got = target.get(coll.kind, coll.target_user, coll.target_uri, obj.href)
-            if got is None or content_hash(got[0]) != obj.body_sha256:
-                s.differ.append(where)
-                store.set_gw_object(obj.id, status="failed", last_error="content differs at the target")
-                continue
-            s.verified += 1
-            if obj.status != "verified":
-                store.set_gw_object(obj.id, status="verified")
-        s.extra += len(set(listing) - ours)
+        if obj.status not in ("uploaded", "verified"):
+            s.not_copied += 1
+            continue
+        s.checked += 1
+        ours.add(obj.href)
+        where = f"{coll.upn} {coll.name}: {obj.title!r}"
+        if obj.href not in listing:
+            s.missing.append(where)
+            store.set_gw_object(obj.id, status="failed", last_error="missing at the target")
+            continue
+        got = target.get(coll.kind, coll.target_user or "", coll.target_uri, obj.href)
+        if got is None or content_hash(got[0]) != obj.body_sha256:
+            s.differ.append(where)
+            store.set_gw_object(obj.id, status="failed", last_error="content differs at the target")
+            continue
+        s.verified += 1
+        if obj.status != "verified":
+            store.set_gw_object(obj.id, status="verified")
+    s.extra = len(set(listing) - ours)
     return s
 
 

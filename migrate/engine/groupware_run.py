@@ -74,7 +74,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
             return StepResult(c.to_dict(), "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
         if step == "verify":
             with Run(settings.state_path, f"verify-{label}", args) as run:
-                v = gw.verify_groupware(run.store, target, kinds, upns=upns)
+                v = gw.verify_groupware(run.store, target, kinds, upns=upns, workers=workers)
                 run.summary = v.to_dict()
             text = (f"groupware: {v.verified} of {v.checked} objects verified in {v.collections} collections "
                     f"(content hashes equal); {len(v.missing)} missing, {len(v.differ)} differ, {v.not_copied} not "
@@ -153,6 +153,8 @@ def render_status(data: dict[str, Any]) -> str:
 def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int | None, dry_run: bool,
                   json_out: bool) -> int:
     """`sync --what calendars,contacts`: rescan, apply by policy, print; returns the exit code."""
+    import contextlib
+
     import typer
 
     from migrate.backends.graph import open_source
@@ -161,7 +163,7 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
     from migrate.engine.groupware_sync import render_sync, sync_groupware
     from migrate.errors import ExitCode
     from migrate.mapping import load_mappings
-    from migrate.session import Run
+    from migrate.session import Run, state_for
 
     g.json = g.json or json_out
     settings = g.settings(**{"transfer.workers": workers})
@@ -175,8 +177,13 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
 
         target = open_dav_target(settings, need=kinds)
     try:
-        with open_source(settings) as source, Run(settings.state_path, f"sync-{label}",
-                                                  {"what": list(kinds), "user": user, "dry_run": dry_run}) as run:
+        with contextlib.ExitStack() as stack:
+            # A dry run rescans into a throwaway copy of the state database (as file sync does): no delta link,
+            # object row or run record of the real one changes, so the real run finds the same changes.
+            state = stack.enter_context(state_for(settings.state_path, f"sync-{label}", dry_run))
+            source = stack.enter_context(open_source(settings))
+            run = stack.enter_context(Run(state, f"sync-{label}", {"what": list(kinds), "user": user,
+                                                                   "dry_run": dry_run}))
             s = sync_groupware(run.store, source, target, mappings, kinds, deletions=settings.policy.deletions,
                                dry_run=dry_run, upns=tuple(user), workers=workers or settings.transfer.workers,
                                say=say)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migrate.engine.groupware import GwCopySummary, Say, _Summary, copy_groupware, scan_groupware
-from migrate.errors import TargetError
+from migrate.errors import TargetError, TransientError
 
 if TYPE_CHECKING:
     from migrate.backends.dav.target import DavTarget
@@ -78,7 +78,7 @@ def sync_groupware(store: StateStore, source: GraphSource, target: DavTarget | N
                 target.set_display_name(c.kind, c.target_user or "", c.target_uri, c.name)
                 store.set_gw_collection(c.id, target_name=c.name)
                 store.audit("groupware.rename", f"{c.target_user}/{c.target_uri}", name=c.name, was=c.target_name)
-            except TargetError as exc:
+            except (TargetError, TransientError) as exc:
                 s.failed.append(f"{c.upn} {c.name}: rename: {exc}")
     copied: GwCopySummary = copy_groupware(store, target, kinds, upns=upns, workers=workers, say=say)
     s.created, s.updated = copied.created + copied.adopted, copied.updated
@@ -116,7 +116,7 @@ def _delete_one(store: StateStore, target: DavTarget, coll: Any, obj: dict[str, 
                            "target since it was written; not deleted (remove it there by hand if it should go)")
         store.set_gw_object(obj["id"], last_error="deleted at the source, changed at the target: not deleted")
         return
-    except TargetError as exc:
+    except (TargetError, TransientError) as exc:   # a 5xx after the pacer's retries: this deletion waits for a rerun
         s.failed.append(f"{coll.upn} {coll.name}: {obj['title']!r}: DELETE: {exc}")
         store.set_gw_object(obj["id"], last_error=str(exc)[:500])
         return

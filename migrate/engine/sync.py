@@ -1,8 +1,8 @@
 """`sync`: one delta pass, then apply the source's changes at the target in a safe order, never over a person's work.
 
 Steps: `scan` the selected drives (delta from the stored links; a 410 re-enumerates and reconciles by id, so
-unchanged files are not sent again), lay the changed drives out again (name rules, collisions, pinned conflict
-names), find the changes (engine.changes), then apply them:
+unchanged files are not sent again), lay out again only the folders whose items changed (engine.relayout: name
+rules, collisions, pinned conflict names), find the changes (engine.changes), then apply them:
 
   1. folders: new ones created, moved or renamed ones MOVEd whole (one request per folder), parents first;
   2. files: MOVE with `If-Match` (no bytes re-sent);

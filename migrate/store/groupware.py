@@ -72,10 +72,15 @@ class GwObject:
                    json.loads(zlib.decompress(row["payload"])))
 
 
-def payload_hash(payload: dict[str, Any]) -> str:
-    """What the source said, not when we read it (`read_at` is left out: an unchanged object stays unchanged)."""
+def serialise_payload(payload: dict[str, Any]) -> tuple[str, bytes]:
+    """The hash of what the source said, not when we read it (`read_at` is left out: an unchanged object stays
+    unchanged), and the stored blob; the JSON is written once for both (it was a fifth of a scan's CPU)."""
     body = {k: v for k, v in payload.items() if k != "read_at"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if "read_at" in payload:
+        text = text[:-1] + (", " if body else "") + '"read_at": ' + json.dumps(payload["read_at"]) + "}"
+    return digest, zlib.compress(text.encode(), 6)
 
 
 class GroupwareMixin(StoreBase):
@@ -150,10 +155,9 @@ class GroupwareMixin(StoreBase):
     def upsert_gw_objects(self, collection_id: int, generation: int, objects: list[dict[str, Any]]) -> int:
         """Insert or refresh objects (one page = one transaction); a changed source puts the row back to pending."""
         now, changed = utcnow(), 0
+        serialised = [serialise_payload(o["payload"]) for o in objects]   # before taking the store's lock
         with self.atomic():
-            for o in objects:
-                h = payload_hash(o["payload"])
-                blob = zlib.compress(json.dumps(o["payload"], ensure_ascii=False).encode(), 6)
+            for o, (h, blob) in zip(objects, serialised, strict=True):
                 old = self.db.execute("SELECT id, source_hash, status FROM gw_objects WHERE collection_id=? AND "
                                       "source_id=?", (collection_id, o["source_id"])).fetchone()
                 if old is None:

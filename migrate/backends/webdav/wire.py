@@ -215,15 +215,35 @@ def header_map(headers: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in headers.items() if v is not None}
 
 
-def walk_breadth_first(path: str, listing: Callable[[str], Iterable[RemoteEntry] | None]) -> Iterator[RemoteEntry]:
-    """Every entry below `path` from Depth-1 listings, breadth first: cheaper than Depth: infinity on large
-    trees, and allowed where a server refuses infinite depth (Apache's default)."""
+WALK_WORKERS = 8  # Depth-1 listings in flight during a walk: each costs a PHP request on Nextcloud (~45 ms)
+
+
+def walk_breadth_first(path: str, listing: Callable[[str], Iterable[RemoteEntry] | None],
+                       workers: int = WALK_WORKERS) -> Iterator[RemoteEntry]:
+    """Every entry below `path` from Depth-1 listings, folders listed `workers` at a time: cheaper than
+    Depth: infinity on large trees, and allowed where a server refuses infinite depth (Apache's default).
+
+    Entries come in the order listings finish (parents always before their children); at most `workers`
+    listings are held, and the folders still to list are paths only, so memory stays that of the serial walk."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
     queue = deque([clean_path(path)])
-    while queue:
-        folder = queue.popleft()
-        for entry in listing(folder) or []:
-            if entry.path == folder:
-                continue
-            yield entry
-            if entry.is_folder:
-                queue.append(entry.path)
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="walk") as pool:
+        pending: dict[Any, str] = {}
+        try:
+            while queue or pending:
+                while queue and len(pending) < max(1, workers):
+                    folder = queue.popleft()
+                    pending[pool.submit(listing, folder)] = folder
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    folder = pending.pop(fut)
+                    for entry in fut.result() or []:
+                        if entry.path == folder:
+                            continue
+                        yield entry
+                        if entry.is_folder:
+                            queue.append(entry.path)
+        finally:
+            for fut in pending:
+                fut.cancel()

@@ -83,20 +83,28 @@ class GroupwareRoutes:
     def view(self, mb: Mailbox, cal_id: str, lo: dt.datetime, hi: dt.datetime, tzname: str,
              only: set[str] | None = None) -> list[dict[str, Any]]:
         """calendarView: singles, occurrences and exceptions overlapping [lo, hi); never masters."""
-        out = []
-        for e in mb.events.get(cal_id, []):
+        return [item for _pos, item in self._view_from(mb, cal_id, lo, hi, tzname, only)]
+
+    def _view_from(self, mb: Mailbox, cal_id: str, lo: dt.datetime, hi: dt.datetime, tzname: str,
+                   only: set[str] | None = None, at: tuple[int, int] = (0, 0)) -> Any:
+        """The view from position `at` (event index, index among that event's items) on, as (position, item):
+        a page of a long delta round is made from where the last one stopped, not from the whole view again."""
+        for ei, e in enumerate(mb.events.get(cal_id, [])[at[0]:], start=at[0]):
             if only is not None and e.id not in only:
                 continue
             if e.data.get("recurrence"):
-                for inst in e.instances(min(HORIZON, hi.date() + dt.timedelta(days=1))):
-                    s, en = self._span(e, inst["_start"], inst["_end"])
-                    if s < hi and en > lo:
-                        out.append(self._event(e, tzname, inst))
-            else:
-                s, en = self._span(e, e.start, e.end)
-                if s < hi and en > lo:
-                    out.append(self._event(e, tzname))
-        return out
+                items = [inst for inst in e.instances(min(HORIZON, hi.date() + dt.timedelta(days=1)))
+                         if self._overlaps(e, inst["_start"], inst["_end"], lo, hi)]
+                start = at[1] if ei == at[0] else 0
+                for ii, inst in enumerate(items[start:], start=start):
+                    yield (ei, ii), self._event(e, tzname, inst)
+            elif (at[1] == 0 or ei != at[0]) and self._overlaps(e, e.start, e.end, lo, hi):
+                yield (ei, 0), self._event(e, tzname)
+
+    def _overlaps(self, e: Event, local_start: dt.datetime, local_end: dt.datetime, lo: dt.datetime,
+                  hi: dt.datetime) -> bool:
+        s, en = self._span(e, local_start, local_end)
+        return s < hi and en > lo
 
     # ------------------------------------------------------------------ dispatch
     def route(self, req: Request, base: str, user: User, segs: list[str]) -> tuple[str, Handler]:
@@ -264,7 +272,7 @@ class GroupwareRoutes:
         lo, hi = dt.datetime.fromisoformat(state["s"]), dt.datetime.fromisoformat(state["e"])
         page = _maxpage(req)
         if state["seq"] < 0:
-            values = self.view(mb, cal_id, lo, hi, tzname)
+            return self._first_round_page(base, path, mb, cal_id, lo, hi, tzname, state, page)
         else:
             changed, removed = self._changed_since(mb, int(state["seq"]), "event")
             values = self.view(mb, cal_id, lo, hi, tzname, only=changed)
@@ -276,6 +284,24 @@ class GroupwareRoutes:
         if "seqd" not in state:
             state["seqd"] = mb.seq
         return self._delta_page(base, path, values, {**state, "seq": state["seq"]}, mb, page)
+
+    def _first_round_page(self, base: str, path: str, mb: Mailbox, cal_id: str, lo: dt.datetime, hi: dt.datetime,
+                          tzname: str, state: dict[str, Any], page: int) -> Response:
+        """One page of a first delta round (the whole window), resumed at the position its skiptoken carries."""
+        at = tuple(state.get("at") or (0, 0))
+        chunk, nxt = [], None
+        for pos, item in self._view_from(mb, cal_id, lo, hi, tzname, at=(int(at[0]), int(at[1]))):
+            if len(chunk) == page:
+                nxt = pos
+                break
+            chunk.append(item)
+        body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#Collection(event)", "value": chunk}
+        if nxt is not None:
+            body["@odata.nextLink"] = f"{base}{path}?$skiptoken={_tok({**state, 'at': list(nxt)})}"
+        else:
+            done = {k: v for k, v in state.items() if k != "at"}
+            body["@odata.deltaLink"] = f"{base}{path}?$deltatoken={_tok(done | {'seq': mb.seq})}"
+        return _j(200, body)
 
     def _contact_delta(self, req: Request, base: str, mb: Mailbox, folder_id: str) -> Response:
         path = "/" + req.path.split("/", 2)[2] if req.path.startswith(("/v1.0", "/beta")) else req.path

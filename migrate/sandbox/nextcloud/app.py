@@ -408,4 +408,7 @@ def injected(start_response: StartResponse, status: int) -> Iterable[bytes]:
         return respond(start_response, status, page.encode(), "text/html")
     if status == 403:
         return sabre_error(start_response, 403, "Permission denied to create directory (injected fault)")
+    if status == 500:   # what a Nextcloud on sqlite answers while another request holds the database (groupware §6.14)
+        return sabre_error(start_response, 500, "An exception occurred while executing a query: SQLSTATE[HY000]: "
+                           "General error: 5 database is locked")
     return sabre_error(start_response, status, "Service Unavailable (injected fault)")

@@ -184,6 +184,11 @@ class NextcloudSandbox:
         with self.state.lock:
             return self.state.peak_running.get(method.upper(), 0)
 
+    def reset_peaks(self) -> None:
+        """Forget the peaks seen so far, so a test can measure one command alone."""
+        with self.state.lock:
+            self.state.peak_running.clear()
+
     def clear_faults(self) -> None:
         with self.state.lock:
             self.state.faults.clear()
