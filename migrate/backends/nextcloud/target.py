@@ -239,8 +239,8 @@ class NextcloudTarget:
             data = b"".join(chunks)
             if len(data) != size:
                 raise IntegrityError(f"{user}:{path}: got {len(data)} bytes to send, expected {size}")
-            resp = self.dav.put(user, path, data, headers, ok=(*ok, 403) if auto else ok)
-            if auto and resp.status_code == 403:
+            resp = self.dav.put(user, path, data, headers, ok=(*ok, 403, 404) if auto else ok)
+            if auto and resp.status_code in (403, 404):
                 resp = self._put_after_lost_race(user, path, parent, data, headers, resp, ok)
         else:
             resp = self.dav.put_stream(user, path, chunks, headers, ok=ok)
@@ -254,8 +254,10 @@ class NextcloudTarget:
     def _put_after_lost_race(self, user: str, path: str, parent: str, data: bytes, headers: dict[str, str],
                              lost: Any, ok: tuple[int, ...]) -> Any:
         """32.0.1 answers an Auto-Mkcol PUT 403 "Could not create directory" when another request made that
-        folder at the same moment (checked: six PUTs into one new folder). Any other 403 is a refusal."""
-        if "Could not create directory" not in lost.text:
+        folder at the same moment (checked: six PUTs into one new folder), and now and then 404 "File with name
+        /<the folder> could not be located" (seen with eight PUTs of two users, each into a new folder of its
+        own: the other request's folder not yet readable). Any other 403 or 404 is what it says."""
+        if not ("Could not create directory" in lost.text or "could not be located" in lost.text):
             raise_for(lost, f"PUT {user}:{path!r}", user=user)
         self.ensure_folder(user, parent)
         plain = {k: v for k, v in headers.items() if k != "X-NC-WebDAV-Auto-Mkcol"}
