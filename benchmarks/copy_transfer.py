@@ -63,6 +63,12 @@ class Sandboxes:
         r.raise_for_status()
         return r.json()
 
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds (user + system) each sandbox process has used so far."""
+        import psutil
+
+        return {name: sum(psutil.Process(p.pid).cpu_times()[:2]) for name, p in zip(("graph", "nextcloud"), self.procs)}
+
     def graph_bytes_sent(self) -> int:
         return int(self.admin.get("/stats").json().get("bytes_sent", 0))
 
@@ -119,11 +125,13 @@ def run_copy(work: Path, env: dict[str, str], *, kill_when: Any = None, poll: fl
                          stderr=subprocess.PIPE, text=True)
     proc = psutil.Process(p.pid)
     peak = wchar = 0
+    cpu = 0.0
     killed = False
     while p.poll() is None:
         try:
             peak = max(peak, proc.memory_info().rss)
             wchar = max(wchar, proc.io_counters().write_chars)
+            cpu = sum(proc.cpu_times()[:2])
         except psutil.Error:
             pass
         if kill_when is not None and not killed and kill_when():
@@ -136,7 +144,7 @@ def run_copy(work: Path, env: dict[str, str], *, kill_when: Any = None, poll: fl
     if not killed and p.returncode not in (0, 3):
         raise SystemExit(f"copy failed ({p.returncode}): {err[-3000:]}")
     return {"returncode": p.returncode, "killed": killed, "wall_s": round(wall, 2), "peak_rss_mb": round(peak / 1e6, 1),
-            "write_chars": wchar, "summary": summary}
+            "write_chars": wchar, "cpu_s": round(cpu, 2), "summary": summary}
 
 
 def bulk_limit(sb: Sandboxes, user: str, count: int, size: int, tag: str, batch: int, conc: int) -> float:
@@ -172,9 +180,64 @@ def bulk_limit(sb: Sandboxes, user: str, count: int, size: int, tag: str, batch:
     return count / secs
 
 
+def source_limit(sb: Sandboxes, conc: int, group: int = 20) -> float:
+    """Files/s of the source side alone: the bare reads a copy must make of the same files (download URLs in
+    `$batch`es of `group`, then one GET per URL), raw httpx, `conc` groups at a time, bytes dropped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    ids = [r["id"] for r in sb.admin.get("/truth").json()[sb.drive_id] if not r["is_folder"]]
+    token = sb.admin.post("/token", json={}).json()["access_token"]
+    ca = sb.g.get("ca_path") or True
+    limits = httpx.Limits(max_connections=conc * 2, max_keepalive_connections=conc * 2)
+    graph = httpx.Client(base_url=sb.g["graph_url"], verify=ca, timeout=120, limits=limits,
+                         headers={"Authorization": f"Bearer {token}"})
+    dl = httpx.Client(verify=ca, timeout=120, limits=limits)
+    groups = [ids[i:i + group] for i in range(0, len(ids), group)]
+    drive = sb.drive_id
+
+    def read(g: list[str]) -> int:
+        steps = [{"id": str(n), "method": "GET",
+                  "url": f"/drives/{drive}/items/{i}?$select=id,@microsoft.graph.downloadUrl"} for n, i in enumerate(g)]
+        r = graph.post("/$batch", json={"requests": steps})
+        r.raise_for_status()
+        n = 0
+        for a in r.json()["responses"]:
+            got = dl.get(a["body"]["@microsoft.graph.downloadUrl"])
+            got.raise_for_status()
+            n += 1
+        return n
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(conc) as pool:
+        n = sum(pool.map(read, groups))
+    secs = time.perf_counter() - t0
+    graph.close()
+    dl.close()
+    assert n == len(ids), (n, len(ids))
+    return n / secs
+
+
+def _cpu_per_file(sb: Sandboxes, before: dict[str, float], files: int, **own: float) -> dict[str, float]:
+    """Milliseconds of CPU per file in each process since `before` (and the given client seconds)."""
+    after = sb.cpu_s()
+    out = {k: round(1000 * (after[k] - before[k]) / files, 3) for k in after}
+    out.update({k: round(1000 * v / files, 3) for k, v in own.items()})
+    return out
+
+
+def _own_cpu() -> float:
+    import psutil
+
+    return sum(psutil.Process().cpu_times()[:2])
+
+
 def small_files(tmp: Path, count: int, size: int, workers: int, reps: int = 2) -> dict[str, Any]:
-    """`copy` of `count` small files against the server's own bulk-upload limit (raw POSTs from memory at the
-    best batch size and concurrency found), alternating, best of `reps` each."""
+    """`copy` of `count` small files against the two limits around it, each measured in the same run: the
+    server's own bulk-upload rate (raw POSTs from memory at the best batch size and concurrency of a grid) and
+    the source's own rate (the bare `$batch` + GET reads of the same files at the best concurrency). The copy
+    and both limits alternate; best of `reps` copies. CPU per file of every process says where time goes."""
     users = ",".join(["limit", *(f"copy{k}" for k in range(reps))])
     sb = Sandboxes(tmp / "sb-small", users=users)
     try:
@@ -187,21 +250,38 @@ def small_files(tmp: Path, count: int, size: int, workers: int, reps: int = 2) -
                           size=size)
         gen_s = time.perf_counter() - t0
         grid = [(b, c) for b in (50, 100, 200) for c in (2, 4, 8)]
+        source_grid = [2, 4, 8, 16]
         limits: dict[str, float] = {}
+        sources: dict[str, float] = {}
+        cpu: dict[str, dict[str, float]] = {}
         copies = []
         for k in range(reps):
             work = tmp / f"small-{k}"
             env = prepare(work, sb, workers, user=f"copy{k}")
+            before = sb.cpu_s()
             copies.append(run_copy(work, env))
+            cpu[f"copy_{k}"] = _cpu_per_file(sb, before, count, client=copies[-1]["cpu_s"])
             for b, c in grid[k::reps]:  # the grid's halves between the copies, then the best once more
                 limits[f"batch{b}_conc{c}"] = round(bulk_limit(sb, "limit", count, size, f"l{b}-{c}", b, c), 1)
+            for c in source_grid[k::reps]:
+                before, mine = sb.cpu_s(), _own_cpu()
+                sources[f"conc{c}"] = round(source_limit(sb, c), 1)
+                cpu[f"source_conc{c}"] = _cpu_per_file(sb, before, count, bare_client=_own_cpu() - mine)
+        # the same command once more with nothing left to copy: its fixed cost (start-up, plan refresh, listing)
+        idle = run_copy(tmp / f"small-{reps - 1}", env)
         best_cfg = max(limits, key=lambda key: limits[key])
         b, c = (int(x) for x in best_cfg.removeprefix("batch").split("_conc"))
+        before, mine = sb.cpu_s(), _own_cpu()
         limits[best_cfg + "_again"] = round(bulk_limit(sb, "limit", count, size, f"l{b}-{c}-again", b, c), 1)
+        cpu["bulk_best_again"] = _cpu_per_file(sb, before, count, bare_client=_own_cpu() - mine)
+        best_src = max(sources, key=lambda key: sources[key])
+        before, mine = sb.cpu_s(), _own_cpu()
+        sources[best_src + "_again"] = round(source_limit(sb, int(best_src.removeprefix("conc"))), 1)
+        cpu["source_best_again"] = _cpu_per_file(sb, before, count, bare_client=_own_cpu() - mine)
     finally:
         sb.close()
     res = min(copies, key=lambda r: r["summary"].get("seconds") or r["wall_s"])
-    limit = max(limits.values())
+    limit, source = max(limits.values()), max(sources.values())
     s = res["summary"]
     out = {"files": count, "file_size": size, "generation_s": round(gen_s, 1), "workers": workers,
             "files_verified": s.get("files_verified"), "failed": len(s.get("failed") or []),
@@ -209,8 +289,26 @@ def small_files(tmp: Path, count: int, size: int, workers: int, reps: int = 2) -
             "files_per_s": round(count / s["seconds"], 1) if s.get("seconds") else None,
             "files_per_s_wall": round(count / res["wall_s"], 1), "peak_rss_mb": max(r["peak_rss_mb"] for r in copies),
             "runs_copy_s": [round(r["summary"].get("seconds") or r["wall_s"], 2) for r in copies],
-            "server_bulk_limit_files_per_s": limit, "server_bulk_limit_best": best_cfg, "server_bulk_grid": limits}
-    out["ratio_vs_server_limit"] = round(out["files_per_s"] / limit, 3) if out["files_per_s"] else None
+            "server_bulk_limit_files_per_s": limit, "server_bulk_limit_best": best_cfg, "server_bulk_grid": limits,
+            "source_limit_files_per_s": source, "source_limit_best": best_src, "source_grid": sources,
+            "limit_hit": "source" if source < limit else "target",
+            # both bare workloads at once on the same two cores: neither can have the whole machine
+            "both_limits_on_one_machine_files_per_s": round(1 / (1 / source + 1 / limit), 1),
+            "cpu_ms_per_file": cpu, "idle_copy": {"wall_s": idle["wall_s"], "cpu_s": idle["cpu_s"]}}
+    # CPU per file, whatever the load: the copy's three processes (client less its fixed cost) against the two
+    # bare workloads' four
+    client = min((r["cpu_s"] - idle["cpu_s"]) for r in copies) * 1000 / count
+    servers = min(cpu[k]["graph"] + cpu[k]["nextcloud"] for k in cpu if k.startswith("copy_"))
+    bare = cpu["source_best_again"]["graph"] + cpu["source_best_again"]["bare_client"] + \
+        cpu["bulk_best_again"]["nextcloud"] + cpu["bulk_best_again"]["bare_client"]
+    out["cpu_ms_per_file_summary"] = {"copy_client_less_fixed_cost": round(client, 3), "copy_servers": round(servers, 3),
+                                      "copy_total": round(client + servers, 3), "bare_source_plus_bare_target": round(bare, 3),
+                                      "ratio_copy_vs_bare": round((client + servers) / bare, 2)}
+    fps = out["files_per_s"]
+    out["ratio_vs_server_limit"] = round(fps / limit, 3) if fps else None
+    out["ratio_vs_min_limit"] = round(fps / min(source, limit), 3) if fps else None
+    out["ratio_vs_both_limits_on_one_machine"] = round(fps / out["both_limits_on_one_machine_files_per_s"], 3) \
+        if fps else None
     return out
 
 
@@ -431,7 +529,11 @@ def main() -> dict[str, Any]:
         "what_is_measured": {
             "small": "files added one by one with the Graph sandbox's admin mutate route (exactly N files of the "
                      "given size in folders of 100), then one `copy` (plan refresh + bulk upload + verify); "
-                     "files_per_s uses the copy's own seconds (from the start of the command's accounting)",
+                     "files_per_s uses the copy's own seconds (from the start of the command's accounting); "
+                     "alternating with the two bare limits: the target's (raw bulk POSTs of the same bodies from "
+                     "memory, grid of batch size x concurrency) and the source's (raw httpx `$batch` of 20 "
+                     "download URLs then one GET each, of the same files, at 2-16 groups at once); CPU ms per "
+                     "file of each process (psutil) for the copy and for each bare workload",
             "large": "one file via `copy` (chunked upload, 32 MiB chunks, 3 in flight, checksum on the final "
                      "MOVE, read-back check) vs (a) a streamed httpx GET (redirect followed) piped into one PUT: "
                      "ratio = its seconds / copy seconds; (b) the same GET streamed into serial chunk PUTs and the "
@@ -458,6 +560,14 @@ def main() -> dict[str, Any]:
             out["resume"] = resume(tmp, a.resume_files, a.resume_mb, 2, 0.5)
         if "resume_small" in only:
             out["resume_small"] = resume_small(tmp, a.resume_small, a.small_size, a.workers, 0.4)
+    previous = RESULTS / "copy_transfer.json"
+    old = json.loads(previous.read_text()) if previous.exists() else {}
+    if "small" in out and "profile" in old.get("small", {}):  # py-spy findings, recorded by hand, carried over
+        out["small"]["profile"] = old["small"]["profile"]
+    if a.only and previous.exists():  # scenarios not run this time keep their last figures (and their date)
+        for key in ("small", "large", "resume", "resume_small"):
+            if key not in only and key in old:
+                out[key] = {**old[key], "measured_on": old[key].get("measured_on", old.get("date"))}
     judge(out)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "copy_transfer.json").write_text(json.dumps(out, indent=2) + "\n")

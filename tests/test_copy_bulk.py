@@ -145,3 +145,21 @@ def test_a_name_the_server_refuses_fails_alone_inside_its_batch(tmp_path, world,
     for x in others:
         info = nc.file_info(x["target_user"], x["target_path"])
         assert info is not None and info["sha1"].lower() == truth[(x["drive_id"], x["item_id"])]
+
+
+def test_a_name_a_part_header_cannot_carry_goes_one_by_one() -> None:
+    """Control characters (and trailing blanks) do not survive a multipart header: such files are not batched."""
+    from types import SimpleNamespace
+
+    from migrate.engine.batch import Batcher
+
+    target = SimpleNamespace(features=SimpleNamespace(bulk_upload=True), upload_many=None)
+    b = Batcher(SimpleNamespace(target=target))  # type: ignore[arg-type]
+
+    def item(path: str) -> dict[str, object]:
+        return {"target_path": path, "size": 10, "name": path.rpartition("/")[2], "placed_path": None}
+
+    assert b.eligible(item("a/plain name.txt"), "onedrive")
+    for bad in ("a/tab\there.txt", "a/x\x1f.txt", "a/\x00", "a/blank.txt "):
+        assert not b.eligible(item(bad), "onedrive"), bad
+    assert b.eligible(item("a/del\x7f.txt"), "onedrive")  # only 0-31 are refused

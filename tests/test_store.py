@@ -93,6 +93,20 @@ def test_expect_guard_lets_only_one_worker_claim(store: StateStore) -> None:
     assert (len(wins), len(losses)) == (1, 7)
 
 
+def test_a_walk_checks_every_step_and_writes_once(store: StateStore) -> None:
+    _seed(store, 1)
+    store.db.execute("UPDATE items SET status = 'transferring' WHERE item_id = 'i0'")
+    with pytest.raises(IllegalTransition, match="cannot go from uploaded to skipped"):
+        store.walk("d1", "i0", (ItemStatus.UPLOADED, ItemStatus.SKIPPED), sha1="ab")
+    row = store.item("d1", "i0")
+    assert row["status"] == "transferring" and row["sha1"] is None  # nothing of a refused walk is written
+    with pytest.raises(IllegalTransition, match="expected status pending"):
+        store.walk("d1", "i0", (ItemStatus.UPLOADED,), expect="pending")
+    store.walk("d1", "i0", (ItemStatus.UPLOADED, ItemStatus.VERIFIED), expect="transferring", sha1="ab")
+    row = store.item("d1", "i0")
+    assert row["status"] == "verified" and row["sha1"] == "ab"
+
+
 def test_status_change_only_through_transition(store: StateStore) -> None:
     _seed(store, 1)
     with pytest.raises(IllegalTransition):

@@ -10,6 +10,7 @@ every file of the batch that is not finished back to pending and stops the run, 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from migrate.transport.hashing import HashingStream
 
 log = logging.getLogger(__name__)
 
+_CONTROL = re.compile("[\x00-\x1f]")  # a header value cannot carry these (one regex: this runs per file)
 SMALL_LIMIT = 1024 * 1024  # files up to this size go in batches
 MAX_FILES = 100  # per batch (the Nextcloud desktop client's batch size)
 MAX_BYTES = 4 * 1024 * 1024  # per batch; each running batch is held in memory (twice, once encoded)
@@ -59,7 +61,7 @@ class Batcher:
         """
         path = item["target_path"] or ""
         return (self.enabled and (item["size"] or 0) <= self.small_limit and not _enriched(item, drive_kind)
-                and path == path.rstrip() and not any(ord(c) < 32 for c in path)
+                and path == path.rstrip() and not _CONTROL.search(path)
                 and over_our_file(item) is None)  # a bulk request carries no condition: edits go one by one
 
     def add(self, item: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -214,15 +216,15 @@ def _finish(transfer: Transfer, r: _Read, res: Any, fail: Any, outcomes: list[Ou
         return
     entry: RemoteEntry = res
     d, i = it["drive_id"], it["item_id"]
+    problem = check_entry(entry, size=hs.size, sha1=hs.sha1, mtime=it["mtime"], features=transfer.target.features)
+    # uploaded, then verified when the target's report holds: one write per file (CPU per small file, README)
+    steps = (ItemStatus.UPLOADED,) if problem else (ItemStatus.UPLOADED, ItemStatus.VERIFIED)
     with store.atomic():
-        store.transition(d, i, ItemStatus.UPLOADED, sha1=hs.sha1, target_size=hs.size, target_etag=entry.etag,
-                         target_checksum=f"SHA1:{hs.sha1}", target_mtime=entry.mtime,
-                         note="; ".join(target_notes(transfer.target, it)) or None)
+        store.walk(d, i, steps, sha1=hs.sha1, target_size=hs.size, target_etag=entry.etag,
+                   target_checksum=f"SHA1:{hs.sha1}", target_mtime=entry.mtime,
+                   note="; ".join(target_notes(transfer.target, it)) or None)
         store.audit("upload", f"{it['target_user'] or ''}:{it['target_path']}", drive=d, item=i, size=hs.size,
                     sha1=hs.sha1, quick_xor_hash=hs.quick_xor_hash, bulk=True)
-        problem = check_entry(entry, size=hs.size, sha1=hs.sha1, mtime=it["mtime"], features=transfer.target.features)
-        if not problem:
-            store.transition(d, i, ItemStatus.VERIFIED)
     if problem:
         fail(it, IntegrityError(f"after upload the target reports {problem}"))
         return

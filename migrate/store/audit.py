@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import getpass
 import hashlib
 import json
@@ -104,7 +105,9 @@ class AuditMixin(StoreBase):
         return n
 
 
+@functools.cache
 def _whoami() -> str:
+    """Once per process: getpass reads the environment (and maybe the passwd file) on every call."""
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers

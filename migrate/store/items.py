@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import operator
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -188,6 +188,12 @@ class ItemsMixin(StoreBase):
         `expect`, when given, is the status the caller believes the item has; a different one raises, so two
         workers can never both claim an item.
         """
+        self.walk(drive_id, item_id, (new,), expect=expect, **fields)
+
+    def walk(self, drive_id: str, item_id: str, steps: Sequence[ItemStatus | str], *, expect: str | None = None,
+             **fields: Any) -> None:
+        """`transition` through several statuses in order, each step checked, in one write: what a run of
+        transitions in one transaction leaves, at a third of the statements (a bulk batch does this per file)."""
         with self.atomic():
             row = self.db.execute(
                 "SELECT status FROM items WHERE drive_id = ? AND item_id = ?", (drive_id, item_id)
@@ -197,8 +203,10 @@ class ItemsMixin(StoreBase):
             old = row[0]
             if expect is not None and old != expect:
                 raise IllegalTransition(f"item {drive_id}/{item_id}: expected status {expect}, found {old}")
-            check_transition(old, new, what=f"item {drive_id}/{item_id}")
-            fields = {**fields, "status": str(new), "updated_at": utcnow()}
+            for new in steps:
+                check_transition(old, new, what=f"item {drive_id}/{item_id}")
+                old = new
+            fields = {**fields, "status": str(old), "updated_at": utcnow()}
             sets = ", ".join(f"{k} = ?" for k in fields)
             self.db.execute(
                 f"UPDATE items SET {sets} WHERE drive_id = ? AND item_id = ?",

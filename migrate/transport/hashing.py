@@ -16,10 +16,12 @@ class HashingStream:
         self._qxh = QuickXorHash()
         self._sha1 = hashlib.sha1()
         self.size = 0
+        self._qxh_b64: str | None = None  # the digest, kept until more bytes come (it is asked for twice a file)
         self.counted: int | None = None  # bytes of it counted as transferred, when not all (a resumed upload)
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
+            self._qxh_b64 = None
             self._qxh.update(chunk)
             self._sha1.update(chunk)
             self.size += len(chunk)
@@ -27,6 +29,7 @@ class HashingStream:
 
     def feed(self, chunk: bytes) -> None:
         """Account for bytes obtained outside the iterator (e.g. a resumed range)."""
+        self._qxh_b64 = None
         self._qxh.update(chunk)
         self._sha1.update(chunk)
         self.size += len(chunk)
@@ -34,7 +37,9 @@ class HashingStream:
     @property
     def quick_xor_hash(self) -> str:
         """Base64 of the 20-byte digest, the form Graph publishes in `file.hashes.quickXorHash`."""
-        return self._qxh.b64digest()
+        if self._qxh_b64 is None:
+            self._qxh_b64 = self._qxh.b64digest()
+        return self._qxh_b64
 
     @property
     def sha1(self) -> str:

@@ -7,6 +7,7 @@ folders, provisioning reads, and several accounts over one connection pool.
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,6 +16,7 @@ from migrate.backends.nextcloud.bulk import SmallFile
 from migrate.backends.nextcloud.target import MIN_MTIME
 from migrate.backends.webdav.wire import if_match_headers
 from migrate.errors import ChangedAtTarget, TargetItemError
+from migrate.models import RemoteEntry
 from tests.conformance.rigs import MiB, Rig
 
 GF = "/index.php/apps/groupfolders/folders"
@@ -262,3 +264,120 @@ def test_an_if_match_on_the_final_chunk_move_never_matches(nc_rig: Rig) -> None:
         r = c.request("MOVE", f"{up}/.file", auth=auth, headers={"Destination": dest, "If": f"<{dest}> ([{etag}])"})
         assert r.status_code in (201, 204), r.text
     assert nc_rig.fetch(path) == b"new bytes"
+
+
+def test_a_bulk_upload_never_creates_folders(nc_rig: Rig) -> None:
+    """Checked on 32.0.1: a bulk part whose folder is missing is `error: true` "Could not create path" (HTTP 200,
+    the other parts written), even one level down and with `X-NC-WebDAV-Auto-Mkcol: 1` (that header is for PUT
+    only); no folder is made. So every folder of a bulk batch needs its MKCOL first."""
+    from migrate.backends.nextcloud.bulk import encode
+
+    t, u = nc_rig.target(), nc_rig.user
+    t.ensure_folder(u, nc_rig.p("bk"))
+    paths = [nc_rig.p("bk/new/a.txt"), nc_rig.p("bk/x/y/b.txt"), nc_rig.p("bk/c.txt")]
+    body, boundary = encode([SmallFile(p, p.encode(), 1_700_000_000, None) for p in paths])
+    with nc_rig.http() as c:
+        r = c.post(f"{nc_rig.url}/remote.php/dav/bulk", content=body, auth=nc_rig.auth(),
+                   headers={"Content-Type": f"multipart/related; boundary={boundary}", "X-NC-WebDAV-Auto-Mkcol": "1"})
+    assert r.status_code == 200, r.text
+    got = {k.strip("/"): v for k, v in r.json().items()}
+    for p in paths[:2]:
+        assert got[p] == {"error": True, "message": f'Could not create path "/{u}/files/{p}"'}
+    assert got[paths[2]]["error"] is False and nc_rig.fetch(paths[2]) == paths[2].encode()
+    for folder in ("bk/new", "bk/x"):
+        assert t.stat(u, nc_rig.p(folder)) is None
+
+
+def test_simultaneous_mkcols_of_one_path(nc_rig: Rig) -> None:
+    """Checked on 32.0.1 (six at once, fifteen rounds): one 201; of the others, one 403 "Could not create
+    directory" (it passed the exists check with the winner), the rest 423 "is locked" while the winner holds the
+    path or 405 after. Our `mkcol` turns every loser into 405 (a 423 is retried), never an error."""
+    import threading
+
+    t, u, n = nc_rig.target(), nc_rig.user, 6
+    t.ensure_folder(u, nc_rig.p("race"))
+    if nc_rig.server is not None:
+        nc_rig.server.delay("MKCOL", 0.2)  # a sandbox MKCOL takes ~1 ms: widen the window a PHP request has
+    codes: list[int] = []
+    bar = threading.Barrier(n)
+    with nc_rig.http() as c:
+        def raw(_: int) -> int:
+            bar.wait()
+            return c.request("MKCOL", nc_rig.file_url(nc_rig.p("race/raw")) + "/", auth=nc_rig.auth()).status_code
+
+        with ThreadPoolExecutor(n) as pool:
+            for _round in range(3):
+                codes += sorted(pool.map(raw, range(n)))
+                assert codes.count(201) == 1, codes
+                if 403 in codes or 423 in codes:
+                    break
+                c.request("DELETE", nc_rig.file_url(nc_rig.p("race/raw")), auth=nc_rig.auth())
+                codes.clear()
+    assert set(codes) <= {201, 403, 405, 423} and {403, 423} & set(codes), codes
+    targets = [nc_rig.target() for _ in range(n)]  # fresh targets: nothing known ahead of the MKCOL
+    with ThreadPoolExecutor(n) as pool:
+        ours = list(pool.map(lambda k: (bar.wait(), targets[k].dav.mkcol(u, nc_rig.p("race/ours")))[1], range(n)))
+    if nc_rig.server is not None:
+        nc_rig.server.delay("MKCOL", 0)
+    assert sorted(ours) == [201] + [405] * (n - 1), ours
+    assert t.stat(u, nc_rig.p("race/ours")).is_folder
+
+
+def test_a_child_mkcol_racing_its_parent(nc_rig: Rig) -> None:
+    """Checked on 32.0.1: MKCOL of a folder and, 10 ms later, of its child: the parent 201, the child mostly 409
+    "Parent node does not exist" (not queued behind its parent: a PHP request takes ~40 ms), sometimes 201. The
+    sandbox answers in ~1 ms, so there the child mostly finds its parent made. Nothing else: parents strictly first."""
+    import re
+    import threading
+
+    t, u = nc_rig.target(), nc_rig.user
+    t.ensure_folder(u, nc_rig.p("dep"))
+    bar = threading.Barrier(2)
+    with nc_rig.http() as c:
+        def mk(rel: str) -> tuple[int, str]:
+            bar.wait()
+            if rel.endswith("child"):
+                time.sleep(0.01)  # the parent's request leaves first
+            r = c.request("MKCOL", nc_rig.file_url(nc_rig.p(rel)) + "/", auth=nc_rig.auth())
+            return r.status_code, "".join(re.findall(r"<s:message>(.*?)</s:message>", r.text))
+
+        with ThreadPoolExecutor(2) as pool:
+            parent, child = pool.map(mk, ["dep/p", "dep/p/child"])
+    assert parent[0] == 201
+    assert child in ((409, "Parent node does not exist"), (201, "")), child
+    assert t.stat(u, nc_rig.p("dep/p")).is_folder
+    assert (t.stat(u, nc_rig.p("dep/p/child")) is not None) == (child[0] == 201)
+
+
+def test_uploads_racing_to_make_one_new_folder_all_land(nc_rig: Rig) -> None:
+    """Six PUTs with `X-NC-WebDAV-Auto-Mkcol` into one missing folder at once: on 32.0.1 most lose the race with
+    423 "is locked", some with 403 "Could not create directory". Every file must still land, none fail."""
+    import threading
+
+    u, n = nc_rig.user, 6
+    t0 = nc_rig.target()
+    t0.ensure_folder(u, nc_rig.p("auto"))
+    if nc_rig.server is not None:
+        nc_rig.server.delay("MKCOL", 0.2)  # the sandbox makes a folder in ~1 ms: give it a PHP request's time
+        before = len(nc_rig.server.requests)
+    targets = [nc_rig.target() for _ in range(n)]  # fresh: the new folder unknown to each
+    bar = threading.Barrier(n)
+
+    def up(k: int) -> RemoteEntry:
+        data = f"file {k}".encode()
+        bar.wait()
+        return targets[k].upload(u, nc_rig.p(f"auto/new/deeper/f{k}.txt"), [data], len(data),
+                                 sha1=hashlib.sha1(data).hexdigest())
+
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            entries = list(pool.map(up, range(n)))
+    finally:
+        if nc_rig.server is not None:
+            nc_rig.server.delay("MKCOL", 0)
+    assert [e.size for e in entries] == [len(f"file {k}") for k in range(n)]
+    for k in range(n):
+        assert nc_rig.fetch(nc_rig.p(f"auto/new/deeper/f{k}.txt")) == f"file {k}".encode()
+    if nc_rig.server is not None:
+        lost = [st for m, _p, st in nc_rig.server.requests[before:] if m == "PUT" and st in (403, 423)]
+        assert lost, "no race happened"

@@ -156,6 +156,63 @@ def test_mkcol_status_codes(nextcloud_sandbox):
     assert mkcol(s, nc, "alice", "anything.part").status_code == 405
 
 
+def test_simultaneous_mkcols_of_one_path_lose_as_32_0_1_does(nextcloud_sandbox):
+    """Six MKCOLs of one path at once on 32.0.1 (fifteen rounds): one 201, one 403 "Could not create directory
+    /race/x" (it passed the exists check with the winner), the rest 423 '"/race/x" is locked' while the winner
+    holds the path (or 405 once it is done)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    nc = nextcloud_sandbox
+    s = dav_session(nc, "alice")
+    assert mkcol(s, nc, "alice", "race").status_code == 201
+    nc.delay("MKCOL", 0.3)
+    bar = threading.Barrier(6)
+
+    def one(_):
+        bar.wait()
+        return mkcol(dav_session(nc, "alice"), nc, "alice", "race/x")
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            rs = list(pool.map(one, range(6)))
+    finally:
+        nc.delay("MKCOL", 0)
+    assert sorted(r.status_code for r in rs) == [201, 403, 423, 423, 423, 423]
+    by = {r.status_code: r.text for r in rs}
+    assert "<s:message>Could not create directory /race/x</s:message>" in by[403]
+    assert "FileLocked" in by[423] and '<s:message>"/race/x" is locked</s:message>' in by[423]
+    assert mkcol(s, nc, "alice", "race/x").status_code == 405
+
+
+def test_auto_mkcol_puts_racing_for_one_folder_lose_as_32_0_1_does(nextcloud_sandbox):
+    """Six PUTs with X-NC-WebDAV-Auto-Mkcol: 1 into one missing folder at once on 32.0.1 (ten rounds): 17 201,
+    41 423 '"/auto0" is locked', 2 403 "Could not create directory /auto5/x". The sandbox: the PUT making the
+    folder 201, one 403, the rest 423 while it is being made (the MKCOL delay is how long that takes)."""
+    import re
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    nc = nextcloud_sandbox
+    nc.delay("MKCOL", 0.3)
+    bar = threading.Barrier(6)
+
+    def one(k):
+        bar.wait()
+        return put(dav_session(nc, "alice"), nc, "alice", f"new/f{k}.txt", **{"X-NC-WebDAV-Auto-Mkcol": "1"})
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            rs = list(pool.map(one, range(6)))
+    finally:
+        nc.delay("MKCOL", 0)
+    assert sorted(r.status_code for r in rs) == [201, 403, 423, 423, 423, 423]
+    msg = {r.status_code: re.findall(r"<s:message>(.*?)</s:message>", r.text) for r in rs}
+    assert msg[403] == ["Could not create directory /new"] and msg[423] == ['"/new" is locked']
+    home = nc.data_dir / "users" / "alice" / "files" / "new"
+    assert sorted(p.name for p in home.iterdir()) == [f"f{k}.txt" for k in range(6) if rs[k].status_code == 201]
+
+
 def test_mkcol_quota_counts_4096(nextcloud_sandbox):
     """§2.2: "quota 3 KB → 507 "Insufficient space in /. 3072 available. Cannot create directory"; quota 10 KB →
     201"."""
@@ -235,8 +292,13 @@ def test_put_if_match(nextcloud_sandbox):
 def test_put_into_missing_folder_is_404(nextcloud_sandbox):
     """§2.2: "(so a PUT into a missing folder is 404, not 409)"."""
     nc = nextcloud_sandbox
-    r = put(dav_session(nc, "alice"), nc, "alice", "missing/x.txt")
-    assert r.status_code == 404 and "could not be located" in r.text
+    s = dav_session(nc, "alice")
+    r = put(s, nc, "alice", "missing/x.txt")
+    assert r.status_code == 404 and "<s:message>File with name //missing could not be located</s:message>" in r.text
+    # 32.0.1 names the first folder missing, not the file's parent
+    assert mkcol(s, nc, "alice", "top").status_code == 201 and mkcol(s, nc, "alice", "top/have").status_code == 201
+    r = put(s, nc, "alice", "top/have/nope/deeper/f.txt")
+    assert r.status_code == 404 and "File with name /top/have/nope could not be located" in r.text
 
 
 def test_put_short_body_is_400(nextcloud_sandbox):

@@ -32,6 +32,7 @@ from migrate.backends.webdav.wire import (
     conditional_outcome,
     if_match_headers,
     parent_of,
+    raise_for,
     walk_breadth_first,
 )
 from migrate.errors import ChangedAtTarget, ConfigError, Fatal, IntegrityError, MigrateError, TargetItemError
@@ -227,7 +228,8 @@ class NextcloudTarget:
         if isinstance(sha1, str) and sha1:
             headers["OC-Checksum"] = f"SHA1:{sha1.lower()}"
         headers.update(if_match_headers(if_match))
-        auto = not self._is_known(user, parent) and self.features.auto_mkcol
+        # Auto-Mkcol only with a body we can send again: PUTs racing to make one folder may lose with 403
+        auto = not self._is_known(user, parent) and self.features.auto_mkcol and size <= REPLAYABLE_LIMIT
         if auto:
             headers["X-NC-WebDAV-Auto-Mkcol"] = "1"
         else:
@@ -237,7 +239,9 @@ class NextcloudTarget:
             data = b"".join(chunks)
             if len(data) != size:
                 raise IntegrityError(f"{user}:{path}: got {len(data)} bytes to send, expected {size}")
-            resp = self.dav.put(user, path, data, headers, ok=ok)
+            resp = self.dav.put(user, path, data, headers, ok=(*ok, 403, 404) if auto else ok)
+            if auto and resp.status_code in (403, 404):
+                resp = self._put_after_lost_race(user, path, parent, data, headers, resp, ok)
         else:
             resp = self.dav.put_stream(user, path, chunks, headers, ok=ok)
         if resp.status_code == 412:
@@ -246,6 +250,18 @@ class NextcloudTarget:
         if auto:
             self._mark_known(user, parent)
         return self._verify(user, path, size, sha1)
+
+    def _put_after_lost_race(self, user: str, path: str, parent: str, data: bytes, headers: dict[str, str],
+                             lost: Any, ok: tuple[int, ...]) -> Any:
+        """32.0.1 answers an Auto-Mkcol PUT 403 "Could not create directory" when another request made that
+        folder at the same moment (checked: six PUTs into one new folder), and now and then 404 "File with name
+        /<the folder> could not be located" (seen with eight PUTs of two users, each into a new folder of its
+        own: the other request's folder not yet readable). Any other 403 or 404 is what it says."""
+        if not ("Could not create directory" in lost.text or "could not be located" in lost.text):
+            raise_for(lost, f"PUT {user}:{path!r}", user=user)
+        self.ensure_folder(user, parent)
+        plain = {k: v for k, v in headers.items() if k != "X-NC-WebDAV-Auto-Mkcol"}
+        return self.dav.put(user, path, data, plain, ok=ok)
 
     def _verify(self, user: str, path: str, size: int, sha1: str | Callable[[], str] | None) -> RemoteEntry:
         """Size and SHA1 as the server reports them; missing checksum → server-side hashing (§3.3)."""

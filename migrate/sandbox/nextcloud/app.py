@@ -68,8 +68,11 @@ class NextcloudApp:
             fault = state.take_fault(method, path)
             if fault is None:
                 with state.mkcol_race(method, path) as lost, state.in_flight(method):
-                    if lost:  # Nextcloud on local storage: both passed the exists check, the second mkdir failed
-                        return sabre_error(recording, 403, f"Could not create directory /{path.rstrip('/')}")
+                    rel = split_files_path(path)[1]
+                    if lost == 403:  # both passed the exists check; the later mkdir failed
+                        return sabre_error(recording, 403, f"Could not create directory /{rel}")
+                    if lost == 423:
+                        return sabre_error(recording, 423, f'"/{rel}" is locked')
                     return self.route(environ, recording, method, path)
             if fault.after:
                 # The work is done (its body consumed so every side effect happens); the client only sees the error.

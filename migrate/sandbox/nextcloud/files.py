@@ -122,7 +122,8 @@ class FileOps:
                 if err:
                     return err
             else:
-                return sabre_error(start_response, 404, f"File with name /{parent_rel} could not be located")
+                return sabre_error(start_response, 404, f"File with name {self.first_missing(uid, parent_rel)} "
+                                   "could not be located")
         if node.real.is_dir():
             return sabre_error(start_response, 405, "PUT is not allowed on non-files.")
         exists = node.real.is_file()
@@ -247,6 +248,15 @@ class FileOps:
         node = self.state.resolve(uid, rel)
         return f'"{self.state.etag(node.real)}"' if node.real.exists() else None
 
+    def first_missing(self, uid: str, parent_rel: str) -> str:
+        """How 32.0.1 names the folder a PUT lacks: the first missing one, "/a/b/missing", or "//missing" when it
+        would be at the account's root (checked: "//t4", "/top/have/nope" for top/have/nope/deeper/f.txt)."""
+        parts = parent_rel.split("/")
+        for i in range(len(parts)):
+            if not self.state.resolve(uid, "/".join(parts[:i + 1])).real.exists():
+                return f"/{'/'.join(parts[:i])}/{parts[i]}"
+        return f"/{parent_rel}"
+
     def auto_mkcol(self, start_response: StartResponse, uid: str, parent_rel: str) -> Iterable[bytes] | None:
         """`X-NC-WebDAV-Auto-Mkcol: 1` creates missing parents; folder names get the extension rules too (§2.2)."""
         parts = parent_rel.split("/")
@@ -255,11 +265,21 @@ class FileOps:
             if msg:
                 return invalid_path(start_response, msg)
         for i in range(1, len(parts) + 1):
-            node = self.state.resolve(uid, "/".join(parts[:i]))
+            rel = "/".join(parts[:i])
+            node = self.state.resolve(uid, rel)
             if node.real.is_file():
                 return sabre_error(start_response, 404, f"Node with name '{node.real.name}' could not be found")
-            if not node.real.exists():
-                node.real.mkdir()
+            if node.real.exists():
+                continue
+            # PUTs racing to make one folder lose as simultaneous MKCOLs do (checked on 32.0.1, six at once:
+            # mostly 423 '"/<the folder>" is locked', now and then 403 "Could not create directory /<it>")
+            hold = self.state.delays.get("MKCOL", 0.0)
+            with self.state.mkcol_race("MKCOL", f"{FILES_PREFIX}{uid}/{rel}", hold) as lost:
+                if lost == 403:
+                    return sabre_error(start_response, 403, f"Could not create directory /{rel}")
+                if lost == 423:
+                    return sabre_error(start_response, 423, f'"/{rel}" is locked')
+                node.real.mkdir(exist_ok=True)
                 self.state.propagate(node.real, node.storage_root)
         return None
 

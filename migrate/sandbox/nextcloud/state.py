@@ -123,7 +123,7 @@ class State:
         self.delays: dict[str, float] = {}      # method -> seconds each such request takes (slow-server tests)
         self.running: dict[str, int] = {}       # method -> requests being served now
         self.peak_running: dict[str, int] = {}  # method -> most served at once
-        self.mkcol_running: set[str] = set()    # paths a MKCOL is creating now (see mkcol_race)
+        self.mkcol_running: dict[str, int] = {}  # path a MKCOL is creating now -> MKCOLs that lost (mkcol_race)
         self.faults: list[Fault] = []
         self.befores: list[tuple[str, str, Callable[[], None]]] = []
         self.versions: dict[int, dict[str, dict[str, object]]] = {}    # fileid -> {timestamp: {author, label}}
@@ -146,28 +146,40 @@ class State:
                 self.running[method] -= 1
 
     @contextmanager
-    def mkcol_race(self, method: str, path: str) -> Iterator[bool]:
-        """True for a MKCOL of a path another MKCOL is creating at this moment: real Nextcloud 32 answers the
-        later one 403 "Could not create directory" (not 405) when both passed its exists check."""
+    def mkcol_race(self, method: str, path: str, hold: float = 0.0) -> Iterator[int]:
+        """0, or the status real Nextcloud 32.0.1 gives a MKCOL of a path another MKCOL is creating right now:
+        the first such one passed the exists check with the winner, so its mkdir fails once the winner's is
+        done: 403 "Could not create directory" (not 405); any more at that moment find the winner's lock on
+        the path: 423 "is locked". (Six at once, fifteen rounds on 32.0.1: one 201 and one 403 each round,
+        the rest 423 or, once the winner was done, 405.) `hold`: seconds the winner's mkdir takes (a folder an
+        Auto-Mkcol PUT makes; a MKCOL's own delay is the request's)."""
         if method != "MKCOL":
-            yield False
+            yield 0
             return
         key = path.rstrip("/")
         with self.lock:
-            lost = key in self.mkcol_running
-            self.mkcol_running.add(key)
+            losers = self.mkcol_running.get(key)
+            if losers is None:
+                self.mkcol_running[key] = 0
+            else:
+                self.mkcol_running[key] = losers + 1
+        if losers:
+            yield 423
+            return
         deadline = time.monotonic() + 30
-        while lost and time.monotonic() < deadline:  # the loser answers once the winner's mkdir is done
+        while losers == 0 and time.monotonic() < deadline:  # the 403 comes once the winner's mkdir is done
             with self.lock:
                 if key not in self.mkcol_running:
                     break
             time.sleep(0.005)
         try:
-            yield lost
+            if losers is None and hold:
+                time.sleep(hold)
+            yield 0 if losers is None else 403
         finally:
-            if not lost:
+            if losers is None:
                 with self.lock:
-                    self.mkcol_running.discard(key)
+                    self.mkcol_running.pop(key, None)
 
     def run_before(self, method: str, path: str) -> None:
         """Run (once) the first test action armed for this request, before the server handles it."""
