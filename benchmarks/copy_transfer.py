@@ -67,7 +67,7 @@ class Sandboxes:
         """CPU seconds (user + system) each sandbox process has used so far."""
         import psutil
 
-        return {name: sum(psutil.Process(p.pid).cpu_times()[:2]) for name, p in zip(("graph", "nextcloud"), self.procs)}
+        return {name: sum(psutil.Process(p.pid).cpu_times()[:2]) for name, p in zip(("graph", "nextcloud"), self.procs, strict=True)}
 
     def graph_bytes_sent(self) -> int:
         return int(self.admin.get("/stats").json().get("bytes_sent", 0))

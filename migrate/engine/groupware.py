@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -280,7 +281,7 @@ def _scan_contacts(store: StateStore, client: Any, user: dict[str, Any], target:
             continue
         gen = store.begin_gw_scan(coll.id)
         for page in ct_api.contact_pages(client, user["id"], folder.id):
-            objs = client.map(lambda c: contact_object(client, user["id"], folder.path, c), page)
+            objs = client.map(functools.partial(contact_object, client, user["id"], folder.path), page)
             _add(summary, "changed", store.upsert_gw_objects(coll.id, gen, objs))
             _add(summary, "contacts", len(objs))
         _add(summary, "deleted", store.finish_gw_scan(coll.id, gen))

@@ -37,7 +37,7 @@ def start_calendar(store: StateStore, client: Any, user: dict[str, Any], coll: G
     lo, hi = now - PAST, now + FUTURE
     params = {"startDateTime": cal_api._iso(lo), "endDateTime": cal_api._iso(hi)}
     link = None
-    for _page, link in cal_api.delta_pages(client, f"/users/{_q(user['id'])}/calendars/{_q(coll.source_id)}"
+    for _page, link in cal_api.delta_pages(client, f"/users/{_q(user['id'])}/calendars/{_q(coll.source_id)}"  # noqa: B007 (the last link is kept)
                                            "/calendarView/delta", params, kind="calendarDelta"):
         pass
     store.set_gw_collection(coll.id, delta_link=link)
@@ -53,7 +53,7 @@ def calendar_changes(store: StateStore, client: Any, user: dict[str, Any], coll:
     removed: set[str] = set()
     link = None
     try:
-        for page, link in cal_api.delta_pages(client, coll.delta_link or "", kind="calendarDelta"):
+        for page, link in cal_api.delta_pages(client, coll.delta_link or "", kind="calendarDelta"):  # noqa: B007
             for it in page:
                 if "@removed" in it:
                     removed.add(str(it["id"]))
@@ -109,7 +109,7 @@ def contact_changes(store: StateStore, client: Any, user: dict[str, Any], coll: 
         first = next(rounds)
     gen = store.begin_gw_scan(coll.id) if full else store.gw_generation(coll.id)
     link = None
-    for page, link in _chain(first, rounds):
+    for page, link in _chain(first, rounds):  # noqa: B007 (the last link is kept)
         objs = client.map(lambda c: contact_object(client, user["id"], folder.path, c),
                           [c for c in page if "@removed" not in c])
         _add(summary, "changed", store.upsert_gw_objects(coll.id, gen, objs))
