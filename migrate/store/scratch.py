@@ -63,31 +63,34 @@ class ScratchMixin(StoreBase):
     @contextmanager
     def entry_table(self) -> Iterator[EntryTable]:
         name = f"entries_{next(_TABLES)}"
-        with self._lock:
-            self.db.execute(f"CREATE TEMP TABLE {name} (key TEXT PRIMARY KEY, path TEXT, is_folder INTEGER, "
-                            "size INTEGER, mtime REAL, etag TEXT, checksums TEXT)")
-        try:
+        with self._temp_tables([name], [f"CREATE TEMP TABLE {name} (key TEXT PRIMARY KEY, path TEXT, "
+                                        "is_folder INTEGER, size INTEGER, mtime REAL, etag TEXT, checksums TEXT)"]):
             yield EntryTable(self, name)
-        finally:
-            with self._lock:
-                self.db.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     @contextmanager
     def folder_table(self) -> Iterator[FolderTable]:
         """A layout's folders and their paths (FolderTable), dropped when the layout is done."""
         name = f"folders_{next(_TABLES)}"
+        with self._temp_tables([name, f"{name}_groups", f"{name}_paths"], [
+            f"CREATE TEMP TABLE {name} (item_id TEXT PRIMARY KEY, parent_id TEXT, name TEXT, "
+            "left_out INTEGER NOT NULL DEFAULT 0)",
+            f"CREATE INDEX temp.{name}_parent ON {name}(parent_id)",
+            f"CREATE TEMP TABLE {name}_groups (parent_id TEXT PRIMARY KEY, top INTEGER)",
+            f"CREATE TEMP TABLE {name}_paths (item_id TEXT PRIMARY KEY, path TEXT, why TEXT)",
+        ]):
+            yield FolderTable(self, name)
+
+    @contextmanager
+    def _temp_tables(self, names: list[str], ddl: list[str]) -> Iterator[None]:
+        """Create temp tables for the length of a block, dropped however it ends."""
         with self._lock:
-            self.db.execute(f"CREATE TEMP TABLE {name} (item_id TEXT PRIMARY KEY, parent_id TEXT, name TEXT, "
-                            "left_out INTEGER NOT NULL DEFAULT 0)")
-            self.db.execute(f"CREATE INDEX temp.{name}_parent ON {name}(parent_id)")
-            self.db.execute(f"CREATE TEMP TABLE {name}_groups (parent_id TEXT PRIMARY KEY, top INTEGER)")
-            self.db.execute(f"CREATE TEMP TABLE {name}_paths (item_id TEXT PRIMARY KEY, path TEXT, why TEXT)")
-        table = FolderTable(self, name)
+            for statement in ddl:
+                self.db.execute(statement)
         try:
-            yield table
+            yield
         finally:
             with self._lock:
-                for t in (name, f"{name}_groups", f"{name}_paths"):
+                for t in names:
                     self.db.execute(f"DROP TABLE IF EXISTS temp.{t}")
 
 

@@ -156,28 +156,33 @@ def test_mkcol_status_codes(nextcloud_sandbox):
     assert mkcol(s, nc, "alice", "anything.part").status_code == 405
 
 
+def _six_at_once(nc, request):
+    """Six requests released together while a folder takes 0.3 s to make (how the races below are provoked)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    nc.delay("MKCOL", 0.3)
+    bar = threading.Barrier(6)
+
+    def one(k):
+        bar.wait()
+        return request(k)
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            return list(pool.map(one, range(6)))
+    finally:
+        nc.delay("MKCOL", 0)
+
+
 def test_simultaneous_mkcols_of_one_path_lose_as_32_0_1_does(nextcloud_sandbox):
     """Six MKCOLs of one path at once on 32.0.1 (fifteen rounds): one 201, one 403 "Could not create directory
     /race/x" (it passed the exists check with the winner), the rest 423 '"/race/x" is locked' while the winner
     holds the path (or 405 once it is done)."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     nc = nextcloud_sandbox
     s = dav_session(nc, "alice")
     assert mkcol(s, nc, "alice", "race").status_code == 201
-    nc.delay("MKCOL", 0.3)
-    bar = threading.Barrier(6)
-
-    def one(_):
-        bar.wait()
-        return mkcol(dav_session(nc, "alice"), nc, "alice", "race/x")
-
-    try:
-        with ThreadPoolExecutor(6) as pool:
-            rs = list(pool.map(one, range(6)))
-    finally:
-        nc.delay("MKCOL", 0)
+    rs = _six_at_once(nc, lambda _: mkcol(dav_session(nc, "alice"), nc, "alice", "race/x"))
     assert sorted(r.status_code for r in rs) == [201, 403, 423, 423, 423, 423]
     by = {r.status_code: r.text for r in rs}
     assert "<s:message>Could not create directory /race/x</s:message>" in by[403]
@@ -190,22 +195,10 @@ def test_auto_mkcol_puts_racing_for_one_folder_lose_as_32_0_1_does(nextcloud_san
     41 423 '"/auto0" is locked', 2 403 "Could not create directory /auto5/x". The sandbox: the PUT making the
     folder 201, one 403, the rest 423 while it is being made (the MKCOL delay is how long that takes)."""
     import re
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
 
     nc = nextcloud_sandbox
-    nc.delay("MKCOL", 0.3)
-    bar = threading.Barrier(6)
-
-    def one(k):
-        bar.wait()
-        return put(dav_session(nc, "alice"), nc, "alice", f"new/f{k}.txt", **{"X-NC-WebDAV-Auto-Mkcol": "1"})
-
-    try:
-        with ThreadPoolExecutor(6) as pool:
-            rs = list(pool.map(one, range(6)))
-    finally:
-        nc.delay("MKCOL", 0)
+    rs = _six_at_once(nc, lambda k: put(dav_session(nc, "alice"), nc, "alice", f"new/f{k}.txt",
+                                        **{"X-NC-WebDAV-Auto-Mkcol": "1"}))
     assert sorted(r.status_code for r in rs) == [201, 403, 423, 423, 423, 423]
     msg = {r.status_code: re.findall(r"<s:message>(.*?)</s:message>", r.text) for r in rs}
     assert msg[403] == ["Could not create directory /new"] and msg[423] == ['"/new" is locked']
