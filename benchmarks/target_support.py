@@ -174,8 +174,9 @@ def state_with(db_path: Path, drive_id: str, user: str, paths: list[str], *, fol
     with c:
         c.execute("INSERT INTO drives (id, kind, target_user, discovered_at, updated_at) VALUES (?, 'onedrive', ?, ?, ?)",
                   (drive_id, user, now, now))
-        c.executemany("INSERT INTO items (drive_id, item_id, name, path, is_folder, size, status, target_user, "
-                      "target_path, target_size, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        c.executemany("INSERT INTO items (dk, drive_id, item_id, name, path, is_folder, size, status, target_user, "
+                      "target_path, target_size, updated_at) "
+                      "VALUES ((SELECT dk FROM drives WHERE id = ?1), ?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(drive_id, f"i{n}", p.rpartition("/")[2], p, int(folders), size, status, user, p,
                         None if folders else size, now) for n, p in enumerate(paths)])
     c.close()

@@ -132,3 +132,49 @@ def test_failed_transaction_leaves_no_partial_write(store: StateStore) -> None:
         store.transition("d1", "i0", ItemStatus.TRANSFERRING)
         raise RuntimeError("crash mid-transaction")
     assert store.item("d1", "i0")["status"] == "pending"
+
+
+def test_drive_keys_migration_keeps_every_item_and_keys_them_by_drive(state_path) -> None:
+    """m012 rebuilds the items table keyed by (dk, item_id): a database made before it keeps every row and
+    column, each row gets its drive's key, the trigger that records placed writes still fires, and a drive
+    discovered afterwards gets a key of its own."""
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from migrate.store.schema import migrations
+
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    old = Database(sqlite3.connect(str(state_path)))
+    migrations.apply(old, stop_before="m012_drive_keys")
+    now = "2026-01-01T00:00:00+00:00"
+    for d in ("b!one", "b!two"):
+        old.execute("INSERT INTO drives (id, kind, discovered_at, updated_at) VALUES (?, 'onedrive', ?, ?)",
+                    (d, now, now))
+    old.conn.executemany("INSERT INTO items (drive_id, item_id, parent_id, name, path, status, target_user, "
+                         "target_path, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'alice', ?, ?)",
+                         [(d, f"i{k}", None if k == 0 else "i0", f"f{k}", f"f{k}", "pending", f"/f{k}", now)
+                          for d in ("b!one", "b!two") for k in range(5)])
+    old.conn.commit()
+    before = old.execute("SELECT drive_id, item_id, parent_id, name, path, status FROM items ORDER BY id").fetchall()
+    old.conn.close()
+
+    with StateStore(state_path) as s:
+        after = s.db.execute("SELECT drive_id, item_id, parent_id, name, path, status FROM items ORDER BY id").fetchall()
+        assert after == before
+        keys = dict(s.db.execute("SELECT id, dk FROM drives").fetchall())
+        assert sorted(keys.values()) == [1, 2]
+        assert s.scalar("SELECT count(*) FROM items i JOIN drives d ON d.id = i.drive_id WHERE i.dk != d.dk") == 0
+        assert s.item("b!two", "i3")["name"] == "f3" and s.item("b!one", "i3")["drive_id"] == "b!one"
+        # same item id in two drives is two rows; the same (drive, item) is one
+        s.upsert_items("b!two", [{"item_id": "i3", "name": "renamed"}])
+        assert (s.item("b!two", "i3")["name"], s.item("b!one", "i3")["name"]) == ("renamed", "f3")
+        assert s.scalar("SELECT count(*) FROM items") == 10
+        s.walk("b!one", "i4", ("transferring", "uploaded", "verified"))
+        assert s.item("b!one", "i4")["placed_path"] == "/f4"  # m008's trigger survived the rebuild
+        s.upsert_drives([Drive("b!three", DriveKind.ONEDRIVE, "OneDrive")])
+        assert s.drive_key("b!three") == 3
+        plan = " ".join(r[3] for r in s.db.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM items WHERE dk = (SELECT dk FROM drives WHERE id = ?) AND item_id = ?",
+            ("b!one", "i1")).fetchall())
+        assert "USING INDEX" in plan and "SCAN items" not in plan

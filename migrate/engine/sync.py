@@ -501,8 +501,7 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
         if d.state != "scanned":
             summary.failed.append({"drive_id": d.drive_id, "path": "", "error": f"delta pass: {d.error or d.state}"})
     rules = NameRules.from_features(target.features, windows=plan_options.windows_names)
-    changed = [d for d in scanned if any(store.waiting_changes(d).values()) or store.scalar(
-        "SELECT 1 FROM items WHERE drive_id = ? AND deleted = 0 AND status IN ('pending', 'failed') LIMIT 1", (d,))]
+    changed = [d for d in scanned if any(store.waiting_changes(d).values()) or store.has_unsent(d)]
     say(f"laying out {len(changed)} drives with changes")
     mapped = _layout(store, target, mappings, changed, plan_options, rules, summary)
     changes = detect(store, mapped)

@@ -15,6 +15,11 @@ from sqlite_utils import Database
 from migrate.errors import StateError
 from migrate.store.schema import migrations
 
+# A drive's items are found by its small integer key (`items.dk`, see schema m012), never by the long Graph id:
+# `WHERE dk = (SELECT dk FROM drives WHERE id = ?)` takes the Graph id as its parameter and still uses the
+# items indexes (SQLite evaluates the uncorrelated subquery once). Statements run once per row take the key
+# itself (`StoreBase.drive_key`).
+DK_OF = "(SELECT dk FROM drives WHERE id = ?)"
 
 def utcnow() -> str:
     """Timestamps in the store: ISO 8601, UTC, to the microsecond (sortable as text)."""
@@ -114,6 +119,17 @@ class StoreBase:
             last = (rows[-1][key], rows[-1]["id"])
         if group:
             yield group
+
+    def drive_key(self, drive_id: str) -> int:
+        """The drive's `dk` (fixed once the drive is recorded), for statements run per row (the scan's upserts)."""
+        keys = self.__dict__.setdefault("_drive_keys", {})
+        if drive_id not in keys:
+            dk = self.scalar("SELECT dk FROM drives WHERE id = ?", (drive_id,))
+            if dk is None:
+                raise StateError(f"drive {drive_id} is not in the state database",
+                                 hint="run `m365-migrate discover` first")
+            keys[drive_id] = int(dk)
+        return keys[drive_id]
 
     def scalar(self, sql: str, params: Any = ()) -> Any:
         with self._lock:

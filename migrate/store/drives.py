@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from migrate.models import Drive
-from migrate.store.base import StoreBase, utcnow
+from migrate.store.base import DK_OF, StoreBase, utcnow
 
 # enumerating = a full enumeration (first scan, --full, or after 410) whose unseen items become deleted
 DRIVE_SCAN_STATES = ("new", "scanning", "enumerating", "scanned", "failed", "vanished")
@@ -146,7 +146,7 @@ class DrivesMixin(StoreBase):
 
     def root_item_id(self, drive_id: str) -> str | None:
         """The item id of the drive's root folder, once a scan recorded it."""
-        row = self.query_one("SELECT item_id FROM items WHERE drive_id = ? AND parent_id IS NULL AND deleted = 0 "
+        row = self.query_one(f"SELECT item_id FROM items WHERE dk = {DK_OF} AND parent_id IS NULL AND deleted = 0 "
                              "LIMIT 1", (drive_id,))
         return row["item_id"] if row else None
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from migrate.errors import IllegalTransition
 from migrate.models import ItemStatus
-from migrate.store.base import StoreBase, utcnow
+from migrate.store.base import DK_OF, StoreBase, utcnow
 from migrate.store.states import check_transition
 
 # Columns the scanner owns; status and target columns are never touched by a rescan.
@@ -23,18 +23,18 @@ SOURCE_COLUMNS = (
 _LIVE_COLUMNS = tuple(c for c in SOURCE_COLUMNS if c != "path")
 # parameters of one live row in _UPSERT_LIVE order, built in C (the scanner's hot path)
 _live_values = operator.itemgetter("item_id", *_LIVE_COLUMNS)
-_N = len(_LIVE_COLUMNS)  # ?1 drive, ?2 item, ?3.. the live columns (parent_id, name first), then updated_at
+_N = len(_LIVE_COLUMNS)  # ?1 drive, ?2 item, ?3.. the live columns (parent_id, name first), updated_at, dk
 assert _LIVE_COLUMNS[:2] == ("parent_id", "name") and _LIVE_COLUMNS[-1] == "scan_generation"
 # A new item gets its path right away when its parent was already stored in this pass with a path (delta lists
 # parents first, so on a full enumeration that is nearly every item and finish_delta has little left to do).
 # Known items keep their path unless renamed, moved or revived: then path NULL marks "to be rebuilt by
 # finish_delta" (with every stored descendant, which may hold paths derived from the old one).
 _UPSERT_LIVE = (
-    f"INSERT INTO items (drive_id, item_id, {', '.join(_LIVE_COLUMNS)}, updated_at, path) "
-    f"VALUES ({', '.join(f'?{i}' for i in range(1, _N + 4))}, "
+    f"INSERT INTO items (drive_id, item_id, {', '.join(_LIVE_COLUMNS)}, updated_at, dk, path) "
+    f"VALUES ({', '.join(f'?{i}' for i in range(1, _N + 5))}, "
     "CASE WHEN ?3 IS NULL THEN '' ELSE (SELECT CASE WHEN p.path = '' THEN ?4 ELSE p.path || '/' || ?4 END "
-    f"FROM items p WHERE p.drive_id = ?1 AND p.item_id = ?3 AND p.deleted = 0 AND p.scan_generation = ?{_N + 2}) END) "
-    "ON CONFLICT(drive_id, item_id) DO UPDATE SET "
+    f"FROM items p WHERE p.dk = ?{_N + 4} AND p.item_id = ?3 AND p.deleted = 0 AND p.scan_generation = ?{_N + 2}) END) "
+    "ON CONFLICT(dk, item_id) DO UPDATE SET "
     + ", ".join(f"{c}=coalesce(excluded.{c}, items.{c})" if c == "ctag" else f"{c}=excluded.{c}"
                 for c in [*_LIVE_COLUMNS, "updated_at"])
     + ", path = CASE WHEN items.name IS excluded.name AND items.parent_id IS excluded.parent_id "
@@ -75,21 +75,22 @@ class ItemsMixin(StoreBase):
         """
         now, n = utcnow(), 0
         with self.atomic():
+            dk = self.drive_key(drive_id)
             for row in rows:
                 cols = [c for c in SOURCE_COLUMNS if c in row]
-                names = ", ".join(["drive_id", "item_id", *cols, "updated_at"])
-                marks = ", ".join("?" for _ in range(len(cols) + 3))
+                names = ", ".join(["dk", "drive_id", "item_id", *cols, "updated_at"])
+                marks = ", ".join("?" for _ in range(len(cols) + 4))
                 sets = ", ".join(f"{c}=excluded.{c}" for c in [*cols, "updated_at"])
                 self.db.execute(
                     f"INSERT INTO items ({names}) VALUES ({marks}) "
-                    f"ON CONFLICT(drive_id, item_id) DO UPDATE SET {sets}",
-                    [drive_id, row["item_id"], *(row[c] for c in cols), now],
+                    f"ON CONFLICT(dk, item_id) DO UPDATE SET {sets}",
+                    [dk, drive_id, row["item_id"], *(row[c] for c in cols), now],
                 )
                 n += 1
         return n
 
     def item(self, drive_id: str, item_id: str) -> dict[str, Any] | None:
-        return self.query_one("SELECT * FROM items WHERE drive_id = ? AND item_id = ?", (drive_id, item_id))
+        return self.query_one(f"SELECT * FROM items WHERE dk = {DK_OF} AND item_id = ?", (drive_id, item_id))
 
     def iter_items(
         self,
@@ -103,7 +104,7 @@ class ItemsMixin(StoreBase):
         """Stream items in primary-key order, one page at a time, so a large tenant never sits in memory."""
         where, params = ["id > ?"], [0]
         if drive_id is not None:
-            where.append("drive_id = ?")
+            where.append(f"dk = {DK_OF}")
             params.append(drive_id)
         statuses = list(statuses)
         if statuses:
@@ -153,7 +154,7 @@ class ItemsMixin(StoreBase):
         listing. Memory holds a page plus the folder being filled, never the drive."""
         st = list(statuses)
         rows = self._sorted_pages(
-            f"drive_id = ? AND status IN ({', '.join('?' for _ in st)}) AND is_folder = 0 AND deleted = 0 "
+            f"dk = {DK_OF} AND status IN ({', '.join('?' for _ in st)}) AND is_folder = 0 AND deleted = 0 "
             "AND target_path IS NOT NULL", (drive_id, *st), {"user": "coalesce(target_user, '')",
                           "folder": "rtrim(target_path, replace(target_path, '/', ''))"},  # up to the last '/'
             VERIFY_COLUMNS)
@@ -175,7 +176,7 @@ class ItemsMixin(StoreBase):
         each row carries `q_depth`."""
         st = list(statuses)
         return self._sorted_pages(
-            f"drive_id = ? AND is_folder = 1 AND deleted = 0 AND target_path IS NOT NULL AND target_path != '' "
+            f"dk = {DK_OF} AND is_folder = 1 AND deleted = 0 AND target_path IS NOT NULL AND target_path != '' "
             f"AND status IN ({', '.join('?' for _ in st)})", (drive_id, *st),
             {"depth": "length(trim(target_path, '/')) - length(replace(trim(target_path, '/'), '/', ''))"},
             "i.drive_id, i.item_id, i.status, i.target_user, i.target_path")
@@ -196,7 +197,7 @@ class ItemsMixin(StoreBase):
         transitions in one transaction leaves, at a third of the statements (a bulk batch does this per file)."""
         with self.atomic():
             row = self.db.execute(
-                "SELECT status FROM items WHERE drive_id = ? AND item_id = ?", (drive_id, item_id)
+                f"SELECT status FROM items WHERE dk = {DK_OF} AND item_id = ?", (drive_id, item_id)
             ).fetchone()
             if row is None:
                 raise IllegalTransition(f"item {drive_id}/{item_id} is not in the state database")
@@ -209,7 +210,7 @@ class ItemsMixin(StoreBase):
             fields = {**fields, "status": str(old), "updated_at": utcnow()}
             sets = ", ".join(f"{k} = ?" for k in fields)
             self.db.execute(
-                f"UPDATE items SET {sets} WHERE drive_id = ? AND item_id = ?",
+                f"UPDATE items SET {sets} WHERE dk = {DK_OF} AND item_id = ?",
                 [*fields.values(), drive_id, item_id],
             )
 
@@ -221,17 +222,22 @@ class ItemsMixin(StoreBase):
             fields["updated_at"] = utcnow()
             sets = ", ".join(f"{k} = ?" for k in fields)
             self.db.execute(
-                f"UPDATE items SET {sets} WHERE drive_id = ? AND item_id = ?", [*fields.values(), drive_id, item_id]
+                f"UPDATE items SET {sets} WHERE dk = {DK_OF} AND item_id = ?", [*fields.values(), drive_id, item_id]
             )
 
     def status_counts(self, drive_id: str | None = None) -> dict[str, dict[str, int]]:
         """{status: {"files": n, "bytes": n}} over live files (folders are not counted)."""
         sql = (
             "SELECT status, count(*) AS files, coalesce(sum(size), 0) AS bytes FROM items "
-            "WHERE deleted = 0 AND is_folder = 0" + (" AND drive_id = ?" if drive_id else "") + " GROUP BY status"
+            "WHERE deleted = 0 AND is_folder = 0" + (f" AND dk = {DK_OF}" if drive_id else "") + " GROUP BY status"
         )
         rows = self.query(sql, (drive_id,) if drive_id else ())
         return {r["status"]: {"files": r["files"], "bytes": r["bytes"]} for r in rows}
+
+    def has_unsent(self, drive_id: str) -> bool:
+        """Whether a live item of the drive still waits to be copied (pending, or failed and to be tried again)."""
+        return self.scalar(f"SELECT 1 FROM items WHERE dk = {DK_OF} AND deleted = 0 "
+                           "AND status IN ('pending', 'failed') LIMIT 1", (drive_id,)) is not None
 
     def failures(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.query(
@@ -248,7 +254,7 @@ class ItemsMixin(StoreBase):
                       group_seconds: float = 1.0) -> Iterator[None]:
         """Connection settings for a scan's stream of delta pages, restored afterwards; commits what is pending.
 
-        Each page dirties index pages all over the (drive_id, item_id) and parent indexes, and a commit writes
+        Each page dirties index pages all over the (dk, item_id) and parent indexes, and a commit writes
         every dirty page to the WAL. So pages are saved one after the other in one open transaction, committed
         once it holds `group_rows` rows or is `group_seconds` old (whichever comes first: on Graph, where a page
         takes a second or more, that is every page), which writes each shared index page once per group instead
@@ -291,8 +297,9 @@ class ItemsMixin(StoreBase):
             last[row["item_id"]] = row
         now = utcnow()
         values = _live_values
-        live = [(drive_id, *values(r), now) for r in last.values() if not r.get("deleted")]
-        gone = [(generation, now, drive_id, r["item_id"]) for r in last.values() if r.get("deleted")]
+        dk = self.drive_key(drive_id)
+        live = [(drive_id, *values(r), now, dk) for r in last.values() if not r.get("deleted")]
+        gone = [(generation, now, dk, r["item_id"]) for r in last.values() if r.get("deleted")]
         with self._lock:
             group = self._page_group
             if group is not None and not self.db.conn.in_transaction:
@@ -302,7 +309,7 @@ class ItemsMixin(StoreBase):
                 self.db.conn.executemany(_UPSERT_LIVE, live)
                 if gone:
                     self.db.conn.executemany("UPDATE items SET deleted = 1, scan_generation = ?, updated_at = ? "
-                                             "WHERE drive_id = ? AND item_id = ?", gone)
+                                             "WHERE dk = ? AND item_id = ?", gone)
                 self.db.execute(
                     "UPDATE drives SET scan_link = ?, items_seen = items_seen + ?, updated_at = ? WHERE id = ?",
                     (next_link, len(rows), now, drive_id))
@@ -330,59 +337,59 @@ class ItemsMixin(StoreBase):
           Unchanged ancestors that delta repeats with every change cost nothing.
         All in one transaction with the drive update, so a kill leaves either the old or the new state.
         """
-        d, g = drive_id, generation
+        d, g, k = drive_id, generation, self.drive_key(drive_id)
         with self.atomic():
             ex = self.db.execute
             unseen = 0
             if full:
-                unseen = ex("UPDATE items SET deleted = 1, updated_at = ? WHERE drive_id = ? AND deleted = 0 "
-                            "AND scan_generation < ?", (utcnow(), d, g)).rowcount
+                unseen = ex("UPDATE items SET deleted = 1, updated_at = ? WHERE dk = ? AND deleted = 0 "
+                            "AND scan_generation < ?", (utcnow(), k, g)).rowcount
             ex(
                 """WITH RECURSIVE gone(item_id, depth) AS (
-                       SELECT item_id, 0 FROM items WHERE drive_id = :d AND deleted = 1 AND scan_generation = :g
+                       SELECT item_id, 0 FROM items WHERE dk = :k AND deleted = 1 AND scan_generation = :g
                        UNION ALL
                        SELECT c.item_id, gone.depth + 1 FROM gone JOIN items c
-                         ON c.drive_id = :d AND c.parent_id = gone.item_id AND c.deleted = 0
+                         ON c.dk = :k AND c.parent_id = gone.item_id AND c.deleted = 0
                             AND c.scan_generation != :g
                        WHERE gone.depth < 1000)
-                   UPDATE items SET deleted = 1 WHERE drive_id = :d
-                     AND item_id IN (SELECT item_id FROM gone WHERE depth > 0)""", {"d": d, "g": g})
+                   UPDATE items SET deleted = 1 WHERE dk = :k
+                     AND item_id IN (SELECT item_id FROM gone WHERE depth > 0)""", {"k": k, "g": g})
             cascaded = self.db.execute("SELECT changes()").fetchone()[0]
             # a path save_delta_page derived from a parent that this pass then deleted is stale: rebuild it
             # (it stays NULL, the chain is broken); its descendants follow through the recursion below
-            ex("""UPDATE items SET path = NULL WHERE drive_id = :d AND deleted = 0 AND path IS NOT NULL
-                    AND parent_id IN (SELECT item_id FROM items WHERE drive_id = :d AND deleted = 1
-                                      AND scan_generation = :g)""", {"d": d, "g": g})
+            ex("""UPDATE items SET path = NULL WHERE dk = :k AND deleted = 0 AND path IS NOT NULL
+                    AND parent_id IN (SELECT item_id FROM items WHERE dk = :k AND deleted = 1
+                                      AND scan_generation = :g)""", {"k": k, "g": g})
             ex("DROP TABLE IF EXISTS temp.scan_affected")
             ex("CREATE TEMP TABLE scan_affected (item_id TEXT PRIMARY KEY)")
             ex("""WITH RECURSIVE a(item_id, depth) AS (
-                      SELECT item_id, 0 FROM items WHERE drive_id = :d AND path IS NULL AND deleted = 0
+                      SELECT item_id, 0 FROM items WHERE dk = :k AND path IS NULL AND deleted = 0
                       UNION ALL
                       SELECT c.item_id, a.depth + 1 FROM a JOIN items c
-                        ON c.drive_id = :d AND c.parent_id = a.item_id AND c.deleted = 0 AND c.path IS NOT NULL
+                        ON c.dk = :k AND c.parent_id = a.item_id AND c.deleted = 0 AND c.path IS NOT NULL
                       WHERE a.depth < 1000)
-                  INSERT OR IGNORE INTO temp.scan_affected SELECT item_id FROM a""", {"d": d})
+                  INSERT OR IGNORE INTO temp.scan_affected SELECT item_id FROM a""", {"k": k})
             ex("DROP TABLE IF EXISTS temp.scan_paths")
             ex("CREATE TEMP TABLE scan_paths (item_id TEXT PRIMARY KEY, path TEXT)")
             ex("""WITH RECURSIVE t(item_id, path, depth) AS (
                       SELECT i.item_id,
                              CASE WHEN i.parent_id IS NULL THEN '' WHEN p.path = '' THEN i.name
                                   ELSE p.path || '/' || i.name END, 0
-                        FROM temp.scan_affected a JOIN items i ON i.drive_id = :d AND i.item_id = a.item_id
-                        LEFT JOIN items p ON p.drive_id = :d AND p.item_id = i.parent_id
+                        FROM temp.scan_affected a JOIN items i ON i.dk = :k AND i.item_id = a.item_id
+                        LEFT JOIN items p ON p.dk = :k AND p.item_id = i.parent_id
                        WHERE i.parent_id IS NULL
                           OR (p.deleted = 0 AND p.path IS NOT NULL
                               AND p.item_id NOT IN (SELECT item_id FROM temp.scan_affected))
                       UNION ALL
                       SELECT c.item_id, CASE WHEN t.path = '' THEN c.name ELSE t.path || '/' || c.name END,
                              t.depth + 1
-                        FROM t JOIN items c ON c.drive_id = :d AND c.parent_id = t.item_id AND c.deleted = 0
+                        FROM t JOIN items c ON c.dk = :k AND c.parent_id = t.item_id AND c.deleted = 0
                        WHERE t.depth < 1000)
-                  INSERT OR REPLACE INTO temp.scan_paths SELECT item_id, path FROM t""", {"d": d})
-            ex("UPDATE items SET path = NULL WHERE drive_id = ? AND path IS NOT NULL "
-               "AND item_id IN (SELECT item_id FROM temp.scan_affected)", (d,))
-            ex("UPDATE items SET path = sp.path FROM temp.scan_paths sp WHERE items.drive_id = ? "
-               "AND items.item_id = sp.item_id", (d,))
+                  INSERT OR REPLACE INTO temp.scan_paths SELECT item_id, path FROM t""", {"k": k})
+            ex("UPDATE items SET path = NULL WHERE dk = ? AND path IS NOT NULL "
+               "AND item_id IN (SELECT item_id FROM temp.scan_affected)", (k,))
+            ex("UPDATE items SET path = sp.path FROM temp.scan_paths sp WHERE items.dk = ? "
+               "AND items.item_id = sp.item_id", (k,))
             affected = self.db.execute("SELECT count(*) FROM temp.scan_affected").fetchone()[0]
             orphans = self.db.execute(
                 "SELECT count(*) FROM temp.scan_affected a WHERE a.item_id NOT IN (SELECT item_id FROM temp.scan_paths)"
@@ -396,7 +403,7 @@ class ItemsMixin(StoreBase):
 
     def shared_item_ids(self, drive_id: str, generation: int) -> list[str]:
         """Live items of this scan pass that carry the `shared` facet (their permissions are worth 5 RU each)."""
-        rows = self.query("SELECT item_id FROM items WHERE drive_id = ? AND scan_generation = ? AND deleted = 0 "
+        rows = self.query(f"SELECT item_id FROM items WHERE dk = {DK_OF} AND scan_generation = ? AND deleted = 0 "
                           "AND shared = 1 ORDER BY id", (drive_id, generation))
         return [r["item_id"] for r in rows]
 
@@ -404,9 +411,9 @@ class ItemsMixin(StoreBase):
         """Items of this pass that lost their `shared` facet (or were deleted) but still have stored grants."""
         # driven by the (small) permissions table, not by the drive's items
         rows = self.query(
-            "SELECT DISTINCT p.item_id FROM permissions p JOIN items i ON i.drive_id = p.drive_id "
+            f"SELECT DISTINCT p.item_id FROM permissions p JOIN items i ON i.dk = {DK_OF} "
             "AND i.item_id = p.item_id WHERE p.drive_id = ? AND i.scan_generation = ? "
-            "AND (i.shared = 0 OR i.deleted = 1)", (drive_id, generation))
+            "AND (i.shared = 0 OR i.deleted = 1)", (drive_id, drive_id, generation))
         return [r["item_id"] for r in rows]
 
     def inventory_counts(self, drive_id: str) -> dict[str, int]:
@@ -414,5 +421,5 @@ class ItemsMixin(StoreBase):
         row = self.query_one(
             "SELECT coalesce(sum(is_folder = 0), 0) AS files, coalesce(sum(is_folder = 1), 0) AS folders, "
             "coalesce(sum(CASE WHEN is_folder = 0 THEN size ELSE 0 END), 0) AS bytes FROM items "
-            "WHERE drive_id = ? AND deleted = 0", (drive_id,))
+            f"WHERE dk = {DK_OF} AND deleted = 0", (drive_id,))
         return dict(row) if row else {"files": 0, "folders": 0, "bytes": 0}

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from migrate.store.base import StoreBase, utcnow
+from migrate.store.base import DK_OF, StoreBase, utcnow
 
 _CHILD_COLS = "id, item_id, parent_id, name, path, is_folder, size, sha1, package_type, malware, status, " \
               "target_user, target_path, target_etag, last_error, shared"
@@ -26,14 +26,14 @@ class PlanMixin(StoreBase):
         folder being assembled, never the drive, and each page is one index range (ordering by an expression
         of parent_id instead sorted the whole drive for every page, which grew with the square of the drive).
         """
-        roots = self.query(f"SELECT {_CHILD_COLS} FROM items WHERE drive_id = ? AND deleted = 0 "
+        roots = self.query(f"SELECT {_CHILD_COLS} FROM items WHERE dk = {DK_OF} AND deleted = 0 "
                            "AND parent_id IS NULL ORDER BY id", (drive_id,))
         if roots:
             yield None, roots
         del roots
         sql = (
             f"SELECT {_CHILD_COLS}, parent_id AS pkey FROM items "
-            "WHERE drive_id = ? AND deleted = 0 AND (parent_id, id) > (?, ?) "
+            f"WHERE dk = {DK_OF} AND deleted = 0 AND (parent_id, id) > (?, ?) "
             f"ORDER BY parent_id, id LIMIT {int(page)}"
         )
         for group in self.keyset_groups(sql, (drive_id,), "pkey", ("", -1)):
@@ -60,22 +60,22 @@ class PlanMixin(StoreBase):
     def unlaid(self, drive_id: str) -> list[dict[str, Any]]:
         """Items whose layout facts changed since the last layout (with the parent they were laid under)."""
         return self.query(f"SELECT id, item_id, parent_id, deleted, is_folder, laid_sig FROM items "
-                          f"WHERE drive_id = ? AND laid_sig IS NOT {LAID_SIG} AND NOT (deleted = 1 AND laid_sig "
+                          f"WHERE dk = {DK_OF} AND laid_sig IS NOT {LAID_SIG} AND NOT (deleted = 1 AND laid_sig "
                           "IS NULL)", (drive_id,))
 
     def sibling_group(self, drive_id: str, parent_id: str) -> list[dict[str, Any]]:
         """The live children of one folder, in the order a full layout reads them."""
-        return self.query(f"SELECT {_CHILD_COLS}, laid_path FROM items WHERE drive_id = ? AND deleted = 0 "
+        return self.query(f"SELECT {_CHILD_COLS}, laid_path FROM items WHERE dk = {DK_OF} AND deleted = 0 "
                           "AND parent_id = ? ORDER BY id", (drive_id, parent_id))
 
     def live_item(self, drive_id: str, item_id: str) -> dict[str, Any] | None:
-        return self.query_one("SELECT item_id, parent_id, is_folder, laid_path FROM items WHERE drive_id = ? "
+        return self.query_one(f"SELECT item_id, parent_id, is_folder, laid_path FROM items WHERE dk = {DK_OF} "
                               "AND item_id = ? AND deleted = 0", (drive_id, item_id))
 
     def mark_laid(self, drive_id: str, digest: str) -> None:
         """After a layout: deleted items are laid as deleted, and the drive remembers the settings' digest."""
         with self.atomic():
-            self.db.execute(f"UPDATE items SET laid_sig = {LAID_SIG}, laid_path = NULL WHERE drive_id = ? "
+            self.db.execute(f"UPDATE items SET laid_sig = {LAID_SIG}, laid_path = NULL WHERE dk = {DK_OF} "
                             f"AND deleted = 1 AND laid_sig IS NOT {LAID_SIG}", (drive_id,))
             self.db.execute("UPDATE drives SET laid_digest = ? WHERE id = ?", (digest, drive_id))
 
@@ -86,7 +86,7 @@ class PlanMixin(StoreBase):
         """A drive that is not (or no longer) migrated: no item keeps a target (copy then leaves them alone)."""
         with self.atomic():
             self.db.execute(
-                "UPDATE items SET target_user = NULL, target_path = NULL WHERE drive_id = ? AND status = 'pending'",
+                f"UPDATE items SET target_user = NULL, target_path = NULL WHERE dk = {DK_OF} AND status = 'pending'",
                 (drive_id,),
             )
             self.db.execute("UPDATE drives SET laid_digest = NULL WHERE id = ?", (drive_id,))  # lay it out whole next
@@ -101,7 +101,7 @@ class PlanMixin(StoreBase):
             "coalesce(sum(is_folder = 1), 0) AS folders, coalesce(sum(shared = 1), 0) AS shared, "
             "coalesce(sum(is_folder = 0 AND status = 'verified'), 0) AS verified_files, "
             "coalesce(max(CASE WHEN is_folder = 0 THEN size END), 0) AS largest "
-            "FROM items WHERE drive_id = ? AND deleted = 0",
+            f"FROM items WHERE dk = {DK_OF} AND deleted = 0",
             (drive_id,),
         )
         return {k: int(v or 0) for k, v in (row or {}).items()}

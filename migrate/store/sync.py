@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from migrate.store.base import StoreBase, utcnow
+from migrate.store.base import DK_OF, StoreBase, utcnow
 
 # A live item whose source differs from what we copied, a deleted one we placed, or one never placed.
 _CONTENT_CHANGED = ("(i.is_folder = 0 AND (i.size IS NOT i.placed_source_size "
@@ -34,7 +34,7 @@ class SyncMixin(StoreBase):
         layout), edited, or deleted since we placed them. Paged by id; the drive root is left out."""
         where = " OR ".join(f"({w})" for w in (*_WAITING.values(),
                                                 f"i.deleted = 0 AND i.placed_path IS NOT NULL AND {_RELAID}"))
-        sql = (f"SELECT i.* FROM items i WHERE i.drive_id = ? AND ({where}) AND i.parent_id IS NOT NULL "
+        sql = (f"SELECT i.* FROM items i WHERE i.dk = {DK_OF} AND ({where}) AND i.parent_id IS NOT NULL "
                f"AND i.id > ? ORDER BY i.id LIMIT {int(page)}")
         for rows in self.keyset_pages(sql, (drive_id,)):
             yield from rows
@@ -42,7 +42,7 @@ class SyncMixin(StoreBase):
     def waiting_changes(self, drive_id: str) -> dict[str, int]:
         """Changes recorded by `scan` that `sync` has not applied yet: {new, moved, edited, deleted}."""
         cols = ", ".join(f"coalesce(sum(CASE WHEN {w} THEN 1 ELSE 0 END), 0) AS {k}" for k, w in _WAITING.items())
-        row = self.query_one(f"SELECT {cols} FROM items i WHERE i.drive_id = ?", (drive_id,))
+        row = self.query_one(f"SELECT {cols} FROM items i WHERE i.dk = {DK_OF}", (drive_id,))
         return {k: int(row[k]) if row else 0 for k in _WAITING}
 
     def waiting_items(self, drive_ids: Iterable[str], limit: int = 200) -> list[dict[str, Any]]:
@@ -54,7 +54,7 @@ class SyncMixin(StoreBase):
         marks = ", ".join("?" for _ in ids)
         return self.query(
             f"SELECT * FROM (SELECT i.drive_id, i.item_id, i.path, i.is_folder, i.size, {kind} AS change "
-            f"FROM items i WHERE i.drive_id IN ({marks})) WHERE change IS NOT NULL LIMIT ?", (*ids, int(limit)))
+            f"FROM items i WHERE i.dk IN (SELECT dk FROM drives WHERE id IN ({marks}))) WHERE change IS NOT NULL LIMIT ?", (*ids, int(limit)))
 
     # sharing changes -------------------------------------------------------------------------------------------
     def drives_shared_before(self, drive_ids: Iterable[str]) -> list[str]:
@@ -88,13 +88,13 @@ class SyncMixin(StoreBase):
         cols["updated_at"] = utcnow()
         with self.atomic():
             self.db.execute(f"UPDATE items SET {', '.join(f'{k} = ?' for k in cols)} "
-                            "WHERE drive_id = ? AND item_id = ?", [*cols.values(), drive_id, item_id])
+                            f"WHERE dk = {DK_OF} AND item_id = ?", [*cols.values(), drive_id, item_id])
 
     def release_placed(self, drive_id: str, item_id: str) -> None:
         """Forget that we placed this item (deleted by us, kept under policy, or now a person's file)."""
         with self.atomic():
             self.db.execute("UPDATE items SET placed_user = NULL, placed_path = NULL, placed_etag = NULL, "
-                            "updated_at = ? WHERE drive_id = ? AND item_id = ?", (utcnow(), drive_id, item_id))
+                            f"updated_at = ? WHERE dk = {DK_OF} AND item_id = ?", (utcnow(), drive_id, item_id))
 
     def move_placed_prefix(self, user: str, old: str, new: str) -> int:
         """A folder we placed at `old` is now at `new`: so is everything we placed inside it."""
@@ -119,14 +119,14 @@ class SyncMixin(StoreBase):
             fields["target_path"] = target_path
         with self.atomic():
             self.db.execute(f"UPDATE items SET {', '.join(f'{k} = ?' for k in fields)} "
-                            "WHERE drive_id = ? AND item_id = ?", [*fields.values(), drive_id, item_id])
+                            f"WHERE dk = {DK_OF} AND item_id = ?", [*fields.values(), drive_id, item_id])
 
     def settle_source_paths(self, drive_id: str) -> int:
         """Items whose target already matches (e.g. an NFC/NFD rename, a renamed drive root) need no MOVE: their
         placed source path follows the source, so they stop counting as waiting."""
         with self.atomic():
             return int(self.db.execute(
-                "UPDATE items SET placed_source_path = path WHERE drive_id = ? AND deleted = 0 "
+                f"UPDATE items SET placed_source_path = path WHERE dk = {DK_OF} AND deleted = 0 "
                 "AND placed_path IS NOT NULL AND path IS NOT placed_source_path AND target_path IS placed_path "
                 "AND target_user IS placed_user", (drive_id,)).rowcount)
 
