@@ -120,6 +120,11 @@ def test_paths_out_of_order_rename_and_reconcile(store):
     rows = {r["item_id"]: r for r in store.iter_items("d", include_deleted=True)}
     assert rows["b"]["deleted"] == rows["c"]["deleted"] == 1 and rows["c"]["status"] == "transferring"
     assert fin["unseen_deleted"] == 2
+    # a full pass that began on an empty drive (prior_items = 0) skips that walk: nothing could be unseen
+    store.update_drive("d", prior_items=0)
+    store.save_delta_page("d", [_row("r", None, "", 4, True)], next_link=None, generation=4)
+    fin = store.finish_delta("d", generation=4, full=True, delta_link="dl4", scan_state="scanning")
+    assert fin["unseen_deleted"] == 0 and store.item("d", "a")["deleted"] == 0
 
 
 def test_grouped_page_commits_leave_a_prefix_with_its_link(tmp_path):

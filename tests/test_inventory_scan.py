@@ -197,6 +197,8 @@ def test_410_resync_reconciles_and_keeps_copy_status(tmp_path, graph_sandbox_fac
     summary, store, src = _engine_scan(tmp_path, g)
     try:
         drive_id = g.tenant.drive_list[0].id
+        # the first enumeration began on an empty drive: its end skipped the walk for items it did not see again
+        assert store.drive(drive_id)["prior_items"] == 0
         files = [r for r in stored(store, drive_id).values() if not r["is_folder"]]
         keep, gone = files[0], files[1]
         for st in ("transferring", "uploaded", "verified"):
@@ -206,6 +208,7 @@ def test_410_resync_reconciles_and_keeps_copy_status(tmp_path, graph_sandbox_fac
         g.expire_delta_tokens()
         summary = scan(store, src, Selection(drive_ids=(drive_id,)), workers=1, source_stats=src.stats)
         assert [d.mode for d in summary.drives] == ["resync"] and not summary.attention
+        assert store.drive(drive_id)["prior_items"] == 1  # a resync walks them (and finds `gone` below)
         assert_matches_truth(store, g, [drive_id])
         assert store.item(drive_id, gone["item_id"])["deleted"] == 1
         assert store.item(drive_id, keep["item_id"])["status"] == "verified"

@@ -219,7 +219,7 @@ def scan_drive(store: StateStore, source: Source, drive_id: str, *, full: bool =
             g += 1
         result.mode, is_full, link = "full", True, None
         store.update_drive(drive_id, scan_state="enumerating", scan_generation=g, scan_link=None, delta_link=None,
-                           last_error=None)
+                           last_error=None, prior_items=int(store.has_items(drive_id)))
     if listener:
         listener.drive_started(d, result.mode)
     resynced = False
@@ -256,7 +256,7 @@ def scan_drive(store: StateStore, source: Source, drive_id: str, *, full: bool =
             resynced, is_full, link, g = True, True, None, g + 1
             result.mode = "resync"
             store.update_drive(drive_id, scan_state="enumerating", scan_generation=g, scan_link=None,
-                               delta_link=None)
+                               delta_link=None, prior_items=1)
     _permissions(store, source, drive_id, g, result, stop)
     if d["kind"] != "onedrive" and (is_full or not d["access_read_at"]):
         _root_access(store, source, drive_id)

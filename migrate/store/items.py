@@ -234,6 +234,9 @@ class ItemsMixin(StoreBase):
         rows = self.query(sql, (drive_id,) if drive_id else ())
         return {r["status"]: {"files": r["files"], "bytes": r["bytes"]} for r in rows}
 
+    def has_items(self, drive_id: str) -> bool:
+        return self.scalar(f"SELECT 1 FROM items WHERE dk = {DK_OF} LIMIT 1", (drive_id,)) is not None
+
     def has_unsent(self, drive_id: str) -> bool:
         """Whether a live item of the drive still waits to be copied (pending, or failed and to be tried again)."""
         return self.scalar(f"SELECT 1 FROM items WHERE dk = {DK_OF} AND deleted = 0 "
@@ -250,15 +253,16 @@ class ItemsMixin(StoreBase):
     _LIVE_COLUMNS = _LIVE_COLUMNS
 
     @contextmanager
-    def scan_settings(self, cache_mb: int = 32, checkpoint_pages: int = 10_000, *, group_rows: int = 10_000,
-                      group_seconds: float = 1.0) -> Iterator[None]:
+    def scan_settings(self, cache_mb: int = 32, checkpoint_pages: int = 10_000, *, group_rows: int = 50_000,
+                      group_seconds: float = 2.0) -> Iterator[None]:
         """Connection settings for a scan's stream of delta pages, restored afterwards; commits what is pending.
 
         Each page dirties index pages all over the (dk, item_id) and parent indexes, and a commit writes
         every dirty page to the WAL. So pages are saved one after the other in one open transaction, committed
         once it holds `group_rows` rows or is `group_seconds` old (whichever comes first: on Graph, where a page
-        takes a second or more, that is every page), which writes each shared index page once per group instead
-        of once per page (measured: 3.4 s less CPU on a 233k-item drive). Each page is still all or nothing (a
+        takes a second or more, that is every page or two), which writes each shared index page once per group
+        instead of once per page (measured on a 233k-item drive: 3.4 s less CPU than a commit per page; 50,000
+        rows / 2 s instead of 10,000 / 1 s: commits 0.94 -> 0.46 s). Each page is still all or nothing (a
         savepoint) and goes with its drive's link to the next page, so whatever a kill -9 leaves committed is a
         prefix of pages with the link matching it: the rerun fetches the lost pages again, nothing else.
         A bounded cache (`cache_mb`, part of the process's RSS) and a WAL checkpoint every `checkpoint_pages`
@@ -329,7 +333,8 @@ class ItemsMixin(StoreBase):
         """After the last page: reconcile, cascade deletes, rebuild paths of what changed; store the deltaLink.
 
         - `full` (a complete enumeration, e.g. after 410): live items not seen in it are marked deleted; copy
-          status and target columns are left as they are.
+          status and target columns are left as they are. Skipped when the drive held no items as the
+          enumeration began (`drives.prior_items` = 0, set by the scan): a first scan then does not walk them all.
         - items below a folder deleted in this pass are marked deleted too;
         - paths (relative to the drive root, '/'-separated, root = '') are rebuilt for every item whose path is
           NULL (new without a stored parent, renamed or moved: see save_delta_page) and all its descendants (a renamed folder moves its
@@ -341,7 +346,7 @@ class ItemsMixin(StoreBase):
         with self.atomic():
             ex = self.db.execute
             unseen = 0
-            if full:
+            if full and self.scalar("SELECT prior_items FROM drives WHERE id = ?", (d,)) != 0:
                 unseen = ex("UPDATE items SET deleted = 1, updated_at = ? WHERE dk = ? AND deleted = 0 "
                             "AND scan_generation < ?", (utcnow(), k, g)).rowcount
             ex(

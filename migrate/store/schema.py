@@ -395,6 +395,9 @@ def m012_drive_keys(db: Database) -> None:
     db.execute("ALTER TABLE drives ADD COLUMN dk INTEGER")
     db.execute("UPDATE drives SET dk = rowid")
     db.execute("CREATE UNIQUE INDEX drives_dk ON drives(dk)")
+    # Whether the drive held items when its current full enumeration began (1 unless known to be 0): the end of
+    # a first enumeration need not walk every item looking for ones the pass did not see again.
+    db.execute("ALTER TABLE drives ADD COLUMN prior_items INTEGER NOT NULL DEFAULT 1")
     db.execute("""CREATE TRIGGER drives_dk_new AFTER INSERT ON drives WHEN NEW.dk IS NULL
                   BEGIN UPDATE drives SET dk = (SELECT coalesce(max(dk), 0) + 1 FROM drives) WHERE id = NEW.id; END""")
     # SQLite cannot change a table's UNIQUE constraint in place: the items table is rebuilt with the same
