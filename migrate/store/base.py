@@ -15,11 +15,17 @@ from sqlite_utils import Database
 from migrate.errors import StateError
 from migrate.store.schema import migrations
 
+
 # A drive's items are found by its small integer key (`items.dk`, see schema m012), never by the long Graph id:
 # `WHERE dk = (SELECT dk FROM drives WHERE id = ?)` takes the Graph id as its parameter and still uses the
 # items indexes (SQLite evaluates the uncorrelated subquery once). Statements run once per row take the key
-# itself (`StoreBase.drive_key`).
-DK_OF = "(SELECT dk FROM drives WHERE id = ?)"
+# itself (`StoreBase.drive_key`). `dk_of("p.drive_id")` is the same lookup for a column of another table.
+def dk_of(drive_id_sql: str) -> str:
+    return f"(SELECT dk FROM drives WHERE id = {drive_id_sql})"
+
+
+DK_OF = dk_of("?")
+
 
 def utcnow() -> str:
     """Timestamps in the store: ISO 8601, UTC, to the microsecond (sortable as text)."""
@@ -53,6 +59,7 @@ class StoreBase:
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
             self._lock = threading.RLock()
+            self._drive_keys: dict[str, int] = {}
             with self._lock:
                 migrations.apply(self.db)
         except sqlite3.DatabaseError as exc:
@@ -122,7 +129,7 @@ class StoreBase:
 
     def drive_key(self, drive_id: str) -> int:
         """The drive's `dk` (fixed once the drive is recorded), for statements run per row (the scan's upserts)."""
-        keys = self.__dict__.setdefault("_drive_keys", {})
+        keys = self._drive_keys
         if drive_id not in keys:
             dk = self.scalar("SELECT dk FROM drives WHERE id = ?", (drive_id,))
             if dk is None:

@@ -235,6 +235,7 @@ class ItemsMixin(StoreBase):
         return {r["status"]: {"files": r["files"], "bytes": r["bytes"]} for r in rows}
 
     def has_items(self, drive_id: str) -> bool:
+        """Whether any item of the drive is recorded (deleted ones too)."""
         return self.scalar(f"SELECT 1 FROM items WHERE dk = {DK_OF} LIMIT 1", (drive_id,)) is not None
 
     def has_unsent(self, drive_id: str) -> bool:

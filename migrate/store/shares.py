@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from migrate.models import PlannedShare
-from migrate.store.base import StoreBase, utcnow
+from migrate.store.base import StoreBase, dk_of, utcnow
 
 # planned_shares.planned: 1 planned, 2 seen by the plan pass under way, 0 no longer asked for by any grant.
 _SEEN = 2
@@ -92,7 +92,7 @@ class SharesMixin(StoreBase):
             return
         wanted = set(items) if items is not None else None
         sql = ("SELECT s.*, i.status AS item_status FROM planned_shares s LEFT JOIN items i "
-               "ON i.dk = (SELECT dk FROM drives WHERE id = s.drive_id) AND i.item_id = s.item_id "
+               f"ON i.dk = {dk_of('s.drive_id')} AND i.item_id = s.item_id "
                f"WHERE s.drive_id IN ({_marks(ids)}) AND s.id > ? ORDER BY s.id LIMIT {int(page)}")
         for rows in self.keyset_pages(sql, tuple(ids)):
             for r in rows:
@@ -162,7 +162,7 @@ class SharesMixin(StoreBase):
             return
         sql = ("SELECT p.id, p.drive_id, p.item_id, p.perm_id, p.kind, p.roles, p.grantee_email, p.grantee_name, "
                "p.grantee_id, p.link_scope, p.link_type, p.expires, p.plan_action, p.plan_detail, i.path AS item_path, "
-               "i.name AS item_name FROM permissions p LEFT JOIN items i ON i.dk = (SELECT dk FROM drives WHERE id = p.drive_id) AND "
+               f"i.name AS item_name FROM permissions p LEFT JOIN items i ON i.dk = {dk_of('p.drive_id')} AND "
                f"i.item_id = p.item_id WHERE p.drive_id IN ({_marks(ids)}) AND p.plan_action IN ('drop', 'report') "
                f"AND p.id > ? ORDER BY p.id LIMIT {int(page)}")
         for rows in self.keyset_pages(sql, tuple(ids)):
@@ -176,7 +176,7 @@ class SharesMixin(StoreBase):
         with the item's target; paged by (item, row id) so memory holds one page."""
         cols = ("p.*, i.target_user AS item_target_user, i.target_path AS item_target_path, i.is_folder AS "
                 "item_is_folder, i.path AS item_path, i.name AS item_name, i.deleted AS item_deleted")
-        join = ("FROM permissions p LEFT JOIN items i ON i.dk = (SELECT dk FROM drives WHERE id = p.drive_id) "
+        join = (f"FROM permissions p LEFT JOIN items i ON i.dk = {dk_of('p.drive_id')} "
                 "AND i.item_id = p.item_id")
         if items is not None:
             for item_id in items:
