@@ -40,6 +40,7 @@ class CopySummary:
     notes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_drives: list[dict[str, Any]] = field(default_factory=list)  # by the guard; raised at the end
+    adopted: dict[str, Any] = field(default_factory=dict)  # engine.adopt: already at the target, not sent
 
     @property
     def attention(self) -> bool:
