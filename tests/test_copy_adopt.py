@@ -9,7 +9,11 @@ hashed; a wrong modification time is set without a rewrite.
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -232,3 +236,42 @@ def test_a_plain_webdav_target_is_read_back_and_hashed(tmp_path, graph_sandbox_f
     with httpx.Client(auth=(user, pw)) as c:
         assert c.get(base + quote(victim["target_path"])).content == bytes(b ^ 1 for b in body)
     assert run_cli("verify", cwd=tmp_path, env=fresh).returncode == 0
+
+
+def test_a_kill_during_adoption_leaves_the_state_consistent_and_the_rerun_continues(tmp_path, graph_sandbox_factory,
+                                                                                    nextcloud_sandbox):
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 60}))
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer="workers = 2")
+    assert run_cli("copy", cwd=tmp_path, env=env).returncode == 0
+    fresh = _second_state(tmp_path, env)
+    state = tmp_path / "second" / "migration.db"
+    nc.delay("GET", 0.1)  # a slow read-back, so the kill lands among the checks
+    p = subprocess.Popen([str(Path(sys.executable).with_name("m365-migrate")), "copy"], cwd=tmp_path, env=fresh,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None and len(_audit(state, "adopt")) < 5:
+        time.sleep(0.05)
+    assert p.poll() is None, "the copy finished before the kill; slow it down"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    nc.delay("GET", 0)
+    rows = _rows(state)
+    done = {x["item_id"] for x in rows if x["status"] == "verified"}
+    assert 5 <= len(done) < len(rows), len(done)
+    assert {x["status"] for x in rows} <= {"verified", "pending"}, {x["status"] for x in rows}
+    assert all(x["adopted"] for x in rows if x["status"] == "verified")
+    assert run_cli("audit", "verify", cwd=tmp_path, env=fresh).returncode == 0
+    reads, mark = _graph_reads(g), len(nc.requests)
+    r = run_cli("--json", "copy", cwd=tmp_path, env=fresh)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _graph_reads(g) == reads and not _writes(nc.requests[mark:])
+    rows = _rows(state)
+    assert all(x["status"] == "verified" and x["adopted"] for x in rows)
+    assert json.loads(r.stdout)["adopted"]["files"] == len(rows) - len(done)
+    # what was recorded before the kill is not read again
+    read_again = {x[1] for x in nc.requests[mark:] if x[0] == "GET" and x[1].startswith("/remote.php/dav/files/")}
+    rest = {f"/remote.php/dav/files/alice{x['target_path']}" for x in rows if x["item_id"] not in done}
+    assert read_again and read_again <= rest, sorted(read_again - rest)[:3]
+    assert len(_audit(state, "adopt")) == len(rows)
