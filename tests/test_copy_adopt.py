@@ -72,14 +72,17 @@ def _graph_reads(g) -> int:
     return req.get("content", 0) + req.get("download", 0)
 
 
-def _copy_again(tmp_path: Path, env: dict[str, str], g, nc=None) -> tuple[dict[str, str], Path, dict, int]:
-    """`copy --json` into a second state database of the same tenant and target; asserts it read nothing from
-    Graph. Returns (its environment, its state path, the summary, the target's request count before it)."""
+def _copy_again(tmp_path: Path, env: dict[str, str], g, nc=None, *, downloads: int = 0
+                ) -> tuple[dict[str, str], Path, dict, int]:
+    """`copy --json` into a second state database of the same tenant and target; asserts it downloaded exactly
+    `downloads` files from Graph. Returns (its env, its state path, the summary, the target's request count before)."""
     fresh = _second_state(tmp_path, env)
-    reads, mark = _graph_reads(g), len(nc.requests) if nc is not None else 0
+    before, mark = g.stats()["requests"], len(nc.requests) if nc is not None else 0
     r = run_cli("--json", "copy", cwd=tmp_path, env=fresh)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert _graph_reads(g) == reads, g.stats()["requests"]
+    after = g.stats()["requests"]
+    got = [after.get(k, 0) - before.get(k, 0) for k in ("download", "content")]
+    assert got[0] == downloads and (downloads or not got[1]), (got, after)
     return fresh, tmp_path / "second" / "migration.db", json.loads(r.stdout), mark
 
 
@@ -275,3 +278,31 @@ def test_a_kill_during_adoption_leaves_the_state_consistent_and_the_rerun_contin
     rest = {f"/remote.php/dav/files/alice{x['target_path']}" for x in rows if x["item_id"] not in done}
     assert read_again and read_again <= rest, sorted(read_again - rest)[:3]
     assert len(_audit(state, "adopt")) == len(rows)
+
+
+def test_under_on_conflict_rename_the_source_file_goes_beside_the_other_one(tmp_path, graph_sandbox_factory,
+                                                                             nextcloud_sandbox):
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 8, "awkward_names": False}))
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc) + 'on_conflict = "rename"\n',
+                             targets=("alice",))
+    assert run_cli("copy", cwd=tmp_path, env=env).returncode == 0
+    changed = next(x for x in _rows(tmp_path / "state" / "migration.db") if x["size"] > 0)
+    auth = ("alice", nc.app_passwords["alice"])
+    with httpx.Client(auth=auth) as c:
+        other = bytes(b ^ 0x33 for b in c.get(nc.dav_url("alice", changed["target_path"])).content)
+        assert c.put(nc.dav_url("alice", changed["target_path"]), content=other).status_code == 204
+    fresh, state, out, mark = _copy_again(tmp_path, env, g, nc, downloads=1)  # only the file that goes beside
+    assert out["adopted"]["renamed"] == 1 and out["files_verified"] == 1
+    row = next(x for x in _rows(state) if x["item_id"] == changed["item_id"])
+    assert row["status"] == "verified" and not row["adopted"] and row["target_path"] != changed["target_path"]
+    assert row["pinned_name"] and row["target_path"].endswith(row["pinned_name"])
+    with httpx.Client(auth=auth) as c:  # the other file is untouched, ours is beside it
+        assert c.get(nc.dav_url("alice", changed["target_path"])).content == other
+    assert nc.file_info("alice", row["target_path"])["sha1"] == truth_by_id(g)[(row["drive_id"], row["item_id"])]["sha1"]
+    # stable: the next plan and copy keep the renamed path and write nothing
+    mark = len(nc.requests)
+    assert run_cli("copy", cwd=tmp_path, env=fresh).returncode == 0
+    assert not _writes(nc.requests[mark:])
+    assert next(x for x in _rows(state) if x["item_id"] == changed["item_id"])["target_path"] == row["target_path"]
+    assert run_cli("verify", cwd=tmp_path, env=fresh).returncode == 0
