@@ -67,15 +67,18 @@ class Candidate:
     quick_xor_hash: str | None
     sha1: str | None
     ours: bool  # the file there is the one our earlier write left (its etag)
+    edited: bool  # ours, and the source's listed hash is no longer the one we copied (an edit to send)
     marked: bool  # a conflict an earlier adoption recorded
     entry: RemoteEntry
 
     @classmethod
     def of(cls, row: dict[str, Any], entry: RemoteEntry) -> Candidate:
         etags = {e for e in (row["target_etag"], row["placed_etag"]) if e}
+        ours = bool(entry.etag and entry.etag in etags)
+        edited = ours and bool(row["placed_source_hash"]) and row["placed_source_hash"] != row["quick_xor_hash"]
         return cls(row["drive_id"], row["item_id"], row["status"], row["target_user"] or "", row["target_path"],
                    row["name"] or "", int(row["size"] or 0), row["mtime"], row["quick_xor_hash"] or None,
-                   (row["sha1"] or "").lower() or None, bool(entry.etag and entry.etag in etags),
+                   (row["sha1"] or "").lower() or None, ours, edited,
                    (row["last_error"] or "").startswith(ADOPT_MARK), entry)
 
 
@@ -124,6 +127,8 @@ def judge(target: Target, c: Candidate, *, on_conflict: str, rules: NameRules) -
     Reads the target's bytes only when no stored checksum decides. Raises what the target raises (the caller
     leaves the file pending unless the error is fatal).
     """
+    if c.edited:  # known without reading: our copy of an earlier version
+        return Verdict(SEND, "our earlier copy, the source changed since")
     stored = stored_sha1(c.entry)
     read = 0
     if c.size == 0:

@@ -48,7 +48,7 @@ VERIFY_COLUMNS = ", ".join(f"i.{c}" for c in ("drive_id", "item_id", "path", "st
                                               "quick_xor_hash", "note"))
 # what adoption (engine.adopt) judges a file by: the verify columns, plus whether the file there is our own write
 ADOPT_COLUMNS = VERIFY_COLUMNS + ", " + ", ".join(f"i.{c}" for c in ("name", "last_error", "target_etag",
-                                                                   "placed_etag"))
+                                                                   "placed_etag", "placed_source_hash"))
 
 
 class _PageGroup:
