@@ -306,3 +306,34 @@ def test_under_on_conflict_rename_the_source_file_goes_beside_the_other_one(tmp_
     assert not _writes(nc.requests[mark:])
     assert next(x for x in _rows(state) if x["item_id"] == changed["item_id"])["target_path"] == row["target_path"]
     assert run_cli("verify", cwd=tmp_path, env=fresh).returncode == 0
+
+
+def test_sync_records_a_new_source_file_whose_bytes_are_already_there(tmp_path, graph_sandbox_factory,
+                                                                      nextcloud_sandbox):
+    from tests.sync_support import copied, sync
+
+    nc = nextcloud_sandbox
+    g, env, drive = copied(tmp_path, graph_sandbox_factory, nc)
+    new = g.mutate.add_file(drive, "/", "put there by hand.bin", 5000)
+    other = g.mutate.add_file(drive, "/", "another person's file.bin", 4000)
+    body = g.tenant.drives[drive].items[new["id"]].content.read()
+    with httpx.Client(auth=("alice", nc.app_passwords["alice"])) as c:  # the same bytes, already there
+        assert c.put(nc.dav_url("alice", "put there by hand.bin"), content=body).status_code == 201
+        assert c.put(nc.dav_url("alice", "another person's file.bin"), content=b"x" * 4000).status_code == 201
+    before = g.stats()["requests"].get("download", 0)
+    out = sync(tmp_path, env, code=3)  # the other file of the same size is a conflict: kept, ours beside it
+    assert g.stats()["requests"].get("download", 0) - before == 1  # only the file that goes beside the other
+    with sqlite3.connect(tmp_path / "state" / "migration.db") as con:
+        status, adopted = con.execute("SELECT status, adopted FROM items WHERE item_id = ?", (new["id"],)).fetchone()
+    assert status == "verified" and adopted, (status, adopted)
+    assert [x["item_id"] for x in out["conflicts"]] == [other["id"]]
+    with httpx.Client(auth=("alice", nc.app_passwords["alice"])) as c:
+        assert c.get(nc.dav_url("alice", "another person's file.bin")).content == b"x" * 4000
+    truth = truth_by_id(g)
+    conflict_copy = next(p.name for p in nc.state.home("alice").iterdir() if "(conflict " in p.name)
+    assert nc.file_info("alice", conflict_copy)["sha1"] == truth[(drive, other["id"])]["sha1"]
+    info = nc.file_info("alice", "put there by hand.bin")  # untouched bytes, the source's time set
+    assert info["sha1"] == truth[(drive, new["id"])]["sha1"]
+    assert int(info["mtime"]) == max(int(truth[(drive, new["id"])]["mtime"]), 86401)
+    verify = run_cli("verify", cwd=tmp_path, env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -325,3 +325,17 @@ def _differs(store: StateStore, c: Candidate, v: Verdict, out: AdoptSummary, on_
     if len(out.conflicts) < LISTED:
         out.conflicts.append({"drive_id": c.drive_id, "item_id": c.item_id, "target": where, "size": c.size,
                               "problem": v.why, "policy": on_conflict, "action": action})
+
+
+def adopt_one(store: StateStore, target: Target, row: dict[str, Any], entry: RemoteEntry, rules: NameRules) -> bool:
+    """Judge one pending file (a full item row) against the file `entry` at its target path and record it as
+    verified when whole (`sync`: a new source file whose bytes are already there). False when not adopted:
+    the caller goes on as before. Fatal target errors are raised."""
+    if entry.is_folder or entry.size != (row["size"] or 0) or row["status"] not in ("pending", "failed"):
+        return False
+    c, v = _judged(target, Candidate.of(row, entry), "skip", rules)
+    if v.kind != ADOPT:
+        return False
+    with store.atomic():
+        _adopt(store, c, v)
+    return True
