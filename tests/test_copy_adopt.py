@@ -72,18 +72,18 @@ def _graph_reads(g) -> int:
     return req.get("content", 0) + req.get("download", 0)
 
 
-def _copy_again(tmp_path: Path, env: dict[str, str], g, nc=None, *, downloads: int = 0
+def _copy_again(tmp_path: Path, env: dict[str, str], g, nc=None, *, downloads: int = 0, name: str = "second"
                 ) -> tuple[dict[str, str], Path, dict, int]:
     """`copy --json` into a second state database of the same tenant and target; asserts it downloaded exactly
     `downloads` files from Graph. Returns (its env, its state path, the summary, the target's request count before)."""
-    fresh = _second_state(tmp_path, env)
+    fresh = _second_state(tmp_path, env, name)
     before, mark = g.stats()["requests"], len(nc.requests) if nc is not None else 0
     r = run_cli("--json", "copy", cwd=tmp_path, env=fresh)
     assert r.returncode == 0, r.stdout + r.stderr
     after = g.stats()["requests"]
     got = [after.get(k, 0) - before.get(k, 0) for k in ("download", "content")]
     assert got[0] == downloads and (downloads or not got[1]), (got, after)
-    return fresh, tmp_path / "second" / "migration.db", json.loads(r.stdout), mark
+    return fresh, tmp_path / name / "migration.db", json.loads(r.stdout), mark
 
 
 def test_a_second_state_database_sends_nothing_and_records_every_file(tmp_path, graph_sandbox_factory,
@@ -306,6 +306,13 @@ def test_under_on_conflict_rename_the_source_file_goes_beside_the_other_one(tmp_
     assert not _writes(nc.requests[mark:])
     assert next(x for x in _rows(state) if x["item_id"] == changed["item_id"])["target_path"] == row["target_path"]
     assert run_cli("verify", cwd=tmp_path, env=fresh).returncode == 0
+    # a third state database finds our copy beside the other file and records it there, sending nothing
+    third, state, out, mark = _copy_again(tmp_path, env, g, nc, name="third")
+    assert not _writes(nc.requests[mark:])
+    again = next(x for x in _rows(state) if x["item_id"] == changed["item_id"])
+    assert again["status"] == "verified" and again["adopted"] and again["target_path"] == row["target_path"]
+    assert out["adopted"]["files"] == len(_rows(state)) and not out["adopted"]["conflict_count"]
+    assert run_cli("verify", cwd=tmp_path, env=third).returncode == 0
 
 
 def test_sync_records_a_new_source_file_whose_bytes_are_already_there(tmp_path, graph_sandbox_factory,

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from migrate.engine.transfer import expected_mtime, target_notes
@@ -162,13 +162,25 @@ def judge(target: Target, c: Candidate, *, on_conflict: str, rules: NameRules) -
         if c.ours:
             return Verdict(SEND, "our earlier copy, the source changed since", read_bytes=read)
         if on_conflict == "rename":
-            folder, _, name = c.path.rstrip("/").rpartition("/")
-            new_path = f"{folder}/{with_suffix(name, c.item_id, rules)}"
-            if target.stat(c.user, new_path) is None:
-                return Verdict(DIFFERS, verdict.why, read_bytes=read, renamed_to=new_path)
-            return Verdict(DIFFERS, verdict.why + "; the renamed path is taken too", read_bytes=read)
+            return _beside(target, c, verdict, rules, read)
         return verdict
     return _with_mtime(target, c, verdict)
+
+
+def _beside(target: Target, c: Candidate, differs: Verdict, rules: NameRules, read: int) -> Verdict:
+    """on_conflict = rename: ours goes beside the other file under the plan's rename; when an earlier run put it
+    there already (whole), that copy is adopted at the renamed path."""
+    folder, _, name = c.path.rstrip("/").rpartition("/")
+    new_path = f"{folder}/{with_suffix(name, c.item_id, rules)}"
+    there = target.stat(c.user, new_path)
+    if there is None:
+        return Verdict(DIFFERS, differs.why, read_bytes=read, renamed_to=new_path)
+    if not there.is_folder and there.size == c.size:
+        moved = replace(c, path=new_path, entry=there, ours=False, edited=False)
+        v = judge(target, moved, on_conflict="skip", rules=rules)
+        if v.kind == ADOPT:
+            return replace(v, read_bytes=v.read_bytes + read, renamed_to=new_path)
+    return Verdict(DIFFERS, differs.why + "; the renamed path is taken too", read_bytes=read)
 
 
 def _with_mtime(target: Target, c: Candidate, verdict: Verdict) -> Verdict:
@@ -294,6 +306,9 @@ def _record(store: StateStore, results: list[tuple[Candidate, Verdict]], out: Ad
 
 def _adopt(store: StateStore, c: Candidate, v: Verdict) -> None:
     entry = v.entry or c.entry
+    if v.renamed_to:  # found whole beside another file (on_conflict = rename): that is where it stays
+        store.pin_name(c.drive_id, c.item_id, v.renamed_to.rpartition("/")[2], v.renamed_to)
+        c = replace(c, path=v.renamed_to)
     steps = (ItemStatus.PENDING,) if c.status == "conflict" else ()
     store.walk(c.drive_id, c.item_id, (*steps, ItemStatus.TRANSFERRING, ItemStatus.UPLOADED, ItemStatus.VERIFIED),
                expect=c.status, sha1=v.sha1, target_size=c.size, target_etag=entry.etag,
