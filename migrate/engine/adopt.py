@@ -49,6 +49,7 @@ BY_READING = "QuickXorHash of the target's bytes equals the source's"
 BY_EMPTY = "empty file (0 bytes at both ends)"
 ADOPT, DIFFERS, SEND = "adopt", "differs", "send"
 GROUP_ROWS, GROUP_SECONDS = 500, 1.0
+PROGRESS_SECONDS = 15.0
 LISTED = 200
 
 
@@ -226,14 +227,17 @@ def adopt_files(store: StateStore, target: Target, drive_ids: list[str], *, work
         return out
     say(f"checking the files the target already holds in {len(drive_ids)} drives (reads the target only)")
     todo: list[tuple[Candidate, Verdict]] = []
-    last = time.monotonic()
+    last = shown = time.monotonic()
     fatal: list[BaseException] = []
 
     def flush() -> None:
-        nonlocal last
+        nonlocal last, shown
         _record(store, todo, out, on_conflict)
         todo.clear()
         last = time.monotonic()
+        if last - shown >= PROGRESS_SECONDS:
+            shown = last
+            say(f"  {out.files} files recorded so far, {out.read_bytes / 2**20:.0f} MiB read back from the target")
 
     def settle(done: Iterable[Future[tuple[Candidate, Verdict]]]) -> None:
         for f in done:
