@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from migrate.engine.adopt import BY_EMPTY, BY_READING, BY_STORED_SHA1
 from migrate.sandbox.graph import TenantSpec
 from tests.conftest import run_cli
 from tests.copy_support import (
@@ -108,8 +109,7 @@ def test_a_second_state_database_sends_nothing_and_records_every_file(tmp_path, 
     assert out["files_verified"] == 0 and out["bytes_sent"] == 0
     empty = [x for x in rows if x["size"] == 0]
     assert empty, "the tenant has 0-byte files"
-    assert a["how"] == {"QuickXorHash of the target's bytes equals the source's": len(rows) - len(empty),
-                        "empty file (0 bytes at both ends)": len(empty)}
+    assert a["how"] == {BY_READING: len(rows) - len(empty), BY_EMPTY: len(empty)}
     gets = [x for x in nc.requests[mark:] if x[0] == "GET" and "/remote.php/dav/files/" in x[1]]
     assert len(gets) == len(rows) - len(empty)  # each non-empty file read back once, from the target
     # each carries the target's facts like a copied file, and an audit record saying how it was checked
@@ -176,8 +176,13 @@ def test_a_file_changed_at_the_target_is_not_adopted_and_a_wrong_mtime_is_set(tm
     assert writes == [], writes
     assert [x[0] for x in nc.requests[mark:] if x[0] == "PROPPATCH"] == ["PROPPATCH"]
     assert all(x["status"] == "verified" for i, x in after.items() if i != changed["item_id"])
-    # a plain plan does not take the conflict back, and the next copy judges it again: still not written
-    assert run_cli("plan", cwd=tmp_path, env=fresh).returncode in (0, 3)
+    # a plain plan lists it as a conflict (not as already there), and the next copy judges it again: not written
+    r = run_cli("--json", "plan", cwd=tmp_path, env=fresh)
+    assert r.returncode in (0, 3), r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["summary"]["conflicts"], doc["summary"]["already_files"]) == (1, 0), doc["summary"]
+    listed = json.loads((Path(doc["reports"]) / "plan.json").read_text())["conflicts"]
+    assert [(c["item_id"], c["action"]) for c in listed] == [(changed["item_id"], "skip: left as it is, not copied")]
     mark = len(nc.requests)
     r = run_cli("--json", "copy", cwd=tmp_path, env=fresh)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -213,7 +218,7 @@ def test_a_stored_checksum_equal_to_the_listed_sha1_decides_without_reading(tmp_
     assert r.returncode == 0, r.stdout + r.stderr
     how = json.loads(r.stdout)["adopted"]["how"]
     rows = _rows(state)
-    assert how.get("the target's stored SHA1 equals the source's") == sum(1 for x in rows if x["size"]), how
+    assert how.get(BY_STORED_SHA1) == sum(1 for x in rows if x["size"]), how
     assert not [x for x in nc.requests[mark:] if x[0] == "GET" and "/remote.php/dav/files/" in x[1]]
     assert not _writes(nc.requests[mark:])
     assert all(x["status"] == "verified" for x in rows)

@@ -44,9 +44,10 @@ log = logging.getLogger(__name__)
 
 ADOPT_MARK = "adopt: "  # last_error prefix of a conflict adoption found (judged again by every copy)
 EMPTY_SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
-BY_STORED_SHA1 = "the target's stored SHA1 equals the source's"
-BY_READING = "QuickXorHash of the target's bytes equals the source's"
-BY_EMPTY = "empty file (0 bytes at both ends)"
+# how a file was found whole (the audit record's `checked`, the summary's `how`)
+BY_STORED_SHA1 = "the target's stored SHA1 (equal to the source's)"
+BY_READING = "the QuickXorHash of the target's bytes (equal to the source's)"
+BY_EMPTY = "size (an empty file at both ends)"
 ADOPT, DIFFERS, SEND = "adopt", "differs", "send"
 GROUP_ROWS, GROUP_SECONDS = 500, 1.0
 PROGRESS_SECONDS = 15.0
