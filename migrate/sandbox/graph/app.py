@@ -41,6 +41,24 @@ MYSITE_ERRORS = {"404": (404, "ResourceNotFound", "User's mysite not found."),
 Handler = Callable[[], Response]
 
 
+def subscribed_skus(tenant: Tenant) -> list[dict[str, Any]]:
+    """The tenant's licences as `/subscribedSkus` lists them: one Microsoft 365 SKU with SharePoint, and a
+    Teams phone add-on without it (whose units a licence count must not add)."""
+    sharepoint = {"servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72", "servicePlanName": "SHAREPOINTENTERPRISE",
+                  "provisioningStatus": "Success", "appliesTo": "User"}
+    phone = {"servicePlanId": "4828c8ec-dc2e-4779-b502-87ac9ce28ab7", "servicePlanName": "MCOEV",
+             "provisioningStatus": "Success", "appliesTo": "User"}
+    return [
+        {"id": f"{tenant.tenant_id}_05e9a617-0261-4cee-bb44-138d3ef5d965", "skuId": "05e9a617-0261-4cee-bb44-138d3ef5d965",
+         "skuPartNumber": "SPE_E3", "appliesTo": "User", "capabilityStatus": "Enabled",
+         "consumedUnits": tenant.licences, "prepaidUnits": {"enabled": tenant.licences, "suspended": 0, "warning": 0},
+         "servicePlans": [sharepoint]},
+        {"id": f"{tenant.tenant_id}_e43b5b99-8dfb-405f-9987-dc307f34bcbd", "skuId": "e43b5b99-8dfb-405f-9987-dc307f34bcbd",
+         "skuPartNumber": "MCOEV", "appliesTo": "User", "capabilityStatus": "Enabled", "consumedUnits": 10,
+         "prepaidUnits": {"enabled": 25, "suspended": 0, "warning": 0}, "servicePlans": [phone]},
+    ]
+
+
 def jresp(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
     return Response(status, json.dumps(obj, ensure_ascii=False).encode(), headers or [])
 
@@ -299,6 +317,9 @@ class GraphApp:
         if not segs:
             return "item", lambda: jresp(200, {"@odata.context": f"{base}/$metadata"})
         head, q = segs[0], req.query
+        if head == "subscribedSkus":
+            return "licences", lambda: jresp(200, {"value": [select(sku, _fields(q)) for sku in
+                                                             subscribed_skus(self.tenant)]})
         if head == "users":
             if len(segs) == 1:
                 return "users", lambda: self._paged(req, base, "/users", [user_view(u, _fields(q)) for u in

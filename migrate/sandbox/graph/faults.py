@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROUTES = ("batch", "users", "user", "groups", "group", "sites", "site", "drive", "drives", "item", "children",
-          "delta", "content", "download", "permissions", "versions", "version_content", "token")
+          "delta", "content", "download", "permissions", "versions", "version_content", "token", "licences")
 
 # Reference §8.3: 1 RU single-item GET, delta with a token, download; 2 RU multi-item; 5 RU permissions.
 RU_COST = {"users": 2, "groups": 2, "sites": 2, "drives": 2, "children": 2, "versions": 2, "permissions": 5,
            "user": 1, "group": 1, "site": 1, "drive": 1, "item": 1, "content": 1, "download": 1,
-           "version_content": 1, "delta": 1, "delta_full": 2}
+           "version_content": 1, "delta": 1, "delta_full": 2, "licences": 0}
 
 _CODES = {429: ("TooManyRequests", "Please retry again later."),
           503: ("serviceNotAvailable", "The service is temporarily unavailable. Please retry later."),
