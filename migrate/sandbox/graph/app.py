@@ -16,14 +16,16 @@ from urllib.parse import quote, unquote
 from . import delta as delta_engine
 from . import perms
 from .auth import Authority
+from .budget import Budget, ru_cost
 from .content import Content
-from .faults import RU_COST, Faults, ResourceUnits, Rule, Stats, error_body
+from .faults import Faults, Rule, Stats, error_body
 from .groupware_routes import SEGMENTS as GW_SEGMENTS
 from .groupware_routes import GroupwareRoutes
 from .http import Request, Response, parse_query
 from .mutate import MutationError, Mutator
+from .outlook import MailboxLimits, OutlookOptions
 from .render import drive_json, group_json, iso, item_json, item_text, select, site_json, user_json, user_view
-from .tenant import Drive, Item, Tenant
+from .tenant import DOMAIN, Drive, Item, Tenant
 
 BATCH_MAX = 20  # steps per JSON batch (Graph's limit)
 
@@ -41,24 +43,6 @@ MYSITE_ERRORS = {"404": (404, "ResourceNotFound", "User's mysite not found."),
 Handler = Callable[[], Response]
 
 
-def subscribed_skus(tenant: Tenant) -> list[dict[str, Any]]:
-    """The tenant's licences as `/subscribedSkus` lists them: one Microsoft 365 SKU with SharePoint, and a
-    Teams phone add-on without it (whose units a licence count must not add)."""
-    sharepoint = {"servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72", "servicePlanName": "SHAREPOINTENTERPRISE",
-                  "provisioningStatus": "Success", "appliesTo": "User"}
-    phone = {"servicePlanId": "4828c8ec-dc2e-4779-b502-87ac9ce28ab7", "servicePlanName": "MCOEV",
-             "provisioningStatus": "Success", "appliesTo": "User"}
-    return [
-        {"id": f"{tenant.tenant_id}_05e9a617-0261-4cee-bb44-138d3ef5d965", "skuId": "05e9a617-0261-4cee-bb44-138d3ef5d965",
-         "skuPartNumber": "SPE_E3", "appliesTo": "User", "capabilityStatus": "Enabled",
-         "consumedUnits": tenant.licences, "prepaidUnits": {"enabled": tenant.licences, "suspended": 0, "warning": 0},
-         "servicePlans": [sharepoint]},
-        {"id": f"{tenant.tenant_id}_e43b5b99-8dfb-405f-9987-dc307f34bcbd", "skuId": "e43b5b99-8dfb-405f-9987-dc307f34bcbd",
-         "skuPartNumber": "MCOEV", "appliesTo": "User", "capabilityStatus": "Enabled", "consumedUnits": 10,
-         "prepaidUnits": {"enabled": 25, "suspended": 0, "warning": 0}, "servicePlans": [phone]},
-    ]
-
-
 def jresp(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
     return Response(status, json.dumps(obj, ensure_ascii=False).encode(), headers or [])
 
@@ -74,7 +58,9 @@ class GraphApp:
                  shuffle_delta: bool = False, empty_pages: bool = False, enrichment: bool = False,
                  download_url_ttl: float = 300, delta_token_ttl: float | None = None,
                  resync_code: str = "resyncRequired", resync_inner: str | None = None, mysite_error: str = "404",
-                 ru_per_minute: float | None = None, ignore_range: bool = False, require_auth: bool = True) -> None:
+                 ru_per_minute: float | None = None, ru_per_day: float | None = None, block_after: int = 100,
+                 block_seconds: float = 60.0, outlook: OutlookOptions | None = None, ignore_range: bool = False,
+                 require_auth: bool = True, licences: int | None = None) -> None:
         self.tenant, self.authority, self.faults = tenant, authority, faults
         self.seed = tenant.seed
         self.page_size, self.shuffle_delta, self.empty_pages = page_size, shuffle_delta, empty_pages
@@ -84,7 +70,12 @@ class GraphApp:
             raise ValueError(f"mysite_error must be one of {sorted(MYSITE_ERRORS)}")
         self.mysite_error = mysite_error
         self.ignore_range, self.require_auth = ignore_range, require_auth
-        self.ru = ResourceUnits(ru_per_minute, tenant.seed)
+        self.budget = Budget(ru_per_minute, ru_per_day, block_after=block_after, block_seconds=block_seconds,
+                             seed=tenant.seed)
+        self.outlook = MailboxLimits(outlook)
+        self.licences = tenant.licences if licences is None else licences
+        self._mailbox: str | None = None   # the mailbox of the groupware request being routed
+        self._verdict_headers: list[tuple[str, str]] = []
         self.stats = Stats()
         self.mutator = Mutator(tenant)
         self.secret = secrets.token_bytes(32)
@@ -168,14 +159,19 @@ class GraphApp:
         return self._count(resp)
 
     def handle_download(self, req: Request) -> Response:
+        """The pre-authenticated URL: no bearer token, but SharePoint charges it (1 RU) against the budget."""
         self.stats.requests["download"] = self.stats.requests.get("download", 0) + 1
+        cost = ru_cost("download")
+        self.stats.charge("download", cost)
         rule = self.faults.draw("download")
         if rule and rule.status:
-            return self._count(self._fault(rule))
+            return self._count(self._fault(rule, cost))
+        refused = self._over_budget(cost)
+        if refused is not None:
+            return refused
         resp = self._download(req)
         if rule:
             self._shape(resp, rule)
-        self.stats.ru += RU_COST["download"]
         return self._count(resp)
 
     def handle_graph(self, req: Request) -> Response:
@@ -192,26 +188,59 @@ class GraphApp:
         if unquote(rest).rstrip("/") == "/$batch":
             return self._batch(req, version)
         self.current_prefer = req.headers.get("prefer", "").lower()
+        self._mailbox = None
         route, handler = self._route(req, rest, base)
+        mailbox = self._mailbox
         self.stats.requests[route] = self.stats.requests.get(route, 0) + 1
         refused = self._unauthorised(req)
         if refused is not None:
             return refused
+        cost = ru_cost(route, req.query, with_token="token" in req.query or "token=" in rest,
+                       sharepoint=mailbox is None)
+        self.stats.charge(route, cost)
         rule = self.faults.draw(route)
         if rule and rule.status:
-            return self._count(self._fault(rule))
-        cost = RU_COST.get(route, 1)
-        if route == "delta" and not ("token" in req.query or "token=" in rest):
-            cost = RU_COST["delta_full"]
-        wait, rl_headers = self.ru.take(cost)
-        if wait is not None:
-            status = 429 if self.ru.rng.random() < 0.7 else 503
-            ra = f"{wait:.3f}" if self.ru.rng.random() < 0.5 else str(max(1, round(wait + 0.5)))
-            self.stats.throttled += 1
-            return self._count(Response(status, error_body(status), [("Retry-After", ra), *rl_headers]))
-        self.stats.ru += cost
+            return self._count(self._fault(rule, cost))
+        if mailbox is not None:
+            return self._outlook(mailbox, handler, rule)
+        refused = self._over_budget(cost)
+        if refused is not None:
+            return refused
+        rl_headers = self._verdict_headers
         resp = handler()
         resp.headers.extend(rl_headers)
+        if rule:
+            self._shape(resp, rule)
+        return self._count(resp)
+
+    def _over_budget(self, cost: int) -> Response | None:
+        """The 429/503 the per-app budget answers (None when the request may pass; its RateLimit-* headers
+        are left in `_verdict_headers`). Free requests (directory, batch envelopes) are never refused."""
+        self._verdict_headers: list[tuple[str, str]] = []
+        if not cost:
+            return None
+        v = self.budget.admit(cost)
+        if v.status is None:
+            self._verdict_headers = v.headers
+            return None
+        self.stats.refused(v.status, cost, blocked=v.blocked)
+        headers = [("Retry-After", v.retry_after or "1"), *v.headers]
+        return self._count(Response(v.status, error_body(v.status), headers))
+
+    def _outlook(self, mailbox: str, handler: Handler, rule: Rule | None) -> Response:
+        """A groupware request under Outlook's per-mailbox limits; it stays in flight until its answer is out."""
+        books = self.stats.mailbox(mailbox)
+        refused = self.outlook.admit(mailbox, books)
+        if refused is not None:
+            self.stats.refused(429)
+            return self._count(refused)
+        try:
+            resp = handler()
+        except BaseException:
+            self.outlook.release(mailbox)
+            raise
+        resp.delay = max(resp.delay, self.outlook.options.delay)
+        resp.on_done = lambda: self.outlook.release(mailbox)
         if rule:
             self._shape(resp, rule)
         return self._count(resp)
@@ -244,6 +273,7 @@ class GraphApp:
         if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
             return self._count(err(400, "BadRequest", "Batch request step IDs must be unique, non-empty strings."))
         answers = []
+        held = 0.0
         for r in steps:
             url = str(r.get("url") or "")
             if not url or url.startswith(("http://", "https://")):
@@ -255,6 +285,9 @@ class GraphApp:
             sub = Request(str(r.get("method") or "GET").upper(), url, f"{version}/{path}", parse_query(qs),
                           {**req.headers, **step_headers}, b"", req.listener, req.scheme, req.host)
             resp = self.handle_graph(sub)
+            if resp.on_done:                 # steps run one after another here: each is done once answered
+                resp.on_done()
+            held += resp.delay
             entry: dict[str, Any] = {"id": r["id"], "status": resp.status, "headers": dict(resp.headers)}
             if resp.body:
                 try:
@@ -263,7 +296,9 @@ class GraphApp:
                     entry["body"] = resp.body.decode("utf-8", "replace")
             answers.append(entry)
         answers.reverse()
-        return self._count(jresp(200, {"responses": answers}))
+        out = jresp(200, {"responses": answers})
+        out.delay = held / 4             # Graph runs up to 4 steps at once (groupware.md §1.4)
+        return self._count(out)
 
     def _unauthorised(self, req: Request) -> Response | None:
         """The 401 a request without a valid bearer token gets (None when it may pass)."""
@@ -290,11 +325,11 @@ class GraphApp:
             resp.on_sent = sent
         return resp
 
-    def _fault(self, rule: Rule) -> Response:
+    def _fault(self, rule: Rule, cost: int = 0) -> Response:
         assert rule.status is not None
         self.stats.faults += 1
         if rule.status in (429, 503):
-            self.stats.throttled += 1
+            self.stats.refused(rule.status, cost)
         headers = [("Retry-After", rule.retry_after)] if rule.retry_after is not None else []
         if rule.status == 401:
             headers.append(("WWW-Authenticate", WWW_AUTH))
@@ -307,7 +342,10 @@ class GraphApp:
     # ------------------------------------------------------------------ routing
     def _route(self, req: Request, rest: str, base: str) -> tuple[str, Handler]:
         if req.method not in ("GET", "HEAD"):
-            return "item", lambda: err(405, "notSupported", "The sandbox tenant is read-only; use /_sandbox/mutate.")
+            # a write costs SharePoint 2 RU whatever the answer; on directory resources it costs none
+            head = next((s for s in rest.split("/") if s), "")
+            route = "write" if head in ("drives", "sites") or re.search(r"/drives?(/|$)", rest) else "user"
+            return route, lambda: err(405, "notSupported", "The sandbox tenant is read-only; use /_sandbox/mutate.")
         item_path = None
         m = _ROOT_PATH.match(rest)
         if m:
@@ -317,9 +355,6 @@ class GraphApp:
         if not segs:
             return "item", lambda: jresp(200, {"@odata.context": f"{base}/$metadata"})
         head, q = segs[0], req.query
-        if head == "subscribedSkus":
-            return "licences", lambda: jresp(200, {"value": [select(sku, _fields(q)) for sku in
-                                                             subscribed_skus(self.tenant)]})
         if head == "users":
             if len(segs) == 1:
                 return "users", lambda: self._paged(req, base, "/users", [user_view(u, _fields(q)) for u in
@@ -330,6 +365,7 @@ class GraphApp:
             if len(segs) == 2:
                 return "user", lambda: jresp(200, select(user_json(u), _fields(q)))
             if segs[2] in GW_SEGMENTS and self.groupware is not None:
+                self._mailbox = u.id
                 return self.groupware.route(req, base, u, segs[2:])
             if segs[2] in ("drive", "drives") and u.drive_id is None:
                 status, code, msg = MYSITE_ERRORS[self.mysite_error]
@@ -387,6 +423,10 @@ class GraphApp:
             if d is None:
                 return "drive", lambda: err(404, "itemNotFound", "The resource could not be found.")
             return self._drive_routes(req, base, d, segs[2:], item_path)
+        elif head == "subscribedSkus" and len(segs) == 1:
+            return "subscribedSkus", lambda: self._list(base, "subscribedSkus", self._skus())
+        elif head == "organization" and len(segs) == 1:
+            return "organization", lambda: self._list(base, "organization", [self._organization()])
         elif head == "me":
             return "user", lambda: err(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
         return "item", lambda: err(400, "BadRequest", f"Resource not found for the segment '{segs[-1]}'.")
@@ -439,12 +479,36 @@ class GraphApp:
             found = [p for p in perms.list_for(self.tenant, d, it) if p["id"] == rest[1]]
             return "permissions", lambda: (jresp(200, found[0]) if found else err(404, "itemNotFound"))
         if rest[0] == "versions":
+            route = "versions" if len(rest) == 1 else route if route == "version_content" else "version"
             return route, lambda: self._versions(base, d, it, rest[1:])
         return route, lambda: err(400, "BadRequest", f"Resource not found for the segment '{rest[0]}'.")
 
     # ------------------------------------------------------------------ handlers
     def _drive(self, d: Drive) -> dict[str, Any]:
         return drive_json(self.tenant, d, self.folder_size(d, d.root))  # type: ignore[arg-type]
+
+    def _skus(self) -> list[dict[str, Any]]:
+        """One Microsoft 365 E3 subscription with `licences` seats, all assigned (what a licence count reads),
+        and a phone add-on without SharePoint, whose seats a count of SharePoint licences must leave out."""
+        plan = {"provisioningStatus": "Success", "appliesTo": "User"}
+        return [{"id": f"{self.tenant.tenant_id}_05e9a617-0261-4cee-bb44-138d3ef5d965",
+                 "skuId": "05e9a617-0261-4cee-bb44-138d3ef5d965", "skuPartNumber": "SPE_E3",
+                 "appliesTo": "User", "capabilityStatus": "Enabled", "consumedUnits": self.licences,
+                 "prepaidUnits": {"enabled": self.licences, "suspended": 0, "warning": 0, "lockedOut": 0},
+                 "servicePlans": [{**plan, "servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72",
+                                   "servicePlanName": "SHAREPOINTENTERPRISE"},
+                                  {**plan, "servicePlanId": "efb87545-963c-4e0d-99df-69c6916d9eb0",
+                                   "servicePlanName": "EXCHANGE_S_ENTERPRISE"}]},
+                {"id": f"{self.tenant.tenant_id}_e43b5b99-8dfb-405f-9987-dc307f34bcbd",
+                 "skuId": "e43b5b99-8dfb-405f-9987-dc307f34bcbd", "skuPartNumber": "MCOEV", "appliesTo": "User",
+                 "capabilityStatus": "Enabled", "consumedUnits": 10,
+                 "prepaidUnits": {"enabled": 25, "suspended": 0, "warning": 0, "lockedOut": 0},
+                 "servicePlans": [{**plan, "servicePlanId": "4828c8ec-dc2e-4779-b502-87ac9ce28ab7",
+                                   "servicePlanName": "MCOEV"}]}]
+
+    def _organization(self) -> dict[str, Any]:
+        return {"id": self.tenant.tenant_id, "displayName": "Sandbox tenant",
+                "verifiedDomains": [{"name": DOMAIN, "isDefault": True, "isInitial": False}]}
 
     def _list(self, base: str, what: str, values: list[Any]) -> Response:
         return jresp(200, {"@odata.context": f"{base}/$metadata#{what}", "value": values})
@@ -568,8 +632,21 @@ class GraphApp:
         except ValueError:
             return err(400, "invalidRequest", "admin bodies are JSON")
         try:
+            if what == "stats" and req.method == "DELETE":
+                self.stats.reset()
+                return jresp(200, self.books())
             if what == "stats":
-                return jresp(200, self.stats.snapshot())
+                return jresp(200, self.books())
+            if what == "budget" and req.method == "POST":
+                self.budget.configure(**body)
+                return jresp(200, self.budget.state())
+            if what == "budget":
+                return jresp(200, self.budget.state())
+            if what == "outlook" and req.method == "POST":
+                self.outlook.configure(**body)
+                return jresp(200, dict(self.outlook.options.__dict__))
+            if what == "outlook":
+                return jresp(200, dict(self.outlook.options.__dict__))
             if what == "faults" and req.method == "POST":
                 self.faults.set(**body)
                 return jresp(200, {"rules": self.faults.rules()})
@@ -594,6 +671,10 @@ class GraphApp:
         except (MutationError, TypeError, ValueError) as exc:
             return err(400, "invalidRequest", str(exc))
         return err(404, "itemNotFound", f"no admin route {what!r}")
+
+    def books(self) -> dict[str, Any]:
+        """The stats with the budget's state (limits and RU used in the current windows)."""
+        return {**self.stats.snapshot(), "budget": self.budget.state()}
 
     def expire_delta_tokens(self) -> None:
         for d in self.tenant.drive_list:
