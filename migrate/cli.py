@@ -488,10 +488,13 @@ def copy(
     finally:
         progress.close()
         close_quietly(target)
+    from migrate.engine.meter import graph_line
+
+    books = run.summary.get("graph") or {}
     if g.json:
-        echo_json({**summary.__dict__, "attention": summary.attention})
+        echo_json({**summary.__dict__, "attention": summary.attention, "graph": books})
     else:
-        typer.echo(render_copy(summary))
+        typer.echo(render_copy(summary) + (f"\n{graph_line(books)}" if books else ""))
     if summary.attention:
         raise typer.Exit(ExitCode.ATTENTION)
 
@@ -586,7 +589,7 @@ def verify(
             except MigrateError:
                 pass  # unreadable mapping files: drives planned by this version already carry their team folder
             drives = _selection(batch, drive, user).drives(run.store)
-            summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers,
+            summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers, source=source,
                                     source_hash=getattr(source, "current_hash", None) if source else None)
             run.summary = {**summary.__dict__, "attention": summary.attention}
     finally:

@@ -69,3 +69,51 @@ def announce(budget: Budget | None, ru: float, say: Callable[[str], None]) -> No
     elif minutes >= 1:
         say(f"this work needs about {ru:,.0f} RU: at least {minutes:,.0f} min at {lim.minute_rate:,.0f} RU/min "
             f"({lim.per_minute:,} × {lim.share:g})")
+
+
+def graph_line(books: dict[str, Any]) -> str:
+    """One line of a command's end summary: what it cost at Graph."""
+    if not books:
+        return ""
+    text = f"Graph: {books.get('requests', 0):,} requests, {books.get('ru', 0):,} resource units"
+    if books.get("ru_per_file") is not None:
+        text += f" ({books['ru_per_file']:.2f} per file)"
+    if books.get("throttled"):
+        text += f", {books['throttled']} answered 429/503"
+    b = books.get("budget") or {}
+    if b:
+        text += f"; budget {b['ru_per_minute']:,} RU/min × {b['share']:g}"
+        if b.get("day_used") is not None:
+            text += f", {b['day_used']:.1%} of the 24-hour budget used"
+        if b.get("waited_s"):
+            text += f", paced {b['waited_s']:.0f} s"
+    return text
+
+
+def status_view(store: Any) -> dict[str, Any]:
+    """What `status` says about Graph cost: spent in the last 24 hours against the day's budget, and per run."""
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=24)).isoformat(timespec="microseconds")
+    spent = store.ru_spent_since(since)
+    out: dict[str, Any] = {"ru_last_24h": round(spent), "runs": []}
+    import json
+
+    for r in store.runs(limit=20):
+        try:
+            g = (json.loads(r["summary"] or "{}") or {}).get("graph") or {}
+        except ValueError:
+            continue
+        if not g:
+            continue
+        out["runs"].append({"id": r["id"], "command": r["command"], "started_at": r["started_at"], "ru": g.get("ru"),
+                            "requests": g.get("requests"), "ru_per_file": g.get("ru_per_file"),
+                            "throttled": g.get("throttled")})
+        b = g.get("budget") or {}
+        if b and "budget" not in out:
+            out["budget"] = {"ru_per_minute": b.get("ru_per_minute"), "ru_per_day": b.get("ru_per_day"),
+                             "share": b.get("share"), "from": b.get("from")}
+            if b.get("ru_per_day"):
+                out["day_used"] = round(spent / b["ru_per_day"], 4)
+    copies = [x for x in out["runs"] if x["command"] in ("copy", "sync", "cutover") and x.get("ru_per_file")]
+    if copies:
+        out["last_ru_per_file"] = copies[0]["ru_per_file"]
+    return out

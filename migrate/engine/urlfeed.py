@@ -43,7 +43,7 @@ class UrlPlan:
 
 
 def choose(store: StateStore, source: Source, drive_id: str, *, max_attempts: int, page_size: int) -> UrlPlan:
-    """The cheapest way to learn the URLs of the drive's files still to send (ties go to the earlier source)."""
+    """The cheapest way to learn the URLs of the drive's files still to send (on a tie, per file: no pass)."""
     c = store.url_source_counts(drive_id, max_attempts, page_size)
     files = c["files"]
     if not files:
@@ -54,7 +54,7 @@ def choose(store: StateStore, source: Source, drive_id: str, *, max_attempts: in
         costs["delta"] = 2.0 + (pages - 1)
     if callable(getattr(source, "urls_by_listing", None)):
         costs["listing"] = 2.0 * c["listing_pages"]
-    how = min(("delta", "listing", "single"), key=lambda k: costs.get(k, float("inf")))
+    how = min(("single", "delta", "listing"), key=lambda k: costs.get(k, float("inf")))
     return UrlPlan(how, files, costs)
 
 

@@ -16,7 +16,7 @@ from migrate.backends.graph.content import ContentReader
 from migrate.backends.graph.delta import DEFAULT_PAGE_SIZE, iter_delta
 from migrate.backends.graph.permissions import to_grants
 from migrate.errors import AuthError, SourceError
-from migrate.models import Drive, Grant
+from migrate.models import Drive, Grant, RemoteEntry
 from migrate.protocols import DeltaPage, DiscoveredUser
 from migrate.transport.pacer import Pacer
 
@@ -144,6 +144,19 @@ class GraphSource:
         reader = self._reader()
         for page in iter_delta(self.client, drive_id, url, page_size=self.options.page_size):
             yield reader.offer(drive_id, page.items)
+
+    def current_listing(self, drive_id: str) -> Iterator[RemoteEntry]:
+        """Every file of the drive as Graph lists it now (a fresh delta pass asked for ids, sizes and hashes): for
+        `verify --source`, at 1–2 RU a page instead of one request per file. `path` carries the item id."""
+        url = self.client.url(f"drives/{quote(drive_id, safe='!')}/root/delta?$select=id,size,file,deleted"
+                              f"&$top={self.options.page_size}")
+        for page in iter_delta(self.client, drive_id, url, page_size=self.options.page_size):
+            for it in page.items:
+                if it.get("deleted") or "file" not in it or not it.get("id"):
+                    continue
+                qx = ((it.get("file") or {}).get("hashes") or {}).get("quickXorHash") or ""
+                yield RemoteEntry(path=str(it["id"]), is_folder=False, size=int(it.get("size") or 0),
+                                  checksums=(f"QuickXorHash:{qx}",))
 
     def urls_by_listing(self, drive_id: str, folder_id: str) -> Iterator[list[str]]:
         """One folder's children asked for ids and download URLs only (2 RU a page): the ids per page."""
