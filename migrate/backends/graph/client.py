@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from migrate.backends.graph.cost import OUTLOOK_KINDS, GraphBooks
 from migrate.errors import (
     AuthError,
     DeltaExpired,
@@ -25,7 +26,6 @@ from migrate.errors import (
     ThrottledError,
     TransientError,
 )
-from migrate.backends.graph.cost import OUTLOOK_KINDS, GraphBooks
 from migrate.transport.budget import parse_ratelimit
 from migrate.transport.pacer import Pacer, parse_retry_after
 
