@@ -198,11 +198,11 @@ class GraphApp:
         cost = ru_cost(route, req.query, with_token="token" in req.query or "token=" in rest,
                        sharepoint=mailbox is None)
         self.stats.charge(route, cost)
+        if mailbox is not None:
+            return self._outlook(mailbox, handler, route)
         rule = self.faults.draw(route)
         if rule and rule.status:
             return self._count(self._fault(rule, cost))
-        if mailbox is not None:
-            return self._outlook(mailbox, handler, rule)
         refused = self._over_budget(cost)
         if refused is not None:
             return refused
@@ -227,21 +227,23 @@ class GraphApp:
         headers = [("Retry-After", v.retry_after or "1"), *v.headers]
         return self._count(Response(v.status, error_body(v.status), headers))
 
-    def _outlook(self, mailbox: str, handler: Handler, rule: Rule | None) -> Response:
-        """A groupware request under Outlook's per-mailbox limits; it stays in flight until its answer is out."""
+    def _outlook(self, mailbox: str, handler: Handler, route: str) -> Response:
+        """A groupware request under Outlook's per-mailbox limits (checked before injected faults, so every
+        request counts); it stays in flight until its answer is out."""
         books = self.stats.mailbox(mailbox)
         refused = self.outlook.admit(mailbox, books)
         if refused is not None:
             self.stats.refused(429)
             return self._count(refused)
+        rule = self.faults.draw(route)
         try:
-            resp = handler()
+            resp = self._fault(rule) if rule and rule.status else handler()
         except BaseException:
             self.outlook.release(mailbox)
             raise
         resp.delay = max(resp.delay, self.outlook.options.delay)
         resp.on_done = lambda: self.outlook.release(mailbox)
-        if rule:
+        if rule and not rule.status:
             self._shape(resp, rule)
         return self._count(resp)
 
