@@ -10,7 +10,7 @@ from urllib.parse import quote as _quote
 
 from . import perms
 from .generate import mime_of
-from .tenant import Drive, Group, Item, Site, Tenant, User
+from .tenant import DOMAIN, Drive, Group, Item, Site, Tenant, User
 
 if TYPE_CHECKING:
     from .app import GraphApp
@@ -162,3 +162,16 @@ def item_json(app: GraphApp, d: Drive, it: Item, delta: bool = False, with_url: 
     if shared:
         out["shared"] = shared
     return out
+
+
+def sku_json(tenant: Tenant, licences: int) -> dict[str, Any]:
+    """One Microsoft 365 E3 subscription with `licences` seats, all assigned (what a licence count reads)."""
+    sku = "05e9a617-0261-4cee-bb44-138d3ef5d965"
+    return {"id": f"{tenant.tenant_id}_{sku}", "skuId": sku, "skuPartNumber": "SPE_E3", "appliesTo": "User",
+            "capabilityStatus": "Enabled", "consumedUnits": licences,
+            "prepaidUnits": {"enabled": licences, "suspended": 0, "warning": 0, "lockedOut": 0}, "servicePlans": []}
+
+
+def organization_json(tenant: Tenant) -> dict[str, Any]:
+    return {"id": tenant.tenant_id, "displayName": "Sandbox tenant",
+            "verifiedDomains": [{"name": DOMAIN, "isDefault": True, "isInitial": False}]}
