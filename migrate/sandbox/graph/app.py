@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
+from . import admin, perms
 from . import delta as delta_engine
-from . import perms
 from .auth import Authority
 from .budget import Budget, ru_cost
 from .content import Content
@@ -22,10 +22,22 @@ from .faults import Faults, Rule, Stats, error_body
 from .groupware_routes import SEGMENTS as GW_SEGMENTS
 from .groupware_routes import GroupwareRoutes
 from .http import Request, Response, parse_query
-from .mutate import MutationError, Mutator
+from .mutate import Mutator
 from .outlook import MailboxLimits, OutlookOptions
-from .render import drive_json, group_json, iso, item_json, item_text, select, site_json, user_json, user_view
-from .tenant import DOMAIN, Drive, Item, Tenant
+from .render import (
+    drive_json,
+    group_json,
+    iso,
+    item_json,
+    item_text,
+    organization_json,
+    select,
+    site_json,
+    skus_json,
+    user_json,
+    user_view,
+)
+from .tenant import Drive, Item, Tenant
 
 BATCH_MAX = 20  # steps per JSON batch (Graph's limit)
 
@@ -75,7 +87,6 @@ class GraphApp:
         self.outlook = MailboxLimits(outlook)
         self.licences = tenant.licences if licences is None else licences
         self._mailbox: str | None = None   # the mailbox of the groupware request being routed
-        self._verdict_headers: list[tuple[str, str]] = []
         self.stats = Stats()
         self.mutator = Mutator(tenant)
         self.secret = secrets.token_bytes(32)
@@ -166,10 +177,11 @@ class GraphApp:
         rule = self.faults.draw("download")
         if rule and rule.status:
             return self._count(self._fault(rule, cost))
-        refused = self._over_budget(cost)
+        refused, rl_headers = self._admit(cost)
         if refused is not None:
             return refused
         resp = self._download(req)
+        resp.headers.extend(rl_headers)
         if rule:
             self._shape(resp, rule)
         return self._count(resp)
@@ -177,7 +189,7 @@ class GraphApp:
     def handle_graph(self, req: Request) -> Response:
         path = _SLASHES.sub("/", req.path)
         if path.startswith("/_sandbox/"):
-            return self._admin(req, path[len("/_sandbox/"):])
+            return admin.handle(self, req, path[len("/_sandbox/"):])
         for prefix in ("/v1.0", "/beta"):
             if path == prefix or path.startswith(prefix + "/"):
                 rest, version = path[len(prefix):], prefix
@@ -198,50 +210,49 @@ class GraphApp:
         cost = ru_cost(route, req.query, with_token="token" in req.query or "token=" in rest,
                        sharepoint=mailbox is None)
         self.stats.charge(route, cost)
+        if mailbox is not None:
+            return self._outlook(mailbox, handler, route)
         rule = self.faults.draw(route)
         if rule and rule.status:
             return self._count(self._fault(rule, cost))
-        if mailbox is not None:
-            return self._outlook(mailbox, handler, rule)
-        refused = self._over_budget(cost)
+        refused, rl_headers = self._admit(cost)
         if refused is not None:
             return refused
-        rl_headers = self._verdict_headers
         resp = handler()
         resp.headers.extend(rl_headers)
         if rule:
             self._shape(resp, rule)
         return self._count(resp)
 
-    def _over_budget(self, cost: int) -> Response | None:
-        """The 429/503 the per-app budget answers (None when the request may pass; its RateLimit-* headers
-        are left in `_verdict_headers`). Free requests (directory, batch envelopes) are never refused."""
-        self._verdict_headers: list[tuple[str, str]] = []
+    def _admit(self, cost: int) -> tuple[Response | None, list[tuple[str, str]]]:
+        """(the 429/503 the per-app budget answers, or None; the RateLimit-* headers for a passing answer).
+        Free requests (directory, Outlook, batch envelopes) are never refused."""
         if not cost:
-            return None
+            return None, []
         v = self.budget.admit(cost)
         if v.status is None:
-            self._verdict_headers = v.headers
-            return None
+            return None, v.headers
         self.stats.refused(v.status, cost, blocked=v.blocked)
         headers = [("Retry-After", v.retry_after or "1"), *v.headers]
-        return self._count(Response(v.status, error_body(v.status), headers))
+        return self._count(Response(v.status, error_body(v.status), headers)), []
 
-    def _outlook(self, mailbox: str, handler: Handler, rule: Rule | None) -> Response:
-        """A groupware request under Outlook's per-mailbox limits; it stays in flight until its answer is out."""
+    def _outlook(self, mailbox: str, handler: Handler, route: str) -> Response:
+        """A groupware request under Outlook's per-mailbox limits (checked before injected faults, so every
+        request counts); it stays in flight until its answer is out."""
         books = self.stats.mailbox(mailbox)
         refused = self.outlook.admit(mailbox, books)
         if refused is not None:
             self.stats.refused(429)
             return self._count(refused)
+        rule = self.faults.draw(route)
         try:
-            resp = handler()
+            resp = self._fault(rule) if rule and rule.status else handler()
         except BaseException:
             self.outlook.release(mailbox)
             raise
         resp.delay = max(resp.delay, self.outlook.options.delay)
         resp.on_done = lambda: self.outlook.release(mailbox)
-        if rule:
+        if rule and not rule.status:
             self._shape(resp, rule)
         return self._count(resp)
 
@@ -424,9 +435,9 @@ class GraphApp:
                 return "drive", lambda: err(404, "itemNotFound", "The resource could not be found.")
             return self._drive_routes(req, base, d, segs[2:], item_path)
         elif head == "subscribedSkus" and len(segs) == 1:
-            return "subscribedSkus", lambda: self._list(base, "subscribedSkus", self._skus())
+            return "subscribedSkus", lambda: self._list(base, "subscribedSkus", skus_json(self.tenant, self.licences))
         elif head == "organization" and len(segs) == 1:
-            return "organization", lambda: self._list(base, "organization", [self._organization()])
+            return "organization", lambda: self._list(base, "organization", [organization_json(self.tenant)])
         elif head == "me":
             return "user", lambda: err(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
         return "item", lambda: err(400, "BadRequest", f"Resource not found for the segment '{segs[-1]}'.")
@@ -486,29 +497,6 @@ class GraphApp:
     # ------------------------------------------------------------------ handlers
     def _drive(self, d: Drive) -> dict[str, Any]:
         return drive_json(self.tenant, d, self.folder_size(d, d.root))  # type: ignore[arg-type]
-
-    def _skus(self) -> list[dict[str, Any]]:
-        """One Microsoft 365 E3 subscription with `licences` seats, all assigned (what a licence count reads),
-        and a phone add-on without SharePoint, whose seats a count of SharePoint licences must leave out."""
-        plan = {"provisioningStatus": "Success", "appliesTo": "User"}
-        return [{"id": f"{self.tenant.tenant_id}_05e9a617-0261-4cee-bb44-138d3ef5d965",
-                 "skuId": "05e9a617-0261-4cee-bb44-138d3ef5d965", "skuPartNumber": "SPE_E3",
-                 "appliesTo": "User", "capabilityStatus": "Enabled", "consumedUnits": self.licences,
-                 "prepaidUnits": {"enabled": self.licences, "suspended": 0, "warning": 0, "lockedOut": 0},
-                 "servicePlans": [{**plan, "servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72",
-                                   "servicePlanName": "SHAREPOINTENTERPRISE"},
-                                  {**plan, "servicePlanId": "efb87545-963c-4e0d-99df-69c6916d9eb0",
-                                   "servicePlanName": "EXCHANGE_S_ENTERPRISE"}]},
-                {"id": f"{self.tenant.tenant_id}_e43b5b99-8dfb-405f-9987-dc307f34bcbd",
-                 "skuId": "e43b5b99-8dfb-405f-9987-dc307f34bcbd", "skuPartNumber": "MCOEV", "appliesTo": "User",
-                 "capabilityStatus": "Enabled", "consumedUnits": 10,
-                 "prepaidUnits": {"enabled": 25, "suspended": 0, "warning": 0, "lockedOut": 0},
-                 "servicePlans": [{**plan, "servicePlanId": "4828c8ec-dc2e-4779-b502-87ac9ce28ab7",
-                                   "servicePlanName": "MCOEV"}]}]
-
-    def _organization(self) -> dict[str, Any]:
-        return {"id": self.tenant.tenant_id, "displayName": "Sandbox tenant",
-                "verifiedDomains": [{"name": DOMAIN, "isDefault": True, "isInitial": False}]}
 
     def _list(self, base: str, what: str, values: list[Any]) -> Response:
         return jresp(200, {"@odata.context": f"{base}/$metadata#{what}", "value": values})
@@ -625,53 +613,7 @@ class GraphApp:
         return Response(200, headers=headers, content_type="application/octet-stream", stream=c.chunks(),
                         length=size)
 
-    # ------------------------------------------------------------------ admin (no auth; loopback only)
-    def _admin(self, req: Request, what: str) -> Response:
-        try:
-            body = json.loads(req.body or b"{}")
-        except ValueError:
-            return err(400, "invalidRequest", "admin bodies are JSON")
-        try:
-            if what == "stats" and req.method == "DELETE":
-                self.stats.reset()
-                return jresp(200, self.books())
-            if what == "stats":
-                return jresp(200, self.books())
-            if what == "budget" and req.method == "POST":
-                self.budget.configure(**body)
-                return jresp(200, self.budget.state())
-            if what == "budget":
-                return jresp(200, self.budget.state())
-            if what == "outlook" and req.method == "POST":
-                self.outlook.configure(**body)
-                return jresp(200, dict(self.outlook.options.__dict__))
-            if what == "outlook":
-                return jresp(200, dict(self.outlook.options.__dict__))
-            if what == "faults" and req.method == "POST":
-                self.faults.set(**body)
-                return jresp(200, {"rules": self.faults.rules()})
-            if what == "faults" and req.method == "DELETE":
-                self.faults.clear(body.get("route"))
-                return jresp(200, {"rules": self.faults.rules()})
-            if what == "faults":
-                return jresp(200, {"rules": self.faults.rules(), "log": self.faults.log})
-            if what == "mutate" and req.method == "POST":
-                return jresp(200, self.mutator.apply(**body))
-            if what == "expire-delta-tokens" and req.method == "POST":
-                self.expire_delta_tokens()
-                return jresp(200, {"ok": True})
-            if what == "expire-access-tokens" and req.method == "POST":
-                self.authority.expire_all()
-                return jresp(200, {"ok": True})
-            if what == "token" and req.method == "POST":
-                return jresp(200, {"access_token": self.authority.issue(body.get("lifetime")),
-                                   "token_type": "Bearer"})
-            if what == "truth":
-                return jresp(200, {k: [_hash_row(r) for r in v] for k, v in self.truth_rows().items()})
-        except (MutationError, TypeError, ValueError) as exc:
-            return err(400, "invalidRequest", str(exc))
-        return err(404, "itemNotFound", f"no admin route {what!r}")
-
+    # ------------------------------------------------------------------ books (the admin routes are in admin.py)
     def books(self) -> dict[str, Any]:
         """The stats with the budget's state (limits and RU used in the current windows)."""
         return {**self.stats.snapshot(), "budget": self.budget.state()}
@@ -679,40 +621,6 @@ class GraphApp:
     def expire_delta_tokens(self) -> None:
         for d in self.tenant.drive_list:
             d.epoch += 1
-
-    def truth_rows(self) -> dict[str, list[dict[str, Any]]]:
-        """Live items per drive with their served Content (hashing is left to the caller's thread)."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for d in self.tenant.drive_list:
-            rows = []
-            for it in d.live_items():
-                if it.kind == "root":
-                    continue
-                row: dict[str, Any] = {"id": it.id, "path": d.path_of(it), "name": it.name,
-                                       "is_folder": it.kind == "folder", "is_package": it.kind == "package",
-                                       "mtime": it.modified, "mtime_iso": iso(it.modified),
-                                       "malware": it.malware, "versions": len(it.old_versions) + 1,
-                                       "permissions": [dict(p) for p in it.perms],
-                                       "inherited_permissions": [{**p, "inheritedFrom": {}} for p in
-                                                                 perms.list_for(self.tenant, d, it)
-                                                                 if "inheritedFrom" in p]}
-                if it.content is not None:
-                    row["_listed"] = it.content
-                    row["_served"] = self.served(it.content, it.enrich_extra)
-                rows.append(row)
-            out[d.id] = rows
-        return out
-
-
-def _hash_row(row: dict[str, Any]) -> dict[str, Any]:
-    listed: Content | None = row.pop("_listed", None)
-    served: Content | None = row.pop("_served", None)
-    if listed is not None and served is not None:
-        row.update(size=served.size, sha1=served.sha1, quickXorHash=served.quick_xor, listed_size=listed.size,
-                   listed_quickXorHash=listed.quick_xor, enriched=served.size != listed.size)
-    else:
-        row.update(size=None, sha1=None, quickXorHash=None)
-    return row
 
 
 def _fields(q: dict[str, str]) -> list[str] | None:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .app import GraphApp, _hash_row
+from .admin import hash_row, truth_rows
+from .app import GraphApp
 from .auth import Authority, TLSMaterial
 from .calendars import Groupware, GroupwareMutations
 from .faults import Faults
@@ -193,8 +194,8 @@ class GraphSandbox:
     def truth(self) -> dict[str, list[dict[str, Any]]]:
         """Per drive id: live items (not the root) with path, downloaded size, SHA1 and QuickXorHash of the
         downloaded bytes (listed_* when enrichment makes them differ), mtime and permissions."""
-        rows = self.call(self.app.truth_rows)
-        return {k: [_hash_row(r) for r in v] for k, v in rows.items()}
+        rows = self.call(truth_rows, self.app)
+        return {k: [hash_row(r) for r in v] for k, v in rows.items()}
 
     def expire_delta_tokens(self) -> None:
         self.call(self.app.expire_delta_tokens)
