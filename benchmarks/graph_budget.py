@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.copy_transfer import EXE, MiB, RESULTS, Sandboxes, prepare, run_copy  # noqa: E402
+from benchmarks.copy_transfer import EXE, RESULTS, MiB, Sandboxes, prepare, run_copy  # noqa: E402
 
 PER_FOLDER = 6
 SHARE = 0.8   # the tool's default [source] ru_share
