@@ -88,10 +88,13 @@ def sync(
             run.summary = {**summary.counts, "attention": summary.attention, "reports": str(folder)}
     finally:
         close_quietly(target)
+    from migrate.engine.meter import graph_line
+
+    books = run.summary.get("graph") or {}
     if g.json:
-        echo_json({**summary.to_dict(), "reports": str(folder)})
+        echo_json({**summary.to_dict(), "reports": str(folder), "graph": books})
     else:
-        typer.echo(render_sync_text(summary, folder))
+        typer.echo(render_sync_text(summary, folder) + (f"\n{graph_line(books)}" if books else ""))
     raise_stopped(summary)
     if summary.attention and not dry_run:
         raise typer.Exit(ExitCode.ATTENTION)

@@ -42,6 +42,7 @@ def test_a_whole_copy_costs_at_most_1_05_ru_per_file(tmp_path, graph_sandbox_fac
     ours = sum(_last_run(tmp_path, c).get("graph", {}).get("ru", 0) for c in ("discover", "scan", "copy"))
     assert ours == stats["ru"], (ours, stats["ru"])
     copy = _last_run(tmp_path, "copy")["graph"]
+    assert json.loads(r.stdout)["graph"] == copy   # what `copy --json` printed is what the run record keeps
     assert copy["files"] == files and copy["ru_per_file"] <= 1.02
     assert copy["budget"]["ru_per_minute"] == 6_250 and "60,000 licences" in copy["budget"]["from"]
 
@@ -122,3 +123,7 @@ def test_verify_source_reads_hashes_by_listing_not_per_file(tmp_path, graph_sand
     assert (after["ru"] - before["ru"]) / len(rows) <= 0.05
     books = _last_run(tmp_path, "verify")["graph"]
     assert books["ru"] == after["ru"] - before["ru"]
+    r = run_cli("--json", "status", cwd=tmp_path, env=env)
+    status = json.loads(r.stdout)["graph"]
+    assert status["ru_last_24h"] == after["ru"] and status["last_ru_per_file"] <= 1.02
+    assert status["budget"]["ru_per_minute"] == 6_250
