@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from migrate.engine import meter
 from migrate.engine.accounting import Accounting
 from migrate.engine.adopt import ADOPT_MARK, adopt_files
 from migrate.engine.plan import PlanOptions, find_directory, run_plan
@@ -95,6 +96,8 @@ def run_copy(
         users = sorted({*users, plan_options.service_account})
     say(f"checking the target accounts of {len(users)} users, one at a time")
     check_credentials(target, users)
+    meter.announce(getattr(getattr(source, "pacer", None), "budget", None),
+                   float((doc.get("estimate") or {}).get("resource_units") or 0), say)
     # Files the plan found at their target paths with the source's size (and conflicts adoption recorded): judged
     # from the target alone, recorded when whole (no Graph download, no upload); a drive whose team folder is
     # gone is left to copy_drives, which stops it.
