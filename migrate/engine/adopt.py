@@ -189,8 +189,9 @@ def _with_mtime(target: Target, c: Candidate, verdict: Verdict) -> Verdict:
     """A whole file keeps the source's modification time where the target keeps times: set it by a touch when
     the target offers one, else the file is sent again (an upload carries the time)."""
     entry = c.entry
+    # to the second, as an upload stores it (check_entry allows a second either way; this keeps it exact)
     if not (target.features.set_mtime and c.mtime and entry.mtime is not None
-            and abs(entry.mtime - expected_mtime(c.mtime)) > 1):
+            and int(entry.mtime) != expected_mtime(c.mtime)):
         return Verdict(ADOPT, verdict.why, verdict.sha1, entry, read_bytes=verdict.read_bytes)
     touch = getattr(target, "touch", None)
     if not callable(touch):
