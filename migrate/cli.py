@@ -31,10 +31,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags without a type, "[transfer] workers" as written, no boxes in logs
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-audit_app = typer.Typer(help="Check and export the tamper-evident audit trail.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="Run the built-in loopback sandboxes (Graph tenant, Nextcloud target).", no_args_is_help=True)
+audit_app = typer.Typer(help="Check and export the tamper-evident audit trail.", no_args_is_help=True,
+                        rich_markup_mode=None)
+sandbox_app = typer.Typer(help="Run the built-in loopback sandboxes (Graph tenant, Nextcloud target).", no_args_is_help=True,
+                          rich_markup_mode=None)
 app.add_typer(audit_app, name="audit")
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -65,12 +68,15 @@ _VERBOSITY = 0
 def _globals(
     ctx: typer.Context,
     config: Path = typer.Option(
-        None, "--config", "-c", envvar="M365_MIGRATE_CONFIG", help="Configuration file (default ./m365-migrate.toml)."
+        None, "--config", "-c", envvar="M365_MIGRATE_CONFIG", metavar="PATH",
+        help="Configuration file (default ./m365-migrate.toml)."
     ),
     state: Path = typer.Option(
-        None, "--state", envvar="M365_MIGRATE_STATE", help="State database (default from the config, else state/migration.db)."
+        None, "--state", envvar="M365_MIGRATE_STATE", metavar="PATH",
+        help="State database (default from the config, else state/migration.db)."
     ),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More detail; -vv also shows HTTP traffic."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
+                                help="More detail (repeat: -vv also shows HTTP traffic)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
 ) -> None:
@@ -89,7 +95,7 @@ def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
-WHAT_OPTION = typer.Option(["files"], "--what", help="What to work on: files, calendars, contacts (comma-separated; "
+WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts (comma-separated; "
                            "default files).")
 
 
@@ -127,7 +133,7 @@ def _with_groupware(ctx: typer.Context, step: str, files_step: Any, params: dict
 @app.command()
 def init(
     ctx: typer.Context,
-    directory: Path = typer.Argument(Path("."), help="Folder to set up."),
+    directory: Path = typer.Argument(Path("."), metavar="FOLDER", help="Folder to set up."),
     force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
 ) -> None:
     """Write m365-migrate.toml and the mapping templates; existing files are kept unless --force."""
@@ -149,9 +155,9 @@ def init(
 @app.command()
 def status(
     ctx: typer.Context,
-    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
-    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
-    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+    batch: list[str] = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable)."),
     what: list[str] = WHAT_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -201,8 +207,8 @@ def audit_verify(ctx: typer.Context) -> None:
 @audit_app.command("export")
 def audit_export(
     ctx: typer.Context,
-    fmt: str = typer.Option("jsonl", "--format", help="csv or jsonl."),
-    output: Path = typer.Option(None, "--output", "-o", help="File to write (default standard output)."),
+    fmt: str = typer.Option("jsonl", "--format", metavar="FORMAT", help="csv or jsonl."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FILE", help="File to write (default standard output)."),
 ) -> None:
     """Export the audit trail as CSV or JSON Lines."""
     from migrate.store import StateStore
@@ -219,7 +225,7 @@ def audit_export(
 
 # ------------------------------------------------------------------------------------------ inventory
 # (discover, scan, report inventory: added by the inventory work)
-report_app = typer.Typer(help="Render reports from the state database.", no_args_is_help=True)
+report_app = typer.Typer(help="Render reports from the state database.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(report_app, name="report")
 
 
@@ -232,7 +238,7 @@ def _selection(batch: list[str], drive: list[str], user: list[str]):  # -> sessi
 @app.command()
 def discover(
     ctx: typer.Context,
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel Graph requests (default [transfer] workers)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Parallel Graph requests (default [transfer] workers)."),
 ) -> None:
     """Find users' OneDrives, SharePoint sites and libraries, and Teams drives; record them; suggest mappings."""
     from migrate.backends.graph import open_source
@@ -267,10 +273,10 @@ def discover(
 @app.command()
 def scan(
     ctx: typer.Context,
-    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
-    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
-    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Drives scanned in parallel (default [transfer] workers)."),
+    batch: list[str] = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Drives scanned in parallel (default [transfer] workers)."),
     what: list[str] = WHAT_OPTION,
     full: bool = typer.Option(False, "--full", help="Ignore stored delta links: enumerate everything and reconcile."),
 ) -> None:
@@ -315,11 +321,11 @@ def scan(
 @report_app.command("inventory")
 def report_inventory(
     ctx: typer.Context,
-    fmt: str = typer.Option("csv", "--format", help="csv or json."),
-    output: Path = typer.Option(None, "--output", "-o", help="File to write (default standard output)."),
-    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
-    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
-    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+    fmt: str = typer.Option("csv", "--format", metavar="FORMAT", help="csv or json."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FILE", help="File to write (default standard output)."),
+    batch: list[str] = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable)."),
 ) -> None:
     """Every scanned item: drive id, item id, path, kind, size, mtime, quickXorHash."""
     from migrate.errors import ConfigError
@@ -343,10 +349,10 @@ def report_inventory(
 @app.command()
 def plan(
     ctx: typer.Context,
-    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
-    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
-    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
+    batch: list[str] = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable)."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
     what: list[str] = WHAT_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
@@ -405,7 +411,7 @@ def _plan_done(g: Globals, doc: dict[str, Any], folder: Path) -> None:
 @report_app.command("plan")
 def report_plan(
     ctx: typer.Context,
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
     """Render the last plan again from the state database (Markdown, HTML, CSV, JSON); contacts no server."""
@@ -427,9 +433,9 @@ def report_plan(
 
 # ------------------------------------------------------------------------------- copy, verify, demo
 # (copy, verify, demo, doctor: added by the copy work)
-SELECT_BATCH = typer.Option([], "--batch", help="Only drives of this batch (repeatable).")
-SELECT_DRIVE = typer.Option([], "--drive", help="Only this drive id (repeatable).")
-SELECT_USER = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable).")
+SELECT_BATCH = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable).")
+SELECT_DRIVE = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable).")
+SELECT_USER = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable).")
 
 
 @app.command()
@@ -438,7 +444,7 @@ def copy(
     batch: list[str] = SELECT_BATCH,
     drive: list[str] = SELECT_DRIVE,
     user: list[str] = SELECT_USER,
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Parallel transfers (default [transfer] workers)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: the same report as `plan`, nothing written."),
     what: list[str] = WHAT_OPTION,
     json_out: bool = JSON_OPTION,
@@ -501,7 +507,7 @@ def share(
     batch: list[str] = SELECT_BATCH,
     drive: list[str] = SELECT_DRIVE,
     user: list[str] = SELECT_USER,
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Owners worked on in parallel (default [transfer] workers)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Owners worked on in parallel (default [transfer] workers)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only the share part of the plan: what would be created, nothing written."),
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -619,7 +625,7 @@ def doctor(ctx: typer.Context, json_out: bool = JSON_OPTION) -> None:
 
 @app.command()
 def demo(
-    folder: Path = typer.Option(Path("demo-run"), "--folder", help="Where the demo writes its config, state and reports."),
+    folder: Path = typer.Option(Path("demo-run"), "--folder", metavar="FOLDER", help="Where the demo writes its config, state and reports."),
 ) -> None:
     """Rehearse the whole journey against the built-in loopback sandboxes, with no configuration."""
     from migrate.demo import run_demo
@@ -656,6 +662,19 @@ def _register_optional(sub: typer.Typer, name: str, module: str, attr: str) -> N
 
 _register_optional(sandbox_app, "graph", "migrate.sandbox.graph.command", "graph_command")
 _register_optional(sandbox_app, "nextcloud", "migrate.sandbox.nextcloud.command", "nextcloud_command")
+
+
+def _attach_exit_codes() -> None:
+    """Each command's --help ends with the exit codes it uses (cli_codes.COMMANDS, also shown in the README)."""
+    from migrate.cli_codes import epilog
+
+    for prefix, sub in (("", app), *((f"{g.name} ", g.typer_instance) for g in app.registered_groups)):
+        for info in sub.registered_commands:
+            name = prefix + (info.name or info.callback.__name__.replace("_", "-"))
+            info.epilog = epilog(name)
+
+
+_attach_exit_codes()
 
 
 # ------------------------------------------------------------------------------------------- boundary
