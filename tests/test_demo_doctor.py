@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -42,6 +43,7 @@ def test_demo_runs_the_journey_and_everything_copied_is_verified(cli, tmp_path) 
     assert verified == [("verified",)], verified
     assert "checked" in r.stdout and "0 with gaps" in r.stdout
     assert "$ m365-migrate copy --what calendars,contacts" in r.stdout
+    assert re.search(r"a rescan takes at least \d+ (s|min)", r.stdout) and " 0.0 min" not in r.stdout, r.stdout
     gw = dict(db.execute("SELECT status, count(*) FROM gw_objects WHERE deleted = 0 GROUP BY status"))
     assert gw.get("verified", 0) > 50 and gw.get("failed", 0) == 0 and gw.get("pending", 0) == 0, gw
 

@@ -45,3 +45,15 @@ def test_html_opens_in_headless_chromium(tmp_path: Path) -> None:
     subprocess.run(cmd, capture_output=True, timeout=120)
     assert png.exists() and png.stat().st_size > 20_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_short_durations_read_in_seconds_never_as_0_0_min() -> None:
+    from migrate.engine.groupware_run import estimate_text
+    from migrate.reports.text import human_duration
+
+    text = estimate_text({"rescan_seconds_at_outlook_limit": 0.4, "rescan_minutes_at_outlook_limit": 0.0,
+                          "rescan_graph_requests": 7, "copy_seconds": 95.0, "copy_minutes": 1.6,
+                          "copy_objects_per_second_measured": 12.0})
+    assert "a rescan takes at least 1 s (7 Graph requests" in text and "copy: about 1 min 35 s" in text, text
+    assert "0.0" not in text
+    assert human_duration(0) == "0 s" and human_duration(7200) == "2 h 0 min"

@@ -129,12 +129,15 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
 
 
 def estimate_text(e: dict[str, Any]) -> str:
+    from migrate.reports.text import human_duration
+
     parts = []
-    if "rescan_minutes_at_outlook_limit" in e:
-        parts.append(f"a rescan takes at least {e['rescan_minutes_at_outlook_limit']} min "
+    if "rescan_seconds_at_outlook_limit" in e:
+        parts.append(f"a rescan takes at least {human_duration(e['rescan_seconds_at_outlook_limit'])} "
                      f"({e['rescan_graph_requests']} Graph requests at Outlook's per-mailbox limit)")
-    parts.append(f"copy: about {e['copy_minutes']} min at the measured {e['copy_objects_per_second_measured']} objects/s"
-                 if "copy_minutes" in e else "copy: no rate measured yet (the first copy measures it)")
+    parts.append(f"copy: about {human_duration(e['copy_seconds'])} at the measured "
+                 f"{e['copy_objects_per_second_measured']} objects/s"
+                 if "copy_seconds" in e else "copy: no rate measured yet (the first copy measures it)")
     return "estimate: " + "; ".join(parts)
 
 

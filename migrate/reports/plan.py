@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.reports.text import human_bytes
+from migrate.reports.text import human_duration as _dur
 
 LISTS: dict[str, tuple[str, list[str]]] = {
     "renames": ("Renames forced by the target's name rules",
@@ -61,17 +62,6 @@ def _md(v: Any) -> str:
 
 def _h(v: Any) -> str:
     return html.escape(_cell(v), quote=True)
-
-
-def _dur(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
 def team_folder_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:

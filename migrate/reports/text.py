@@ -14,6 +14,18 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} PiB"  # pragma: no cover
 
 
+def human_duration(seconds: float) -> str:
+    """42 → '42 s', 3725 → '1 h 2 min'; under a second reads '1 s', never '0.0 min'."""
+    s = max(1, int(round(seconds))) if seconds > 0 else 0
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A left-aligned text table with a rule under the header."""
     cells = [[str(c) for c in r] for r in rows]
