@@ -301,7 +301,7 @@ def scan(
     with open_source(settings) as source, Run(settings.state_path, "scan", args) as run:
         assign_batches(run.store, settings.mappings)
         sel = _selection(batch, drive, user)
-        progress = ScanProgress(len(sel.drives(run.store)), enabled=not (g.quiet or g.json))
+        progress = ScanProgress(len(sel.to_scan(run.store)[0]), enabled=not (g.quiet or g.json))
         try:
             summary = run_scan(run.store, source, sel, workers=settings.transfer.workers, full=full,
                                listener=progress, source_stats=source.stats)

@@ -28,6 +28,7 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
                 "owner": d["owner_upn"] or d["site_url"],
                 "batch": d["batch"],
                 "scan_state": d["scan_state"],
+                "migrated": not d.get("not_migrated"),
                 "last_scan_at": d["last_scan_at"],
                 "last_error": d["last_error"],
                 "counts": counts,
@@ -63,7 +64,8 @@ def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]],
     """One sentence telling a busy admin what to run next."""
     if not drives:
         return "run `m365-migrate discover` to find drives"
-    if any(d["scan_state"] in ("new", "scanning", "enumerating", "failed") for d in drives):
+    if any(d["scan_state"] in ("new", "scanning", "enumerating", "failed") and d.get("migrated", True)
+           for d in drives):
         return "run `m365-migrate scan` to finish the inventory"
     changed = sum(v for k, v in (waiting or {}).items() if k != "new")
     if changed:

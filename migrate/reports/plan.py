@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from migrate.engine.shareplan import NOT_CARRIED_COLUMNS
 from migrate.reports.text import human_bytes
 from migrate.reports.text import human_duration as _dur
 
@@ -30,9 +31,7 @@ LISTS: dict[str, tuple[str, list[str]]] = {
     "shares": ("Share plan: one share per item and recipient",
                ["owner", "path", "kind", "share_with", "permissions", "expire_date", "password", "grants",
                 "from_grants", "note", "drive_id", "item_id"]),
-    "not_carried_over": ("Grants not carried over, and why",
-                         ["category", "action", "reason", "owner", "source_path", "grant", "link_scope", "roles",
-                          "grantee", "expires", "drive_id", "item_id", "perm_id"]),
+    "not_carried_over": ("Grants not carried over, and why", NOT_CARRIED_COLUMNS),
     "grants": ("Source grants and what each becomes",
                ["source_path", "grant", "link_scope", "roles", "grantee", "action", "share_with", "permissions",
                 "expire_date", "password", "owner", "path", "reason", "drive_id", "item_id"]),
@@ -91,7 +90,7 @@ def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("Share plan", f"{s.get('shares_planned', 0)} shares to create (one per item and recipient, from "
                        f"{s.get('grants_shared', 0)} grants); {s.get('grants_not_needed', 0)} grants need none"),
         ("Grants not carried over", f"{s.get('grants_not_carried_over', 0)} ({s.get('grants_reported', 0)} to decide "
-                                    f"by hand, {s.get('grants_dropped', 0)} dropped): see not_carried_over.csv"),
+                                    f"by hand, {s.get('grants_dropped', 0)} dropped): see {list_file('not_carried_over')}"),
         ("Estimated duration", f"{_dur(e['seconds'])} ({e['basis']})"),
         ("Graph cost", f"{e['graph_requests']} requests, {e['resource_units']} resource units"),
     ] + _groupware_rows(doc.get("groupware"))
@@ -168,7 +167,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         out += ["| " + " | ".join(_md(r.get(c)) for c in cols) + " |" for r in rows[:HTML_ROWS]]
         if len(rows) > HTML_ROWS:
-            out.append(f"\n… {len(rows) - HTML_ROWS} more rows in {key}.csv")
+            out.append(f"\n… {len(rows) - HTML_ROWS} more rows in {list_file(key)}")
     gw = doc.get("groupware")
     if gw:
         out += ["", f"## Calendars and contacts ({len(gw['collections'])} collections)", "",
@@ -197,6 +196,14 @@ th{background:#f1f4f8}td.n{text-align:right;white-space:nowrap}.ok{color:#1a7f37
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}svg text{font:12px system-ui,sans-serif}
 @media print{details{display:block}details>summary{list-style:none}}
 """
+
+
+def list_file(key: str) -> str:
+    """The CSV a list of the plan is written to; the grants not carried over keep the one name `share`, `status`
+    and the state folder's current copy use."""
+    from migrate.reports.grants import FILE_NAME
+
+    return FILE_NAME if key == "not_carried_over" else f"{key}.csv"
 
 
 def _table(cols: list[str], rows: list[dict[str, Any]], numeric: set[str] = frozenset()) -> str:  # type: ignore[assignment]
@@ -274,7 +281,8 @@ def render_html(doc: dict[str, Any]) -> str:
         h.append("<h2>Quota</h2>" + _table(list(qrows[0]), qrows, {"planned", "free"}))
     for key, (title, cols) in LISTS.items():
         rows = doc.get(key) or []
-        more = (f"<p class=note>Showing {HTML_ROWS} of {len(rows)}; every row is in {key}.csv and {key}.json.</p>"
+        more = (f"<p class=note>Showing {HTML_ROWS} of {len(rows)}; every row is in {list_file(key)} and its "
+                f".json.</p>"
                 if len(rows) > HTML_ROWS else "")
         body = _table(cols, rows[:HTML_ROWS], {"size", "bytes", "files", "permissions"}) if rows else "<p>None.</p>"
         h.append(f"<h2>{_h(title)} ({len(rows)})</h2><details{' open' if 0 < len(rows) <= 200 else ''}>"
@@ -309,7 +317,13 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
     gw = doc.get("groupware")
     if gw:
         lists.update(groupware_collections=("", GW_COLS), groupware_unsupported=("", GW_PROBLEM_COLS))
+    from migrate.reports.grants import write_not_carried_over
+
+    write_not_carried_over(doc.get("not_carried_over") or [], folder)
+    write_not_carried_over(doc.get("not_carried_over") or [], Path(base))
     for key, (_title, cols) in lists.items():
+        if key == "not_carried_over":
+            continue  # written above, under the one name share and status use
         rows = (team_folder_rows(doc) if key == "team_folders" else gw["collections"] if key ==
                 "groupware_collections" else groupware_problem_rows(gw) if key == "groupware_unsupported"
                 else doc.get(key) or [])
@@ -321,9 +335,6 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
                 w.writerow([_csv_safe(r.get(c)) for c in cols])
         (folder / f"{key}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str),
                                             encoding="utf-8")
-    from migrate.reports.grants import write_not_carried_over
-
-    write_not_carried_over(doc.get("not_carried_over") or [], Path(base))
     if not output:
         latest = Path(base) / "plan-latest"
         tmp = Path(base) / ".plan-latest.tmp"

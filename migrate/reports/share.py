@@ -55,10 +55,21 @@ def render_share(summary: ShareSummary) -> str:
     return "\n".join(lines)
 
 
+# Nextcloud's share permission bits, in the words of its sharing dialog (the bitmask is for machines: --json)
+PERMISSION_WORDS = ((1, "read"), (2, "edit"), (4, "create"), (8, "delete"), (16, "re-share"))
+
+
+def permission_words(perms: Any) -> str:
+    """3 → 'read, edit'; 31 → 'read, edit, create, delete, re-share'."""
+    if not isinstance(perms, int):
+        return str(perms)
+    return ", ".join(w for bit, w in PERMISSION_WORDS if perms & bit) or "none"
+
+
 def describe(r: dict[str, Any]) -> str:
-    """owner:/path → kind recipient (permissions N, from K grants)."""
+    """owner:/path → kind recipient (read, edit; from K grants)."""
     kind = KINDS.get(r.get("share_type"), "?")  # type: ignore[arg-type]
     who = f" {r['share_with']}" if r.get("share_with") else ""
-    grants = f", from {r['grants']} grants" if (r.get("grants") or 0) > 1 else ""
+    grants = f"; from {r['grants']} grants" if (r.get("grants") or 0) > 1 else ""
     return (f"{r.get('owner')}:/{str(r.get('path') or '').lstrip('/')} → {kind}{who} "
-            f"(permissions {r.get('permissions')}{grants})")
+            f"({permission_words(r.get('permissions'))}{grants})")

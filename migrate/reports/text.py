@@ -53,7 +53,8 @@ def render_status(data: dict[str, Any]) -> str:
             files = sum(v["files"] for v in c.values())
             size = sum(v["bytes"] for v in c.values())
             done = c.get("verified", {}).get("files", 0)
-            rows.append([d["kind"], d["name"][:30], (d["owner"] or "")[:40], d["batch"] or "-", d["scan_state"],
+            rows.append([d["kind"], d["name"][:30], d["owner"] or "", d["batch"] or "-",
+                         d["scan_state"] if d.get("migrated", True) else "not migrated",
                          files, human_bytes(size), done, c.get("failed", {}).get("files", 0),
                          _waiting(d.get("waiting") or {})])
         out.append(table(["kind", "drive", "owner", "batch", "scan", "files", "bytes", "verified", "failed",

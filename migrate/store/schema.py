@@ -427,3 +427,11 @@ def m012_drive_keys(db: Database) -> None:
     db.execute("CREATE INDEX items_shared_gen ON items(dk, scan_generation) WHERE shared = 1 AND deleted = 0")
     for sql in triggers:
         db.execute(sql)
+
+
+@migrations()
+def m017_drives_not_migrated(db: Database) -> None:
+    # A drive whose users.csv / sites.csv row has a blank target is "not migrated": `scan` leaves it out unless
+    # it is named (--drive/--user), and `status` does not wait for its inventory. Set from the mapping files
+    # with the batches (engine.discover.assign_batches).
+    db.execute("ALTER TABLE drives ADD COLUMN not_migrated INTEGER NOT NULL DEFAULT 0")
