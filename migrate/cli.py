@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,8 +93,47 @@ def _globals(
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
+_JSON_DOCS: list[list[Any]] = []  # open json_collect() blocks, innermost last
+_JSON_PRINTED = False
+
+
 def echo_json(data: Any) -> None:
+    """The command's one JSON document on stdout (or into the json_collect() block that combines several)."""
+    global _JSON_PRINTED
+    if _JSON_DOCS:
+        _JSON_DOCS[-1].append(data)
+        return
+    _JSON_PRINTED = True
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+@contextmanager
+def json_collect() -> Iterator[list[Any]]:
+    """Hold the documents of the steps of one command (files, then calendars and contacts), so it prints one."""
+    docs: list[Any] = []
+    _JSON_DOCS.append(docs)
+    try:
+        yield docs
+    finally:
+        _JSON_DOCS.remove(docs)
+
+
+def combined(files_doc: Any, groupware_doc: Any) -> Any:
+    """`--what files,calendars,...`: the files document with the calendars/contacts one under "groupware"."""
+    if files_doc is None:
+        return groupware_doc
+    return {**files_doc, "groupware": groupware_doc} if isinstance(files_doc, dict) else \
+        {"files": files_doc, "groupware": groupware_doc}
+
+
+def _json_error(code: int, kind: str, message: str, hint: str | None = None) -> None:
+    """With --json, an error is an object on stdout too (unless the command's document is already out)."""
+    if _JSON_PRINTED:
+        return
+    from migrate.redact import redact
+
+    typer.echo(json.dumps({"error": {"exit_code": int(code), "type": kind, "message": redact(message),
+                                     "hint": redact(hint) if hint else None}}, indent=2, ensure_ascii=False))
 
 
 WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts (comma-separated; "
@@ -113,17 +154,18 @@ def _with_groupware(ctx: typer.Context, step: str, files_step: Any, params: dict
     from migrate.engine.groupware_run import run_step
 
     code = ExitCode.OK
-    if params is not None:
-        try:
-            ctx.invoke(files_step, ctx=ctx, **params, what=["files"])
-        except typer.Exit as exc:
-            code = exc.exit_code
+    with json_collect() as docs:
+        if params is not None:
+            try:
+                ctx.invoke(files_step, ctx=ctx, **params, what=["files"])
+            except typer.Exit as exc:
+                code = exc.exit_code
     g: Globals = ctx.obj
     settings = g.settings(require_file=step != "status", **{"transfer.workers": workers})
     res = run_step(step, settings, kinds, upns=tuple(user), workers=workers, output=output,
                    say=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
     if g.json:
-        echo_json(res.data)
+        echo_json(combined(docs[0] if docs else None, res.data))
     else:
         typer.echo(res.text)
     return max(code, ExitCode.ATTENTION if res.attention and step != "status" else ExitCode.OK)
@@ -162,6 +204,7 @@ def status(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Progress per batch and drive, failures with reasons, and what to do next."""
+    ctx.obj.json = ctx.obj.json or json_out
     files, kinds = _what(what)
     if kinds:
         params = dict(batch=batch, drive=drive, user=user, json_out=json_out) if files else None
@@ -194,7 +237,7 @@ def audit_verify(ctx: typer.Context) -> None:
         report = store.verify_audit()
     if g.json:
         echo_json({"records": report.records, "ok": report.ok, "first_broken": report.first_broken,
-                   "reason": report.reason})
+                   "reason": report.reason})  # and the error below goes to stderr only: one document
     if not report.ok:
         raise AuditChainBroken(
             f"audit trail broken at record {report.first_broken}: {report.reason}",
@@ -613,12 +656,13 @@ def doctor(ctx: typer.Context, json_out: bool = JSON_OPTION) -> None:
 
     g: Globals = ctx.obj
     checks = run_doctor(g.settings())
+    code = exit_code(checks)
     if g.json or json_out:
-        echo_json([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks])
+        echo_json({"ok": code == ExitCode.OK, "exit_code": code,
+                   "checks": [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]})
     else:
         for c in checks:
             typer.echo(f"[{'ok' if c.ok else 'FAIL'}] {c.name}: " + c.detail.replace("\n", "\n      "))
-    code = exit_code(checks)
     if code:
         raise typer.Exit(code)
 
@@ -678,28 +722,34 @@ _attach_exit_codes()
 
 
 # ------------------------------------------------------------------------------------------- boundary
+INTERRUPTED = "interrupted; state is consistent, run the same command again to resume"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn every outcome into one exit code, with no traceback unless -v."""
+    args = sys.argv[1:] if argv is None else argv
+    wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     try:
-        rv = app(args=argv, standalone_mode=False, prog_name="m365-migrate")
+        rv = app(args=args, standalone_mode=False, prog_name="m365-migrate")
         # non-standalone typer returns the code of an explicit Exit (130 for Ctrl-C inside a command)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else ExitCode.OK
         if code == ExitCode.INTERRUPTED:
-            typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+            typer.echo(INTERRUPTED, err=True)
         sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo(INTERRUPTED, err=True)
+        if wants_json:
+            _json_error(ExitCode.INTERRUPTED, "Interrupted", INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)
     except click_exc.NoArgsIsHelpError:
         sys.exit(ExitCode.USAGE)  # the help text was already shown
     except click_exc.ClickException as exc:
         exc.show()
+        if wants_json:
+            _json_error(ExitCode.USAGE, "UsageError", exc.format_message(), "see --help")
         sys.exit(ExitCode.USAGE)
-    except KeyboardInterrupt:
-        typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
     except MigrateError as exc:
         if _VERBOSITY:
             import traceback
@@ -708,6 +758,8 @@ def main(argv: list[str] | None = None) -> None:
         from migrate.redact import redact
 
         typer.echo(f"error: {redact(str(exc))}", err=True)
+        if wants_json:
+            _json_error(exit_code_for(exc), type(exc).__name__, exc.message, exc.hint)
         sys.exit(exit_code_for(exc))
     except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 1
         from migrate.redact import redact
@@ -718,6 +770,9 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         typer.echo(f"unexpected error: {redact(f'{type(exc).__name__}: {exc}')}", err=True)
         typer.echo("  → run again with -v for details, and report it with that output", err=True)
+        if wants_json:
+            _json_error(ExitCode.UNEXPECTED, type(exc).__name__, f"{type(exc).__name__}: {exc}",
+                        "run again with -v for details, and report it with that output")
         sys.exit(ExitCode.UNEXPECTED)
 
 

@@ -55,15 +55,20 @@ def sync(
 
     files, kinds = _what(what)
     if kinds:
+        from migrate.cli import combined, echo_json, json_collect
         from migrate.engine.groupware_run import run_sync_step
 
         code = 0
-        if files:
-            try:
-                sync(ctx, batch, drive, user, workers, dry_run, output, json_out, what=["files"])
-            except typer.Exit as exc:
-                code = exc.exit_code
-        raise typer.Exit(max(code, run_sync_step(ctx.obj, kinds, user, workers, dry_run, json_out)))
+        with json_collect() as docs:  # one JSON document for both parts
+            if files:
+                try:
+                    sync(ctx, batch, drive, user, workers, dry_run, output, json_out, what=["files"])
+                except typer.Exit as exc:
+                    code = exc.exit_code
+            code = max(code, run_sync_step(ctx.obj, kinds, user, workers, dry_run, json_out))
+        if docs:
+            echo_json(combined(docs[0] if files and len(docs) > 1 else None, docs[-1]))
+        raise typer.Exit(code)
 
     from migrate.backends.graph import open_source
     from migrate.cli import _selection, echo_json

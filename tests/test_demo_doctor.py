@@ -67,7 +67,9 @@ def test_doctor_passes_on_a_good_configuration(cli, tmp_path, sandboxes) -> None
     env = _setup(cli, tmp_path, g, nc, uids)
     r = cli("doctor", "--json", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    checks = {c["check"]: c for c in json.loads(r.stdout)}
+    doc = json.loads(r.stdout)  # an object, like every other command's --json
+    assert doc["ok"] is True and doc["exit_code"] == 0
+    checks = {c["check"]: c for c in doc["checks"]}
     assert all(c["ok"] for c in checks.values())
     assert "chunked upload" in checks["target"]["detail"]
 

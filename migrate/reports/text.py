@@ -61,7 +61,7 @@ def render_status(data: dict[str, Any]) -> str:
                           "changes waiting"], rows))
     else:
         out.append("no drives recorded yet")
-    t = data["totals"]
+    t = {s: c for s, c in data["totals"].items() if c["files"]}
     if t:
         out += ["", "totals: " + ", ".join(f"{s} {t[s]['files']} ({human_bytes(t[s]['bytes'])})" for s in STATUS_ORDER if s in t)]
     shares = data.get("shares") or {}
