@@ -659,10 +659,12 @@ def doctor(ctx: typer.Context, json_out: bool = JSON_OPTION) -> None:
     code = exit_code(checks)
     if g.json or json_out:
         echo_json({"ok": code == ExitCode.OK, "exit_code": code,
-                   "checks": [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]})
+                   "checks": [{"check": c.name, "ok": c.ok, "skipped": c.skipped, "detail": c.detail}
+                              for c in checks]})
     else:
         for c in checks:
-            typer.echo(f"[{'ok' if c.ok else 'FAIL'}] {c.name}: " + c.detail.replace("\n", "\n      "))
+            mark = "ok" if c.ok else "skip" if c.skipped else "FAIL"
+            typer.echo(f"[{mark}] {c.name}: " + c.detail.replace("\n", "\n      "))
     if code:
         raise typer.Exit(code)
 

@@ -139,5 +139,6 @@ def test_doctor_json_is_an_object_with_its_exit_code(cli, tmp_path) -> None:
     assert r.returncode == ExitCode.USAGE, r.stdout + r.stderr
     doc = json.loads(r.stdout)
     assert doc["ok"] is False and doc["exit_code"] == 2
-    assert doc["checks"][0] == {"check": "configuration", "ok": False, "detail": doc["checks"][0]["detail"]}
+    assert doc["checks"][0] == {"check": "configuration", "ok": False, "skipped": False,
+                                "detail": doc["checks"][0]["detail"]}
     assert "tenant_id is not set" in doc["checks"][0]["detail"]
