@@ -38,6 +38,14 @@ LISTS: dict[str, tuple[str, list[str]]] = {
 }
 TEAM_FOLDER_COLS = ["team_folder", "rows", "writer", "writer_sees", "action", "changes", "groups", "not_carried",
                     "notes"]
+# Column headings people read in plan.html and plan.md (the CSV and JSON keep the field names for scripts)
+HEADINGS = {"rows": "sites.csv rows", "writer": "written by", "writer_sees": "what the writer sees",
+            "action": "copy will", "changes": "changes", "groups": "groups and rights",
+            "not_carried": "not carried over", "team_folder": "team folder"}
+
+
+def heading(col: str) -> str:
+    return HEADINGS.get(col) or col.replace("_", " ")
 HTML_ROWS = 2000  # per list in the HTML and Markdown; the CSV and JSON files always hold every row
 
 
@@ -150,13 +158,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
                    f"{d['conflicts']} | {d['unsupported']} |")
     tf = team_folder_rows(doc)
     if tf:
-        out += ["", f"## Team folders ({len(tf)})", "", "| " + " | ".join(TEAM_FOLDER_COLS) + " |",
+        out += ["", f"## Team folders ({len(tf)})", "", "| " + " | ".join(map(heading, TEAM_FOLDER_COLS)) + " |",
                 "|" + "---|" * len(TEAM_FOLDER_COLS)]
         out += ["| " + " | ".join(_md(r.get(c)) for c in TEAM_FOLDER_COLS) + " |" for r in tf]
     if doc.get("quota"):
         out += ["", "## Quota", "", "| target user | planned | free | verdict |", "|---|---:|---:|---|"]
         for q in doc["quota"]:
-            free = "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"])
+            free = quota_free(q["free"])
             out.append(f"| {_md(q['target_user'])} | {human_bytes(q['planned_bytes'])} | {free} | {_md(q['verdict'])} |")
     for key, (title, cols) in LISTS.items():
         rows = doc.get(key) or []
@@ -192,7 +200,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bott
 .card{border:1px solid #dfe4ec;border-radius:8px;padding:10px 12px;background:#f8fafc}
 .card b{display:block;font-size:20px}.card span{color:#556;font-size:12px}.warn{background:#fff6e5;border-color:#f0c36d}
 table{border-collapse:collapse;width:100%;margin:6px 0 12px;font-size:13px}th,td{border:1px solid #e3e8ef;padding:4px 6px;text-align:left;vertical-align:top;word-break:break-word}
-th{background:#f1f4f8}td.n{text-align:right;white-space:nowrap}.ok{color:#1a7f37}.bad{color:#b42318;font-weight:600}
+th{background:#f1f4f8;word-break:normal;overflow-wrap:normal;hyphens:none}td.n{text-align:right;white-space:nowrap}.ok{color:#1a7f37}.bad{color:#b42318;font-weight:600}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}svg text{font:12px system-ui,sans-serif}
 @media print{details{display:block}details>summary{list-style:none}}
 """
@@ -206,8 +214,13 @@ def list_file(key: str) -> str:
     return FILE_NAME if key == "not_carried_over" else f"{key}.csv"
 
 
+def quota_free(free: int | None) -> str:
+    """Nextcloud reports an unlimited quota as a negative free space (-3); None: the target did not say."""
+    return "unknown" if free is None else "unlimited" if free < 0 else human_bytes(free)
+
+
 def _table(cols: list[str], rows: list[dict[str, Any]], numeric: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-    head = "".join(f"<th>{_h(c)}</th>" for c in cols)
+    head = "".join(f"<th>{_h(heading(c))}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td class=n>{_h(r.get(c))}</td>" if c in numeric else f"<td>{_h(r.get(c))}</td>"
                                     for c in cols) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -276,7 +289,7 @@ def render_html(doc: dict[str, Any]) -> str:
         h.append("<h2>Team folders</h2>" + _table(TEAM_FOLDER_COLS, team_folder_rows(doc)))
     if doc.get("quota"):
         qrows = [{"target user": q["target_user"], "planned": human_bytes(q["planned_bytes"]),
-                  "free": "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"]),
+                  "free": quota_free(q["free"]),
                   "verdict": q["verdict"]} for q in doc["quota"]]
         h.append("<h2>Quota</h2>" + _table(list(qrows[0]), qrows, {"planned", "free"}))
     for key, (title, cols) in LISTS.items():
