@@ -142,3 +142,11 @@ def test_doctor_json_is_an_object_with_its_exit_code(cli, tmp_path) -> None:
     assert doc["checks"][0] == {"check": "configuration", "ok": False, "skipped": False,
                                 "detail": doc["checks"][0]["detail"]}
     assert "tenant_id is not set" in doc["checks"][0]["detail"]
+
+
+def test_status_shows_owners_whole(cli, tmp_path, state_path) -> None:
+    long_upn = "maria-theresia.von-hohenzollern-sigmaringen@verwaltung.example.org"
+    with StateStore(state_path) as s:
+        s.upsert_drives([Drive("d1", DriveKind.ONEDRIVE, "OneDrive", owner_upn=long_upn)])
+    r = cli("--state", str(state_path), "status", cwd=tmp_path)
+    assert r.returncode == 0 and f" {long_upn} " in r.stdout, r.stdout
