@@ -81,3 +81,22 @@ def test_the_installed_script_shows_the_same_help() -> None:
     r = run_cli("copy", "--help")
     assert r.returncode == 0 and "Exit codes:" in r.stdout and "[transfer] workers" in r.stdout, r.stdout
     assert "<bool>" not in r.stdout
+
+
+def test_scan_bar_on_a_terminal_has_one_colon(monkeypatch) -> None:
+    """On a terminal the total bar reads `scan (1/2 drives): 285 items`, not `scan (1/2 drives): : 285 items`."""
+    import io
+
+    from migrate.engine.scan import DriveScan
+    from migrate.reports import progress
+
+    err = io.StringIO()
+    monkeypatch.setattr(progress, "on_terminal", lambda: True)
+    monkeypatch.setattr("sys.stderr", err)
+    bar = progress.ScanProgress(2)
+    bar.drive_started({"id": "d1", "owner_upn": "anna@example.org"}, "full")
+    bar.items("d1", 285)
+    bar.drive_finished(DriveScan("d1", "OneDrive", "onedrive", "anna@example.org", items=285))
+    bar.close()
+    last = err.getvalue().split("\r")[-1]
+    assert "scan (1/2 drives): 285 items" in err.getvalue() and ": :" not in err.getvalue(), last
