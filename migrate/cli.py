@@ -6,10 +6,7 @@ Heavy libraries (msgraph, azure-identity, webdav4, the sandboxes) are imported i
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ fix_mmap_threshold()  # first, before the imports below fill the heap: freed buf
 
 import typer  # noqa: E402 (after the heap setting above)
 
+from migrate.cli_json import combined, echo_json, json_collect, json_error  # noqa: E402,F401 (re-exported)
 from migrate.errors import ExitCode, MigrateError, exit_code_for  # noqa: E402
 
 try:  # typer ≥ 0.20 vendors its own click; older releases use the click package
@@ -91,49 +89,6 @@ def _globals(
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
-
-
-_JSON_DOCS: list[list[Any]] = []  # open json_collect() blocks, innermost last
-_JSON_PRINTED = False
-
-
-def echo_json(data: Any) -> None:
-    """The command's one JSON document on stdout (or into the json_collect() block that combines several)."""
-    global _JSON_PRINTED
-    if _JSON_DOCS:
-        _JSON_DOCS[-1].append(data)
-        return
-    _JSON_PRINTED = True
-    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-@contextmanager
-def json_collect() -> Iterator[list[Any]]:
-    """Hold the documents of the steps of one command (files, then calendars and contacts), so it prints one."""
-    docs: list[Any] = []
-    _JSON_DOCS.append(docs)
-    try:
-        yield docs
-    finally:
-        _JSON_DOCS.remove(docs)
-
-
-def combined(files_doc: Any, groupware_doc: Any) -> Any:
-    """`--what files,calendars,...`: the files document with the calendars/contacts one under "groupware"."""
-    if files_doc is None:
-        return groupware_doc
-    return {**files_doc, "groupware": groupware_doc} if isinstance(files_doc, dict) else \
-        {"files": files_doc, "groupware": groupware_doc}
-
-
-def _json_error(code: int, kind: str, message: str, hint: str | None = None) -> None:
-    """With --json, an error is an object on stdout too (unless the command's document is already out)."""
-    if _JSON_PRINTED:
-        return
-    from migrate.redact import redact
-
-    typer.echo(json.dumps({"error": {"exit_code": int(code), "type": kind, "message": redact(message),
-                                     "hint": redact(hint) if hint else None}}, indent=2, ensure_ascii=False))
 
 
 WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts (comma-separated; "
@@ -743,14 +698,14 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo(INTERRUPTED, err=True)
         if wants_json:
-            _json_error(ExitCode.INTERRUPTED, "Interrupted", INTERRUPTED)
+            json_error(ExitCode.INTERRUPTED, "Interrupted", INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)
     except click_exc.NoArgsIsHelpError:
         sys.exit(ExitCode.USAGE)  # the help text was already shown
     except click_exc.ClickException as exc:
         exc.show()
         if wants_json:
-            _json_error(ExitCode.USAGE, "UsageError", exc.format_message(), "see --help")
+            json_error(ExitCode.USAGE, "UsageError", exc.format_message(), "see --help")
         sys.exit(ExitCode.USAGE)
     except MigrateError as exc:
         if _VERBOSITY:
@@ -761,7 +716,7 @@ def main(argv: list[str] | None = None) -> None:
 
         typer.echo(f"error: {redact(str(exc))}", err=True)
         if wants_json:
-            _json_error(exit_code_for(exc), type(exc).__name__, exc.message, exc.hint)
+            json_error(exit_code_for(exc), type(exc).__name__, exc.message, exc.hint)
         sys.exit(exit_code_for(exc))
     except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 1
         from migrate.redact import redact
@@ -773,7 +728,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"unexpected error: {redact(f'{type(exc).__name__}: {exc}')}", err=True)
         typer.echo("  → run again with -v for details, and report it with that output", err=True)
         if wants_json:
-            _json_error(ExitCode.UNEXPECTED, type(exc).__name__, f"{type(exc).__name__}: {exc}",
+            json_error(ExitCode.UNEXPECTED, type(exc).__name__, f"{type(exc).__name__}: {exc}",
                         "run again with -v for details, and report it with that output")
         sys.exit(ExitCode.UNEXPECTED)
 

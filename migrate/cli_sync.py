@@ -55,7 +55,7 @@ def sync(
 
     files, kinds = _what(what)
     if kinds:
-        from migrate.cli import combined, echo_json, json_collect
+        from migrate.cli_json import combined, echo_json, json_collect
         from migrate.engine.groupware_run import run_sync_step
 
         code = 0
