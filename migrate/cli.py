@@ -667,12 +667,13 @@ _register_optional(sandbox_app, "nextcloud", "migrate.sandbox.nextcloud.command"
 
 def _attach_exit_codes() -> None:
     """Each command's --help ends with the exit codes it uses (cli_codes.COMMANDS, also shown in the README)."""
-    from migrate.cli_codes import epilog
+    from migrate.cli_codes import epilog, overview
 
     for prefix, sub in (("", app), *((f"{g.name} ", g.typer_instance) for g in app.registered_groups)):
         for info in sub.registered_commands:
             name = prefix + (info.name or info.callback.__name__.replace("_", "-"))
             info.epilog = epilog(name)
+    app.info.epilog = overview()
 
 
 _attach_exit_codes()

@@ -61,3 +61,10 @@ def epilog(command: str) -> str:
         text = three if code == ExitCode.ATTENTION and three else MEANING[code]
         lines += textwrap.wrap(text, 72, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7)
     return "\n".join(lines)
+
+
+def overview() -> str:
+    """The top-level --help's closing paragraph: every code once, and where each command's own list is."""
+    lines = ["\b", "Exit codes (each command's --help lists its own, and what 3 means there):"]
+    lines += [f"  {code:>3}  {text}" for code, text in MEANING.items()]
+    return "\n".join(lines)

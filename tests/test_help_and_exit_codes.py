@@ -100,3 +100,10 @@ def test_scan_bar_on_a_terminal_has_one_colon(monkeypatch) -> None:
     bar.close()
     last = err.getvalue().split("\r")[-1]
     assert "scan (1/2 drives): 285 items" in err.getvalue() and ": :" not in err.getvalue(), last
+
+
+def test_top_level_help_lists_every_code() -> None:
+    text = _help()
+    assert "Exit codes (each command's --help lists its own" in text
+    for code, meaning in MEANING.items():
+        assert re.search(rf"^ +{code}  {re.escape(meaning)}$", text, re.M), (code, text)
