@@ -150,3 +150,12 @@ def test_status_shows_owners_whole(cli, tmp_path, state_path) -> None:
         s.upsert_drives([Drive("d1", DriveKind.ONEDRIVE, "OneDrive", owner_upn=long_upn)])
     r = cli("--state", str(state_path), "status", cwd=tmp_path)
     assert r.returncode == 0 and f" {long_upn} " in r.stdout, r.stdout
+
+
+def test_status_of_files_and_calendars_is_one_json_document(cli, tmp_path, state_path) -> None:
+    with StateStore(state_path) as s:
+        s.upsert_drives([Drive("d1", DriveKind.ONEDRIVE, "OneDrive", owner_upn="alice@example.org")])
+    r = cli("--state", str(state_path), "--json", "status", "--what", "files,calendars,contacts", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # one object: the files part, with calendars and contacts under "groupware"
+    assert doc["drives"][0]["owner"] == "alice@example.org" and "groupware" in doc["groupware"]
