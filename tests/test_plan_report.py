@@ -130,3 +130,15 @@ def test_no_heading_breaks_inside_a_word_in_chromium(tmp_path: Path) -> None:
     found = re.search(r'data-broken="([^"]*)"', dom)
     assert found and int(re.search(r'data-headings="(\d+)"', dom).group(1)) > 40, dom[:2000]
     assert json.loads(html_unescape(found.group(1))) == []
+
+
+def test_share_permissions_read_as_words_for_people_and_as_the_bitmask_for_scripts(tmp_path: Path) -> None:
+    doc = sample_doc()
+    doc["shares"] = [{"owner": "alice", "path": "/Budget.xlsx", "kind": "user", "share_with": "bob",
+                      "permissions": 3, "expire_date": None, "password": None, "grants": 2, "from_grants": "",
+                      "note": "", "drive_id": "b!drive0", "item_id": "i9"}]
+    assert "<td>read, edit</td>" in _section(render_html(doc), "Share plan")
+    assert "| bob | read, edit |" in render_markdown(doc)
+    folder = write_plan_reports(doc, tmp_path / "reports")
+    rows = list(csv.DictReader(open(folder / "shares.csv", encoding="utf-8")))
+    assert rows[0]["permissions"] == "3"

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from migrate.reports.share import permission_words
+from migrate.reports.text import permission_words
 from migrate.sandbox.graph import TenantSpec
 from tests import test_share
 from tests.conftest import REPO, run_cli

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.engine.shareplan import NOT_CARRIED_COLUMNS
-from migrate.reports.text import human_bytes
+from migrate.reports.text import human_bytes, permission_words
 from migrate.reports.text import human_duration as _dur
 
 LISTS: dict[str, tuple[str, list[str]]] = {
@@ -60,6 +60,11 @@ def _cell(v: Any) -> str:
 def _csv_safe(v: Any) -> str:
     s = _cell(v)
     return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
+
+
+def _shown(col: str, v: Any) -> Any:
+    """What a person reads in plan.html and plan.md: share permissions in words (the CSV keeps the bitmask)."""
+    return permission_words(v) if col == "permissions" else v
 
 
 def _md(v: Any) -> str:
@@ -173,7 +178,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             out.append("None.")
             continue
         out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        out += ["| " + " | ".join(_md(r.get(c)) for c in cols) + " |" for r in rows[:HTML_ROWS]]
+        out += ["| " + " | ".join(_md(_shown(c, r.get(c))) for c in cols) + " |" for r in rows[:HTML_ROWS]]
         if len(rows) > HTML_ROWS:
             out.append(f"\n… {len(rows) - HTML_ROWS} more rows in {list_file(key)}")
     gw = doc.get("groupware")
@@ -221,8 +226,8 @@ def quota_free(free: int | None) -> str:
 
 def _table(cols: list[str], rows: list[dict[str, Any]], numeric: set[str] = frozenset()) -> str:  # type: ignore[assignment]
     head = "".join(f"<th>{_h(heading(c))}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td class=n>{_h(r.get(c))}</td>" if c in numeric else f"<td>{_h(r.get(c))}</td>"
-                                    for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td class=n>{_h(_shown(c, r.get(c)))}</td>" if c in numeric else
+                                    f"<td>{_h(_shown(c, r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -297,7 +302,7 @@ def render_html(doc: dict[str, Any]) -> str:
         more = (f"<p class=note>Showing {HTML_ROWS} of {len(rows)}; every row is in {list_file(key)} and its "
                 f".json.</p>"
                 if len(rows) > HTML_ROWS else "")
-        body = _table(cols, rows[:HTML_ROWS], {"size", "bytes", "files", "permissions"}) if rows else "<p>None.</p>"
+        body = _table(cols, rows[:HTML_ROWS], {"size", "bytes", "files"}) if rows else "<p>None.</p>"
         h.append(f"<h2>{_h(title)} ({len(rows)})</h2><details{' open' if 0 < len(rows) <= 200 else ''}>"
                  f"<summary>{len(rows)} rows</summary>{body}{more}</details>")
     gw = doc.get("groupware")

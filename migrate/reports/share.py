@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrate.engine.share import BROADER_NEXT, FAIL_NEXT, NARROWER_NEXT, WAIT_NEXT, ShareSummary
+from migrate.reports.text import permission_words
 
 KINDS = {0: "user", 1: "group", 3: "public link"}
 
@@ -53,17 +54,6 @@ def render_share(summary: ShareSummary) -> str:
     if not s.attention and not s.dry_run:
         lines.append("next: `m365-migrate verify`, then the cutover runbook")
     return "\n".join(lines)
-
-
-# Nextcloud's share permission bits, in the words of its sharing dialog (the bitmask is for machines: --json)
-PERMISSION_WORDS = ((1, "read"), (2, "edit"), (4, "create"), (8, "delete"), (16, "re-share"))
-
-
-def permission_words(perms: Any) -> str:
-    """3 → 'read, edit'; 31 → 'read, edit, create, delete, re-share'."""
-    if not isinstance(perms, int):
-        return str(perms)
-    return ", ".join(w for bit, w in PERMISSION_WORDS if perms & bit) or "none"
 
 
 def describe(r: dict[str, Any]) -> str:

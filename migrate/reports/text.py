@@ -26,6 +26,17 @@ def human_duration(seconds: float) -> str:
     return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
+# Nextcloud's share permission bits, in the words of its sharing dialog (the bitmask is for machines: CSV, --json)
+PERMISSION_WORDS = ((1, "read"), (2, "edit"), (4, "create"), (8, "delete"), (16, "re-share"))
+
+
+def permission_words(perms: Any) -> str:
+    """3 → 'read, edit'; 31 → 'read, edit, create, delete, re-share'; anything else as it is."""
+    if not isinstance(perms, int) or isinstance(perms, bool):
+        return "" if perms is None else str(perms)
+    return ", ".join(w for bit, w in PERMISSION_WORDS if perms & bit) or "none"
+
+
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A left-aligned text table with a rule under the header."""
     cells = [[str(c) for c in r] for r in rows]
