@@ -59,6 +59,9 @@ def test_short_durations_read_in_seconds_never_as_0_0_min() -> None:
     assert "a rescan takes at least 1 s (7 Graph requests" in text and "copy: about 1 min 35 s" in text, text
     assert "0.0" not in text
     assert human_duration(0) == "0 s" and human_duration(7200) == "2 h 0 min"
+    # a plan stored by an earlier version (minutes only) still reads
+    assert "a rescan takes at least 6 s" in estimate_text({"rescan_minutes_at_outlook_limit": 0.1,
+                                                           "rescan_graph_requests": 3})
 
 
 def _team_folder_doc() -> dict:
