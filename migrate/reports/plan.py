@@ -44,9 +44,12 @@ HEADINGS = {"rows": "sites.csv rows", "writer": "written by", "writer_sees": "wh
             "not_carried": "not carried over", "team_folder": "team folder"}
 
 
-def heading(col: str) -> str:
-    return HEADINGS.get(col) or col.replace("_", " ")
 HTML_ROWS = 2000  # per list in the HTML and Markdown; the CSV and JSON files always hold every row
+
+
+def heading(col: str) -> str:
+    """A column's heading for people: 'source_path' reads 'source path'."""
+    return HEADINGS.get(col) or col.replace("_", " ")
 
 
 def _cell(v: Any) -> str:
