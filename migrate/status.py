@@ -78,6 +78,7 @@ def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]],
     if changed:
         return (f"{changed} source changes (moves, edits, deletions) wait to be applied: `m365-migrate sync "
                 "--dry-run` lists them, `m365-migrate sync` applies them")
+
     def files(*statuses: str) -> int:
         return sum((totals.get(st) or {}).get("files", 0) for st in statuses)
 
