@@ -69,6 +69,8 @@ def _team_folder_doc() -> dict:
 
     doc = sample_doc()
     doc["team_folders"] = [FolderPlan(
+        "Archive", ["sites.csv:3"], ["the library Archive"], "admin", exists=True, seen_as="team folder",
+        writable=True, current_groups={"staff": 31}).as_dict(), FolderPlan(
         "Projects", ["sites.csv:2"], ["the library Documents of https://x.sharepoint.com/sites/Projects"], "admin",
         seen_as="nothing", action="create", changes=["create team folder 'Projects'",
                                                     "give 'admin' access through group 'm365-migration'"],
@@ -94,6 +96,7 @@ def test_team_folders_and_quota_tables_read_as_words() -> None:
     assert heads == ["team folder", "sites.csv rows", "written by", "what the writer sees", "copy will", "changes",
                      "groups and rights", "not carried over", "notes"], heads
     assert "writer_sees" not in html and "not_carried<" not in html
+    assert "<td>staff: read write share delete</td>" in team  # the folder's groups in words, not 31
     quota = _section(html, "Quota")
     cells = re.findall(r"<td(?: class=n)?>([^<]*)</td>", quota)
     assert ["alice", "10 B", "unlimited", "unlimited"] == cells[0:4], cells

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.engine.shareplan import NOT_CARRIED_COLUMNS
+from migrate.engine.teamfolders import describe_permissions
 from migrate.reports.text import human_bytes, permission_words
 from migrate.reports.text import human_duration as _dur
 
@@ -88,7 +89,8 @@ def team_folder_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     "writer_sees": f["seen_as"] + ("" if f["seen_as"] != "team folder" else
                                                    " (writable)" if f["writable"] else " (read-only)"),
                     "action": f["action"], "changes": f["changes"] or ["none"],
-                    "groups": groups or [f"{g}: {p}" for g, p in sorted(f["current_groups"].items())],
+                    "groups": groups or [f"{g}: {describe_permissions(p)}" for g, p in
+                                         sorted(f["current_groups"].items())],
                     "not_carried": f["not_carried"], "notes": f["notes"]})
     return out
 
