@@ -685,6 +685,9 @@ INTERRUPTED = "interrupted; state is consistent, run the same command again to r
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn every outcome into one exit code, with no traceback unless -v."""
+    from migrate import cli_json
+
+    cli_json.begin()
     args = sys.argv[1:] if argv is None else argv
     wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     try:

@@ -13,6 +13,13 @@ _JSON_DOCS: list[list[Any]] = []  # open json_collect() blocks, innermost last
 _JSON_PRINTED = False
 
 
+def begin() -> None:
+    """A new command in this process: nothing of it is printed yet (main() calls this first)."""
+    global _JSON_PRINTED
+    _JSON_PRINTED = False
+    _JSON_DOCS.clear()
+
+
 def echo_json(data: Any) -> None:
     """The command's one JSON document on stdout (or into the json_collect() block that combines several)."""
     global _JSON_PRINTED
