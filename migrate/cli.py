@@ -166,7 +166,7 @@ def status(
 
     g: Globals = ctx.obj
     settings = g.settings(require_file=False)
-    with StateStore(settings.state_path, create=False) as store:
+    with StateStore(settings.state_path, readonly=True) as store:
         data = status_mod.collect(store, Selection(tuple(batch), tuple(drive), tuple(user)))
     if g.json or json_out:
         echo_json(data)
@@ -184,7 +184,7 @@ def audit_verify(ctx: typer.Context) -> None:
     from migrate.store import StateStore
 
     g: Globals = ctx.obj
-    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+    with StateStore(g.settings(require_file=False).state_path, readonly=True) as store:
         report = store.verify_audit()
     if g.json:
         echo_json({"records": report.records, "ok": report.ok, "first_broken": report.first_broken,
@@ -208,7 +208,7 @@ def audit_export(
     from migrate.store import StateStore
 
     g: Globals = ctx.obj
-    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+    with StateStore(g.settings(require_file=False).state_path, readonly=True) as store:
         if output is None:
             store.export_audit(sys.stdout, fmt)
         else:
@@ -245,7 +245,7 @@ def discover(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source")
     progress = CountProgress("discover", enabled=not (g.quiet or g.json))
-    with open_source(settings) as source, Run(settings.state_path, "discover", {"workers": workers}) as run:
+    with Run(settings.state_path, "discover", {"workers": workers}) as run, open_source(settings) as source:
         try:
             summary = run_discover(run.store, source, settings.mappings, on_progress=progress, source_stats=source.stats)
         finally:
@@ -292,7 +292,7 @@ def scan(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source")
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers, "full": full}
-    with open_source(settings) as source, Run(settings.state_path, "scan", args) as run:
+    with Run(settings.state_path, "scan", args) as run, open_source(settings) as source:
         assign_batches(run.store, settings.mappings)
         sel = _selection(batch, drive, user)
         progress = ScanProgress(len(sel.drives(run.store)), enabled=not (g.quiet or g.json))
@@ -329,7 +329,7 @@ def report_inventory(
     if fmt not in ("csv", "json"):
         raise ConfigError(f"--format {fmt}: expected csv or json")
     g: Globals = ctx.obj
-    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+    with StateStore(g.settings(require_file=False).state_path, readonly=True) as store:
         sel = _selection(batch, drive, user)
         if output is None:
             write_inventory(store, sys.stdout, fmt, sel)
@@ -354,8 +354,8 @@ def plan(
     files, kinds = _what(what)
     if kinds and not files:
         raise typer.Exit(_with_groupware(ctx, "plan", plan, None, kinds, user, output=output))
-    from migrate.backends import open_target
-    from migrate.config import load_app_passwords, require_settings
+    from migrate.config import require_settings
+    from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.plan import find_directory, options_from_settings, run_plan, stamp
     from migrate.mapping import load_mappings
     from migrate.reports.plan import write_plan_reports
@@ -365,12 +365,12 @@ def plan(
     settings = g.settings()
     require_settings(settings, "target")
     mappings = load_mappings(settings.mappings)
-    t = settings.target
-    target = open_target(t.kind, t.url, load_app_passwords(settings), ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
-                         service_account=t.service_account or None)
     args = {"batch": batch, "drive": drive, "user": user}
     g.json = g.json or json_out
-    with target if hasattr(target, "__exit__") else _nullcontext(), Run(settings.state_path, "plan", args) as run:
+    target = None
+    # configuration and mappings first, then the state's lock, then the network
+    with Run(settings.state_path, "plan", args) as run:
+        target = open_target_from_settings(settings)
         doc = run_plan(run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                        directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
         doc = stamp(doc, state=str(settings.state_path))
@@ -381,14 +381,8 @@ def plan(
             doc["summary"]["attention"] = doc["summary"]["attention"] or doc["groupware"]["attention"]
         folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
         run.summary = {"plan": doc, "attention": doc["summary"]["attention"], "reports": str(folder)}
-        getattr(target, "close", lambda: None)()
+        close_quietly(target)
     _plan_done(g, doc, folder)
-
-
-def _nullcontext():  # -> contextlib.nullcontext
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _plan_done(g: Globals, doc: dict[str, Any], folder: Path) -> None:
@@ -416,7 +410,7 @@ def report_plan(
     g: Globals = ctx.obj
     g.json = g.json or json_out
     settings = g.settings(require_file=False)
-    with StateStore(settings.state_path, create=False) as store:
+    with StateStore(settings.state_path, readonly=True) as store:
         last = store.last_run_summary("plan", ("ok", "attention"))
     if last is None or "plan" not in last["summary"]:
         raise StateError("no finished plan in the state database", hint="run `m365-migrate plan` first")
@@ -471,11 +465,13 @@ def copy(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source", "target")
     mappings = load_mappings(settings.mappings)
-    target = open_target_from_settings(settings)
     progress = CopyProgress(enabled=not (g.quiet or g.json))
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers}
+    target = None
     try:
-        with open_source(settings) as source, Run(settings.state_path, "copy", args) as run:
+        # configuration and mappings first, then the state's lock, then the network
+        with Run(settings.state_path, "copy", args) as run, open_source(settings) as source:
+            target = open_target_from_settings(settings)
             summary, _ = run_copy(
                 run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, accounting=Accounting(listener=progress),
@@ -518,10 +514,11 @@ def share(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "target")
     mappings = load_mappings(settings.mappings)
-    target = open_target_from_settings(settings)
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers, "dry_run": dry_run}
+    target = None
     try:
         with Run(settings.state_path, "share", args) as run:
+            target = open_target_from_settings(settings)
             summary = run_share(
                 run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, share_rate=settings.target.share_rate,
@@ -562,6 +559,7 @@ def verify(
         params = dict(batch=batch, drive=drive, user=user, source_check=source_check,
                       json_out=json_out) if files else None
         raise typer.Exit(_with_groupware(ctx, "verify", verify, params, kinds, user))
+    from migrate.config import require_settings
     from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.teamfolders import backfill_mounts
     from migrate.engine.verify import verify_drives
@@ -572,14 +570,15 @@ def verify(
     g: Globals = ctx.obj
     g.json = g.json or json_out
     settings = g.settings()
-    target = open_target_from_settings(settings)
-    source = None
+    require_settings(settings, "target")
+    target = source = None
     try:
-        if source_check:
-            from migrate.backends.graph import open_source
-
-            source = open_source(settings).__enter__()
         with Run(settings.state_path, "verify", {"source": source_check}) as run:
+            target = open_target_from_settings(settings)
+            if source_check:
+                from migrate.backends.graph import open_source
+
+                source = open_source(settings).__enter__()
             try:
                 backfill_mounts(run.store, load_mappings(settings.mappings, missing_ok=True))
             except MigrateError:
@@ -661,17 +660,20 @@ _register_optional(sandbox_app, "nextcloud", "migrate.sandbox.nextcloud.command"
 # ------------------------------------------------------------------------------------------- boundary
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn every outcome into one exit code, with no traceback unless -v."""
+    from migrate.transport import interrupt
+
+    interrupt.install()
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="m365-migrate")
         # non-standalone typer returns the code of an explicit Exit (130 for Ctrl-C inside a command)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else ExitCode.OK
         if code == ExitCode.INTERRUPTED:
-            typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+            typer.echo(interrupt.MESSAGE, err=True)
         sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+        typer.echo(interrupt.MESSAGE, err=True)
         sys.exit(ExitCode.INTERRUPTED)
     except click_exc.NoArgsIsHelpError:
         sys.exit(ExitCode.USAGE)  # the help text was already shown
@@ -679,7 +681,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(ExitCode.USAGE)
     except KeyboardInterrupt:
-        typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+        typer.echo(interrupt.MESSAGE, err=True)
         sys.exit(ExitCode.INTERRUPTED)
     except MigrateError as exc:
         if _VERBOSITY:

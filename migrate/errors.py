@@ -88,6 +88,22 @@ class TransientError(MigrateError, Transient):
     """A network or service hiccup that the pacer may retry."""
 
 
+class Unanswered(TransientError):
+    """The endpoint gave no answer at all (connection refused or reset, name unknown, timed out). Retried like any
+    transient error, but bounded in time by the endpoint's fault budget (transport/outage.py), not by a count."""
+
+    def __init__(self, message: str, *, reason: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason or message
+
+
+class EndpointUnreachable(MigrateError, Fatal):
+    """An endpoint (the target, Graph) answered nothing for the whole fault budget: the run stops, every item
+    waits unharmed for the rerun. Names the URL and the configuration key that holds it."""
+
+    exit_code = ExitCode.AUTH  # the table's "target or Graph unreachable or refusing"
+
+
 class ThrottledError(TransientError):
     """The service asked us to slow down (429/503 with or without Retry-After)."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from migrate.errors import MigrateError, StateError
 from migrate.store import RunLock, StateStore
+from migrate.transport import interrupt
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Run:
     store: StateStore = field(init=False)
     summary: dict[str, Any] = field(default_factory=dict)
     _lock: RunLock | None = field(default=None, init=False)
+    _unregister: Any = field(default=lambda: None, init=False, repr=False)
 
     def __enter__(self) -> Run:
         self._lock = RunLock(self.state_path, self.command).acquire()
@@ -55,9 +57,17 @@ class Run:
         except BaseException:
             self._lock.release()
             raise
+        self._unregister = interrupt.on_hard_exit(self._abandon)
         return self
 
+    def _abandon(self) -> None:
+        """On a hard exit after Ctrl-C (workers still waiting on the network): record the run as interrupted,
+        if the store is free within a second; the lock goes with the process either way."""
+        if self.store.run_id is not None:
+            self.store.finish_run_if_free(self.store.run_id, "interrupted", self.summary, timeout=1.0)
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self._unregister()
         if exc_type is None:
             status = "attention" if self.summary.get("attention") else "ok"
         elif issubclass(exc_type, KeyboardInterrupt):

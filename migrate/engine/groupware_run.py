@@ -31,7 +31,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
     if step == "status":
         from migrate.store import StateStore
 
-        with StateStore(settings.state_path, create=False) as store:
+        with StateStore(settings.state_path, readonly=True) as store:
             data = gw.status_groupware(store, upns)
         return StepResult(data, render_status(data), bool(data["groupware_problems"]))
     from migrate.session import Run
@@ -44,7 +44,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
 
         require_settings(settings, "source")
         mappings = load_mappings(settings.mappings)
-        with open_source(settings) as source, Run(settings.state_path, f"scan-{label}", args) as run:
+        with Run(settings.state_path, f"scan-{label}", args) as run, open_source(settings) as source:
             s = gw.scan_groupware(run.store, source, mappings, kinds, upns=upns, workers=workers, say=say)
             run.summary = s.to_dict()
         text = (f"groupware: read {s.mailboxes} mailboxes: {s.calendars} calendars with {s.events} events, "
@@ -62,10 +62,11 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
     from migrate.backends.dav.target import open_dav_target
     from migrate.connect import close_quietly
 
-    target = open_dav_target(settings, need=kinds)
+    target = None
     try:
         if step == "copy":
             with Run(settings.state_path, f"copy-{label}", args) as run:
+                target = open_dav_target(settings, need=kinds)
                 c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say)
                 run.summary = c.to_dict()
             text = (f"groupware: {c.created} created, {c.updated} updated, {c.adopted} found already there, "
@@ -74,6 +75,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
             return StepResult(c.to_dict(), "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
         if step == "verify":
             with Run(settings.state_path, f"verify-{label}", args) as run:
+                target = open_dav_target(settings, need=kinds)
                 v = gw.verify_groupware(run.store, target, kinds, upns=upns, workers=workers)
                 run.summary = v.to_dict()
             text = (f"groupware: {v.verified} of {v.checked} objects verified in {v.collections} collections "
@@ -82,7 +84,8 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
             lines = [text] + [f"  MISSING: {m}" for m in v.missing] + [f"  DIFFERS: {d}" for d in v.differ]
             return StepResult(v.to_dict(), "\n".join(lines), v.attention)
     finally:
-        close_quietly(target)
+        if target is not None:
+            close_quietly(target)
     raise ValueError(f"unknown groupware step {step!r}")
 
 

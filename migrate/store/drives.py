@@ -108,6 +108,18 @@ class DrivesMixin(StoreBase):
                 {"ended_at": utcnow(), "status": status, "summary": json.dumps(summary or {}, default=str)},
             )
 
+    def finish_run_if_free(self, run_id: int, status: str, summary: dict[str, Any] | None, *,
+                           timeout: float) -> bool:
+        """finish_run, unless another thread holds the store for longer than `timeout` (a hard exit must not
+        wait on a worker); False when it could not be recorded (the next run then finds it 'running')."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
+            self.finish_run(run_id, status, summary)
+            return True
+        finally:
+            self._lock.release()
+
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
 

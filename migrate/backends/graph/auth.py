@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from migrate.errors import AuthError, ConfigError, TransientError
+from migrate.errors import AuthError, ConfigError, Unanswered
 
 if TYPE_CHECKING:
     from migrate.config import Settings
@@ -134,7 +134,8 @@ class TokenProvider:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise AuthError(f"sign-in to Microsoft Entra ID failed: {first[:300]}", hint=self.hint) from None
         except ServiceRequestError as exc:
-            raise TransientError(f"cannot reach the sign-in authority: {exc}") from None
+            raise Unanswered(f"cannot reach the sign-in authority: {exc}",
+                             reason=f"sign-in authority: {str(exc).splitlines()[0][:200]}") from None
         except ValueError as exc:  # azure-identity's answer to a malformed authority or certificate
             raise AuthError(f"sign-in settings rejected: {exc}", hint=self.hint) from None
         self.fetches += 1

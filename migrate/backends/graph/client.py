@@ -24,6 +24,7 @@ from migrate.errors import (
     Terminal,
     ThrottledError,
     TransientError,
+    Unanswered,
 )
 from migrate.transport.pacer import Pacer, parse_retry_after
 
@@ -158,9 +159,10 @@ class GraphClient:
                 resp = self.http.request(method, url, params=params, json=json_body,
                                          headers={**(headers or {}), "Authorization": f"Bearer {token}"})
             except httpx.TimeoutException as exc:
-                raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
+                raise Unanswered(f"{what}: timed out ({type(exc).__name__})", reason=type(exc).__name__) from None
             except httpx.TransportError as exc:
-                raise TransientError(f"{what}: connection failed ({type(exc).__name__}: {exc})") from None
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                raise Unanswered(f"{what}: connection failed ({reason})", reason=reason) from None
             err = classify(resp.status_code, _body(resp) if resp.status_code >= 400 else None, resp.headers, what)
             if err is None:
                 return resp

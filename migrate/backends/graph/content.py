@@ -24,7 +24,7 @@ from migrate.backends.graph.client import (
     SourceRefused,
     classify,
 )
-from migrate.errors import Fatal, ItemNotFound, MigrateError, ThrottledError, TransientError
+from migrate.errors import Fatal, ItemNotFound, MigrateError, ThrottledError, TransientError, Unanswered
 from migrate.transport.pacer import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,8 @@ class ContentReader:
             req = self.http.build_request("GET", url, headers=headers)
             resp = self.http.send(req, stream=True)
         except httpx.TransportError as exc:
-            raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from None
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise Unanswered(f"{what}: connection failed ({reason})", reason=reason) from None
         if resp.status_code == 401:
             resp.close()
             raise TransientError(f"{what}: the download URL expired before use; asking for a new one")
