@@ -403,7 +403,7 @@ def report_plan(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
     """Render the last plan again from the state database (Markdown, HTML, CSV, JSON); contacts no server."""
-    from migrate.errors import StateError
+    from migrate.errors import ConfigError, StateError
     from migrate.reports.plan import write_plan_reports
     from migrate.store import StateStore
 
@@ -415,7 +415,13 @@ def report_plan(
     if last is None or "plan" not in last["summary"]:
         raise StateError("no finished plan in the state database", hint="run `m365-migrate plan` first")
     doc = last["summary"]["plan"]
-    folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
+    try:
+        folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output,
+                                    shared=output is None)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the plan reports: {exc.strerror}: {exc.filename}",
+                          hint="pass --output FOLDER on writable storage (a read-only state is read as it is)"
+                          ) from None
     _plan_done(g, doc, folder)
 
 
