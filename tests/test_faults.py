@@ -20,7 +20,14 @@ import pytest
 from migrate.sandbox.graph import TenantSpec
 from migrate.sandbox.nextcloud import NextcloudSandbox
 from tests.conftest import run_cli
-from tests.copy_support import SPEC, assert_target_matches_truth, db, file_rows, nextcloud_target, setup_migration
+from tests.copy_support import (
+    SPEC,
+    assert_target_matches_truth,
+    db,
+    file_rows,
+    nextcloud_target,
+    setup_migration,
+)
 
 BUDGET = {"M365_MIGRATE_TRANSFER_UNREACHABLE_AFTER": "3"}
 FEW = {**SPEC, "users": 2, "files_per_drive": 12}
