@@ -138,25 +138,29 @@ def test_graph_vanishing_mid_scan_stops_with_exit_4_and_keeps_what_was_stored(tm
         assert all(d["delta_link"] is None for d in s.drives() if d["kind"] == "onedrive")  # not finished
 
 
-def test_a_target_dying_mid_copy_stops_the_run_and_the_rerun_resumes(tmp_path, graph_sandbox_factory):
+@pytest.mark.parametrize("bulk", [False, True], ids=["single", "bulk"])
+def test_a_target_dying_mid_copy_stops_the_run_and_the_rerun_resumes(tmp_path, graph_sandbox_factory, bulk):
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 2, "files_per_drive": 30}))
     data = tmp_path / "nc"
     port = closed_port()  # a fixed port (not 0): cheroot then binds with SO_REUSEADDR, so the restart can bind again
     nc = NextcloudSandbox(users=["alice", "bob"], data_dir=data, port=port).start()
     try:
         env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc),
-                                 transfer="bulk_upload = false\nworkers = 2")
+                                 transfer=f"bulk_upload = {'true' if bulk else 'false'}\nworkers = 2")
         nc.delay("PUT", 0.15)
+        nc.delay("POST", 1.0)
         proc = cli_popen("copy", cwd=tmp_path, env={**env, **BUDGET})
-        wait_for(lambda: sum(1 for m, _p, s in list(nc.requests) if m == "PUT" and s == 201) >= 6
-                 or proc.poll() is not None, what="some files copied")
+        enough = 1 if bulk else 6
+        wait_for(lambda: sum(1 for m, _p, s in list(nc.requests) if m in ("PUT", "POST") and s in (200, 201))
+                 >= enough or proc.poll() is not None, what="some files copied")
         nc.stop()
         t0 = time.monotonic()
         out, err = proc.communicate(timeout=90)
         assert time.monotonic() - t0 < 25, err
         assert_unreachable(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), nc.url, "[target] url")
         counts = statuses(tmp_path)
-        assert counts.get("verified", 0) >= 6 and "transferring" not in counts and "uploaded" not in counts, counts
+        assert counts.get("verified", 0) >= enough and "transferring" not in counts and "uploaded" not in counts, \
+            counts
         # the target going away is one cause, not a list of item failures: at most the files in flight failed
         assert counts.get("failed", 0) <= 2, counts
         nc = NextcloudSandbox(users=["alice", "bob"], data_dir=data, port=port).start()
@@ -309,7 +313,17 @@ def test_a_folder_given_as_state_is_named_as_such(tmp_path, world):
         assert "is a folder" in r.stderr and "migration.db" in r.stderr and "damaged" not in r.stderr, r.stderr
 
 
-# --- accounts that do not exist, credentials rows, exit codes ------------------------------------------------------
+# --- accounts that do not exist, credentials rows, exit codes, one message per cause ------------------------------
+@pytest.mark.parametrize("command", ["scan", "copy"])
+def test_a_wrong_client_secret_is_said_once_with_exit_4(tmp_path, world, command):
+    g, nc, env = world
+    r = run_cli(command, cwd=tmp_path, env={**env, "M365_CLIENT_SECRET": "wrong-secret-value"})
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert (r.stdout + r.stderr).count("AADSTS7000215") == 1, r.stderr
+    assert "wrong-secret-value" not in r.stdout + r.stderr
+
+
+
 def test_doctor_names_every_mapped_account_missing_at_the_target(tmp_path, world):
     g, nc, env = world
     users = (tmp_path / "mappings" / "users.csv").read_text().splitlines()

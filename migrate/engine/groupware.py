@@ -163,7 +163,9 @@ class MailboxClient:
 
         self.client = client
         self.request_once = client.request_once
-        self.pacer = Pacer(f"mailbox {upn}", max_attempts=client.pacer.max_attempts, min_interval=interval)
+        # its own pacing, but Graph's one fault budget: an outage is Graph's, whichever mailbox meets it
+        self.pacer = Pacer(f"mailbox {upn}", max_attempts=client.pacer.max_attempts, min_interval=interval,
+                           faults=client.pacer.faults)
         self.pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="gw-mailbox")
 
     def get_json(self, path: str, **kw: Any) -> dict[str, Any]:
