@@ -92,9 +92,10 @@ class Unanswered(TransientError):
     """The endpoint gave no answer at all (connection refused or reset, name unknown, timed out). Retried like any
     transient error, but bounded in time by the endpoint's fault budget (transport/outage.py), not by a count."""
 
-    def __init__(self, message: str, *, reason: str = "", hint: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: str = "", where: str = "", hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason or message
+        self.where = where  # names the endpoint when it is not the pacer's own (the sign-in authority)
 
 
 class EndpointUnreachable(MigrateError, Fatal):

@@ -198,6 +198,25 @@ def test_ctrl_c_during_a_stalled_request_stops_at_the_first_press(tmp_path, worl
     assert_target_matches_truth(g, nc, file_rows(tmp_path))
 
 
+def test_ctrl_c_during_a_stalled_scan_stops_at_the_first_press(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    g = graph_sandbox_factory(TenantSpec(**FEW))
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nextcloud_sandbox), scan=False)
+    g.faults.set(route="delta", delay=30)
+    proc = cli_popen("scan", cwd=tmp_path, env=env)
+    wait_for(lambda: g.stats()["requests"].get("delta", 0) >= 1, what="a delta request in flight")
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert time.monotonic() - t0 < 8
+    with db(tmp_path) as s:
+        assert s.runs(1)[0]["command"] == "scan" and s.runs(1)[0]["status"] == "interrupted"
+    g.faults.clear()
+    r = run_cli("scan", cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode in (0, 3), r.stdout + r.stderr
+
+
 def test_ctrl_c_while_retrying_an_unreachable_target_is_immediate(tmp_path, world):
     g, nc, env = world
     url = f"http://127.0.0.1:{closed_port()}"

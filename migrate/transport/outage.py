@@ -93,7 +93,7 @@ class FaultBudget:
             delay = min(self.step(attempt), left)
             if now - self._said >= SAY_EVERY:
                 self._said = now
-                log.warning("%s unreachable (%s), retry %d of %d, giving up in %.0f s", self.endpoint,
+                log.warning("%s unreachable (%s), retry %d of %d, giving up in %.0f s", exc.where or self.endpoint,
                             exc.reason, attempt, max(attempt, self.planned), left)
         return delay
 
@@ -112,6 +112,7 @@ class FaultBudget:
 
     def _verdict(self, exc: Unanswered, elapsed: float) -> tuple[str, str]:
         where = f" ({self.endpoint.key})" if self.endpoint.key else ""
-        return (f"{self.endpoint}{where} answered nothing for {elapsed:.0f} s: {exc.reason}",
+        who = exc.where or f"{self.endpoint}{where}"
+        return (f"{who} answered nothing for {elapsed:.0f} s: {exc.reason}",
                 "check that the server is running and reachable from this machine (URL, port, firewall, proxy, "
                 "DNS, TLS); then run the same command again: it resumes where it stopped")
