@@ -87,7 +87,10 @@ class Pacer:
         """Unanswered attempts stop when the fault budget is spent, any other failure after max_attempts."""
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, Unanswered):
-            return self.faults.unanswered(exc)
+            # also a bound per call: answers from elsewhere on the endpoint (another host behind the same pacer,
+            # such as Graph's download host) keep ending the shared outage, and this call must still end
+            return self.faults.unanswered(exc) or state.attempt_number >= max(self.max_attempts,
+                                                                               self.faults.planned + 2)
         return state.attempt_number >= self.max_attempts
 
     def _backoff(self, state: RetryCallState) -> float:
