@@ -161,7 +161,8 @@ def test_real_target_going_away_mid_copy_stops_with_exit_4_and_the_rerun_resumes
     url = _real_url_via(fwd.port)
     env = {**env, "M365_MIGRATE_TARGET_URL": url, "M365_MIGRATE_TRANSFER_UNREACHABLE_AFTER": "5",
            "M365_MIGRATE_TRANSFER_BULK_UPLOAD": "false", "M365_MIGRATE_TRANSFER_WORKERS": "2"}
-    g.faults.set(route="download", bytes_per_second=40_000)   # slow enough to be mid-copy when the target goes
+    # slow enough to be mid-copy when the target goes; files in flight end with their download (up to ~10 s)
+    g.faults.set(route="download", bytes_per_second=200_000)
     try:
         proc = cli_popen("copy", cwd=tmp_path, env=env)
         wait_for(lambda: sum(1 for r in file_rows(tmp_path) if r["status"] == "verified") >= 3

@@ -66,8 +66,8 @@ class FaultBudget:
         """The endpoint answered (anything): the outage, if any, is over."""
         if self._since is not None:
             with self._lock:
-                if self._since is not None and self._gone is None:
-                    log.warning("%s answers again", self.endpoint)
+                if self._since is not None and self._gone is None and self._said >= self._since:
+                    log.warning("%s answers again", self.endpoint)  # only after an outage that was shown
                 self._since = None
 
     def unanswered(self, exc: Unanswered) -> bool:
