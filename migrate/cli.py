@@ -674,12 +674,12 @@ def main(argv: list[str] | None = None) -> None:
         # non-standalone typer returns the code of an explicit Exit (130 for Ctrl-C inside a command)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else ExitCode.OK
         if code == ExitCode.INTERRUPTED:
-            typer.echo(interrupt.MESSAGE, err=True)
+            interrupt.announce()
         sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        typer.echo(interrupt.MESSAGE, err=True)
+        interrupt.announce()
         sys.exit(ExitCode.INTERRUPTED)
     except click_exc.NoArgsIsHelpError:
         sys.exit(ExitCode.USAGE)  # the help text was already shown
@@ -687,7 +687,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(ExitCode.USAGE)
     except KeyboardInterrupt:
-        typer.echo(interrupt.MESSAGE, err=True)
+        interrupt.announce()
         sys.exit(ExitCode.INTERRUPTED)
     except MigrateError as exc:
         if _VERBOSITY:

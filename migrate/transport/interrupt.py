@@ -25,6 +25,7 @@ MESSAGE = "interrupted; state is consistent, run the same command again to resum
 INTERRUPTED = 130
 _cleanups: list[Callable[[], None]] = []
 _lock = threading.Lock()
+_announced = threading.Event()
 
 
 def check() -> None:
@@ -37,6 +38,17 @@ def sleep(seconds: float) -> None:
     """time.sleep that ends at once, with KeyboardInterrupt, when Ctrl-C is pressed."""
     if STOP.wait(max(0.0, seconds)):
         raise KeyboardInterrupt
+
+
+def announce() -> None:
+    """Say MESSAGE on stderr, once per process (the CLI's boundary and the hard exit may both get there)."""
+    with _lock:
+        if _announced.is_set():
+            return
+        _announced.set()
+    with contextlib.suppress(Exception):
+        sys.stderr.write(MESSAGE + "\n")
+        sys.stderr.flush()
 
 
 def on_hard_exit(fn: Callable[[], None]) -> Callable[[], None]:
@@ -78,7 +90,7 @@ def hard_exit(why: str) -> None:
         with contextlib.suppress(BaseException):
             fn()
     with contextlib.suppress(Exception):
-        sys.stderr.write(f"{why}\n{MESSAGE}\n")
-        sys.stderr.flush()
         sys.stdout.flush()
+        sys.stderr.write(f"{why}\n")
+    announce()
     os._exit(INTERRUPTED)
