@@ -136,7 +136,9 @@ class ContentReader:
             req = self.http.build_request("GET", url, headers=headers)
             resp = self.http.send(req, stream=True)
         except httpx.TransportError as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # the download host, named without its URL (a pre-authenticated link is a secret)
+            text = str(exc) if "://" not in str(exc) else ""
+            reason = f"download host: {type(exc).__name__}" + (f": {text}" if text else "")
             raise Unanswered(f"{what}: connection failed ({reason})", reason=reason) from None
         if resp.status_code == 401:
             resp.close()
