@@ -198,7 +198,7 @@ def test_ctrl_c_during_a_stalled_request_stops_at_the_first_press(tmp_path, worl
     assert_target_matches_truth(g, nc, file_rows(tmp_path))
 
 
-def test_ctrl_c_during_a_stalled_scan_stops_at_the_first_press(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+def test_a_second_ctrl_c_during_a_stalled_scan_ends_it_at_once(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
     g = graph_sandbox_factory(TenantSpec(**FEW))
     env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nextcloud_sandbox), scan=False)
     g.faults.set(route="delta", delay=30)
@@ -207,9 +207,12 @@ def test_ctrl_c_during_a_stalled_scan_stops_at_the_first_press(tmp_path, graph_s
     time.sleep(0.3)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, out + err
-    assert time.monotonic() - t0 < 8
+    assert time.monotonic() - t0 < 3 and "interrupted again" in err, err   # not the watchdog's 5 s
+    assert err.count("run the same command again to resume") == 1, err
     with db(tmp_path) as s:
         assert s.runs(1)[0]["command"] == "scan" and s.runs(1)[0]["status"] == "interrupted"
     g.faults.clear()
