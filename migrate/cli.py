@@ -245,7 +245,9 @@ def discover(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source")
     progress = CountProgress("discover", enabled=not (g.quiet or g.json))
-    with Run(settings.state_path, "discover", {"workers": workers}) as run, open_source(settings) as source:
+    # open_source makes no request: the state's lock still comes before the network
+    with open_source(settings) as source, Run(settings.state_path, "discover", {"workers": workers},
+                                                   source=source) as run:
         try:
             summary = run_discover(run.store, source, settings.mappings, on_progress=progress, source_stats=source.stats)
         finally:
@@ -292,7 +294,7 @@ def scan(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source")
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers, "full": full}
-    with Run(settings.state_path, "scan", args) as run, open_source(settings) as source:
+    with open_source(settings) as source, Run(settings.state_path, "scan", args, source=source) as run:
         assign_batches(run.store, settings.mappings)
         sel = _selection(batch, drive, user)
         progress = ScanProgress(len(sel.drives(run.store)), enabled=not (g.quiet or g.json))
@@ -475,8 +477,8 @@ def copy(
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers}
     target = None
     try:
-        # configuration and mappings first, then the state's lock, then the network
-        with Run(settings.state_path, "copy", args) as run, open_source(settings) as source:
+        # configuration and mappings first, then the state's lock, then the network (open_source makes no request)
+        with open_source(settings) as source, Run(settings.state_path, "copy", args, source=source) as run:
             target = open_target_from_settings(settings)
             summary, _ = run_copy(
                 run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
@@ -489,10 +491,13 @@ def copy(
     finally:
         progress.close()
         close_quietly(target)
+    from migrate.engine.meter import graph_line
+
+    books = run.summary.get("graph") or {}
     if g.json:
-        echo_json({**summary.__dict__, "attention": summary.attention})
+        echo_json({**summary.__dict__, "attention": summary.attention, "graph": books})
     else:
-        typer.echo(render_copy(summary))
+        typer.echo(render_copy(summary) + (f"\n{graph_line(books)}" if books else ""))
     if summary.attention:
         raise typer.Exit(ExitCode.ATTENTION)
 
@@ -579,18 +584,18 @@ def verify(
     require_settings(settings, "target")
     target = source = None
     try:
-        with Run(settings.state_path, "verify", {"source": source_check}) as run:
-            target = open_target_from_settings(settings)
-            if source_check:
-                from migrate.backends.graph import open_source
+        if source_check:
+            from migrate.backends.graph import open_source
 
-                source = open_source(settings).__enter__()
+            source = open_source(settings).__enter__()   # no request yet: the lock comes first
+        with Run(settings.state_path, "verify", {"source": source_check}, source=source) as run:
+            target = open_target_from_settings(settings)
             try:
                 backfill_mounts(run.store, load_mappings(settings.mappings, missing_ok=True))
             except MigrateError:
                 pass  # unreadable mapping files: drives planned by this version already carry their team folder
             drives = _selection(batch, drive, user).drives(run.store)
-            summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers,
+            summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers, source=source,
                                     source_hash=getattr(source, "current_hash", None) if source else None)
             run.summary = {**summary.__dict__, "attention": summary.attention}
     finally:

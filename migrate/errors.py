@@ -84,6 +84,11 @@ class AuthError(MigrateError, Fatal):
     exit_code = ExitCode.AUTH
 
 
+class SignInRefused(AuthError):
+    """The identity provider refused the app's credentials (a wrong or expired client secret or certificate):
+    nothing at Graph can work, unlike a single permission missing (a 403, also an AuthError)."""
+
+
 class TransientError(MigrateError, Transient):
     """A network or service hiccup that the pacer may retry."""
 

@@ -40,6 +40,8 @@ class Run:
     args: dict[str, Any] = field(default_factory=dict)
     store: StateStore = field(init=False)
     summary: dict[str, Any] = field(default_factory=dict)
+    source: Any = None   # a Graph source: its requests are paced to the tenant's budget, its books kept with the run
+    budget: Any = field(default=None, init=False)
     _lock: RunLock | None = field(default=None, init=False)
     _unregister: Any = field(default=lambda: None, init=False, repr=False)
 
@@ -54,8 +56,15 @@ class Run:
                     holder.get("pid"), holder.get("host"), holder.get("command"), holder.get("since"),
                 )
             self.store.start_run(self.command, self.args)
-        except BaseException:
-            self._lock.release()
+            if self.source is not None:
+                from migrate.engine import meter
+
+                self.budget = meter.start(self.store, self.source, getattr(self.source, "source_settings", None))
+        except BaseException as exc:
+            if "store" in self.__dict__ and self.store.run_id is not None:
+                self.__exit__(type(exc), exc, exc.__traceback__)   # the run is recorded as failed, not 'running'
+            else:
+                self._lock.release()
             raise
         self._unregister = interrupt.on_hard_exit(self._abandon)
         return self
@@ -78,6 +87,11 @@ class Run:
         else:
             status = "crashed"
             self.summary.setdefault("error", f"{exc_type.__name__}: {exc}")
+        if self.source is not None:
+            from migrate.engine import meter
+
+            files = self.summary.get("files_verified")
+            self.summary["graph"] = meter.books(self.source, self.budget, files if isinstance(files, int) else None)
         try:
             if self.store.run_id is not None:
                 self.store.finish_run(self.store.run_id, status, self.summary)

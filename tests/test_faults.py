@@ -102,6 +102,8 @@ def test_graph_on_a_closed_port_ends_scan_with_exit_4(tmp_path, graph_sandbox_fa
     url = f"http://127.0.0.1:{closed_port()}/v1.0"
     r = run_cli("scan", cwd=tmp_path, env={**env, **BUDGET, "M365_MIGRATE_SOURCE_GRAPH_URL": url}, timeout=60)
     assert_unreachable(r, url, "[source] graph_url")
+    with db(tmp_path) as s:
+        assert s.runs(1)[0]["command"] == "scan" and s.runs(1)[0]["status"] == "failed"
 
 
 def test_graph_vanishing_mid_scan_stops_with_exit_4_and_keeps_what_was_stored(tmp_path, graph_sandbox_factory,

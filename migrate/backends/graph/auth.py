@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from migrate.errors import AuthError, ConfigError, EndpointUnreachable, Unanswered
+from migrate.errors import AuthError, ConfigError, EndpointUnreachable, SignInRefused, Unanswered
 
 if TYPE_CHECKING:
     from migrate.config import Settings
@@ -139,7 +139,7 @@ class TokenProvider:
                                           f"{first.rsplit(': ', 1)[-1][:200]}",
                                           hint="check [source] authority, and that this machine reaches it "
                                           "(firewall, proxy, DNS)") from None
-            raise AuthError(f"sign-in to Microsoft Entra ID failed: {first[:300]}", hint=self.hint) from None
+            raise SignInRefused(f"sign-in to Microsoft Entra ID failed: {first[:300]}", hint=self.hint) from None
         except ServiceRequestError as exc:
             raise Unanswered(f"cannot reach the sign-in authority: {exc}", where=self.where,
                              reason=str(exc).splitlines()[0][:200] or type(exc).__name__) from None
