@@ -43,7 +43,7 @@ class Run:
     source: Any = None   # a Graph source: its requests are paced to the tenant's budget, its books kept with the run
     budget: Any = field(default=None, init=False)
     _lock: RunLock | None = field(default=None, init=False)
-    _unregister: Any = field(default=lambda: None, init=False, repr=False)
+    _unregister: Any = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> Run:
         self._lock = RunLock(self.state_path, self.command).acquire()
@@ -76,7 +76,8 @@ class Run:
             self.store.finish_run_if_free(self.store.run_id, "interrupted", self.summary, timeout=1.0)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        self._unregister()
+        if self._unregister is not None:
+            self._unregister()
         if exc_type is None:
             status = "attention" if self.summary.get("attention") else "ok"
         elif issubclass(exc_type, KeyboardInterrupt):
