@@ -118,6 +118,18 @@ class DrivesMixin(StoreBase):
                 {"ended_at": utcnow(), "status": status, "summary": json.dumps(summary or {}, default=str)},
             )
 
+    def finish_run_if_free(self, run_id: int, status: str, summary: dict[str, Any] | None, *,
+                           timeout: float) -> bool:
+        """finish_run, unless another thread holds the store for longer than `timeout` (a hard exit must not
+        wait on a worker); False when it could not be recorded (the next run then finds it 'running')."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
+            self.finish_run(run_id, status, summary)
+            return True
+        finally:
+            self._lock.release()
+
     def ru_spent_since(self, since: str) -> float:
         """Graph resource units that runs started since `since` spent (their books, kept in each run's summary)."""
         return float(self.scalar("SELECT coalesce(sum(json_extract(summary, '$.graph.ru')), 0) FROM runs "
