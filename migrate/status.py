@@ -8,6 +8,9 @@ from typing import Any
 from migrate.reports.grants import report_path
 from migrate.session import Selection
 from migrate.store import StateStore
+from migrate.store.lock import run_alive
+
+RESUMABLE = ("scan", "copy", "share", "sync", "cutover")   # a rerun carries on from the state database
 
 
 def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, Any]:
@@ -35,7 +38,7 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
             }
         )
     waiting = {k: sum(d["waiting"][k] for d in drives) for k in ("new", "moved", "edited", "deleted")}
-    runs = store.runs(limit=5)
+    recent = [_run_view(store, r) for r in store.runs(limit=5)]
     ids = [d["id"] for d in drives]
     shares = store.planned_share_counts(ids)
     share_failures = store.planned_share_problems(ids) if shares else []
@@ -51,16 +54,59 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         "grants_not_carried_over": {"count": sum(lost.values()), "by_category": lost,
                                     "report": str(report) if report.exists() else None},
         "failures": store.failures(limit=20),
-        "recent_runs": [
-            {k: r[k] for k in ("id", "command", "status", "started_at", "ended_at", "pid", "host")} for r in runs
-        ],
-        "next_step": next_step(drives, totals, shares, waiting),
+        "recent_runs": recent,
+        "next_step": next_step(drives, totals, shares, waiting, recent[0] if recent else None),
     }
 
 
+def _run_view(store: StateStore, run: dict[str, Any]) -> dict[str, Any]:
+    """A run as status shows it: one recorded as running whose process is gone is shown as interrupted, when it
+    last wrote something, and the command that resumes it."""
+    import json
+
+    view = {k: run[k] for k in ("id", "command", "status", "started_at", "ended_at", "pid", "host")}
+    view["alive"] = None
+    view["interrupted_at"] = None
+    if run["status"] == "running":
+        view["alive"] = run_alive(run, Path(store.path))
+        if view["alive"] is False:
+            view["status"] = "interrupted"
+            view["interrupted_at"] = store.run_last_activity(run["id"]) or run["started_at"]
+    elif run["status"] == "interrupted":
+        view["interrupted_at"] = run["ended_at"] or run["started_at"]
+    try:
+        args = json.loads(run.get("args") or "{}")
+    except ValueError:
+        args = {}
+    view["resume"] = resume_command(run["command"], args if isinstance(args, dict) else {})
+    return view
+
+
+def resume_command(command: str, args: dict[str, Any]) -> str:
+    """The command line that runs a step again on the same selection (`copy --batch pilot`)."""
+    verb, _, kinds = command.partition("-")
+    words = ["m365-migrate", verb]
+    if kinds:
+        words += ["--what", ",".join(kinds.split("+"))]
+    for key, flag in (("batch", "--batch"), ("drive", "--drive"), ("user", "--user")):
+        value = args.get(key) or []
+        for v in [value] if isinstance(value, str) else value:
+            words += [flag, str(v)]
+    return " ".join(words)
+
+
 def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]],
-              shares: dict[str, int] | None = None, waiting: dict[str, int] | None = None) -> str:
+              shares: dict[str, int] | None = None, waiting: dict[str, int] | None = None,
+              last_run: dict[str, Any] | None = None) -> str:
     """One sentence telling a busy admin what to run next."""
+    if last_run and last_run["status"] == "running":
+        return (f"`{last_run['command']}` is running (pid {last_run['pid']} on {last_run['host']}, since "
+                f"{_when(last_run['started_at'])}); run `m365-migrate status` again to follow it")
+    if last_run and last_run["status"] == "interrupted":
+        verb = last_run["command"].partition("-")[0]
+        why = "to resume" if verb in RESUMABLE else "to finish it"
+        return (f"`{last_run['command']}` was interrupted at {_when(last_run['interrupted_at'])}; run "
+                f"`{last_run['resume']}` again {why}")
     if not drives:
         return "run `m365-migrate discover` to find drives"
     if any(d["scan_state"] in ("new", "scanning", "enumerating", "failed") for d in drives):
@@ -78,3 +124,8 @@ def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]],
         return (f"files are verified; {open_shares} planned shares are not made yet: run `m365-migrate share` "
                 "(its summary says why any were refused)")
     return "everything scanned is verified; run `m365-migrate verify` before cutover"
+
+
+def _when(ts: str | None) -> str:
+    """'2026-12-07T10:05:12.123456+00:00' → '2026-12-07 10:05:12 UTC'."""
+    return f"{ts[:10]} {ts[11:19]} UTC" if ts and len(ts) >= 19 else (ts or "an unknown time")

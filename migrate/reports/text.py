@@ -67,7 +67,11 @@ def render_status(data: dict[str, Any]) -> str:
                 for f in data.get("share_failures") or []]
     if data["recent_runs"]:
         r = data["recent_runs"][0]
-        out += ["", f"last run: {r['command']} ({r['status']}) started {r['started_at']}"]
+        line = f"last run: {r['command']} ({r['status']}) started {r['started_at']}"
+        if r.get("interrupted_at"):
+            gone = f"; its process, pid {r['pid']} on {r['host']}, is gone" if r.get("alive") is False else ""
+            line = f"last run: {r['command']} interrupted at {r['interrupted_at']} (started {r['started_at']}{gone})"
+        out += ["", line]
     out += ["", f"next: {data['next_step']}"]
     return "\n".join(out)
 
