@@ -47,17 +47,23 @@ def _make(tmp_path: Path, lock: Path, wait: int) -> tuple[subprocess.CompletedPr
     return r, time.monotonic() - t0, log
 
 
-def test_install_waits_for_the_lock_then_runs(tmp_path) -> None:
+def _make_while_held(tmp_path: Path, hold: float, wait: int):
+    """Run the recipe while another process holds the lock for `hold` seconds; returns (result, seconds, apt
+    log, (lock path, holder pid))."""
     lock = tmp_path / "lock-frontend"
-    holder = _hold(lock, 2.5)
+    holder = _hold(lock, hold)
     try:
-        r, took, log = _make(tmp_path, lock, wait=60)
+        return (*_make(tmp_path, lock, wait), (lock, holder.pid))
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_install_waits_for_the_lock_then_runs(tmp_path) -> None:
+    r, took, log, (lock, pid) = _make_while_held(tmp_path, 2.5, wait=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert took >= 2.0, f"did not wait for the lock ({took:.1f} s)"
-    assert f"holds {lock} by pid {holder.pid}" in r.stderr
+    assert f"holds {lock} by pid {pid}" in r.stderr
     calls = log.read_text().splitlines()
     assert calls[0].endswith(" update -qq")
     assert calls[1].startswith("DEBIAN_FRONTEND=noninteractive ")
@@ -67,16 +73,10 @@ def test_install_waits_for_the_lock_then_runs(tmp_path) -> None:
 
 
 def test_a_lock_held_past_the_bound_stops_with_who_holds_it(tmp_path) -> None:
-    lock = tmp_path / "lock-frontend"
-    holder = _hold(lock, 60)
-    try:
-        r, took, log = _make(tmp_path, lock, wait=1)
-    finally:
-        holder.kill()
-        holder.wait()
+    r, took, log, (lock, pid) = _make_while_held(tmp_path, 60, wait=1)
     assert r.returncode != 0
     assert took < 30
-    assert f"still holds {lock} by pid {holder.pid} (python" in r.stderr
+    assert f"still holds {lock} by pid {pid} (python" in r.stderr
     assert "nothing was installed" in r.stderr and "Traceback" not in r.stderr
     assert not log.exists(), "apt-get ran although the lock was held"
     assert not (tmp_path / "venv" / ".system-deps").exists()
