@@ -42,6 +42,8 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
     ids = [d["id"] for d in drives]
     shares = store.planned_share_counts(ids)
     share_failures = store.planned_share_problems(ids) if shares else []
+    visibility = store.share_visibility_counts(ids) if shares else {}
+    unseen = store.shares_not_visible(ids) if visibility.get("not visible") else []
     lost = store.lost_grant_counts(ids)
     report = report_path(Path(store.path).parent / "reports")
     return {
@@ -51,11 +53,14 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         "waiting": waiting,
         "shares": shares,
         "share_failures": share_failures,
+        "share_visibility": visibility,
+        "shares_not_visible": unseen,
         "grants_not_carried_over": {"count": sum(lost.values()), "by_category": lost,
                                     "report": str(report) if report.exists() else None},
         "failures": store.failures(limit=20),
         "recent_runs": recent,
-        "next_step": next_step(drives, totals, shares, waiting, recent[0] if recent else None),
+        "next_step": next_step(drives, totals, shares, waiting, recent[0] if recent else None,
+                               visibility.get("not visible", 0)),
     }
 
 
@@ -97,7 +102,7 @@ def resume_command(command: str, args: dict[str, Any]) -> str:
 
 def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]],
               shares: dict[str, int] | None = None, waiting: dict[str, int] | None = None,
-              last_run: dict[str, Any] | None = None) -> str:
+              last_run: dict[str, Any] | None = None, not_visible: int = 0) -> str:
     """One sentence telling a busy admin what to run next."""
     if last_run and last_run["status"] == "running":
         return (f"`{last_run['command']}` is running (pid {last_run['pid']} on {last_run['host']}, since "
@@ -123,6 +128,9 @@ def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]],
     if open_shares:
         return (f"files are verified; {open_shares} planned shares are not made yet: run `m365-migrate share` "
                 "(its summary says why any were refused)")
+    if not_visible:
+        return (f"files are verified and shares made, but {not_visible} shares are not seen by every recipient yet "
+                "(pending for them): run `m365-migrate share`, which accepts them as the recipient")
     return "everything scanned is verified; run `m365-migrate verify` before cutover"
 
 

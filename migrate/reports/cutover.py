@@ -15,7 +15,7 @@ LISTS.update({
                                       "not_copied", "created", "already", "problems", "new", "moved", "edited",
                                       "deleted", "error"]),
     "gaps": ("Gaps found by verify", ["path", "target", "problem", "drive_id", "item_id"]),
-    "share_problems": ("Planned shares not made", ["owner", "path", "share_with", "reason", "next", "drive_id",
+    "share_problems": ("Planned shares not made or not seen by their recipients", ["owner", "path", "share_with", "reason", "next", "drive_id",
                                                    "item_id"]),
     "late_items": ("Changed at the source after the freeze", ["change", "path", "is_folder", "size", "drive_id",
                                                                "item_id"]),

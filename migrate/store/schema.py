@@ -427,3 +427,12 @@ def m012_drive_keys(db: Database) -> None:
     db.execute("CREATE INDEX items_shared_gen ON items(dk, scan_generation) WHERE shared = 1 AND deleted = 0")
     for sql in triggers:
         db.execute(sql)
+
+
+@migrations()
+def m014_share_visibility(db: Database) -> None:
+    # A share counts only when its recipients see it (issue 26): Nextcloud may leave a user or group share pending
+    # for a recipient (force_share_accept, or a failed acceptance listener). `visible`: NULL not checked yet, 1 every
+    # recipient we can act for sees it, 0 some do not; `not_visible` lists them with the reason (JSON).
+    db.execute("ALTER TABLE planned_shares ADD COLUMN visible INTEGER")
+    db.execute("ALTER TABLE planned_shares ADD COLUMN not_visible TEXT")
