@@ -139,12 +139,14 @@ def _record(store: StateStore, s: PlannedShare, members: dict[str, list[str] | N
     if s.share_type == SHARE_GROUP and members.get(s.share_with) is None:
         missing.append({"user": f"group {s.share_with}", "reason": "its members could not be read (the service "
                                                                    "account looks them up)"})
+    asked = 0
     for uid in _recipients(s, members):
         if uid == s.owner:
             continue
         if uid not in accounts:
             out.members_not_checked += 1
             continue
+        asked += 1
         r = answers.get(uid) or _Recipient(error="not asked")
         if share_id in r.accepted:
             out.accepted += 1
@@ -161,6 +163,8 @@ def _record(store: StateStore, s: PlannedShare, members: dict[str, list[str] | N
         else:
             reason = f"{uid} neither sees it nor has it pending (removed from their view?)"
         missing.append({"user": uid, "reason": reason})
+    if not missing and not asked:     # no recipient we hold an app password for: not checked, not claimed
+        return
     visible = not missing
     store.record_share_visibility(s.id, visible, missing, audits)
     out.checked += 1
