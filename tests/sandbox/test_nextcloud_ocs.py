@@ -501,5 +501,6 @@ def test_pending_shares_with_force_accept_and_a_failed_acceptance(nextcloud_sand
     assert {lost_id, gid} <= _ids(ocs(bob, nc, "GET", SHARES, shared_with_me="true"))
     assert _ids(ocs(bob, nc, "GET", SHARES + "/pending")) == set()
     assert nc.share_states(gid) == {"bob": 1}
+    assert gid not in _ids(ocs(alice, nc, "GET", SHARES, shared_with_me="true")), "her own group share is not for her"
     # the owner's view never tells
     assert ocs(alice, nc, "GET", SHARES, path="/b.txt").json()["ocs"]["data"][0]["share_with"] == "bob"

@@ -205,8 +205,8 @@ class Shares:
         with st.lock:
             shares = list(st.shares)
         if p.get("shared_with_me", "false") == "true":     # only what the recipient accepted is theirs (§6.5a)
-            return [self.format(s, req.user) for s in shares
-                    if self._receives(s, req.user) and st.share_state(s, req.user) == 1]
+            return [self.format(s, req.user) for s in shares if self._receives(s, req.user)
+                    and s["uid_owner"] != req.user and st.share_state(s, req.user) == 1]   # not one's own
         mine = [s for s in shares if s["uid_owner"] == req.user]
         if "path" in p:
             node = self._node(req.user, p["path"])
