@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from migrate.engine import meter
 from migrate.reports.grants import report_path
 from migrate.session import Selection
 from migrate.store import StateStore
@@ -34,10 +35,12 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
                 "last_scan_at": d["last_scan_at"],
                 "last_error": d["last_error"],
                 "counts": counts,
+                "adopted": store.adopted_counts(d["id"]),
                 "waiting": store.waiting_changes(d["id"]),
             }
         )
     waiting = {k: sum(d["waiting"][k] for d in drives) for k in ("new", "moved", "edited", "deleted")}
+    adopted = {k: sum(d["adopted"][k] for d in drives) for k in ("files", "bytes")}
     recent = [_run_view(store, r) for r in store.runs(limit=5)]
     ids = [d["id"] for d in drives]
     shares = store.planned_share_counts(ids)
@@ -50,6 +53,7 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         "state": str(store.path),
         "drives": drives,
         "totals": totals,
+        "adopted": adopted,  # of the verified files: found whole at the target, recorded without sending
         "waiting": waiting,
         "shares": shares,
         "share_failures": share_failures,
@@ -59,6 +63,7 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
                                     "report": str(report) if report.exists() else None},
         "failures": store.failures(limit=20),
         "recent_runs": recent,
+        "graph": meter.status_view(store),
         "next_step": next_step(drives, totals, shares, waiting, recent[0] if recent else None,
                                visibility.get("not visible", 0)),
     }

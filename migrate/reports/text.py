@@ -51,6 +51,10 @@ def render_status(data: dict[str, Any]) -> str:
     t = data["totals"]
     if t:
         out += ["", "totals: " + ", ".join(f"{s} {t[s]['files']} ({human_bytes(t[s]['bytes'])})" for s in STATUS_ORDER if s in t)]
+    adopted = data.get("adopted") or {}
+    if adopted.get("files"):
+        out.append(f"of the verified: already at the target, recorded without sending: {adopted['files']} files "
+                   f"({human_bytes(adopted['bytes'])})")
     shares = data.get("shares") or {}
     if shares:
         out += ["", f"shares: {sum(shares.values())} planned: "
@@ -79,6 +83,14 @@ def render_status(data: dict[str, Any]) -> str:
             gone = f"; its process, pid {r['pid']} on {r['host']}, is gone" if r.get("alive") is False else ""
             line = f"last run: {r['command']} interrupted at {r['interrupted_at']} (started {r['started_at']}{gone})"
         out += ["", line]
+    g = data.get("graph") or {}
+    if g.get("runs"):
+        line = f"Graph: {g['ru_last_24h']:,} resource units in the last 24 hours"
+        if g.get("day_used") is not None:
+            line += f" ({g['day_used']:.1%} of the 24-hour budget, {g['budget']['ru_per_day']:,} RU)"
+        if g.get("last_ru_per_file"):
+            line += f"; the last copy spent {g['last_ru_per_file']:.2f} RU per file"
+        out.append(line)
     out += ["", f"next: {data['next_step']}"]
     return "\n".join(out)
 

@@ -430,7 +430,19 @@ def m012_drive_keys(db: Database) -> None:
 
 
 @migrations()
-def m014_share_visibility(db: Database) -> None:
+def m014_adopted(db: Database) -> None:
+    # How a file the target already held whole was recorded as verified without being sent (copy's adoption:
+    # "stored SHA1", "QuickXorHash of the target's bytes", "empty file"); NULL for files we sent. Cleared the
+    # moment the item leaves `verified` (an edit at the source, a gap `verify` found), so it always describes
+    # the file the target holds now.
+    db.execute("ALTER TABLE items ADD COLUMN adopted TEXT")
+    db.execute("""CREATE TRIGGER items_adopted_cleared AFTER UPDATE OF status ON items
+                  WHEN OLD.status = 'verified' AND NEW.status != 'verified' AND NEW.adopted IS NOT NULL
+                  BEGIN UPDATE items SET adopted = NULL WHERE id = NEW.id; END""")
+
+
+@migrations()
+def m015_share_visibility(db: Database) -> None:
     # A share counts only when its recipients see it (issue 26): Nextcloud may leave a user or group share pending
     # for a recipient (force_share_accept, or a failed acceptance listener). `visible`: NULL not checked yet, 1 every
     # recipient we can act for sees it, 0 some do not; `not_visible` lists them with the reason (JSON).
