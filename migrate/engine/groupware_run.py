@@ -55,7 +55,8 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
         return StepResult(s.to_dict(), "\n".join(lines), s.attention)
     if step == "plan":
         with Run(settings.state_path, f"plan-{label}", args) as run:
-            doc = gw.plan_groupware(run.store, kinds, upns=upns)
+            doc = gw.plan_groupware(run.store, kinds, upns=upns,
+                                    files=getattr(settings.target, "kind", None) == "nextcloud")
             folder = write_plan(doc, settings.state_path.parent / "reports", output)
             run.summary = {"totals": doc["totals"], "attention": doc["attention"], "reports": str(folder)}
         return StepResult({**doc, "reports": str(folder)}, render_plan(doc, folder), doc["attention"])
@@ -65,25 +66,67 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
     target = open_dav_target(settings, need=kinds)
     try:
         if step == "copy":
-            with Run(settings.state_path, f"copy-{label}", args) as run:
-                c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say)
+            import contextlib
+
+            from migrate.engine.groupware_attach import open_carrier
+
+            with contextlib.ExitStack() as stack:
+                run = stack.enter_context(Run(settings.state_path, f"copy-{label}", args))
+                attach = None
+                if "calendar" in kinds and getattr(settings.target, "kind", None) == "nextcloud":
+                    from migrate.backends.graph import open_source
+
+                    source = stack.enter_context(open_source(settings))
+                    attach = open_carrier(settings, run.store, source.client, kinds, stack)
+                c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say, attach=attach)
                 run.summary = c.to_dict()
             text = (f"groupware: {c.created} created, {c.updated} updated, {c.adopted} found already there, "
                     f"{c.unchanged} unchanged, {c.unsupported} unsupported (see the plan), {len(c.failed)} failed; "
-                    f"{c.collections_created} collections created; {c.requests} requests in {c.seconds:.1f} s")
+                    f"{c.collections_created} collections created; {c.requests} requests in {c.seconds:.1f} s"
+                    + attachments_text(c.attachments))
             return StepResult(c.to_dict(), "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
         if step == "verify":
             with Run(settings.state_path, f"verify-{label}", args) as run:
                 v = gw.verify_groupware(run.store, target, kinds, upns=upns, workers=workers)
-                run.summary = v.to_dict()
+                a = verify_files(settings, run.store, kinds, upns)
+                data = {**v.to_dict(), **({"attachments": a.to_dict()} if a else {})}
+                data["attention"] = v.attention or bool(a and a.attention)
+                run.summary = data
             text = (f"groupware: {v.verified} of {v.checked} objects verified in {v.collections} collections "
                     f"(content hashes equal); {len(v.missing)} missing, {len(v.differ)} differ, {v.not_copied} not "
                     f"copied yet, {v.unsupported} unsupported, {v.extra} other objects at the target")
             lines = [text] + [f"  MISSING: {m}" for m in v.missing] + [f"  DIFFERS: {d}" for d in v.differ]
-            return StepResult(v.to_dict(), "\n".join(lines), v.attention)
+            if a is not None:
+                lines.append(f"  attachments in Files: {a.verified} of {a.checked} verified (there, same size and "
+                             f"SHA1, linked file id, shared as carried); {len(a.missing)} missing, {len(a.differ)} "
+                             f"differ, {len(a.unshared)} not shared as carried")
+                lines += [f"  MISSING attachment: {m}" for m in a.missing] + \
+                    [f"  DIFFERS attachment: {d}" for d in a.differ] + [f"  NOT SHARED attachment: {u}"
+                                                                        for u in a.unshared]
+            return StepResult(data, "\n".join(lines), data["attention"])
     finally:
         close_quietly(target)
     raise ValueError(f"unknown groupware step {step!r}")
+
+
+def verify_files(settings: Settings, store: Any, kinds: tuple[str, ...], upns: tuple[str, ...]) -> Any:
+    """The attachments carried into Files, checked (Nextcloud targets with calendars); None otherwise."""
+    if "calendar" not in kinds or getattr(settings.target, "kind", None) != "nextcloud":
+        return None
+    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.groupware_attach import verify_attachments
+
+    files = open_target_from_settings(settings)
+    try:
+        return verify_attachments(store, files, upns=upns)  # type: ignore[arg-type]
+    finally:
+        close_quietly(files)
+
+
+def attachments_text(counts: dict[str, int]) -> str:
+    """`; attachments in Files: 2 carried, 1 shared` (nothing when no attachment went to Files)."""
+    parts = [f"{n} {k}" for k, n in counts.items() if n]
+    return f"; attachments in Files: {', '.join(parts)}" if parts else ""
 
 
 def write_plan(doc: dict[str, Any], reports: Path, output: Path | None) -> Path:
@@ -184,9 +227,14 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
             source = stack.enter_context(open_source(settings))
             run = stack.enter_context(Run(state, f"sync-{label}", {"what": list(kinds), "user": user,
                                                                    "dry_run": dry_run}))
+            attach = None
+            if not dry_run:
+                from migrate.engine.groupware_attach import open_carrier
+
+                attach = open_carrier(settings, run.store, source.client, kinds, stack)
             s = sync_groupware(run.store, source, target, mappings, kinds, deletions=settings.policy.deletions,
                                dry_run=dry_run, upns=tuple(user), workers=workers or settings.transfer.workers,
-                               say=say)
+                               say=say, attach=attach)
             run.summary = {k: v for k, v in s.to_dict().items() if k not in ("new", "changed", "deleted")}
     finally:
         if target is not None:
