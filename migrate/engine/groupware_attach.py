@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from migrate.store.gw_attachments import GwAttachment
 
 log = logging.getLogger(__name__)
-SPOOL_MEMORY = 1 << 20          # bytes of an attachment held in memory before its spool goes to disk
+SPOOL_MEMORY = 256 * 1024       # bytes of an attachment held in memory before its spool goes to disk
 UPLOAD_ATTEMPTS = 3             # whole uploads from the spool (a broken stream cannot be resent by the pacer)
 READ_ONLY = 1                   # OCS share permission: read (never broader than what attendees received)
 FOLDER = "Calendar"             # where the Nextcloud Calendar app keeps attachments (its default folder)
@@ -210,7 +210,8 @@ class Carrier:
         row = self.store.upsert_gw_attachment(
             obj.id, p.id, name=p.name, kind=p.kind, source_size=p.size, source_stamp=p.stamp, target_user=user,
             target_path=path, file_id=info.file_id, content_type=(ctype.split(";")[0].strip() or p.content_type),
-            size=size, sha1=sha1.hexdigest(), has_preview=int(info.has_preview), status="uploaded", last_error=None)
+            size=size, sha1=sha1.hexdigest(), has_preview=int(info.has_preview), status="uploaded", last_error=None,
+            shared_with=[])   # a new file: its shares are made again (a duplicate share answers the existing one)
         self.store.audit("groupware.attachment", f"{user}:{path}", uid=obj.uid, source=p.id, size=size,
                          sha1=sha1.hexdigest(), file_id=info.file_id)
         return row
@@ -260,7 +261,7 @@ class Carrier:
         self._count(summary, "removed")
 
 
-def _blocks(spool: Any, size: int = 1 << 20) -> Iterator[bytes]:
+def _blocks(spool: Any, size: int = 256 * 1024) -> Iterator[bytes]:
     while block := spool.read(size):
         yield block
 

@@ -88,7 +88,7 @@ def open_attachment(client: Any, user_id: str, event_id: str, attachment_id: str
                              kind="attachment", what=f"attachment of event {event_id}",
                              pacer=getattr(client, "pacer", None))
     try:
-        yield resp.headers.get("content-type", ""), resp.iter_bytes(1 << 20)
+        yield resp.headers.get("content-type", ""), resp.iter_bytes()   # as they arrive (a chunk size would copy)
     finally:
         resp.close()
 

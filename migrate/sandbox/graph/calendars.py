@@ -340,7 +340,8 @@ class _Gen:
                 attendees=[{"type": "required", "status": {"response": "accepted", "time": "2026-10-03T10:00:00Z"},
                             "emailAddress": {"name": self.u.display_name, "address": self.u.upn}}])
         out.append(ext)
-        att = E("Mit Anhang", "W. Europe Standard Time", dt.datetime(2027, 3, 8, 9), 30, hasAttachments=True)
+        att = E("Mit Anhang", "W. Europe Standard Time", dt.datetime(2027, 3, 8, 9), 30, hasAttachments=True,
+                attendees=True)
         size = max(1, int(self.spec.groupware_attachment_kb)) * 1024
         att.attachments = [
             {"@odata.type": "#microsoft.graph.fileAttachment", "id": self.gid("att"), "name": "Agenda Q1 ✓.txt",
