@@ -119,6 +119,8 @@ def test_a_large_attachment_goes_to_files_linked_shared_and_verified(pair):
     with db(tmp) as s:
         actions = [a["action"] for a in s.iter_audit()]
     assert actions.count("groupware.attachment") == 6 and actions.count("groupware.attachment-share") == 6
+    st = run_cli("status", "--what", WHAT, cwd=tmp, env=env)
+    assert st.returncode == 0 and "attachments in Files: verified 6" in st.stdout, st.stdout
 
 
 def test_verify_sees_a_deleted_file_and_copy_puts_it_back(pair):
@@ -167,6 +169,11 @@ def test_sync_carries_an_added_and_a_removed_attachment(pair):
     assert v["attention"] is False and v["attachments"]["verified"] == 6, v
     again = _json(run_cli("--json", "sync", "--what", WHAT, cwd=tmp, env=env))
     assert again["updated"] == again["created"] == again["requests"] == 0 and again["attachments"] == {}
+    mail = next(r for r in _object(tmp, "Mit Anhang")[2] if r.name == "Protokoll letzte Woche")
+    g.call(g.groupware_mutations.delete_event, user, "Mit Anhang")          # the event goes, its files with it
+    gone = _json(run_cli("--json", "sync", "--what", WHAT, cwd=tmp, env=env))
+    assert gone["removed"] == 1 and gone["attachments"] == {"removed": 1} and gone["failed"] == [], gone
+    assert nc.file_info(coll.target_user, mail.target_path) is None
 
 
 HARNESS = """

@@ -462,16 +462,9 @@ def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwO
               attach: Any = None) -> None:
     from migrate.backends.dav.target import PreconditionFailed
 
-    links = None
-    if attach is not None and obj.kind == "event" and obj.payload.get("attachments"):
-        try:   # the files first: the event links them by file id
-            links = attach.carry(coll, obj, summary)
-        except (MigrateError, OSError) as exc:
-            if isinstance(exc, AuthError):
-                raise
-            store.set_gw_object(obj.id, status="failed", attempts=obj.attempts + 1, last_error=str(exc)[:500])
-            summary.failed.append(f"{coll.upn} {coll.name}: {obj.title!r}: attachment: {exc}")
-            return
+    links = attach.prepare(coll, obj, summary) if attach is not None else {}   # the files first: linked by id
+    if links is None:   # an attachment could not be carried (recorded): the event waits for the next copy
+        return
     r = render(obj, links, files=attach is not None)
     if r.unsupported:
         store.set_gw_object(obj.id, status="unsupported", last_error=r.unsupported)
@@ -603,15 +596,3 @@ def _verify_collection(store: StateStore, target: DavTarget, coll: GwCollection)
             store.set_gw_object(obj.id, status="verified")
     s.extra = len(set(listing) - ours)
     return s
-
-
-def status_groupware(store: StateStore, upns: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Objects per user, kind and status, and the problems to look at."""
-    per: dict[tuple[str, str], dict[str, int]] = {}
-    for r in store.gw_counts(upns):
-        if r["status"] is None:
-            continue
-        per.setdefault((r["upn"], r["kind"]), {})
-        per[(r["upn"], r["kind"])][r["status"]] = per[(r["upn"], r["kind"])].get(r["status"], 0) + r["n"]
-    return {"groupware": [{"user": u, "kind": k, **v} for (u, k), v in sorted(per.items())],
-            "groupware_problems": store.gw_problems(200)}

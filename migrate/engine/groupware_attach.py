@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migrate.errors import ItemNotFound, TargetError, Transient, TransientError
+from migrate.errors import AuthError, ItemNotFound, MigrateError, TargetError, Transient, TransientError
 
 if TYPE_CHECKING:
     from migrate.backends.nextcloud.target import NextcloudTarget
@@ -138,6 +138,21 @@ class Carrier:
     def _count(self, summary: Any, what: str, n: int = 1) -> None:
         with _LOCK:
             summary.attachments[what] = summary.attachments.get(what, 0) + n
+
+    def prepare(self, coll: GwCollection, obj: GwObject, summary: Any) -> dict[str, Link] | None:
+        """`carry` for copy: None when an attachment could not be carried (the event is marked failed, listed,
+        and waits for the next copy: it is never written without its attachments)."""
+        if obj.kind != "event" or not obj.payload.get("attachments"):
+            return {}
+        try:
+            return self.carry(coll, obj, summary)
+        except (MigrateError, OSError) as exc:
+            if isinstance(exc, AuthError):
+                raise
+            self.store.set_gw_object(obj.id, status="failed", attempts=obj.attempts + 1, last_error=str(exc)[:500])
+            with _LOCK:
+                summary.failed.append(f"{coll.upn} {coll.name}: {obj.title!r}: attachment: {exc}")
+            return None
 
     def carry(self, coll: GwCollection, obj: GwObject, summary: Any) -> dict[str, Link]:
         """Every large attachment of `obj` in Files (uploaded once, shared once), the links by attachment id;

@@ -32,7 +32,8 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
         from migrate.store import StateStore
 
         with StateStore(settings.state_path, create=False) as store:
-            data = gw.status_groupware(store, upns)
+            data = status_groupware(store, upns)
+            data["groupware_attachments"] = store.gw_attachment_counts(upns)
         return StepResult(data, render_status(data), bool(data["groupware_problems"]))
     from migrate.session import Run
 
@@ -188,6 +189,9 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append(f"  {r['user']} {r['kind']}: {counts}")
     for p in data["groupware_problems"][:20]:
         lines.append(f"  {p['status']}: {p['upn']} / {p['name']} / {p['title']}: {p['last_error'] or p['notes']}")
+    if data.get("groupware_attachments"):
+        lines.append("  attachments in Files: " + ", ".join(f"{k} {v}" for k, v in
+                                                         sorted(data["groupware_attachments"].items())))
     if len(lines) == 1:
         lines.append("  nothing scanned yet: run `m365-migrate scan --what calendars,contacts`")
     return "\n".join(lines)
@@ -246,3 +250,15 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
     else:
         typer.echo(render_sync(s))
     return int(ExitCode.ATTENTION) if s.attention and not dry_run else int(ExitCode.OK)
+
+
+def status_groupware(store: Any, upns: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Objects per user, kind and status, and the problems to look at."""
+    per: dict[tuple[str, str], dict[str, int]] = {}
+    for r in store.gw_counts(upns):
+        if r["status"] is None:
+            continue
+        per.setdefault((r["upn"], r["kind"]), {})
+        per[(r["upn"], r["kind"])][r["status"]] = per[(r["upn"], r["kind"])].get(r["status"], 0) + r["n"]
+    return {"groupware": [{"user": u, "kind": k, **v} for (u, k), v in sorted(per.items())],
+            "groupware_problems": store.gw_problems(200)}

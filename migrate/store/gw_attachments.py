@@ -77,3 +77,11 @@ class GwAttachmentsMixin(StoreBase):
             f"WHERE a.status IN ({marks}) ORDER BY a.id", statuses)
         wanted = {u.lower() for u in upns}
         return [r for r in rows if not wanted or r["upn"].lower() in wanted]
+
+    def gw_attachment_counts(self, upns: tuple[str, ...] = ()) -> dict[str, int]:
+        """Attachments carried as files, by status (live events only)."""
+        out: dict[str, int] = {}
+        for r in self.gw_attachment_rows(("pending", "uploaded", "verified", "failed", "removed", "kept"), upns):
+            if not r["object_deleted"] or r["status"] in ("removed", "kept"):
+                out[r["status"]] = out.get(r["status"], 0) + 1
+        return out
