@@ -60,9 +60,19 @@ def read_inline(client: Any, user_id: str, event_id: str, atts: list[dict[str, A
     from migrate.backends.graph import calendars as cal_api
     from migrate.groupware.attachments import INLINE, INLINE_LIMIT, placements
 
-    inline = {p.id for p in placements(atts, files=False) if p.where == INLINE}
+    places = placements(atts, files=False)
+    inline = {p.id for p in places if p.where == INLINE}
+    whole = None
+    if len(inline) > 1 and not any(p.kind == "file" and p.where != INLINE for p in places):
+        # every file is small: one list with their bytes instead of a `$value` each (nothing large rides along)
+        whole = {str(a.get("id")): a.get("contentBytes") for a in cal_api.attachments(
+            client, user_id, event_id, content=True)}
     out = []
     for a in atts:
+        if whole is not None:
+            a = {**a, **({"contentBytes": whole[str(a.get("id"))]} if whole.get(str(a.get("id"))) else {})}
+            out.append(a)
+            continue
         a = {k: v for k, v in a.items() if k != "contentBytes"}
         if str(a.get("id") or a.get("name") or "attachment") in inline and a.get("id"):
             try:

@@ -69,11 +69,12 @@ def instances(client: GraphClient, user_id: str, event_id: str, lo: dt.datetime,
 ATTACHMENT_FIELDS = "id,name,contentType,size,isInline,lastModifiedDateTime"
 
 
-def attachments(client: GraphClient, user_id: str, event_id: str) -> list[dict[str, Any]]:
-    """The event's attachments without their bytes (`$select`): a large one is never read into memory here."""
+def attachments(client: GraphClient, user_id: str, event_id: str, *, content: bool = False) -> list[dict[str, Any]]:
+    """The event's attachments without their bytes (`$select`): a large one is never read into memory here.
+    `content=True` lists them with their bytes (for a caller that knows from the metadata that all are small)."""
     try:
         return list(get(client, f"/users/{q(user_id)}/events/{q(event_id)}/attachments",
-                        {"$select": ATTACHMENT_FIELDS}, kind="attachment").get("value") or [])
+                        None if content else {"$select": ATTACHMENT_FIELDS}, kind="attachment").get("value") or [])
     except ItemNotFound:
         return []
 
