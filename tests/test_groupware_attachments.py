@@ -214,3 +214,29 @@ def test_the_download_is_streamed_never_held_whole(pair):
     # Each event carries the 6,605,824-byte PDF; the first also pays for the Graph credential's first token
     # (imports, a few MB whatever the attachment): the others show what carrying takes.
     assert max(peaks[1:]) < 1536 * 1024, peaks
+
+
+def test_a_download_that_breaks_or_is_throttled_is_read_again(pair):
+    """Graph drops the connection in the middle of the 6.3 MB body, then answers 503 with Retry-After: the pacer
+    and the carrier read it again from the start, and exactly the source's bytes land, once."""
+    import base64
+
+    g, nc, tmp = pair
+    env = setup(tmp, g, nc)
+    g.faults.set(route="attachment", reset_after=3 * 1024 * 1024, count=1)
+    r = run_cli("--json", "copy", "--what", WHAT, "--workers", "1", cwd=tmp, env=env)
+    data = _json(r)
+    assert r.returncode == 0 and data["failed"] == [] and data["attachments"]["carried"] == 6, data
+    assert any(action.startswith("reset@") for _, _, action in g.faults.log)
+    g.faults.set(route="attachment", status=503, retry_after="0.1", count=2)
+    coll, _, rows = _object(tmp, "Mit Anhang")
+    pdf = next(x for x in rows if x.name == "Plan groß.pdf")
+    url = f"{nc.url}/remote.php/dav/files/{coll.target_user}/{pdf.target_path}"
+    assert httpx.delete(url, auth=(coll.target_user, nc.app_passwords[coll.target_user])).status_code == 204
+    assert run_cli("verify", "--what", WHAT, cwd=tmp, env=env).returncode == 3
+    r = run_cli("--json", "copy", "--what", WHAT, cwd=tmp, env=env)
+    assert r.returncode == 0 and _json(r)["attachments"] == {"carried": 1, "shared": 1}, r.stdout
+    big = next(a for a in _event(g, "Mit Anhang").attachments if a["name"] == "Plan groß.pdf")
+    assert nc.file_info(coll.target_user, pdf.target_path)["sha1"] == \
+        hashlib.sha1(base64.b64decode(big["contentBytes"])).hexdigest()
+    assert [a for _, _, a in g.faults.log].count("status 503") == 2

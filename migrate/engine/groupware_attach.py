@@ -58,6 +58,7 @@ def read_inline(client: Any, user_id: str, event_id: str, atts: list[dict[str, A
     """The metadata of an event's attachments with the bytes of those that are inlined (they fit the budget, so
     they are small); large ones stay metadata until copy streams them into Files."""
     from migrate.backends.graph import calendars as cal_api
+    from migrate.backends.graph.client import SourceRefused
     from migrate.groupware.attachments import INLINE, INLINE_LIMIT, placements
 
     places = placements(atts, files=False)
@@ -84,8 +85,8 @@ def read_inline(client: Any, user_id: str, event_id: str, atts: list[dict[str, A
                             break
                 if len(data) <= INLINE_LIMIT:
                     a["contentBytes"] = base64.b64encode(bytes(data)).decode()
-            except ItemNotFound:   # removed since the list was read: the event says so (not carried)
-                pass
+            except (ItemNotFound, SourceRefused):   # removed since the list was read, or no bytes served for
+                pass                                 # it: the event says "not carried"
         out.append(a)
     return out
 
@@ -149,7 +150,7 @@ class Carrier:
         with _LOCK:
             summary.attachments[what] = summary.attachments.get(what, 0) + n
 
-    def prepare(self, coll: GwCollection, obj: GwObject, summary: Any) -> dict[str, Link] | None:
+    def prepare(self, coll: GwCollection, obj: GwObject, summary: Any) -> dict[str, Link | str] | None:
         """`carry` for copy: None when an attachment could not be carried (the event is marked failed, listed,
         and waits for the next copy: it is never written without its attachments)."""
         if obj.kind != "event" or not obj.payload.get("attachments"):
@@ -164,7 +165,7 @@ class Carrier:
                 summary.failed.append(f"{coll.upn} {coll.name}: {obj.title!r}: attachment: {exc}")
             return None
 
-    def carry(self, coll: GwCollection, obj: GwObject, summary: Any) -> dict[str, Link]:
+    def carry(self, coll: GwCollection, obj: GwObject, summary: Any) -> dict[str, Link | str]:
         """Every large attachment of `obj` in Files (uploaded once, shared once), the links by attachment id;
         attachments gone from the event are removed or kept by policy. Raises what stopped an attachment."""
         from migrate.groupware.attachments import FILES, placements
@@ -173,13 +174,16 @@ class Carrier:
         rows = {r.source_id: r for r in self.store.gw_attachments(obj.id)}
         owner = coll.target_user or ""
         wanted = sharees(obj.payload.get("event") or {}, owner, self.target_of)
-        links: dict[str, Link] = {}
+        links: dict[str, Link | str] = {}   # a str: why it could not be carried
         names: set[str] = set()
         for p in places:
             row = rows.get(p.id)
-            if row is None or row.status not in ("uploaded", "verified") or row.source_stamp != p.stamp:
+            if row is None or row.status not in ("uploaded", "verified", "unsupported") or row.source_stamp != p.stamp:
                 row = self._upload(coll, obj, p, names)
-                self._count(summary, "carried")
+                self._count(summary, "carried" if row.status == "uploaded" else "not carried")
+            if row.status == "unsupported":
+                links[p.id] = row.last_error or "Graph serves no bytes for it"
+                continue
             names.add((row.target_path or "").rsplit("/", 1)[-1].lower())
             row = self._share(owner, row, wanted, summary)
             links[p.id] = Link(self._link(row), row.target_path or "", row.file_id or "", row.has_preview,
@@ -195,25 +199,24 @@ class Carrier:
         return link_for(self.files.url, row.file_id or "")
 
     def _upload(self, coll: GwCollection, obj: GwObject, p: Any, taken: set[str]) -> GwAttachment:
-        from migrate.backends.graph import calendars as cal_api
+        from migrate.backends.graph.client import SourceRefused
         from migrate.backends.nextcloud.fileinfo import file_info
         from migrate.backends.webdav.wire import StreamConsumed
         from migrate.groupware.attachments import file_name
 
         user = coll.target_user or ""
-        stamp = (obj.payload.get("attachments") or [{}])
-        mtime = _mtime(next((a.get("lastModifiedDateTime") for a in stamp if str(a.get("id")) == p.id), None))
+        listed = obj.payload.get("attachments") or []
+        mtime = _mtime(next((a.get("lastModifiedDateTime") for a in listed if str(a.get("id")) == p.id), None))
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
-            sha1, size = hashlib.sha1(usedforsecurity=False), 0
             try:
-                with cal_api.open_attachment(self.client, coll.user_id, obj.source_id, p.id) as (ctype, chunks):
-                    for chunk in chunks:
-                        spool.write(chunk)
-                        sha1.update(chunk)
-                        size += len(chunk)
+                ctype, size, sha1 = self._download(coll, obj, p, spool)
             except ItemNotFound:
                 raise ItemNotFound(f"attachment {p.name!r} is gone at the source (rescan to see the event now)") \
                     from None
+            except SourceRefused as exc:   # e.g. 405: a link to a cloud file listed without its type
+                return self.store.upsert_gw_attachment(
+                    obj.id, p.id, name=p.name, kind=p.kind, source_size=p.size, source_stamp=p.stamp,
+                    status="unsupported", last_error=f"Graph serves no bytes for it ({exc})"[:500])
             name = file_name(p, ctype)
             if name.lower() in taken:   # two attachments of one event with one name: the second gets its id's hash
                 stem, dot, ext = name.rpartition(".")
@@ -240,6 +243,28 @@ class Carrier:
         self.store.audit("groupware.attachment", f"{user}:{path}", uid=obj.uid, source=p.id, size=size,
                          sha1=sha1.hexdigest(), file_id=info.file_id)
         return row
+
+    def _download(self, coll: GwCollection, obj: GwObject, p: Any, spool: Any) -> tuple[str, int, Any]:
+        """`$value` into the spool, hashed on the way; a broken download starts again (the pacer retried only
+        its start). Returns the content type Graph sent, the size and the SHA1."""
+        from migrate.backends.graph import calendars as cal_api
+
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            spool.seek(0)
+            spool.truncate()
+            sha1, size = hashlib.sha1(usedforsecurity=False), 0
+            try:
+                with cal_api.open_attachment(self.client, coll.user_id, obj.source_id, p.id) as (ctype, chunks):
+                    for chunk in chunks:
+                        spool.write(chunk)
+                        sha1.update(chunk)
+                        size += len(chunk)
+                return ctype, size, sha1
+            except TransientError as exc:
+                if attempt == UPLOAD_ATTEMPTS:
+                    raise
+                log.info("download of attachment %r broke (%s); reading it again", p.name, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _share(self, owner: str, row: GwAttachment, wanted: list[str], summary: Any) -> GwAttachment:
         """Share the file read-only with each wanted user not yet shared with; a refusal is reported, the event is

@@ -288,6 +288,8 @@ class EventMapper:
             if p.where == INLINE and raw is not None:
                 ev.add("attach", icalendar.vBinary(raw), parameters={
                     "FMTTYPE": p.content_type, "ENCODING": "BASE64", "VALUE": "BINARY", "X-FILENAME": p.name})
+            elif isinstance(link, str):   # tried, and it cannot be carried: why
+                self.notes.append(f"attachment {p.name!r} ({p.kind}) is not carried: {link}")
             elif link is not None:
                 ev.add("attach", icalendar.vUri(link.url), parameters={
                     "FMTTYPE": link.content_type, "FILENAME": "/" + link.path, "X-NC-FILE-ID": link.file_id,

@@ -81,7 +81,8 @@ class GwAttachmentsMixin(StoreBase):
     def gw_attachment_counts(self, upns: tuple[str, ...] = ()) -> dict[str, int]:
         """Attachments carried as files, by status (live events only)."""
         out: dict[str, int] = {}
-        for r in self.gw_attachment_rows(("pending", "uploaded", "verified", "failed", "removed", "kept"), upns):
+        for r in self.gw_attachment_rows(("pending", "uploaded", "verified", "failed", "unsupported", "removed",
+                                          "kept"), upns):
             if not r["object_deleted"] or r["status"] in ("removed", "kept"):
                 out[r["status"]] = out.get(r["status"], 0) + 1
         return out

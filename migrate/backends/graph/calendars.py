@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from migrate.errors import ItemNotFound
+from migrate.errors import ItemNotFound, TransientError
 
 if TYPE_CHECKING:
     from migrate.backends.graph.client import GraphClient
@@ -88,8 +88,17 @@ def open_attachment(client: Any, user_id: str, event_id: str, attachment_id: str
     resp = graph.open_stream(f"/users/{q(user_id)}/events/{q(event_id)}/attachments/{q(attachment_id)}/$value",
                              kind="attachment", what=f"attachment of event {event_id}",
                              pacer=getattr(client, "pacer", None))
+    def chunks() -> Iterator[bytes]:
+        import httpx
+
+        try:
+            yield from resp.iter_bytes()   # as they arrive (a chunk size would copy each through a buffer)
+        except httpx.TransportError as exc:
+            raise TransientError(f"attachment of event {event_id}: the download broke ({type(exc).__name__})") \
+                from None
+
     try:
-        yield resp.headers.get("content-type", ""), resp.iter_bytes()   # as they arrive (a chunk size would copy)
+        yield resp.headers.get("content-type", ""), chunks()
     finally:
         resp.close()
 

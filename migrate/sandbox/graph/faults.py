@@ -2,8 +2,8 @@
 
 Route names (for `faults.set(route=...)` and `stats()["requests"]`): users, user, groups, group, sites, site,
 drive (one drive), drives (a drive list), item, children, delta, content (the /content 302), download (the
-pre-authenticated URL), permissions, versions, version_content, token (the OAuth2 endpoint), or "*" for every
-Graph route (not token, download or admin).
+pre-authenticated URL), permissions, versions, version_content, attachment (an event's attachments, one or its
+`$value`), token (the OAuth2 endpoint), or "*" for every Graph route (not token, download or admin).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROUTES = ("batch", "users", "user", "groups", "group", "sites", "site", "drive", "drives", "item", "children",
-          "delta", "content", "download", "permissions", "versions", "version_content", "token")
+          "delta", "content", "download", "permissions", "versions", "version_content", "attachment", "token")
 
 # Reference §8.3: 1 RU single-item GET, delta with a token, download; 2 RU multi-item; 5 RU permissions.
 RU_COST = {"users": 2, "groups": 2, "sites": 2, "drives": 2, "children": 2, "versions": 2, "permissions": 5,
