@@ -133,18 +133,36 @@ def target_lookup(store: StateStore, mappings: Any) -> Callable[[str], str | Non
 class Carrier:
     """Puts an event's large attachments into Files before the event is written (one per copy run).
 
-    `files` is the Nextcloud files target, `client` the Graph client (downloads count as kind="attachment"),
-    `target_of` maps an attendee address to a mapped Nextcloud user. Thread-safe (one event per call)."""
+    `open_files` opens the Nextcloud files target (on first need: a copy with nothing to carry sends nothing),
+    `base_url` is the server's address the links name,
+    `client` is the Graph client (downloads count as kind="attachment"), `target_of` maps an attendee address to
+    a mapped Nextcloud user. Thread-safe (one event per call)."""
 
-    def __init__(self, store: StateStore, files: NextcloudTarget, client: Any, target_of: Callable[[str], str | None],
-                 *, deletions: str = "keep") -> None:
-        self.store, self.files, self.client, self.target_of = store, files, client, target_of
+    def __init__(self, store: StateStore, open_files: Callable[[], NextcloudTarget], client: Any,
+                 target_of: Callable[[str], str | None], *, base_url: str, deletions: str = "keep") -> None:
+        self.store, self.client, self.target_of, self.base_url = store, client, target_of, base_url
         self.deletions = deletions
-        self._base = files.session.requests
+        self._open_files = open_files
+        self._files: NextcloudTarget | None = None
+        self._base = 0
+
+    @property
+    def files(self) -> NextcloudTarget:
+        with _LOCK:
+            if self._files is None:
+                self._files = self._open_files()
+                self._base = self._files.session.requests   # capability detection is not this copy's work
+            return self._files
 
     @property
     def requests(self) -> int:
-        return self.files.session.requests - self._base
+        return self._files.session.requests - self._base if self._files is not None else 0
+
+    def close(self) -> None:
+        from migrate.connect import close_quietly
+
+        if self._files is not None:
+            close_quietly(self._files)
 
     def _count(self, summary: Any, what: str, n: int = 1) -> None:
         with _LOCK:
@@ -196,7 +214,7 @@ class Carrier:
     def _link(self, row: GwAttachment) -> str:
         from migrate.backends.nextcloud.fileinfo import link_for
 
-        return link_for(self.files.url, row.file_id or "")
+        return link_for(self.base_url, row.file_id or "")
 
     def _upload(self, coll: GwCollection, obj: GwObject, p: Any, taken: set[str]) -> GwAttachment:
         from migrate.backends.graph.client import SourceRefused
@@ -385,10 +403,11 @@ def open_carrier(settings: Any, store: StateStore, client: Any, kinds: tuple[str
     None for other targets, whose large attachments are listed as not carried."""
     if "calendar" not in kinds or getattr(settings.target, "kind", None) != "nextcloud":
         return None
-    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.connect import open_target_from_settings
     from migrate.mapping import load_mappings
 
-    files = open_target_from_settings(settings)
-    stack.callback(close_quietly, files)
-    return Carrier(store, files, client, target_lookup(store, load_mappings(settings.mappings)),  # type: ignore[arg-type]
-                   deletions=settings.policy.deletions)
+    carrier = Carrier(store, lambda: open_target_from_settings(settings), client,  # type: ignore[arg-type,return-value]
+                      target_lookup(store, load_mappings(settings.mappings)), base_url=settings.target.url,
+                      deletions=settings.policy.deletions)
+    stack.callback(carrier.close)
+    return carrier
