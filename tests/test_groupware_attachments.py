@@ -75,6 +75,12 @@ def test_a_large_attachment_goes_to_files_linked_shared_and_verified(pair):
     assert any("'Plan groß.pdf' (6,605,824 bytes) goes to the owner's Files" in n for n in notes), notes
     assert any("'Budget.xlsx' (reference) is not carried" in n for n in notes), notes
     assert not any("Protokoll" in n and "not carried" in n for n in notes)          # the attached mail goes too
+    to_files = sum(a["size"] for u in g.tenant.users for evs in g.groupware.mailbox(u).events.values() for e in evs
+                   for a in e.attachments if a["name"] in ("Plan groß.pdf", "Protokoll letzte Woche"))
+    assert plan["totals"]["attachment_files"] == 6                                  # what the quotas must hold
+    assert plan["totals"]["attachment_file_bytes"] == to_files > 3 * big["size"]
+    text = run_cli("plan", "--what", WHAT, cwd=tmp, env=env).stdout
+    assert f"6 attachments ({to_files:,} bytes) go to their owners' Files" in text, text
 
     r = run_cli("--json", "copy", "--what", WHAT, cwd=tmp, env=env)
     copy = _json(r)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrate.engine import groupware_delta as gw_delta
 from migrate.errors import AuthError, ConfigError, MigrateError, TargetError, TransientError
+from migrate.groupware.attachments import file_sizes
 
 if TYPE_CHECKING:
     from migrate.backends.dav.target import DavTarget
@@ -346,9 +347,11 @@ def plan_groupware(store: StateStore, kinds: tuple[str, ...], *, upns: tuple[str
         if coll.skip_reason or not coll.target_user:
             skipped.append({"user": coll.upn, "collection": coll.name, "reason": coll.skip_reason or "user not mapped"})
             continue
-        counts = {"objects": 0, "series": 0, "instances": 0, "unsupported": 0, "bytes": 0}
+        counts = {"objects": 0, "series": 0, "instances": 0, "unsupported": 0, "bytes": 0, "files": 0, "file_bytes": 0}
         for obj in store.iter_gw_objects(coll.id):
             r = render(obj, files=files)
+            for n in file_sizes(obj.payload.get("attachments")) if files else ():   # they count against quotas
+                counts["files"], counts["file_bytes"] = counts["files"] + 1, counts["file_bytes"] + n
             counts["objects"] += 1
             counts["instances"] += r.instances
             counts["series"] += int(obj.kind == "event" and bool(obj.payload.get("instances") is not None))
@@ -370,7 +373,8 @@ def plan_groupware(store: StateStore, kinds: tuple[str, ...], *, upns: tuple[str
             "totals": {"events": sum(r["objects"] for r in rows if r["kind"] == "calendar"),
                        "contacts": sum(r["objects"] for r in rows if r["kind"] == "addressbook"),
                        "unsupported": len(unsupported), "puts": total,
-                       "bytes": sum(r["bytes"] for r in rows)},
+                       "bytes": sum(r["bytes"] for r in rows), "attachment_files": sum(r["files"] for r in rows),
+                       "attachment_file_bytes": sum(r["file_bytes"] for r in rows)},
             "estimate": estimate(store, total),
             "attention": bool(unsupported)}
 

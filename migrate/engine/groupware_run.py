@@ -155,6 +155,9 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
              f"{t['puts']} objects to write ({t['bytes']:,} bytes), {t['unsupported']} cannot be carried, "
              f"{len(doc['notes'])} carried with a note, {len(doc['skipped'])} collections skipped",
              estimate_text(doc.get("estimate") or {})]
+    if t.get("attachment_files"):
+        lines.insert(2, f"{t['attachment_files']} attachments ({t['attachment_file_bytes']:,} bytes) go to their "
+                        "owners' Files, linked from the events: they count against the users' quotas")
     if markdown:
         lines += ["", "| user | kind | collection | target | objects | occurrences | unsupported |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['user']} | {r['kind']} | {r['collection']} | {r['target_user']}/{r['target_uri']} | "

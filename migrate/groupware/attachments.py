@@ -73,3 +73,8 @@ def file_name(p: Placement, content_type: str | None) -> str:
     if p.kind == "item" and ext and not name.lower().endswith(ext):
         name += ext
     return name
+
+
+def file_sizes(attachments: list[dict[str, Any]] | None) -> list[int]:
+    """The sizes of the attachments that go to the owner's Files (for the plan: they count against quotas)."""
+    return [p.size for p in placements(attachments, files=True) if p.where == FILES]
