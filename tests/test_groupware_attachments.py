@@ -246,3 +246,25 @@ def test_a_download_that_breaks_or_is_throttled_is_read_again(pair):
     assert nc.file_info(coll.target_user, pdf.target_path)["sha1"] == \
         hashlib.sha1(base64.b64decode(big["contentBytes"])).hexdigest()
     assert [a for _, _, a in g.faults.log].count("status 503") == 2
+
+
+def test_where_each_attachment_goes_is_decided_from_the_metadata():
+    """Inline while the 6 MiB budget lasts (in order), Files for the rest and for attached items on Nextcloud,
+    listed with the reason elsewhere; links to cloud files never; an attached item is named by what it is."""
+    from migrate.groupware.attachments import FILES, INLINE, NOT_CARRIED, file_name, placements
+
+    mb = 1024 * 1024
+    atts = [{"@odata.type": "#microsoft.graph.fileAttachment", "id": "a", "name": "a.pdf", "size": 4 * mb},
+            {"@odata.type": "#microsoft.graph.fileAttachment", "id": "b", "name": "b.pdf", "size": 3 * mb},
+            {"@odata.type": "#microsoft.graph.fileAttachment", "id": "c", "name": "c.txt", "size": 2 * mb},
+            {"@odata.type": "#microsoft.graph.itemAttachment", "id": "d", "name": "Termin", "size": 900},
+            {"@odata.type": "#microsoft.graph.referenceAttachment", "id": "e", "name": "x.xlsx", "size": 300}]
+    assert [p.where for p in placements(atts, files=True)] == [INLINE, FILES, INLINE, FILES, NOT_CARRIED]
+    plain = placements(atts, files=False)
+    assert [p.where for p in plain] == [INLINE, NOT_CARRIED, INLINE, NOT_CARRIED, NOT_CARRIED]
+    assert "not Nextcloud" in plain[1].reason and "Graph v1.0 gives neither" in plain[4].reason
+    item = placements(atts, files=True)[3]
+    assert file_name(item, "", b"BEGIN:VCALENDAR\r\n") == "Termin.ics"
+    assert file_name(item, "application/octet-stream", b"Received: from") == "Termin.eml"
+    assert file_name(item, "text/vcard; charset=utf-8", b"") == "Termin.vcf"
+    assert file_name(placements(atts, files=True)[1], "application/pdf", b"%PDF") == "b.pdf"

@@ -235,7 +235,8 @@ class Carrier:
                 return self.store.upsert_gw_attachment(
                     obj.id, p.id, name=p.name, kind=p.kind, source_size=p.size, source_stamp=p.stamp,
                     status="unsupported", last_error=f"Graph serves no bytes for it ({exc})"[:500])
-            name = file_name(p, ctype)
+            spool.seek(0)
+            name = file_name(p, ctype, spool.read(64))
             if name.lower() in taken:   # two attachments of one event with one name: the second gets its id's hash
                 stem, dot, ext = name.rpartition(".")
                 tag = hashlib.sha1(p.id.encode()).hexdigest()[:6]

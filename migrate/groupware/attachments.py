@@ -66,10 +66,14 @@ def placements(attachments: list[dict[str, Any]] | None, *, files: bool) -> list
     return out
 
 
-def file_name(p: Placement, content_type: str | None) -> str:
-    """The file's name: the attachment's, with an extension for an attached item (from what `$value` sent)."""
+def file_name(p: Placement, content_type: str | None, head: bytes = b"") -> str:
+    """The file's name: the attachment's, with an extension for an attached item, from what `$value` sent (its
+    content type, else its first bytes: an event or contact is iCalendar/vCard, anything else a MIME message)."""
     name = p.name.replace("/", "_").replace("\\", "_").strip() or "attachment"
     ext = EXTENSION.get((content_type or "").split(";")[0].strip().lower(), "")
+    if p.kind == "item" and not ext:
+        start = head.lstrip()[:15].upper()
+        ext = ".ics" if start.startswith(b"BEGIN:VCALENDAR") else ".vcf" if start.startswith(b"BEGIN:VCARD") else ".eml"
     if p.kind == "item" and ext and not name.lower().endswith(ext):
         name += ext
     return name
