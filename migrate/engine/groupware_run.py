@@ -45,7 +45,8 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
 
         require_settings(settings, "source")
         mappings = load_mappings(settings.mappings)
-        with open_source(settings) as source, Run(settings.state_path, f"scan-{label}", args) as run:
+        with open_source(settings) as source, Run(settings.state_path, f"scan-{label}", args,
+                                                   source=source) as run:
             s = gw.scan_groupware(run.store, source, mappings, kinds, upns=upns, workers=workers, say=say)
             run.summary = s.to_dict()
         text = (f"groupware: read {s.mailboxes} mailboxes: {s.calendars} calendars with {s.events} events, "
@@ -72,13 +73,13 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
             from migrate.engine.groupware_attach import open_carrier
 
             with contextlib.ExitStack() as stack:
-                run = stack.enter_context(Run(settings.state_path, f"copy-{label}", args))
-                attach = None
+                source = None   # Graph is read only for attachments that go to Files (Nextcloud targets)
                 if "calendar" in kinds and getattr(settings.target, "kind", None) == "nextcloud":
                     from migrate.backends.graph import open_source
 
                     source = stack.enter_context(open_source(settings))
-                    attach = open_carrier(settings, run.store, source.client, kinds, stack)
+                run = stack.enter_context(Run(settings.state_path, f"copy-{label}", args, source=source))
+                attach = open_carrier(settings, run.store, source.client, kinds, stack) if source else None
                 c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say, attach=attach)
                 run.summary = c.to_dict()
             text = (f"groupware: {c.created} created, {c.updated} updated, {c.adopted} found already there, "
@@ -233,7 +234,7 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
             state = stack.enter_context(state_for(settings.state_path, f"sync-{label}", dry_run))
             source = stack.enter_context(open_source(settings))
             run = stack.enter_context(Run(state, f"sync-{label}", {"what": list(kinds), "user": user,
-                                                                   "dry_run": dry_run}))
+                                                                   "dry_run": dry_run}, source=source))
             attach = None
             if not dry_run:
                 from migrate.engine.groupware_attach import open_carrier
