@@ -82,11 +82,12 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
                 attach = open_carrier(settings, run.store, source.client, kinds, stack) if source else None
                 c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say, attach=attach)
                 run.summary = c.to_dict()
+            data = {**c.to_dict(), **({"graph": run.summary["graph"]} if "graph" in run.summary else {})}
             text = (f"groupware: {c.created} created, {c.updated} updated, {c.adopted} found already there, "
                     f"{c.unchanged} unchanged, {c.unsupported} unsupported (see the plan), {len(c.failed)} failed; "
                     f"{c.collections_created} collections created; {c.requests} requests in {c.seconds:.1f} s"
                     + attachments_text(c.attachments))
-            return StepResult(c.to_dict(), "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
+            return StepResult(data, "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
         if step == "verify":
             with Run(settings.state_path, f"verify-{label}", args) as run:
                 v = gw.verify_groupware(run.store, target, kinds, upns=upns, workers=workers)
