@@ -270,3 +270,22 @@ def test_where_each_attachment_goes_is_decided_from_the_metadata():
     assert file_name(item, "application/octet-stream", b"Received: from") == "Termin.eml"
     assert file_name(item, "text/vcard; charset=utf-8", b"") == "Termin.vcf"
     assert file_name(placements(atts, files=True)[1], "application/pdf", b"%PDF") == "b.pdf"
+
+
+def test_a_removed_attachment_is_kept_in_files_by_default(pair):
+    """`[policy] deletions = "keep"` (the default): the event no longer links the file, the file stays, and the
+    summary and `status` say it was kept."""
+    g, nc, tmp = pair
+    env = setup(tmp, g, nc)
+    assert run_cli("copy", "--what", WHAT, cwd=tmp, env=env).returncode == 0
+    coll, _, rows = _object(tmp, "Mit Anhang")
+    pdf = next(r for r in rows if r.name == "Plan groß.pdf")
+    g.call(g.groupware_mutations.remove_attachment, _owner(g), "Mit Anhang", "Plan groß.pdf")
+    s = _json(run_cli("--json", "sync", "--what", WHAT, cwd=tmp, env=env))
+    assert s["attachments"] == {"kept": 1} and s["updated"] == 1 and s["failed"] == [], s
+    assert nc.file_info(coll.target_user, pdf.target_path)["size"] == pdf.size
+    _, obj, _ = _object(tmp, "Mit Anhang")
+    assert f"X-NC-FILE-ID={pdf.file_id}" not in _body(nc, coll, obj)
+    st = run_cli("status", "--what", WHAT, cwd=tmp, env=env)
+    assert "kept 1" in st.stdout and "verified" not in st.stdout.split("attachments in Files:")[1], st.stdout
+    assert run_cli("verify", "--what", WHAT, cwd=tmp, env=env).returncode == 0
