@@ -289,3 +289,19 @@ def test_a_removed_attachment_is_kept_in_files_by_default(pair):
     st = run_cli("status", "--what", WHAT, cwd=tmp, env=env)
     assert "kept 1" in st.stdout and "verified" not in st.stdout.split("attachments in Files:")[1], st.stdout
     assert run_cli("verify", "--what", WHAT, cwd=tmp, env=env).returncode == 0
+
+
+def test_an_attendee_removed_in_outlook_loses_the_share(pair):
+    """Never broader than the source: when the colleague is no longer invited, `sync` deletes their shares."""
+    g, nc, tmp = pair
+    env = setup(tmp, g, nc)
+    assert run_cli("copy", "--what", WHAT, cwd=tmp, env=env).returncode == 0
+    coll, _, _ = _object(tmp, "Mit Anhang")
+    assert len([s for s in nc.shares if s["uid_owner"] == coll.target_user]) == 2
+    colleague = _event(g, "Mit Anhang").data["attendees"][0]["emailAddress"]["address"]
+    g.call(g.groupware_mutations.remove_attendee, _owner(g), "Mit Anhang", colleague)
+    s = _json(run_cli("--json", "sync", "--what", WHAT, cwd=tmp, env=env))
+    assert s["failed"] == [] and s["updated"] == 1, s
+    assert [s for s in nc.shares if s["uid_owner"] == coll.target_user] == []
+    assert all(r.shared_with == () for r in _object(tmp, "Mit Anhang")[2])
+    assert run_cli("verify", "--what", WHAT, cwd=tmp, env=env).returncode == 0

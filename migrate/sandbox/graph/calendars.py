@@ -496,6 +496,13 @@ class GroupwareMutations:
         self._changed(mb, e)
         return ident
 
+    def remove_attendee(self, user: User, subject: str, address: str) -> str:
+        mb, e = self._event(user, subject)
+        e.data["attendees"] = [a for a in e.data.get("attendees") or []
+                               if (a.get("emailAddress") or {}).get("address") != address]
+        self._changed(mb, e)
+        return e.id
+
     def remove_attachment(self, user: User, subject: str, name: str) -> str:
         mb, e = self._event(user, subject)
         e.attachments = [a for a in e.attachments if a.get("name") != name]
