@@ -148,6 +148,15 @@ def test_verify_sees_a_deleted_file_and_copy_puts_it_back(pair):
     pdf2 = next(r for r in rows2 if r.name == "Plan groß.pdf")
     assert f"X-NC-FILE-ID={pdf2.file_id}" in _body(nc, coll, obj2)     # the event links the file that is there
     assert run_cli("verify", "--what", WHAT, cwd=tmp, env=env).returncode == 0
+    (share,) = [s for s in nc.shares if s["uid_owner"] == coll.target_user and s["file_source"] == int(pdf2.file_id)]
+    api = f"{nc.url}/ocs/v2.php/apps/files_sharing/api/v1/shares/{share['id']}"
+    assert httpx.delete(api, auth=(coll.target_user, nc.app_passwords[coll.target_user]),
+                        headers={"OCS-APIRequest": "true"}).status_code == 200           # the owner unshares it
+    v = run_cli("verify", "--what", WHAT, cwd=tmp, env=env)
+    assert v.returncode == 3 and f"not shared with {share['share_with']}" in v.stdout, v.stdout
+    again = _json(run_cli("--json", "copy", "--what", WHAT, cwd=tmp, env=env))
+    assert again["attachments"] == {"shared": 1} and again["updated"] == 0, again
+    assert run_cli("verify", "--what", WHAT, cwd=tmp, env=env).returncode == 0
 
 
 def test_sync_carries_an_added_and_a_removed_attachment(pair):

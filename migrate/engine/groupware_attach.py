@@ -386,16 +386,15 @@ def verify_attachments(store: StateStore, files: NextcloudTarget, *, upns: tuple
         shared = set(json.loads(r["shared_with"] or "[]"))
         if shared:
             have = {s.get("share_with") for s in files.shares.list(user, path)}
-            if shared - have:
+            if shared - have:   # the next copy shares it again
                 out.unshared.append(f"{where}: not shared with {', '.join(sorted(shared - have))}")
+                store.upsert_gw_attachment(r["object_id"], r["source_id"], shared_with=sorted(shared & have),
+                                           status="uploaded")
                 continue
         out.verified += 1
         if r["status"] != "verified":
             store.upsert_gw_attachment(r["object_id"], r["source_id"], status="verified")
     return out
-
-
-__all__ = ["AttachmentCheck", "Carrier", "Link", "read_inline", "target_lookup", "verify_attachments"]
 
 
 def open_carrier(settings: Any, store: StateStore, client: Any, kinds: tuple[str, ...], stack: Any
@@ -412,3 +411,6 @@ def open_carrier(settings: Any, store: StateStore, client: Any, kinds: tuple[str
                       deletions=settings.policy.deletions)
     stack.callback(carrier.close)
     return carrier
+
+
+__all__ = ["AttachmentCheck", "Carrier", "Link", "open_carrier", "read_inline", "target_lookup", "verify_attachments"]
