@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from migrate.engine.groupware import IN_FLIGHT
 from migrate.errors import AuthError, ItemNotFound, MigrateError, TargetError, Transient, TransientError
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ class Carrier:
         self._open_files = open_files
         self._files: NextcloudTarget | None = None
         self._base = 0
+        self._mailboxes: dict[str, threading.Semaphore] = {}   # Outlook serves ≤ 4 requests of a mailbox at once
 
     @property
     def files(self) -> NextcloudTarget:
@@ -268,12 +270,14 @@ class Carrier:
         its start). Returns the content type Graph sent, the size and the SHA1."""
         from migrate.backends.graph import calendars as cal_api
 
+        with _LOCK:
+            gate = self._mailboxes.setdefault(coll.user_id, threading.Semaphore(IN_FLIGHT))
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
             spool.seek(0)
             spool.truncate()
             sha1, size = hashlib.sha1(usedforsecurity=False), 0
             try:
-                with cal_api.open_attachment(self.client, coll.user_id, obj.source_id, p.id) as (ctype, chunks):
+                with gate, cal_api.open_attachment(self.client, coll.user_id, obj.source_id, p.id) as (ctype, chunks):
                     for chunk in chunks:
                         spool.write(chunk)
                         sha1.update(chunk)
