@@ -99,3 +99,16 @@ def upload_requests(requests: list[tuple[str, str, int]], user: str, path: str) 
     which nc.requests does not show; so chunked uploads are counted by their upload folders separately)."""
     want = f"/remote.php/dav/files/{user}{path}"
     return [x for x in requests if x[0] == "PUT" and x[1] == want]
+
+
+def library_to_webdav(tmp_path: Path, g: Any, dav: Any, root: str = "/Library") -> dict[str, str]:
+    """A migration of `g`'s first library to `root` of a plain WebDAV server `dav` (url, auth); its env. The
+    Apache server is shared by the session: a test that leaves files behind takes a root of its own."""
+    user, pw = dav.auth
+    creds = write_credentials(tmp_path, {user: pw})
+    env, _ = setup_migration(tmp_path, g, target=f'kind = "webdav"\nurl = "{dav.url}"\ncredentials = "{creds}"\n',
+                             targets=("",))
+    with db(tmp_path) as s:
+        lib = next(d for d in s.drives() if d["kind"] != "onedrive")
+    (tmp_path / "mappings" / "sites.csv").write_text(f"source,target,batch\n{lib['id']},{root},wave1\n")
+    return env

@@ -41,6 +41,7 @@ class CopySummary:
     notes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_drives: list[dict[str, Any]] = field(default_factory=list)  # by the guard; raised at the end
+    adopted: dict[str, Any] = field(default_factory=dict)  # engine.adopt: already at the target, not sent
     url_sources: dict[str, int] = field(default_factory=dict)  # drives by where their download URLs came from
 
     @property

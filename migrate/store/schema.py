@@ -430,6 +430,18 @@ def m012_drive_keys(db: Database) -> None:
 
 
 @migrations()
+def m014_adopted(db: Database) -> None:
+    # How a file the target already held whole was recorded as verified without being sent (copy's adoption:
+    # "stored SHA1", "QuickXorHash of the target's bytes", "empty file"); NULL for files we sent. Cleared the
+    # moment the item leaves `verified` (an edit at the source, a gap `verify` found), so it always describes
+    # the file the target holds now.
+    db.execute("ALTER TABLE items ADD COLUMN adopted TEXT")
+    db.execute("""CREATE TRIGGER items_adopted_cleared AFTER UPDATE OF status ON items
+                  WHEN OLD.status = 'verified' AND NEW.status != 'verified' AND NEW.adopted IS NOT NULL
+                  BEGIN UPDATE items SET adopted = NULL WHERE id = NEW.id; END""")
+
+
+@migrations()
 def m015_gw_attachments(db: Database) -> None:
     # Calendar attachments too large to inline (and attached items) go to the owner's Files and are linked from
     # the event (reference groupware.md §4.8): one row per attachment with where it went, the file id the link
