@@ -52,12 +52,32 @@ def test_scan_plan_copy_report_what_they_did(journey):
     reasons = {u["title"]: u["reason"] for u in plan["unsupported"]}
     assert "every occurrence" in reasons["Series with every occurrence cancelled"]
     notes = " ".join(n["note"] for n in plan["notes"])
-    assert "no IANA equivalent" in notes and "RDATE" in notes and "referenceAttachment" in notes
+    assert "no IANA equivalent" in notes and "RDATE" in notes and "'Budget.xlsx' (reference) is not carried" in notes
+    # a plain CalDAV server has no Files: the attached mail is listed as not carried, saying why
+    assert "'Protokoll letzte Woche' (item) is not carried" in notes and "not Nextcloud" in notes
     assert (Path(plan["reports"]) / "groupware-plan.md").read_text().count("Cannot be carried") == 1
     assert plan["estimate"]["rescan_graph_requests"] == scan["requests"] and plan["estimate"]["writes"] > 80
     copy = _json(journey["steps"]["copy"])
     assert journey["steps"]["copy"].returncode == 0, copy
     assert copy["created"] == plan["totals"]["puts"] and copy["failed"] == []
+    # Both files of "Mit Anhang" are small: per mailbox the metadata, then one list with their bytes (not a
+    # `$value` each); both are inlined, byte for byte
+    assert journey["g"].stats()["requests"]["attachment"] == 3 * 2
+    import base64
+
+    import icalendar
+
+    g, dav = journey["g"], journey["dav"]
+    with db(journey["tmp"]) as s:
+        cal = next(c for c in s.gw_collections(("calendar",)) if c.upn == journey["upns"][0] and c.name == "Calendar")
+    body = next(b for b in target_objects(f"{dav.url}/{cal.target_user}/{cal.target_uri}/",
+                                          (cal.target_user, PASSWORDS[cal.target_user])).values()
+                if b"SUMMARY:Mit Anhang" in b)
+    ev = next(c for c in icalendar.Calendar.from_ical(body).walk("VEVENT"))
+    got = {a.params["X-FILENAME"]: base64.b64decode(a.to_ical()) for a in ev.get("attach")}
+    src = next(e for evs in g.groupware.mailbox(g.tenant.user(journey["upns"][0])).events.values() for e in evs
+               if e.data["subject"] == "Mit Anhang")
+    assert got == {a["name"]: base64.b64decode(a["contentBytes"]) for a in src.attachments if a.get("contentBytes")}
 
 
 def test_every_occurrence_expands_to_the_source_instants(journey):

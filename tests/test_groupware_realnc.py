@@ -3,7 +3,9 @@ suite: "URL ADMIN ADMIN_APPPW USER USER_APPPW OTHER_USER OTHER_APPPW"). Two mail
 whose e-mail addresses are set to the mailboxes' for the test (so Nextcloud would schedule if we let it) and put
 back afterwards; the collections the test creates are removed without going through the trash bin. After the
 copy, Outlook-side changes (a deleted meeting with attendees, a rename, a cancelled occurrence, a deleted and a
-renamed contact, a renamed calendar) are carried by `sync` with `[policy] deletions = "trash"`.
+renamed contact, a renamed calendar) are carried by `sync` with `[policy] deletions = "trash"`. The event "Mit
+Anhang" carries a 6.3 MB file and an attached mail: they go to the owner's Files, linked from the event and
+shared with its attendee when that attendee is the other mapped user; the test's files are removed afterwards.
 
 M365_MIGRATE_TEST_MAIL_SINK ("HOST:PORT", where that server sends its mail, e.g. 127.0.0.1:25 for a Nextcloud with
 default mail settings) adds a loopback SMTP sink: a plain PUT of a meeting must reach it first (the control), then
@@ -15,6 +17,7 @@ import json
 import os
 import time
 from contextlib import ExitStack
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -28,6 +31,7 @@ from tests.inventory_support import write_config
 from tests.test_groupware_sync import _changes
 
 REAL = real_server()
+BIG_KB = 6451      # "Plan groß.pdf" of the event "Mit Anhang": 6,605,824 bytes, over the 6 MiB inlined per event
 WHAT = "calendars,contacts"
 MAIL_SINK = os.environ.get("M365_MIGRATE_TEST_MAIL_SINK", "")
 CONTROL = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//m365-migrate tests//EN\r\nBEGIN:VEVENT\r\n"
@@ -70,7 +74,7 @@ def real_journey(tmp_path_factory):
     assert REAL is not None
     tmp = tmp_path_factory.mktemp("gw-real")
     users = {REAL["user"]: REAL["user_pw"], REAL["other"]: REAL["other_pw"]}
-    with GraphSandbox(TenantSpec(**SPEC)) as g, ExitStack() as stack:
+    with GraphSandbox(TenantSpec(**{**SPEC, "groupware_attachment_kb": BIG_KB})) as g, ExitStack() as stack:
         host, _, port = MAIL_SINK.rpartition(":")
         sink = stack.enter_context(MailSink(host, int(port))) if MAIL_SINK else None
         upns = sorted(u.upn for u in g.tenant.users)[:2]
@@ -97,10 +101,15 @@ def real_journey(tmp_path_factory):
             yield {"g": g, "tmp": tmp, "steps": steps, "users": users, "before": before, "control": control,
                    "mails": list(sink.messages) if sink else None}
         finally:
-            colls = []
+            colls, folders = [], set()
             if (tmp / "state" / "migration.db").exists():
                 with db(tmp) as s:
                     colls = [c for c in s.gw_collections() if c.created]
+                    folders = {(r["target_user"], r["target_path"].rsplit("/", 1)[0])
+                               for r in s.gw_attachment_rows(("uploaded", "verified", "failed", "kept"))
+                               if r["target_path"]}
+            for user, folder in folders:     # the attachment files (their shares go with them)
+                _retry("DELETE", f"{REAL['url']}/remote.php/dav/files/{user}/{quote(folder)}", (user, users[user]))
             for c in colls:
                 kind = "calendars" if c.kind == "calendar" else "addressbooks/users"
                 _retry("DELETE", f"{REAL['url']}/remote.php/dav/{kind}/{c.target_user}/{c.target_uri}/",
@@ -179,3 +188,37 @@ if MAIL_SINK:
     def test_real_nextcloud_mails_nobody_during_copy_and_sync(real_journey):
         assert b"someone@example.invalid" in real_journey["control"]     # the sink does receive this server's mail
         assert real_journey["mails"] == []
+
+
+def test_real_nextcloud_keeps_the_large_attachment_in_files_linked_and_shared(real_journey):
+    """What a real 32.0.1 makes of it: the file is there with its bytes and the id the event's ATTACH names (the
+    URI ATTACH stored as sent), and the attendee who is a mapped user sees the share (accepted, not pending)."""
+    import hashlib
+
+    steps, g, users = real_journey["steps"], real_journey["g"], real_journey["users"]
+    ver = _json(steps["verify"])
+    assert ver["attachments"]["verified"] == ver["attachments"]["checked"] >= 4, ver["attachments"]
+    with db(real_journey["tmp"]) as s:
+        rows = [r for r in s.gw_attachment_rows(("uploaded", "verified")) if r["title"] == "Mit Anhang"]
+        colls = {c.id: c for c in s.gw_collections(("calendar",))}
+        objs = {o.id: (c, o) for c in colls.values() for o in s.iter_gw_objects(c.id) if o.title == "Mit Anhang"}
+    pdf = next(r for r in rows if r["name"] == "Plan groß.pdf")
+    owner, path = pdf["target_user"], pdf["target_path"]
+    auth = (owner, users[owner])
+    got = httpx.get(f"{REAL['url']}/remote.php/dav/files/{owner}/{quote(path)}", auth=auth, timeout=120)
+    big = next(a for evs in g.groupware.mailbox(g.tenant.user(pdf["upn"])).events.values() for e in evs
+               if e.data["subject"] == "Mit Anhang" for a in e.attachments if a["name"] == "Plan groß.pdf")
+    import base64
+
+    assert got.status_code == 200 and hashlib.sha1(got.content).hexdigest() == \
+        hashlib.sha1(base64.b64decode(big["contentBytes"])).hexdigest() == pdf["sha1"]
+    coll, obj = objs[pdf["object_id"]]
+    body = httpx.get(f"{REAL['url']}/remote.php/dav/calendars/{coll.target_user}/{coll.target_uri}/{obj.href}",
+                     auth=auth, timeout=60).text.replace("\r\n ", "")
+    linked = [x for x in body.splitlines() if x.startswith("ATTACH") and f"X-NC-FILE-ID={pdf['file_id']}" in x]
+    assert len(linked) == 1 and linked[0].endswith(f"/index.php/f/{pdf['file_id']}"), body
+    for sharee in json.loads(pdf["shared_with"] or "[]"):
+        mine = httpx.get(f"{REAL['url']}/ocs/v2.php/apps/files_sharing/api/v1/shares",
+                         params={"shared_with_me": "true", "format": "json"}, auth=(sharee, users[sharee]),
+                         headers=OCS, timeout=60).json()["ocs"]["data"]
+        assert any(str(x.get("item_source")) == pdf["file_id"] for x in mine), mine

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrate.engine import groupware_delta as gw_delta
 from migrate.errors import AuthError, ConfigError, Fatal, MigrateError, TargetError, TransientError
+from migrate.groupware.attachments import file_sizes
 
 if TYPE_CHECKING:
     from migrate.backends.dav.target import DavTarget
@@ -266,6 +267,10 @@ def event_object(client: Any, user_id: str, ev: dict[str, Any], now: dt.datetime
         insts = [i if i.get("type") == "exception" else {k: i[k] for k in OCCURRENCE_KEYS if k in i}
                  for i in cal_api.instances(client, user_id, ev["id"], lo, hi)]
     atts = cal_api.attachments(client, user_id, ev["id"]) if ev.get("hasAttachments") else None
+    if atts:
+        from migrate.engine.groupware_attach import read_inline
+
+        atts = read_inline(client, user_id, ev["id"], atts)
     uid = str(ev.get("iCalUId") or ev["id"])
     return {"source_id": ev["id"], "kind": "event", "uid": uid, "href": href_for(uid, "ics"),
             "title": ev.get("subject") or "", "instances": len(insts) if insts is not None else 1,
@@ -316,15 +321,16 @@ class Rendered:
     instances: int
 
 
-def render(obj: GwObject) -> Rendered:
-    """The bytes to PUT for one object (deterministic: same payload → same bytes)."""
+def render(obj: GwObject, links: dict[str, Any] | None = None, *, files: bool = False) -> Rendered:
+    """The bytes to PUT for one object (deterministic: same payload and attachment links → same bytes)."""
     p = obj.payload
     if obj.kind == "event":
         from migrate.groupware.ical import map_event
 
         read_at = dt.datetime.fromisoformat(str(p.get("read_at") or "2026-01-01T00:00:00Z").replace("Z", "+00:00"))
         try:
-            m = map_event(p["event"], p.get("instances"), p.get("attachments"), now=read_at)
+            m = map_event(p["event"], p.get("instances"), p.get("attachments"), now=read_at, links=links,
+                          files=files)
         except (KeyError, ValueError, TypeError) as exc:
             return Rendered(b"", (), f"cannot be mapped to iCalendar: {type(exc).__name__}: {exc}", 0)
         return Rendered(m.text.encode("utf-8"), tuple(m.notes), m.unsupported, m.instances)
@@ -336,8 +342,10 @@ def render(obj: GwObject) -> Rendered:
 
 
 # ---------------------------------------------------------------------------------------------------- plan
-def plan_groupware(store: StateStore, kinds: tuple[str, ...], *, upns: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Map every object without writing to the target: counts, unsupported items, notes and an estimate."""
+def plan_groupware(store: StateStore, kinds: tuple[str, ...], *, upns: tuple[str, ...] = (), files: bool = False
+                   ) -> dict[str, Any]:
+    """Map every object without writing to the target: counts, unsupported items, notes and an estimate.
+    `files`: the target has Files for attachments too large to inline (Nextcloud)."""
     rows: list[dict[str, Any]] = []
     unsupported: list[dict[str, str]] = []
     notes: list[dict[str, str]] = []
@@ -346,9 +354,11 @@ def plan_groupware(store: StateStore, kinds: tuple[str, ...], *, upns: tuple[str
         if coll.skip_reason or not coll.target_user:
             skipped.append({"user": coll.upn, "collection": coll.name, "reason": coll.skip_reason or "user not mapped"})
             continue
-        counts = {"objects": 0, "series": 0, "instances": 0, "unsupported": 0, "bytes": 0}
+        counts = {"objects": 0, "series": 0, "instances": 0, "unsupported": 0, "bytes": 0, "files": 0, "file_bytes": 0}
         for obj in store.iter_gw_objects(coll.id):
-            r = render(obj)
+            r = render(obj, files=files)
+            for n in file_sizes(obj.payload.get("attachments")) if files else ():   # they count against quotas
+                counts["files"], counts["file_bytes"] = counts["files"] + 1, counts["file_bytes"] + n
             counts["objects"] += 1
             counts["instances"] += r.instances
             counts["series"] += int(obj.kind == "event" and bool(obj.payload.get("instances") is not None))
@@ -370,7 +380,8 @@ def plan_groupware(store: StateStore, kinds: tuple[str, ...], *, upns: tuple[str
             "totals": {"events": sum(r["objects"] for r in rows if r["kind"] == "calendar"),
                        "contacts": sum(r["objects"] for r in rows if r["kind"] == "addressbook"),
                        "unsupported": len(unsupported), "puts": total,
-                       "bytes": sum(r["bytes"] for r in rows)},
+                       "bytes": sum(r["bytes"] for r in rows), "attachment_files": sum(r["files"] for r in rows),
+                       "attachment_file_bytes": sum(r["file_bytes"] for r in rows)},
             "estimate": estimate(store, total),
             "attention": bool(unsupported)}
 
@@ -411,6 +422,7 @@ class GwCopySummary(_Summary):
     unchanged: int = 0
     adopted: int = 0
     unsupported: int = 0
+    attachments: dict[str, int] = field(default_factory=dict)   # carried to Files, shared, removed, kept
     failed: list[str] = field(default_factory=list)
     requests: int = 0
     seconds: float = 0.0
@@ -421,8 +433,9 @@ class GwCopySummary(_Summary):
 
 
 def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...], *, upns: tuple[str, ...] = (),
-                   workers: int = 4, say: Say = lambda m: None) -> GwCopySummary:
-    """Create collections and PUT every pending object; a rerun sends nothing for what is already there."""
+                   workers: int = 4, say: Say = lambda m: None, attach: Any = None) -> GwCopySummary:
+    """Create collections and PUT every pending object; a rerun sends nothing for what is already there.
+    `attach` (engine.groupware_attach.Carrier) puts large attachments into the owner's Files first."""
     preload()
     summary = GwCopySummary()
     started, before = time.monotonic(), target.requests
@@ -438,7 +451,7 @@ def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...],
                                 name=coll.name, source=coll.source_id)
                 store.set_gw_collection(coll.id, created=1, target_name=coll.name)
             for obj in store.iter_gw_objects(coll.id, ("pending", "failed", "uploaded", "verified")):
-                _copy_one(store, target, coll, obj, summary)
+                _copy_one(store, target, coll, obj, summary, attach)
             say(f"copied {coll.kind} {coll.name!r} of {coll.upn}")
         except (TargetError, AuthError, TransientError) as exc:
             if isinstance(exc, AuthError):
@@ -453,15 +466,19 @@ def copy_groupware(store: StateStore, target: DavTarget, kinds: tuple[str, ...],
         for f in [pool.submit(one, c) for c in colls]:
             f.result()
     summary.unsupported = int(store.scalar("SELECT COUNT(*) FROM gw_objects WHERE status='unsupported' AND deleted=0"))
-    summary.requests = target.requests - before
+    summary.requests = target.requests - before + (attach.requests if attach is not None else 0)
     summary.seconds = round(time.monotonic() - started, 3)
     return summary
 
 
-def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwObject, summary: GwCopySummary) -> None:
+def _copy_one(store: StateStore, target: DavTarget, coll: GwCollection, obj: GwObject, summary: GwCopySummary,
+              attach: Any = None) -> None:
     from migrate.backends.dav.target import PreconditionFailed
 
-    r = render(obj)
+    links = attach.prepare(coll, obj, summary) if attach is not None else {}   # the files first: linked by id
+    if links is None:   # an attachment could not be carried (recorded): the event waits for the next copy
+        return
+    r = render(obj, links, files=attach is not None)
     if r.unsupported:
         store.set_gw_object(obj.id, status="unsupported", last_error=r.unsupported)
         return
@@ -592,15 +609,3 @@ def _verify_collection(store: StateStore, target: DavTarget, coll: GwCollection)
             store.set_gw_object(obj.id, status="verified")
     s.extra = len(set(listing) - ours)
     return s
-
-
-def status_groupware(store: StateStore, upns: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Objects per user, kind and status, and the problems to look at."""
-    per: dict[tuple[str, str], dict[str, int]] = {}
-    for r in store.gw_counts(upns):
-        if r["status"] is None:
-            continue
-        per.setdefault((r["upn"], r["kind"]), {})
-        per[(r["upn"], r["kind"])][r["status"]] = per[(r["upn"], r["kind"])].get(r["status"], 0) + r["n"]
-    return {"groupware": [{"user": u, "kind": k, **v} for (u, k), v in sorted(per.items())],
-            "groupware_problems": store.gw_problems(200)}

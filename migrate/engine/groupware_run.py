@@ -33,6 +33,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
 
         with StateStore(settings.state_path, readonly=True) as store:
             data = gw.status_groupware(store, upns)
+            data["groupware_attachments"] = store.gw_attachment_counts(upns)
         return StepResult(data, render_status(data), bool(data["groupware_problems"]))
     from migrate.session import Run
 
@@ -56,7 +57,8 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
         return StepResult(s.to_dict(), "\n".join(lines), s.attention)
     if step == "plan":
         with Run(settings.state_path, f"plan-{label}", args) as run:
-            doc = gw.plan_groupware(run.store, kinds, upns=upns)
+            doc = gw.plan_groupware(run.store, kinds, upns=upns,
+                                    files=getattr(settings.target, "kind", None) == "nextcloud")
             folder = write_plan(doc, settings.state_path.parent / "reports", output)
             run.summary = {"totals": doc["totals"], "attention": doc["attention"], "reports": str(folder)}
         return StepResult({**doc, "reports": str(folder)}, render_plan(doc, folder), doc["attention"])
@@ -66,28 +68,71 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
     target = None
     try:
         if step == "copy":
-            with Run(settings.state_path, f"copy-{label}", args) as run:
+            import contextlib
+
+            from migrate.engine.groupware_attach import open_carrier
+
+            with contextlib.ExitStack() as stack:
+                source = None   # Graph is read only for attachments that go to Files (Nextcloud targets)
+                if "calendar" in kinds and getattr(settings.target, "kind", None) == "nextcloud":
+                    from migrate.backends.graph import open_source
+
+                    source = stack.enter_context(open_source(settings))
+                run = stack.enter_context(Run(settings.state_path, f"copy-{label}", args, source=source))
                 target = open_dav_target(settings, need=kinds)
-                c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say)
+                attach = open_carrier(settings, run.store, source.client, kinds, stack) if source else None
+                c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say, attach=attach)
                 run.summary = c.to_dict()
+            data = {**c.to_dict(), **({"graph": run.summary["graph"]} if "graph" in run.summary else {})}
             text = (f"groupware: {c.created} created, {c.updated} updated, {c.adopted} found already there, "
                     f"{c.unchanged} unchanged, {c.unsupported} unsupported (see the plan), {len(c.failed)} failed; "
-                    f"{c.collections_created} collections created; {c.requests} requests in {c.seconds:.1f} s")
-            return StepResult(c.to_dict(), "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
+                    f"{c.collections_created} collections created; {c.requests} requests in {c.seconds:.1f} s"
+                    + attachments_text(c.attachments))
+            return StepResult(data, "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
         if step == "verify":
             with Run(settings.state_path, f"verify-{label}", args) as run:
                 target = open_dav_target(settings, need=kinds)
                 v = gw.verify_groupware(run.store, target, kinds, upns=upns, workers=workers)
-                run.summary = v.to_dict()
+                a = verify_files(settings, run.store, kinds, upns)
+                data = {**v.to_dict(), **({"attachments": a.to_dict()} if a else {})}
+                data["attention"] = v.attention or bool(a and a.attention)
+                run.summary = data
             text = (f"groupware: {v.verified} of {v.checked} objects verified in {v.collections} collections "
                     f"(content hashes equal); {len(v.missing)} missing, {len(v.differ)} differ, {v.not_copied} not "
                     f"copied yet, {v.unsupported} unsupported, {v.extra} other objects at the target")
             lines = [text] + [f"  MISSING: {m}" for m in v.missing] + [f"  DIFFERS: {d}" for d in v.differ]
-            return StepResult(v.to_dict(), "\n".join(lines), v.attention)
+            if a is not None:
+                lines.append(f"  attachments in Files: {a.verified} of {a.checked} verified (there, same size and "
+                             f"SHA1, linked file id, shared as carried); {len(a.missing)} missing, {len(a.differ)} "
+                             f"differ, {len(a.unshared)} not shared as carried")
+                lines += [f"  MISSING attachment: {m}" for m in a.missing] + \
+                    [f"  DIFFERS attachment: {d}" for d in a.differ] + [f"  NOT SHARED attachment: {u}"
+                                                                        for u in a.unshared]
+            return StepResult(data, "\n".join(lines), data["attention"])
     finally:
         if target is not None:
             close_quietly(target)
     raise ValueError(f"unknown groupware step {step!r}")
+
+
+def verify_files(settings: Settings, store: Any, kinds: tuple[str, ...], upns: tuple[str, ...]) -> Any:
+    """The attachments carried into Files, checked (Nextcloud targets with calendars); None otherwise."""
+    if "calendar" not in kinds or getattr(settings.target, "kind", None) != "nextcloud":
+        return None
+    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.groupware_attach import verify_attachments
+
+    files = open_target_from_settings(settings)
+    try:
+        return verify_attachments(store, files, upns=upns)  # type: ignore[arg-type]
+    finally:
+        close_quietly(files)
+
+
+def attachments_text(counts: dict[str, int]) -> str:
+    """`; attachments in Files: 2 carried, 1 shared` (nothing when no attachment went to Files)."""
+    parts = [f"{n} {k}" for k, n in counts.items() if n]
+    return f"; attachments in Files: {', '.join(parts)}" if parts else ""
 
 
 def write_plan(doc: dict[str, Any], reports: Path, output: Path | None) -> Path:
@@ -115,6 +160,9 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
              f"{t['puts']} objects to write ({t['bytes']:,} bytes), {t['unsupported']} cannot be carried, "
              f"{len(doc['notes'])} carried with a note, {len(doc['skipped'])} collections skipped",
              estimate_text(doc.get("estimate") or {})]
+    if t.get("attachment_files"):
+        lines.insert(2, f"{t['attachment_files']} attachments ({t['attachment_file_bytes']:,} bytes) go to their "
+                        "owners' Files, linked from the events: they count against the users' quotas")
     if markdown:
         lines += ["", "| user | kind | collection | target | objects | occurrences | unsupported |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['user']} | {r['kind']} | {r['collection']} | {r['target_user']}/{r['target_uri']} | "
@@ -156,6 +204,9 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append(f"  {r['user']} {r['kind']}: {counts}")
     for p in data["groupware_problems"][:20]:
         lines.append(f"  {p['status']}: {p['upn']} / {p['name']} / {p['title']}: {p['last_error'] or p['notes']}")
+    if data.get("groupware_attachments"):
+        lines.append("  attachments in Files: " + ", ".join(f"{k} {v}" for k, v in
+                                                         sorted(data["groupware_attachments"].items())))
     if len(lines) == 1:
         lines.append("  nothing scanned yet: run `m365-migrate scan --what calendars,contacts`")
     return "\n".join(lines)
@@ -195,9 +246,14 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
             source = stack.enter_context(open_source(settings))
             run = stack.enter_context(Run(state, f"sync-{label}", {"what": list(kinds), "user": user,
                                                                    "dry_run": dry_run}, source=source))
+            attach = None
+            if not dry_run:
+                from migrate.engine.groupware_attach import open_carrier
+
+                attach = open_carrier(settings, run.store, source.client, kinds, stack)
             s = sync_groupware(run.store, source, target, mappings, kinds, deletions=settings.policy.deletions,
                                dry_run=dry_run, upns=tuple(user), workers=workers or settings.transfer.workers,
-                               say=say)
+                               say=say, attach=attach)
             run.summary = {k: v for k, v in s.to_dict().items() if k not in ("new", "changed", "deleted")}
     finally:
         if target is not None:
@@ -209,3 +265,15 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
     else:
         typer.echo(render_sync(s))
     return int(ExitCode.ATTENTION) if s.attention and not dry_run else int(ExitCode.OK)
+
+
+def status_groupware(store: Any, upns: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Objects per user, kind and status, and the problems to look at."""
+    per: dict[tuple[str, str], dict[str, int]] = {}
+    for r in store.gw_counts(upns):
+        if r["status"] is None:
+            continue
+        per.setdefault((r["upn"], r["kind"]), {})
+        per[(r["upn"], r["kind"])][r["status"]] = per[(r["upn"], r["kind"])].get(r["status"], 0) + r["n"]
+    return {"groupware": [{"user": u, "kind": k, **v} for (u, k), v in sorted(per.items())],
+            "groupware_problems": store.gw_problems(200)}

@@ -38,6 +38,7 @@ class GwSyncSummary(_Summary):
     updated: int = 0
     removed: int = 0
     kept: int = 0
+    attachments: dict[str, int] = field(default_factory=dict)   # carried to Files, shared, removed, kept
     conflicts: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     requests: int = 0
@@ -50,8 +51,10 @@ class GwSyncSummary(_Summary):
 
 def sync_groupware(store: StateStore, source: GraphSource, target: DavTarget | None, mappings: Mappings,
                    kinds: tuple[str, ...], *, deletions: str = "keep", dry_run: bool = False,
-                   upns: tuple[str, ...] = (), workers: int = 4, say: Say = lambda m: None) -> GwSyncSummary:
-    """Rescan, then (unless dry_run) write new/changed objects and apply deletions by policy."""
+                   upns: tuple[str, ...] = (), workers: int = 4, say: Say = lambda m: None,
+                   attach: Any = None) -> GwSyncSummary:
+    """Rescan, then (unless dry_run) write new/changed objects and apply deletions by policy. `attach`
+    (groupware_attach.Carrier) carries large attachments to Files, new ones added and removed ones dropped."""
     s = GwSyncSummary(dry_run=dry_run, deletions_policy=deletions)
     started = time.monotonic()
     scan = scan_groupware(store, source, mappings, kinds, upns=upns, workers=workers, say=say)
@@ -80,14 +83,22 @@ def sync_groupware(store: StateStore, source: GraphSource, target: DavTarget | N
                 store.audit("groupware.rename", f"{c.target_user}/{c.target_uri}", name=c.name, was=c.target_name)
             except (TargetError, TransientError) as exc:
                 s.failed.append(f"{c.upn} {c.name}: rename: {exc}")
-    copied: GwCopySummary = copy_groupware(store, target, kinds, upns=upns, workers=workers, say=say)
+    copied: GwCopySummary = copy_groupware(store, target, kinds, upns=upns, workers=workers, say=say, attach=attach)
     s.created, s.updated = copied.created + copied.adopted, copied.updated
+    s.attachments = copied.attachments
     for f in copied.failed:
         (s.conflicts if "changed at the target" in f else s.failed).append(f)
     for c in colls:
         for obj in _gone(store, c.id):
             _delete_one(store, target, c, obj, deletions, s)
-    s.requests = target.requests - before
+            if attach is not None:   # its attachments in Files go (or stay) with it
+                for row in store.gw_attachments(obj["id"]):
+                    if row.status in ("uploaded", "verified", "failed"):
+                        try:
+                            attach.remove(c.target_user or "", row, s)
+                        except (TargetError, TransientError) as exc:
+                            s.failed.append(f"{c.upn} {c.name}: {obj['title']!r}: attachment {row.name!r}: {exc}")
+    s.requests = target.requests - before + (attach.requests if attach is not None else 0)
     s.seconds = round(time.monotonic() - started, 3)
     return s
 
@@ -131,9 +142,11 @@ def render_sync(s: GwSyncSummary) -> str:
              f"([policy] deletions = {s.deletions_policy}); {len(s.new_collections)} new and "
              f"{len(s.renamed_collections)} renamed collections"]
     if not s.dry_run:
+        from migrate.engine.groupware_run import attachments_text
+
         lines.append(f"  written: {s.created} created, {s.updated} updated, {s.removed} deleted at the target, "
                      f"{s.kept} kept; {len(s.conflicts)} conflicts, {len(s.failed)} failed; {s.requests} requests "
-                     f"in {s.seconds:.1f} s")
+                     f"in {s.seconds:.1f} s" + attachments_text(s.attachments))
     for label, items in (("new collection", s.new_collections), ("renamed", s.renamed_collections), ("new", s.new),
                          ("changed", s.changed), ("deleted", s.deleted)):
         lines += [f"  {label}: {x}" for x in items[:50]]

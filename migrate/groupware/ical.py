@@ -29,7 +29,6 @@ PARTSTAT = {"accepted": "ACCEPTED", "organizer": "ACCEPTED", "tentativelyaccepte
 CLASS = {"normal": "PUBLIC", "personal": "PUBLIC", "private": "CONFIDENTIAL", "confidential": "CONFIDENTIAL"}
 BUSY = {"free": "FREE", "tentative": "TENTATIVE", "busy": "BUSY", "oof": "OOF", "workingelsewhere": "WORKINGELSEWHERE"}
 PRIORITY = {"high": (1, "2"), "normal": (5, "1"), "low": (9, "0")}
-INLINE_LIMIT = 6 * 1024 * 1024   # raw attachment bytes per object (base64 adds a third; NC refuses > 10 MiB)
 HORIZON_YEARS = 5                # never-ending series: cancellations are computed this far ahead
 
 
@@ -106,10 +105,15 @@ class EventMapper:
     """Builds the VCALENDAR for one series or single event; `map()` is the entry point."""
 
     def __init__(self, master: dict[str, Any], instances: list[dict[str, Any]] | None,
-                 attachments: list[dict[str, Any]] | None, *, now: dt.datetime | None = None) -> None:
+                 attachments: list[dict[str, Any]] | None, *, now: dt.datetime | None = None,
+                 links: dict[str, Any] | None = None, files: bool = False) -> None:
         self.m = master
         self.instances = instances or []
         self.attachments = attachments or []
+        self._inline = {str(a.get("id") or a.get("name") or "attachment"): base64.b64decode(a["contentBytes"])
+                        for a in self.attachments if a.get("contentBytes")}
+        self.links = links or {}
+        self.files = files or bool(self.links)
         self.now = now or dt.datetime.now(dt.UTC)
         self.notes: list[str] = []
         self.all_day = bool(master.get("isAllDay"))
@@ -272,24 +276,32 @@ class EventMapper:
             ev.add("attendee", icalendar.vCalAddress("mailto:" + em["address"]), parameters=params)
 
     def _attach(self, ev: Any) -> None:
+        """Small files inline, large ones and attached items as links to the owner's Files (`links`, by
+        attachment id, once they are there), reference attachments listed (reference §4.8)."""
         import icalendar
 
-        budget = INLINE_LIMIT
-        for a in self.attachments:
-            kind = str(a.get("@odata.type") or "").rsplit(".", 1)[-1]
-            name = a.get("name") or "attachment"
-            if kind != "fileAttachment" or not a.get("contentBytes"):
-                self.notes.append(f"attachment {name!r} ({kind or 'unknown kind'}) is not carried: only file "
-                                  "attachments are")
-                continue
-            raw = base64.b64decode(a["contentBytes"])
-            if len(raw) > budget:
-                self.notes.append(f"attachment {name!r} ({len(raw)} bytes) is too large to inline: not carried")
-                continue
-            budget -= len(raw)
-            ev.add("attach", icalendar.vBinary(raw), parameters={
-                "FMTTYPE": a.get("contentType") or "application/octet-stream", "ENCODING": "BASE64",
-                "VALUE": "BINARY", "X-FILENAME": name})
+        from migrate.groupware.attachments import FILES, INLINE, placements
+
+        for p in placements(self.attachments, files=self.files):
+            raw = self._inline.get(p.id)
+            link = self.links.get(p.id)
+            if p.where == INLINE and raw is not None:
+                ev.add("attach", icalendar.vBinary(raw), parameters={
+                    "FMTTYPE": p.content_type, "ENCODING": "BASE64", "VALUE": "BINARY", "X-FILENAME": p.name})
+            elif isinstance(link, str):   # tried, and it cannot be carried: why
+                self.notes.append(f"attachment {p.name!r} ({p.kind}) is not carried: {link}")
+            elif link is not None:
+                ev.add("attach", icalendar.vUri(link.url), parameters={
+                    "FMTTYPE": link.content_type, "FILENAME": "/" + link.path, "X-NC-FILE-ID": link.file_id,
+                    "X-NC-HAS-PREVIEW": "true" if link.has_preview else "false", "VALUE": "URI"})
+                self.notes.append(f"attachment {p.name!r} ({p.size:,} bytes) is a file in the owner's Files "
+                                  f"({link.path}), linked from the event")
+            elif p.where == FILES:
+                self.notes.append(f"attachment {p.name!r} ({p.size:,} bytes) goes to the owner's Files and is "
+                                  "linked from the event")
+            else:
+                self.notes.append(f"attachment {p.name!r} ({p.kind}) is not carried: "
+                                  + (p.reason or "its bytes were not read"))
 
     # ------------------------------------------------------------------ assembly
     def map(self) -> Mapped:
@@ -401,9 +413,11 @@ def icalendar_prop(value: Any) -> Any:
 
 
 def map_event(master: dict[str, Any], instances: list[dict[str, Any]] | None = None,
-              attachments: list[dict[str, Any]] | None = None, *, now: dt.datetime | None = None) -> Mapped:
-    """The public entry: one Graph single/master (+ instances, attachments) → a Mapped resource."""
-    return EventMapper(master, instances, attachments, now=now).map()
+              attachments: list[dict[str, Any]] | None = None, *, now: dt.datetime | None = None,
+              links: dict[str, Any] | None = None, files: bool = False) -> Mapped:
+    """The public entry: one Graph single/master (+ instances, attachments) → a Mapped resource. `links` are the
+    Files of attachments already carried there (by attachment id); `files`: the target has Files for them."""
+    return EventMapper(master, instances, attachments, now=now, links=links, files=files).map()
 
 
 def unescape(text: str) -> str:

@@ -140,11 +140,14 @@ def _groupware_rows(gw: dict[str, Any] | None) -> list[tuple[str, str]]:
             ("Calendars/contacts not carried", f"{t['unsupported']} cannot be carried, {len(gw['notes'])} carried "
                                                f"with a note, {len(gw['skipped'])} collections skipped: see "
                                                "groupware_unsupported.csv"),
-            ("Calendars/contacts estimate", estimate_text(gw.get("estimate") or {}).removeprefix("estimate: "))]
+            ("Calendars/contacts estimate", estimate_text(gw.get("estimate") or {}).removeprefix("estimate: "))] + (
+        [("Calendar attachments to Files", f"{t['attachment_files']} files, {human_bytes(t['attachment_file_bytes'])}"
+                                           " in the owners' Files (they count against the users' quotas)")]
+        if t.get("attachment_files") else [])
 
 
 GW_COLS = ["user", "kind", "collection", "target_user", "target_uri", "objects", "series", "instances",
-           "unsupported", "bytes"]
+           "unsupported", "bytes", "files", "file_bytes"]
 GW_PROBLEM_COLS = ["user", "collection", "title", "what", "detail"]
 
 

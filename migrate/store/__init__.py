@@ -8,6 +8,7 @@ from __future__ import annotations
 from migrate.store.audit import AuditMixin, ChainReport
 from migrate.store.drives import DrivesMixin
 from migrate.store.groupware import GroupwareMixin
+from migrate.store.gw_attachments import GwAttachmentsMixin
 from migrate.store.items import ItemsMixin
 from migrate.store.lock import RunLock
 from migrate.store.permissions import PermissionsMixin
@@ -19,9 +20,9 @@ from migrate.store.uploads import UploadsMixin
 
 
 class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, SharesMixin, UploadsMixin, GroupwareMixin,
-                 SyncMixin, AuditMixin, ScratchMixin):
+                 GwAttachmentsMixin, SyncMixin, AuditMixin, ScratchMixin):
     """One migration's state: drives, items (and what we placed where), permissions, planned shares, runs, metrics,
-    uploads in progress, groupware objects, sync changes, the audit trail, and scratch tables for one command's
+    uploads in progress, groupware objects and their attachments carried as files, sync changes, the audit trail, and scratch tables for one command's
     large working sets."""
 
 

@@ -439,6 +439,33 @@ def m015_share_visibility(db: Database) -> None:
 
 
 @migrations()
+def m016_gw_attachments(db: Database) -> None:
+    # Calendar attachments too large to inline (and attached items) go to the owner's Files and are linked from
+    # the event (reference groupware.md §4.8): one row per attachment with where it went, the file id the link
+    # names, the bytes' SHA1, and the users it is shared with, so a rerun sends nothing twice and verify checks it.
+    db.execute("""CREATE TABLE gw_attachments (
+            id INTEGER PRIMARY KEY,
+            object_id INTEGER NOT NULL REFERENCES gw_objects(id),
+            source_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            source_size INTEGER,
+            source_stamp TEXT,
+            target_user TEXT,
+            target_path TEXT,
+            file_id TEXT,
+            content_type TEXT,
+            size INTEGER,
+            sha1 TEXT,
+            has_preview INTEGER NOT NULL DEFAULT 0,
+            shared_with TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            last_error TEXT,
+            updated_at TEXT,
+            UNIQUE (object_id, source_id))""")
+
+
+@migrations()
 def m017_drives_not_migrated(db: Database) -> None:
     # A drive whose users.csv / sites.csv row has a blank target is "not migrated": `scan` leaves it out unless
     # it is named (--drive/--user), and `status` does not wait for its inventory. Set from the mapping files

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from migrate.errors import ItemNotFound
+from migrate.errors import ItemNotFound, TransientError
 
 if TYPE_CHECKING:
     from migrate.backends.graph.client import GraphClient
@@ -65,12 +66,41 @@ def instances(client: GraphClient, user_id: str, event_id: str, lo: dt.datetime,
                                 kind="instances") for i in page]
 
 
-def attachments(client: GraphClient, user_id: str, event_id: str) -> list[dict[str, Any]]:
+ATTACHMENT_FIELDS = "id,name,contentType,size,isInline,lastModifiedDateTime"
+
+
+def attachments(client: GraphClient, user_id: str, event_id: str, *, content: bool = False) -> list[dict[str, Any]]:
+    """The event's attachments without their bytes (`$select`): a large one is never read into memory here.
+    `content=True` lists them with their bytes (for a caller that knows from the metadata that all are small)."""
     try:
         return list(get(client, f"/users/{q(user_id)}/events/{q(event_id)}/attachments",
-                        kind="attachments").get("value") or [])
+                        None if content else {"$select": ATTACHMENT_FIELDS}, kind="attachment").get("value") or [])
     except ItemNotFound:
         return []
+
+
+@contextmanager
+def open_attachment(client: Any, user_id: str, event_id: str, attachment_id: str
+                    ) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """An attachment's raw bytes (`$value`: the file, or MIME/iCalendar/vCard of an attached item) as they arrive,
+    with the content type Graph sent. `client` is a GraphClient or a mailbox's view of one (its pacer is used)."""
+    graph = getattr(client, "client", client)
+    resp = graph.open_stream(f"/users/{q(user_id)}/events/{q(event_id)}/attachments/{q(attachment_id)}/$value",
+                             kind="attachment", what=f"attachment of event {event_id}",
+                             pacer=getattr(client, "pacer", None))
+    def chunks() -> Iterator[bytes]:
+        import httpx
+
+        try:
+            yield from resp.iter_bytes()   # as they arrive (a chunk size would copy each through a buffer)
+        except httpx.TransportError as exc:
+            raise TransientError(f"attachment of event {event_id}: the download broke ({type(exc).__name__})") \
+                from None
+
+    try:
+        yield resp.headers.get("content-type", ""), chunks()
+    finally:
+        resp.close()
 
 
 def calendar_view(client: GraphClient, user_id: str, calendar_id: str, lo: dt.datetime, hi: dt.datetime

@@ -225,6 +225,44 @@ class GraphClient:
             raise err
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def open_stream(self, path_or_url: str, *, kind: str, what: str = "", pacer: Pacer | None = None
+                    ) -> httpx.Response:
+        """A GET whose body is read as it arrives (`iter_bytes`, then `close`): an attachment's `$value` is sent
+        with our token and can be large. The start goes through the pacer; the caller reads and closes it."""
+        import httpx
+
+        url = self.url(path_or_url)
+        what = what or f"GET {urlsplit(url).path}"
+
+        def call() -> httpx.Response:
+            token = self.tokens.get()
+            for attempt in (1, 2):
+                self.count(kind, url)   # booked to its mailbox (Outlook's per-mailbox limits)
+                try:
+                    resp = self.http.send(self.http.build_request("GET", url, headers={
+                        "Authorization": f"Bearer {token}"}), stream=True)
+                except httpx.TimeoutException as exc:
+                    raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
+                except httpx.TransportError as exc:
+                    raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from None
+                self.observe(kind, resp)
+                if resp.status_code < 400:
+                    return resp
+                try:
+                    resp.read()
+                    body = _body(resp)
+                finally:
+                    resp.close()
+                err = classify(resp.status_code, body, resp.headers, what)
+                if isinstance(err, _TokenExpired) and attempt == 1:
+                    token = self.tokens.refresh(token)
+                    continue
+                raise err if err is not None and not isinstance(err, _TokenExpired) else AuthError(
+                    f"{what}: a freshly issued access token was refused")
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return (pacer or self.pacer).call(call, what=what)
+
     def get_json(self, path_or_url: str, *, params: Mapping[str, Any] | None = None, kind: str = "other",
                  what: str = "", headers: Mapping[str, str] | None = None, pacer: Pacer | None = None
                  ) -> dict[str, Any]:

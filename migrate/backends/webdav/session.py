@@ -36,6 +36,7 @@ class DavSession:
     def __init__(self, http: httpx.Client, pacer: Pacer) -> None:
         self.http = http
         self.pacer = pacer
+        self.requests = 0   # HTTP requests sent (attempts included), for the step summaries
 
     def close(self) -> None:
         self.http.close()
@@ -47,6 +48,7 @@ class DavSession:
         import httpx
 
         def attempt() -> httpx.Response:
+            self.requests += 1
             content = body() if callable(body) else body
             try:
                 resp = self.http.request(method, url, auth=auth, headers=dict(headers or {}), content=content)
@@ -76,6 +78,7 @@ class DavSession:
                 yield chunk
 
         def attempt() -> httpx.Response:
+            self.requests += 1
             try:
                 resp = self.http.request(method, url, auth=auth, headers=dict(headers or {}), content=gen())
             except httpx.TransportError as exc:
@@ -103,6 +106,7 @@ class DavSession:
         import httpx
 
         def attempt() -> httpx.Response:
+            self.requests += 1
             try:
                 resp = self.http.send(self.http.build_request("GET", url), auth=auth, stream=True)
             except httpx.TransportError as exc:

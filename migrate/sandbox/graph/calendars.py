@@ -41,6 +41,14 @@ GEN_STAMP = "2026-11-02T08:00:00Z"
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffdb004300") + bytes(range(64)) + b"\xff\xd9"
 
 
+def item_attachment(ident: str, subject: str, sender: str) -> dict[str, Any]:
+    """An attached mail (itemAttachment): listed without bytes, its `$value` is the message as MIME (§2.8)."""
+    mime = (f"From: {sender}\r\nTo: {sender}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\nProtokoll: alles besprochen.\r\n").encode()
+    return {"@odata.type": "#microsoft.graph.itemAttachment", "id": ident, "name": subject, "contentType": None,
+            "size": len(mime) + 2048, "isInline": False, "lastModifiedDateTime": GEN_STAMP, "_mime": mime}
+
+
 def zone(name: str) -> dt.tzinfo:
     return ZONES.get(name) or ZoneInfo("UTC")
 
@@ -332,7 +340,8 @@ class _Gen:
                 attendees=[{"type": "required", "status": {"response": "accepted", "time": "2026-10-03T10:00:00Z"},
                             "emailAddress": {"name": self.u.display_name, "address": self.u.upn}}])
         out.append(ext)
-        att = E("Mit Anhang", "W. Europe Standard Time", dt.datetime(2027, 3, 8, 9), 30, hasAttachments=True)
+        att = E("Mit Anhang", "W. Europe Standard Time", dt.datetime(2027, 3, 8, 9), 30, hasAttachments=True,
+                attendees=True)
         size = max(1, int(self.spec.groupware_attachment_kb)) * 1024
         att.attachments = [
             {"@odata.type": "#microsoft.graph.fileAttachment", "id": self.gid("att"), "name": "Agenda Q1 ✓.txt",
@@ -342,7 +351,8 @@ class _Gen:
              "contentType": "application/pdf", "size": size, "isInline": False,
              "contentBytes": base64.b64encode(random.Random(size).randbytes(size)).decode()},
             {"@odata.type": "#microsoft.graph.referenceAttachment", "id": self.gid("att"), "name": "Budget.xlsx",
-             "contentType": None, "size": 312, "isInline": False}]
+             "contentType": None, "size": 312, "isInline": False},
+            item_attachment(self.gid("att"), "Protokoll letzte Woche", self.u.upn)]
         out.append(att)
         return out
 
@@ -470,6 +480,33 @@ class GroupwareMutations:
     def rename_event(self, user: User, subject: str, new: str) -> str:
         mb, e = self._event(user, subject)
         e.data["subject"] = new
+        self._changed(mb, e)
+        return e.id
+
+    def add_attachment(self, user: User, subject: str, name: str, size: int) -> str:
+        """A file attached in Outlook to an existing event (its changeKey changes, so delta reports it)."""
+        mb, e = self._event(user, subject)
+        ident = "AAMkAtt" + base64.b64encode(hashlib.sha256(f"{e.id}:{name}:{mb.seq}".encode()).digest()[:15]
+                                             ).decode().replace("/", "_")
+        e.attachments.append({"@odata.type": "#microsoft.graph.fileAttachment", "id": ident, "name": name,
+                              "contentType": "application/octet-stream", "size": size, "isInline": False,
+                              "lastModifiedDateTime": "2026-12-05T10:00:00Z",
+                              "contentBytes": base64.b64encode(random.Random(name).randbytes(size)).decode()})
+        e.data["hasAttachments"] = True
+        self._changed(mb, e)
+        return ident
+
+    def remove_attendee(self, user: User, subject: str, address: str) -> str:
+        mb, e = self._event(user, subject)
+        e.data["attendees"] = [a for a in e.data.get("attendees") or []
+                               if (a.get("emailAddress") or {}).get("address") != address]
+        self._changed(mb, e)
+        return e.id
+
+    def remove_attachment(self, user: User, subject: str, name: str) -> str:
+        mb, e = self._event(user, subject)
+        e.attachments = [a for a in e.attachments if a.get("name") != name]
+        e.data["hasAttachments"] = bool(e.attachments)
         self._changed(mb, e)
         return e.id
 

@@ -3,9 +3,9 @@
 Route names (for `faults.set(route=...)` and `stats()["requests"]`): users, user, groups, group, organization,
 subscribedSkus, sites, site, drive (one drive), drives (a drive list), item, children, delta, content (the /content
 302), download (the pre-authenticated URL), permissions, versions (a version list), version (one version),
-version_content, write (any non-GET on a drive), token (the OAuth2 endpoint), or "*" for every Graph route (not
-token, download or admin). Outlook routes (calendars, events, contacts, photo, …) are counted under their own
-names in `stats()["requests"]`.
+version_content, write (any non-GET on a drive), attachment (an event's attachments, one, or its `$value`), token
+(the OAuth2 endpoint), or "*" for every Graph route (not token, download or admin). Other Outlook routes
+(calendars, events, contacts, photo, …) are counted under their own names in `stats()["requests"]`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 ROUTES = ("batch", "users", "user", "groups", "group", "organization", "subscribedSkus", "sites", "site", "drive",
           "drives", "item", "children", "delta", "content", "download", "permissions", "versions", "version",
-          "version_content", "write", "token")
+          "version_content", "write", "attachment", "token")
 
 _CODES = {429: ("TooManyRequests", "Please retry again later."),
           503: ("serviceNotAvailable", "The service is temporarily unavailable. Please retry later."),

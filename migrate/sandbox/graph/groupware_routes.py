@@ -219,7 +219,17 @@ class GroupwareRoutes:
         if rest[1:] == ["instances"]:
             return "instances", lambda: self._instances(req, base, e, tzname)
         if rest[1:] == ["attachments"]:
-            return "attachments", lambda: _j(200, {"value": e.attachments})
+            return "attachment", lambda: _j(200, {"value": [_att_json(a, req.query.get("$select"))
+                                                            for a in e.attachments]})
+        if len(rest) in (3, 4) and rest[1] == "attachments":
+            att = next((a for a in e.attachments if a["id"] == rest[2]), None)
+            if att is None:
+                return "attachment", lambda: _err(404, "ErrorItemNotFound", "The specified object was not found in "
+                                                  "the store.")
+            if len(rest) == 3:
+                return "attachment", lambda: _j(200, _att_json(att, req.query.get("$select")))
+            if rest[3] == "$value":
+                return "attachment", lambda: _att_value(att)
         return "event", lambda: _err(400, "BadRequest", f"Resource not found for the segment '{rest[-1]}'.")
 
     def _window(self, req: Request) -> tuple[dt.datetime, dt.datetime] | Response:
@@ -344,6 +354,27 @@ class GroupwareRoutes:
             values = [c for c in contacts if c["id"] in changed]
             values += [{"id": i, "@removed": {"reason": "deleted"}} for i in sorted(removed)]
         return self._delta_page(base, path, values, state, mb, _maxpage(req))
+
+
+def _att_json(att: dict[str, Any], select: str | None) -> dict[str, Any]:
+    """An attachment as Graph lists it: `$select` keeps the named properties (plus its type and id)."""
+    out = {k: v for k, v in att.items() if not k.startswith("_")}
+    if select:
+        keep = {x.strip() for x in select.split(",")} | {"@odata.type", "id"}
+        out = {k: v for k, v in out.items() if k in keep}
+    return out
+
+
+def _att_value(att: dict[str, Any]) -> Response:
+    """`$value`: a file's raw bytes, an attached item's MIME text, 405 for a reference attachment (§2.8)."""
+    kind = str(att.get("@odata.type") or "")
+    if kind.endswith("referenceAttachment"):
+        return _err(405, "ErrorInvalidRequest", "The OData request is not supported. $value is not supported "
+                    "for a reference attachment.")
+    if kind.endswith("itemAttachment"):
+        return Response(200, att.get("_mime") or b"", [], content_type="message/rfc822")
+    return Response(200, base64.b64decode(att.get("contentBytes") or ""), [],
+                    content_type=att.get("contentType") or "application/octet-stream")
 
 
 def _maxpage(req: Request) -> int:

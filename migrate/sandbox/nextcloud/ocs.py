@@ -138,11 +138,17 @@ def user_record(state: State, uid: str) -> dict[str, Any]:
 
 
 def edit_user(state: State, req: Request, uid: str, is_admin: bool) -> Any:
-    """`PUT cloud/users/{uid}` with key=quota (the one edit the tool's tests use). Verified on 32.0.1: a non-admin
-    gets 404/998, a bad value 400/101 "Invalid quota value: X", bytes or "none" (unlimited) 200."""
+    """`PUT cloud/users/{uid}` with key=quota or key=email (the edits the tool's tests make). Verified on 32.0.1: a
+    non-admin gets 404/998, a bad quota 400/101 "Invalid quota value: X", bytes or "none" (unlimited) 200."""
     if not is_admin or uid not in state.users:
         raise OCSError(998, "")
     key, value = req.params.get("key", ""), req.params.get("value", "").strip()
+    if key == "email":   # the groupware tests make the NC address the M365 one (organizer detection, §6.1)
+        if value and "@" not in value:
+            raise OCSError(101, "Invalid email address")   # Nextcloud's own wording not re-checked on 32.0.1
+        with state.lock:
+            state.users[uid].email = value
+        return []
     if key != "quota":
         raise OCSError(103, "Unknown action")
     units = {"": 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4}
