@@ -32,7 +32,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
         from migrate.store import StateStore
 
         with StateStore(settings.state_path, readonly=True) as store:
-            data = gw.status_groupware(store, upns)
+            data = status_groupware(store, upns)
             data["groupware_attachments"] = store.gw_attachment_counts(upns)
         return StepResult(data, render_status(data), bool(data["groupware_problems"]))
     from migrate.session import Run
