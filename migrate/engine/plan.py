@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from migrate.config import versions_limit
 from migrate.engine.layout import Assignment, DriveTarget, assign_drives, layout_drive
 from migrate.engine.shareplan import (
     CREATE_SHARE,
@@ -29,6 +30,7 @@ from migrate.engine.shareplan import (
     refresh_share_plan,
 )
 from migrate.engine.teamfolders import FolderPlan, plan_team_folders
+from migrate.engine.versions_plan import plan_versions
 from migrate.errors import MappingError
 from migrate.mapping import Mappings
 from migrate.models import ItemStatus, PlannedShare, RemoteEntry
@@ -70,6 +72,7 @@ class PlanOptions:
     max_file_size: int | None = None
     create_team_folders: bool = False  # copy creates missing team folders and grants them (plan only lists it)
     migration_group: str = "m365-migration"  # the group that gives the service account team-folder access
+    versions: int | None = 0  # [transfer] versions as a number: 0 none, None all, else N (engine.versions)
 
 
 class _ProvisioningDirectory:
@@ -368,6 +371,8 @@ def run_plan(
     doc["not_carried_over"] = list(grants_not_carried_over(store, sorted(selected)))
     measured = measured_throughput(store)
     doc["batches"] = _batches(doc["drives"], measured)
+    doc["versions"] = plan_versions(store, doc["drives"], options.versions,
+                                    supported=bool(getattr(target.features, "versions", False)))
     files = sum(d["planned_files"] - d["already_files"] for d in doc["drives"])
     bytes_ = sum(d["planned_bytes"] - d["already_bytes"] for d in doc["drives"])
     doc["estimate"] = estimate(files, bytes_, sum(d["shared"] for d in doc["drives"] if d["status"] == "mapped"),
@@ -521,6 +526,7 @@ def options_from_settings(settings: Any) -> PlanOptions:
                        on_conflict=settings.target.on_conflict, onenote=pol.onenote,
                        create_team_folders=settings.target.create_team_folders,
                        migration_group=settings.target.migration_group,
+                       versions=versions_limit(getattr(settings.transfer, "versions", "none")),
                        share_policy=SharePolicy(pol.anonymous_links, pol.organization_links, pol.external_guests))
 
 

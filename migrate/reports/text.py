@@ -77,6 +77,8 @@ def render_verify(summary: Any) -> str:
     lines = [f"checked {summary.checked} files at the target: {summary.ok} whole, {len(summary.gaps)} with gaps"]
     if summary.not_copied:
         lines.append(f"{summary.not_copied} files of the selection are not copied yet (see `m365-migrate status`)")
+    if getattr(summary, "versions_checked", 0):
+        lines.append(f"checked {summary.versions_checked} carried versions (time, bytes, label)")
     for gap in summary.gaps[:200]:
         lines.append(f"  {gap['target']}: {gap['problem']}")
     if len(summary.gaps) > 200:

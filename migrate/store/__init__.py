@@ -16,12 +16,13 @@ from migrate.store.scratch import ScratchMixin
 from migrate.store.shares import SharesMixin
 from migrate.store.sync import SyncMixin
 from migrate.store.uploads import UploadsMixin
+from migrate.store.versions import VersionsMixin
 
 
 class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, SharesMixin, UploadsMixin, GroupwareMixin,
-                 SyncMixin, AuditMixin, ScratchMixin):
+                 SyncMixin, AuditMixin, ScratchMixin, VersionsMixin):
     """One migration's state: drives, items (and what we placed where), permissions, planned shares, runs, metrics,
-    uploads in progress, groupware objects, sync changes, the audit trail, and scratch tables for one command's
+    uploads in progress, version histories, groupware objects, sync changes, the audit trail, and scratch tables for one command's
     large working sets."""
 
 
