@@ -50,6 +50,7 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         "share_failures": share_failures,
         "grants_not_carried_over": {"count": sum(lost.values()), "by_category": lost,
                                     "report": str(report) if report.exists() else None},
+        "versions": store.version_counts(ids),
         "failures": store.failures(limit=20),
         "recent_runs": [
             {k: r[k] for k in ("id", "command", "status", "started_at", "ended_at", "pid", "host")} for r in runs

@@ -8,6 +8,12 @@ nothing and asks Graph nothing; a kill -9 in the middle of the replay resumes wi
 from __future__ import annotations
 
 import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from migrate.engine.transfer import expected_mtime
 from migrate.engine.versions import label_for
@@ -101,3 +107,107 @@ def test_copy_carries_every_version_in_order_labelled_and_verify_checks_them(tmp
     gaps = json.loads(r.stdout)["gaps"]
     assert [g_["problem"] for g_ in gaps] == [f"version {it.old_versions[0].label} "
                                               f"({expected_mtime(it.old_versions[0].modified)}) is not at the target"]
+
+
+def test_kill_9_during_the_replay_then_rerun_leaves_exactly_the_source_history(tmp_path, graph_sandbox_factory,
+                                                                                nextcloud_sandbox):
+    """The acceptance journey on the sandbox: kills land between a version's upload and its label, mid-body, and
+    between files; the rerun resumes with the next version, and the target ends with exactly the source's
+    versions (no duplicate, none out of order), `verify` exits 0, and a third run sends nothing."""
+    g = graph_sandbox_factory(TenantSpec(**{**VSPEC, "files_per_drive": 60}))
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc),
+                             transfer='versions = "all"\nworkers = 2')
+    g.faults.set(route="download", bytes_per_second=200_000)
+    exe = Path(sys.executable).with_name("m365-migrate")
+    rng = random.Random(24)
+    mid = 0
+    for _ in range(3):
+        start = len(nc.requests)
+        p = subprocess.Popen([str(exe), "copy"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None and not any(
+                m == "PROPPATCH" for m, _p, _s in nc.requests[start:]):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.05, 0.8))
+        assert p.poll() is None, "the copy finished before the kill; slow it down"
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+        time.sleep(0.3)
+        with db(tmp_path) as s:
+            mid += sum(1 for d in s.drives() for it in s.items_with_versions(d["id"], ("pending", "sent"))
+                       if any(v["status"] == "carried" for v in s.versions_of(d["id"], it["item_id"])))
+    assert mid, "no kill landed in the middle of a file's history"
+    g.faults.clear()
+    r = run_cli("--json", "copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_histories(g, nc, tmp_path)
+    r = run_cli("verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    before = len(nc.requests)
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [x for x in nc.requests[before:] if x[0] in ("PUT", "PROPPATCH", "MOVE", "POST")] == []
+
+
+def _small_tenant_all_edited(graph_sandbox_factory, edits: int = 2):
+    """One OneDrive of a few files, each edited `edits` times at the source (so each has earlier versions)."""
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 4, "awkward_names": False}))
+    (drive,) = g.truth()
+    for t in g.truth()[drive]:
+        if not t["is_folder"]:
+            for n in range(edits):
+                g.mutate.modify(drive, t["id"], size=t["size"] + 100 + n)
+    return g, drive
+
+
+def test_a_version_the_source_no_longer_has_is_listed_and_the_file_still_copied(tmp_path, graph_sandbox_factory,
+                                                                                nextcloud_sandbox):
+    g, drive = _small_tenant_all_edited(graph_sandbox_factory)
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer='versions = "all"\nworkers = 1\nbulk_upload = false')
+    # the first bytes read are the first file's oldest version (workers = 1): Graph no longer has them
+    g.faults.set(route="download", status=404, count=1)
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "missing at the source (1)" in r.stdout and "HTTP 404" in r.stdout
+    with db(tmp_path) as s:
+        counts = s.version_counts()
+        assert counts["by_status"]["missing"] == 1 and set(counts["by_status"]) == {"carried", "missing"}
+        rows = [r_ for d in s.drives() for r_ in s.iter_items(d["id"], files_only=True)]
+    assert all(x["status"] == "verified" for x in rows)
+    r = run_cli("status", cwd=tmp_path, env=env)
+    assert "missing at the source (1)" in r.stdout, r.stdout
+    r = run_cli("verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_expired_listing_url_falls_back_to_the_version_content_route(tmp_path, graph_sandbox_factory):
+    """graph-api.md §5.1/§7: a downloadUrl used after its expiry answers 401; `…/versions/{id}/content` gives a
+    fresh one (302). The current version's content is refused there by design."""
+    from migrate.backends.graph import open_source
+    from migrate.backends.graph.client import SourceRefused
+    from tests.inventory_support import settings_for, write_config
+
+    g, drive = _small_tenant_all_edited(graph_sandbox_factory)
+    g.set_option(download_url_ttl=1)
+    it = next(i for i in g.tenant.drives[drive].items.values() if i.kind == "file" and i.old_versions)
+    env = write_config(tmp_path, g)
+    with open_source(settings_for(tmp_path, env), env=env) as src:
+        listing = src.list_versions(drive, it.id)
+        assert [v.id for v in listing] == ["3.0", "2.0", "1.0"]
+        assert [v.size for v in listing] == [it.content.size] + [v.content.size for v in reversed(it.old_versions)]
+        time.sleep(1.5)  # the listing's URLs have expired
+        before = g.stats()["requests"].get("version_content", 0)
+        with src.open_version(drive, it.id, listing[2]) as chunks:
+            assert b"".join(chunks) == it.old_versions[0].content.read()
+        assert g.stats()["requests"].get("version_content", 0) == before + 1
+        cur = type(listing[0])(listing[0].id, listing[0].mtime, listing[0].size)  # no URL: asks …/content
+        try:
+            with src.open_version(drive, it.id, cur) as chunks:
+                b"".join(chunks)
+            raise AssertionError("the current version's content was served")
+        except SourceRefused as exc:
+            assert "current version" in str(exc)

@@ -41,6 +41,7 @@ class CopySummary:
     notes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_drives: list[dict[str, Any]] = field(default_factory=list)  # by the guard; raised at the end
+    versions: dict[str, Any] = field(default_factory=dict)  # earlier versions by state (engine.versions)
 
     @property
     def attention(self) -> bool:
@@ -228,6 +229,7 @@ def copy_drives(
         _collect(done, fatal, stop)
     if not fatal and replay.policy.wanted:
         settle_labels(store, target, [d["id"] for d in drives])
+        summary.versions = store.version_counts([d["id"] for d in drives])
     summary.files_verified = acct.done_files
     summary.bytes_sent = acct.done_bytes
     summary.resent_bytes = acct.resent_bytes
