@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 from migrate.engine.transfer import expected_mtime
 from migrate.engine.versions import label_for
 from migrate.sandbox.graph import TenantSpec
 from tests.conftest import run_cli
-from tests.copy_support import SPEC, db, file_rows, nextcloud_target, setup_migration
+from tests.copy_support import SPEC, db, file_rows, kill_copy_after, nextcloud_target, setup_migration
 
 VSPEC = {**SPEC, "versions": True}
 
@@ -119,22 +115,10 @@ def test_kill_9_during_the_replay_then_rerun_leaves_exactly_the_source_history(t
     env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc),
                              transfer='versions = "all"\nworkers = 2')
     g.faults.set(route="download", bytes_per_second=200_000)
-    exe = Path(sys.executable).with_name("m365-migrate")
     rng = random.Random(24)
     mid = 0
     for _ in range(3):
-        start = len(nc.requests)
-        p = subprocess.Popen([str(exe), "copy"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and p.poll() is None and not any(
-                m == "PROPPATCH" for m, _p, _s in nc.requests[start:]):
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.05, 0.8))
-        assert p.poll() is None, "the copy finished before the kill; slow it down"
-        p.send_signal(signal.SIGKILL)
-        p.wait(timeout=30)
-        time.sleep(0.3)
+        kill_copy_after(tmp_path, env, nc, ("PROPPATCH",), rng.uniform(0.05, 0.8))
         with db(tmp_path) as s:
             mid += sum(1 for d in s.drives() for it in s.items_with_versions(d["id"], ("pending", "sent"))
                        if any(v["status"] == "carried" for v in s.versions_of(d["id"], it["item_id"])))
