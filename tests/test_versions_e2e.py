@@ -12,7 +12,7 @@ import random
 import time
 
 from migrate.engine.transfer import expected_mtime
-from migrate.engine.versions import label_for
+from migrate.engine.versions import SUPERSEDED, label_for
 from migrate.sandbox.graph import TenantSpec
 from tests.conftest import run_cli
 from tests.copy_support import SPEC, db, file_rows, kill_copy_after, nextcloud_target, setup_migration
@@ -195,3 +195,29 @@ def test_expired_listing_url_falls_back_to_the_version_content_route(tmp_path, g
             raise AssertionError("the current version's content was served")
         except SourceRefused as exc:
             assert "current version" in str(exc)
+
+
+def test_sync_carries_a_source_edit_as_one_new_labelled_version_over_ours(tmp_path, graph_sandbox_factory,
+                                                                          nextcloud_sandbox):
+    g, drive = _small_tenant_all_edited(graph_sandbox_factory, edits=1)
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer='versions = "all"')
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_histories(g, nc, tmp_path)
+    once, twice = sorted(versioned(g).values(), key=lambda it: it.id)[:2]
+    g.mutate.modify(drive, once.id, size=once.content.size + 3)
+    g.mutate.modify(drive, twice.id, size=twice.content.size + 5)
+    skipped = twice.version_label
+    g.mutate.modify(drive, twice.id, size=twice.content.size + 7)  # edited twice between two passes
+    r = run_cli("sync", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {r_["item_id"]: r_ for r_ in file_rows(tmp_path)}
+    assert target_versions(nc, "alice", rows[once.id]["target_path"]) == expected(g, once)
+    want = [v for v in expected(g, twice) if v[2].split(",")[0] != f"Microsoft 365 version {skipped}"]
+    assert target_versions(nc, "alice", rows[twice.id]["target_path"]) == want
+    with db(tmp_path) as s:
+        assert s.version_counts()["not_carried"] == {SUPERSEDED: 1}
+    r = run_cli("verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
