@@ -12,7 +12,6 @@ import pytest
 
 from migrate.errors import MigrateError
 from tests.conformance.rigs import Rig
-from tests.conformance.test_nextcloud import GF
 
 TIMES = (1_600_000_000, 1_650_000_000, 1_700_000_000)
 
@@ -65,20 +64,11 @@ def test_team_folder_versions_are_replayed_the_same_way(nc_rig: Rig) -> None:
     """§9.2 point 6: team folders have their own versions backend; the same replay gives the same names and
     labels, listed under the writer's versions collection; the current entry can be read there."""
     t = nc_rig.target()
-    group = nc_rig.ocs("GET", f"/ocs/v2.php/cloud/users/{nc_rig.user}?format=json", as_user=nc_rig.admin
-                       ).json()["ocs"]["data"]["groups"][0]
-    made = nc_rig.ocs("POST", GF + "?format=json", as_user=nc_rig.admin, data={"mountpoint": nc_rig.base})
-    assert made.status_code == 200, made.text
-    folder = made.json()["ocs"]["data"]["id"]
-    try:
-        assert nc_rig.ocs("POST", f"{GF}/{folder}/groups?format=json", as_user=nc_rig.admin,
-                          data={"group": group}).status_code == 200
+    with nc_rig.team_folder():
         bodies = [b"team one", b"team two!", b"team three!!"]
         fid = replay(t, nc_rig.user, f"{nc_rig.base}/doc.txt", bodies)
         got = t.list_versions(nc_rig.user, fid)
         assert [(v.timestamp, v.size) for v in got] == [(ts, len(b)) for ts, b in zip(TIMES, bodies, strict=True)]
         assert all(v.label and v.label.startswith("Microsoft 365 version") for v in got)
         assert [read(t, nc_rig.user, fid, ts) for ts in TIMES] == bodies
-    finally:
         t.delete(nc_rig.user, f"{nc_rig.base}/doc.txt")
-        assert nc_rig.ocs("DELETE", f"{GF}/{folder}?format=json", as_user=nc_rig.admin).status_code == 200
