@@ -86,9 +86,47 @@ def run_doctor(settings: Any) -> list[Check]:
             close_quietly(t)
 
     checks.append(_attempt("target", target))
+    checks.append(_attempt("version history", lambda: _versions(settings)))
     if settings.target.kind == "nextcloud":
         checks.append(_attempt("team folders", lambda: _team_folders(settings)))
     return checks
+
+
+def _versions(settings: Any) -> str:
+    """[transfer] versions, whether the target keeps versions, and (from the state, once planned) how much the
+    carried versions will count against each account's quota."""
+    from migrate.config import versions_limit
+    from migrate.connect import close_quietly, open_target_from_settings
+    from migrate.engine.versions_plan import plan_versions
+    from migrate.store import StateStore
+
+    limit = versions_limit(settings.transfer.versions)
+    if limit == 0:
+        return '[transfer] versions = "none": only the current bytes of each file are carried'
+    t = open_target_from_settings(settings)
+    try:
+        supported = bool(getattr(t.features, "versions", False))
+    finally:
+        close_quietly(t)
+    if not supported:
+        return (f"[transfer] versions = {settings.transfer.versions!r}, but the target keeps no versions: only "
+                "the current bytes are carried, and the plan lists versions as not preserved")
+    text = f"[transfer] versions = {settings.transfer.versions!r}; the target keeps labelled versions"
+    if not settings.state_path.exists():
+        return text + "; run `plan` to see how much they count against each account's quota"
+    with StateStore(settings.state_path, create=False) as store:
+        drives = [{"drive_id": d["id"], "status": "mapped", "batch": d["batch"]} for d in store.drives()]
+        est = plan_versions(store, drives, limit, supported=True)
+    shares = [f"{a['user']} up to {_size(a['bytes'])} ({a['versions']} versions)" for a in est["accounts"]
+              if a["versions"]]
+    return text + ("; versions count against the owners' quota: " + ", ".join(shares) if shares else
+                   "; no earlier versions are waiting to be carried (as planned)")
+
+
+def _size(n: int) -> str:
+    from migrate.reports.text import human_bytes
+
+    return human_bytes(n)
 
 
 def _team_folders(settings: Any) -> str:

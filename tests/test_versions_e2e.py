@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from pathlib import Path
 
 from migrate.engine.transfer import expected_mtime
 from migrate.engine.versions import SUPERSEDED, label_for
@@ -221,3 +222,30 @@ def test_sync_carries_a_source_edit_as_one_new_labelled_version_over_ours(tmp_pa
         assert s.version_counts()["not_carried"] == {SUPERSEDED: 1}
     r = run_cli("verify", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_plan_and_doctor_say_what_carrying_versions_costs(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    """Per batch: files asked (only those whose eTag counter allows history), earlier versions, bytes and RU
+    (2 per listing + 1 per version downloaded from the listing's URL); `--versions N` caps it; doctor names the
+    quota each account's versions will use."""
+    g = graph_sandbox_factory(TenantSpec(**VSPEC))
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), transfer='versions = "all"')
+    its = versioned(g).values()
+    n = sum(len(it.old_versions) for it in its)
+    size = sum(len(it.old_versions) * it.content.size for it in its)
+    r = run_cli("--json", "plan", cwd=tmp_path, env=env)
+    assert r.returncode in (0, 3), r.stdout + r.stderr
+    doc = json.loads((Path(json.loads(r.stdout)["reports"]) / "plan.json").read_text())
+    assert doc["versions"]["batches"] == [{"batch": "wave1", "files_asked": len(its), "versions": n,
+                                           "bytes": size, "ru": 2 * len(its) + n}]
+    assert "## Version history" in (Path(json.loads(r.stdout)["reports"]) / "plan.md").read_text()
+    r = run_cli("--json", "plan", "--versions", "1", cwd=tmp_path, env=env)
+    doc = json.loads((Path(json.loads(r.stdout)["reports"]) / "plan.json").read_text())
+    assert doc["versions"]["totals"]["versions"] == len(its)
+    r = run_cli("plan", "--versions", "none", cwd=tmp_path, env=env)
+    assert 'version history: not carried ([transfer] versions = "none")' in r.stdout
+    r = run_cli("doctor", cwd=tmp_path, env=env)
+    assert "versions count against the owners' quota: alice up to" in r.stdout, r.stdout
+    r = run_cli("plan", "--versions", "most", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "option transfer.versions" in r.stdout + r.stderr and "none" in r.stdout + r.stderr
