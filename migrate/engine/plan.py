@@ -373,6 +373,7 @@ def run_plan(
     doc["batches"] = _batches(doc["drives"], measured)
     doc["versions"] = plan_versions(store, doc["drives"], options.versions,
                                     supported=bool(getattr(target.features, "versions", False)))
+    doc["versions_not_carried"] = store.version_rows(sorted(selected), ("missing", "not-carried"))
     files = sum(d["planned_files"] - d["already_files"] for d in doc["drives"])
     bytes_ = sum(d["planned_bytes"] - d["already_bytes"] for d in doc["drives"])
     doc["estimate"] = estimate(files, bytes_, sum(d["shared"] for d in doc["drives"] if d["status"] == "mapped"),

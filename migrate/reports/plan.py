@@ -35,6 +35,9 @@ LISTS: dict[str, tuple[str, list[str]]] = {
     "grants": ("Source grants and what each becomes",
                ["source_path", "grant", "link_scope", "roles", "grantee", "action", "share_with", "permissions",
                 "expire_date", "password", "owner", "path", "reason", "drive_id", "item_id"]),
+    "versions_not_carried": ("Earlier versions not carried (listed files), and why",
+                             ["path", "version_id", "mtime", "size", "author", "status", "reason", "target_user",
+                              "target_path", "drive_id", "item_id"]),
 }
 TEAM_FOLDER_COLS = ["team_folder", "rows", "writer", "writer_sees", "action", "changes", "groups", "not_carried",
                     "notes"]
