@@ -249,3 +249,31 @@ def test_plan_and_doctor_say_what_carrying_versions_costs(tmp_path, graph_sandbo
     assert "versions count against the owners' quota: alice up to" in r.stdout, r.stdout
     r = run_cli("plan", "--versions", "most", cwd=tmp_path, env=env)
     assert r.returncode == 2 and "option transfer.versions" in r.stdout + r.stderr and "none" in r.stdout + r.stderr
+
+
+def test_a_library_in_a_team_folder_gets_its_history_too(tmp_path, graph_sandbox_factory):
+    """Team folders keep versions in their own backend (§9.2 point 6): the same replay, names and labels."""
+    from migrate.sandbox.nextcloud import NextcloudSandbox
+
+    spec = {**SPEC, "users": 2, "teams": 1, "files_per_drive": 30, "versions": True}
+    g = graph_sandbox_factory(TenantSpec(**spec))
+    with NextcloudSandbox(users=["alice", "bob"], groups={"staff": ["alice", "bob"]}) as nc:
+        nc.add_group("m365-migration", ["admin"])
+        fid = nc.create_team_folder("Projects", groups={"staff": 31, "m365-migration": 31})
+        env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=(),
+                                 transfer='versions = "all"')
+        with db(tmp_path) as s:
+            lib = next(d for d in s.drives() if d["kind"] != "onedrive")
+        (tmp_path / "mappings" / "sites.csv").write_text(f"source,target,batch\n{lib['id']},groupfolder:Projects,w\n")
+        r = run_cli("copy", cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        its = {k: v for k, v in versioned(g).items() if k[0] == lib["id"]}
+        assert its, "the library has files with earlier versions"
+        rows = {(x["drive_id"], x["item_id"]): x for x in file_rows(tmp_path)}
+        for key, it in its.items():
+            row = rows[key]
+            assert row["target_path"].startswith("/Projects/") and row["target_user"] == "admin"
+            assert target_versions(nc, "admin", row["target_path"]) == expected(g, it)
+            assert (nc.data_dir / "__groupfolders" / str(fid) / "files" / row["target_path"][10:]).is_file()
+        r = run_cli("verify", cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
