@@ -277,3 +277,21 @@ def test_a_library_in_a_team_folder_gets_its_history_too(tmp_path, graph_sandbox
             assert (nc.data_dir / "__groupfolders" / str(fid) / "files" / row["target_path"][10:]).is_file()
         r = run_cli("verify", cwd=tmp_path, env=env)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_version_that_landed_unrecorded_is_ours_on_the_next_run(tmp_path, graph_sandbox_factory,
+                                                                  nextcloud_sandbox):
+    """The server stored a version but the answer was lost (here a 403 after the write): the plan refresh of the
+    next run must recognise the bytes as ours (size and SHA1 recorded before they left), not as a conflict."""
+    g, drive = _small_tenant_all_edited(graph_sandbox_factory)
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer='versions = "all"\nworkers = 1\nbulk_upload = false')
+    first = sorted(versioned(g).values(), key=lambda it: it.id)[0]
+    name = g.tenant.drives[drive].path_of(first).rsplit("/", 1)[1]
+    nc.fault("PUT", 403, count=1, path_contains=name, after=True)
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_histories(g, nc, tmp_path)

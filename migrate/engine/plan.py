@@ -168,10 +168,14 @@ def classify(item: dict[str, Any], entry: RemoteEntry, *, checksums: bool) -> tu
         return "differs", "a folder is where this file goes"
     if item["target_etag"] and entry.etag and item["target_etag"] == entry.etag:
         return "ours", "written by an earlier copy run and unchanged since"
+    target_sha = next((c.split(":", 1)[1].lower() for c in entry.checksums if c.upper().startswith("SHA1:")), "")
+    if checksums and target_sha and item["target_checksum"] and entry.size == item["target_size"] and \
+            item["target_checksum"].lower() == f"sha1:{target_sha}":
+        # the size and SHA1 recorded before our bytes left (an earlier version of its history, an answer lost)
+        return "ours", "written by an earlier copy run (size and SHA1 recorded before the bytes left)"
     if (entry.size or 0) != (item["size"] or 0):
         return "differs", f"size differs (target {entry.size} bytes, source {item['size']} bytes)"
     sha = (item["sha1"] or "").lower()
-    target_sha = next((c.split(":", 1)[1].lower() for c in entry.checksums if c.upper().startswith("SHA1:")), "")
     if checksums and sha and target_sha:
         if sha != target_sha:
             return "differs", "same size, SHA1 differs"

@@ -246,7 +246,9 @@ class VersionReplay:
                 log.info("%s:%s: version %s not carried: %s", user, path, version.id, why)
                 self.store.set_version(d, i, r["seq"], status="missing", reason=f"the source refused it: {why}")
                 return None
-            self.store.set_version(d, i, r["seq"], status="sent", sha1=hs.sha1)
+            with self.store.atomic():  # before the bytes leave: what the target will hold, ours on any rerun
+                self.store.set_version(d, i, r["seq"], status="sent", sha1=hs.sha1)
+                self.store.update_item(d, i, target_checksum=f"SHA1:{hs.sha1}", target_size=hs.size)
             spool.seek(0)
             entry = self.target.upload(user, path, iter(lambda: spool.read(opt.read_size), b""), hs.size,
                                        mtime=r["mtime"], sha1=hs.sha1)
