@@ -210,6 +210,7 @@ class VersionReplay:
             ts = expected_mtime(r["mtime"])
             label = label_for(r["version_id"], r["author"], r["mtime"])
             if r["status"] == "sent" and there is not None and ts in there and there[ts].size == r["size"]:
+                # (a `sent` row holds the size served, which is what the target holds when it landed)
                 # landed before the kill: only its label may be missing
                 if there[ts].label != label:
                     self.target.label_version(user, fid, ts, label)
@@ -247,7 +248,8 @@ class VersionReplay:
                 self.store.set_version(d, i, r["seq"], status="missing", reason=f"the source refused it: {why}")
                 return None
             with self.store.atomic():  # before the bytes leave: what the target will hold, ours on any rerun
-                self.store.set_version(d, i, r["seq"], status="sent", sha1=hs.sha1)
+                # the size served (SharePoint may serve other bytes than it lists), which the target will hold
+                self.store.set_version(d, i, r["seq"], status="sent", sha1=hs.sha1, size=hs.size)
                 self.store.update_item(d, i, target_checksum=f"SHA1:{hs.sha1}", target_size=hs.size)
             spool.seek(0)
             entry = self.target.upload(user, path, iter(lambda: spool.read(opt.read_size), b""), hs.size,
