@@ -295,3 +295,19 @@ def test_a_version_that_landed_unrecorded_is_ours_on_the_next_run(tmp_path, grap
     r = run_cli("copy", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert_histories(g, nc, tmp_path)
+
+
+def test_files_copied_before_versions_were_asked_for_are_counted_not_replayed(tmp_path, graph_sandbox_factory,
+                                                                               nextcloud_sandbox):
+    g, _drive = _small_tenant_all_edited(graph_sandbox_factory)
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer='versions = "none"')
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    before = len(nc.requests)
+    r = run_cli("copy", "--versions", "all", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [x for x in nc.requests[before:] if x[0] in ("PUT", "PROPPATCH")] == [], "no history after the fact"
+    r = run_cli("plan", "--versions", "all", cwd=tmp_path, env=env)
+    assert f"{len(versioned(g))} files were copied before versions were asked for" in r.stdout, r.stdout

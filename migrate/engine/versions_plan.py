@@ -53,6 +53,9 @@ def plan_versions(store: Any, drives: list[dict[str, Any]], limit: int | None, *
         add(r["drive_id"], r["target_user"], 1, n, n * (r["size"] or 0), RU_LISTING + n * RU_DOWNLOAD)
     for r in store.listed_history(list(mapped)):
         add(r["drive_id"], r["target_user"], 0, r["n"], r["bytes"], r["n"] * RU_DOWNLOAD)
+    # files copied while versions were not asked for: their history cannot go before their current bytes now
+    out["copied_without_history"] = sum(1 for r in store.candidate_history(list(mapped), ("verified", "uploaded"))
+                                        if may_have_history(r))
     out["batches"] = [batches[k] for k in sorted(batches)]
     out["accounts"] = [{"user": u, **v} for u, v in sorted(accounts.items())]
     out["totals"] = {k: sum(b[k] for b in out["batches"]) for k in ("files_asked", "versions", "bytes", "ru")}

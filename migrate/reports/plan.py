@@ -164,6 +164,9 @@ def version_text(doc: dict[str, Any]) -> list[str]:
     t = v.get("totals") or {"files_asked": 0, "versions": 0, "bytes": 0, "ru": 0}
     out = [f"version history ([transfer] versions = {v['policy']!r}): {t['files_asked']} files asked, up to "
            f"{t['versions']} earlier versions, {human_bytes(t['bytes'])}, {t['ru']} Graph RU ({v['note']})"]
+    if v.get("copied_without_history"):
+        out.append(f"  {v['copied_without_history']} files were copied before versions were asked for: they keep "
+                   "their current bytes only (their history cannot go before them)")
     out += [f"  versions count against {a['user']}'s quota: up to {human_bytes(a['bytes'])} ({a['versions']} "
             "versions)" for a in v.get("accounts") or [] if a["versions"]]
     return out

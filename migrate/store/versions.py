@@ -91,17 +91,18 @@ class VersionsMixin(StoreBase):
             f"WHERE d.id IN ({', '.join('?' for _ in ids)}) AND v.status IN ({', '.join('?' for _ in sts)}) "
             "AND v.current = 0 ORDER BY v.dk, v.item_id, v.seq LIMIT 10000", [*ids, *sts])
 
-    def candidate_history(self, drive_ids: Iterable[str]) -> list[dict[str, Any]]:
+    def candidate_history(self, drive_ids: Iterable[str], statuses: Iterable[str] = ("pending", "failed", "conflict")
+                          ) -> list[dict[str, Any]]:
         """Per drive: live files whose source facts allow earlier versions (etag/ctag counter above 1) and whose
         versions are not listed yet, with their bytes: what `plan` estimates from (versions.estimate)."""
-        ids = list(drive_ids)
-        if not ids:
+        ids, sts = list(drive_ids), list(statuses)
+        if not ids or not sts:
             return []
         return self.query(
             "SELECT d.id AS drive_id, i.item_id, i.size, i.etag, i.ctag, i.status, i.target_user FROM items i "
             f"JOIN drives d ON d.dk = i.dk WHERE d.id IN ({', '.join('?' for _ in ids)}) AND i.deleted = 0 "
-            "AND i.is_folder = 0 AND i.target_path IS NOT NULL AND i.status IN ('pending', 'failed', 'conflict') "
-            "AND NOT EXISTS (SELECT 1 FROM item_versions v WHERE v.dk = i.dk AND v.item_id = i.item_id)", ids)
+            f"AND i.is_folder = 0 AND i.target_path IS NOT NULL AND i.status IN ({', '.join('?' for _ in sts)}) "
+            "AND NOT EXISTS (SELECT 1 FROM item_versions v WHERE v.dk = i.dk AND v.item_id = i.item_id)", [*ids, *sts])
 
     def listed_history(self, drive_ids: Iterable[str]) -> list[dict[str, Any]]:
         """Per drive and target user: listed earlier versions still to carry (pending/sent), count and bytes."""
