@@ -136,6 +136,14 @@ def test_kill_9_during_the_replay_then_rerun_leaves_exactly_the_source_history(t
     assert [x for x in nc.requests[before:] if x[0] in ("PUT", "PROPPATCH", "MOVE", "POST")] == []
 
 
+def _small_migration(tmp_path, graph_sandbox_factory, nc, transfer: str, edits: int = 2):
+    """`_small_tenant_all_edited`, discovered and scanned, its OneDrive mapped to alice; returns (g, drive, env)."""
+    g, drive = _small_tenant_all_edited(graph_sandbox_factory, edits)
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer=transfer)
+    return g, drive, env
+
+
 def _small_tenant_all_edited(graph_sandbox_factory, edits: int = 2):
     """One OneDrive of a few files, each edited `edits` times at the source (so each has earlier versions)."""
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 4, "awkward_names": False}))
@@ -149,10 +157,8 @@ def _small_tenant_all_edited(graph_sandbox_factory, edits: int = 2):
 
 def test_a_version_the_source_no_longer_has_is_listed_and_the_file_still_copied(tmp_path, graph_sandbox_factory,
                                                                                 nextcloud_sandbox):
-    g, drive = _small_tenant_all_edited(graph_sandbox_factory)
     nc = nextcloud_sandbox
-    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
-                             transfer='versions = "all"\nworkers = 1\nbulk_upload = false')
+    g, drive, env = _small_migration(tmp_path, graph_sandbox_factory, nc, 'versions = "all"\nworkers = 1\nbulk_upload = false')
     # the first bytes read are the first file's oldest version (workers = 1): Graph no longer has them
     g.faults.set(route="download", status=404, count=1)
     r = run_cli("copy", cwd=tmp_path, env=env)
@@ -200,10 +206,8 @@ def test_expired_listing_url_falls_back_to_the_version_content_route(tmp_path, g
 
 def test_sync_carries_a_source_edit_as_one_new_labelled_version_over_ours(tmp_path, graph_sandbox_factory,
                                                                           nextcloud_sandbox):
-    g, drive = _small_tenant_all_edited(graph_sandbox_factory, edits=1)
     nc = nextcloud_sandbox
-    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
-                             transfer='versions = "all"')
+    g, drive, env = _small_migration(tmp_path, graph_sandbox_factory, nc, 'versions = "all"', edits=1)
     r = run_cli("copy", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert_histories(g, nc, tmp_path)
@@ -283,10 +287,8 @@ def test_a_version_that_landed_unrecorded_is_ours_on_the_next_run(tmp_path, grap
                                                                   nextcloud_sandbox):
     """The server stored a version but the answer was lost (here a 403 after the write): the plan refresh of the
     next run must recognise the bytes as ours (size and SHA1 recorded before they left), not as a conflict."""
-    g, drive = _small_tenant_all_edited(graph_sandbox_factory)
     nc = nextcloud_sandbox
-    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
-                             transfer='versions = "all"\nworkers = 1\nbulk_upload = false')
+    g, drive, env = _small_migration(tmp_path, graph_sandbox_factory, nc, 'versions = "all"\nworkers = 1\nbulk_upload = false')
     first = sorted(versioned(g).values(), key=lambda it: it.id)[0]
     name = g.tenant.drives[drive].path_of(first).rsplit("/", 1)[1]
     nc.fault("PUT", 403, count=1, path_contains=name, after=True)
@@ -299,10 +301,8 @@ def test_a_version_that_landed_unrecorded_is_ours_on_the_next_run(tmp_path, grap
 
 def test_files_copied_before_versions_were_asked_for_are_counted_not_replayed(tmp_path, graph_sandbox_factory,
                                                                                nextcloud_sandbox):
-    g, _drive = _small_tenant_all_edited(graph_sandbox_factory)
     nc = nextcloud_sandbox
-    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
-                             transfer='versions = "none"')
+    g, _drive, env = _small_migration(tmp_path, graph_sandbox_factory, nc, 'versions = "none"')
     r = run_cli("copy", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     before = len(nc.requests)
