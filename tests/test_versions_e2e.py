@@ -311,3 +311,20 @@ def test_files_copied_before_versions_were_asked_for_are_counted_not_replayed(tm
     assert [x for x in nc.requests[before:] if x[0] in ("PUT", "PROPPATCH")] == [], "no history after the fact"
     r = run_cli("plan", "--versions", "all", cwd=tmp_path, env=env)
     assert f"{len(versioned(g))} files were copied before versions were asked for" in r.stdout, r.stdout
+
+
+def test_a_large_version_streams_in_chunks_and_is_carried_whole(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    """A version above the small-file limit is never held whole: it streams from Graph into a chunked upload."""
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 1, "awkward_names": False}))
+    (drive,) = g.truth()
+    big = g.mutate.add_file(drive, "root", "big.bin", size=11 * 1024 * 1024 + 5)
+    g.mutate.modify(drive, big["id"], size=6 * 1024 * 1024 + 7)
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer='versions = "all"\nsmall_file_limit = "1MiB"\nchunk_size = "5MiB"')
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_histories(g, nc, tmp_path)
+    assert any(m == "MOVE" and "/uploads/" in p for m, p, _s in nc.requests), "the large version went in chunks"
+    r = run_cli("verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -230,23 +230,34 @@ class VersionReplay:
 
     def _send(self, item: dict[str, Any], r: dict[str, Any], version: SourceVersion, user: str, path: str
               ) -> tuple[str, int] | None:
-        """Read one earlier version (spooled: memory up to the small-file limit, then disk), record its SHA1,
-        write it with its own time. None when the source refused it or no longer has it (recorded as missing)."""
+        """Write one earlier version with its own time. None when the source refused it or no longer has it
+        (recorded as missing; the target is left as it was)."""
         d, i = item["drive_id"], item["item_id"]
+        try:
+            if r["size"] <= self.transfer.opt.small_file_limit:
+                sha1, size, entry = self._send_read_first(d, i, r, version, user, path)
+            else:
+                sha1, size, entry = self._send_streamed(d, i, r, version, user, path)
+        except (SourceError, AuthError) as exc:
+            if isinstance(exc, TransientError):
+                raise
+            why = str(exc).splitlines()[0]
+            log.info("%s:%s: version %s not carried: %s", user, path, version.id, why)
+            self.store.set_version(d, i, r["seq"], status="missing", reason=f"the source refused it: {why}")
+            return None
+        # what sits at the path is ours (an earlier version): a plan refresh must not call it a conflict
+        self.store.update_item(d, i, target_etag=entry.etag)
+        return sha1, size
+
+    def _send_read_first(self, d: str, i: str, r: dict[str, Any], version: SourceVersion, user: str, path: str
+                         ) -> tuple[str, int, Any]:
+        """A small version is read into memory first, so its SHA1 and size are recorded before the bytes leave."""
         opt = self.transfer.opt
         with tempfile.SpooledTemporaryFile(max_size=opt.small_file_limit) as spool:
-            try:
-                hs = HashingStream(self._stream(d, i, version))
-                for chunk in hs:
-                    spool.write(chunk)
-                    self.transfer.acct.bytes(len(chunk))
-            except (SourceError, AuthError) as exc:
-                if isinstance(exc, TransientError):
-                    raise
-                why = str(exc).splitlines()[0]
-                log.info("%s:%s: version %s not carried: %s", user, path, version.id, why)
-                self.store.set_version(d, i, r["seq"], status="missing", reason=f"the source refused it: {why}")
-                return None
+            hs = HashingStream(self._stream(d, i, version))
+            for chunk in hs:
+                spool.write(chunk)
+                self.transfer.acct.bytes(len(chunk))
             with self.store.atomic():  # before the bytes leave: what the target will hold, ours on any rerun
                 # the size served (SharePoint may serve other bytes than it lists), which the target will hold
                 self.store.set_version(d, i, r["seq"], status="sent", sha1=hs.sha1, size=hs.size)
@@ -254,9 +265,27 @@ class VersionReplay:
             spool.seek(0)
             entry = self.target.upload(user, path, iter(lambda: spool.read(opt.read_size), b""), hs.size,
                                        mtime=r["mtime"], sha1=hs.sha1)
-        # what sits at the path is ours (an earlier version): a plan refresh must not call it a conflict
-        self.store.update_item(d, i, target_etag=entry.etag)
-        return hs.sha1, hs.size
+        return hs.sha1, hs.size, entry
+
+    def _send_streamed(self, d: str, i: str, r: dict[str, Any], version: SourceVersion, user: str, path: str
+                       ) -> tuple[str, int, Any]:
+        """A large version streams from the source to the target (chunked upload), never held whole; its SHA1
+        goes with the final request and is recorded once it is known."""
+        self.store.set_version(d, i, r["seq"], status="sent", sha1=None)
+        hs = HashingStream(self._stream(d, i, version))
+
+        def counting() -> Iterator[bytes]:
+            for chunk in hs:
+                self.transfer.acct.bytes(len(chunk))
+                yield chunk
+
+        entry = self.target.upload(user, path, counting(), r["size"], mtime=r["mtime"], sha1=lambda: hs.sha1)
+        if hs.size != r["size"]:
+            raise IntegrityError(f"read {hs.size} bytes of version {r['version_id']}, the source lists {r['size']}")
+        with self.store.atomic():
+            self.store.set_version(d, i, r["seq"], sha1=hs.sha1)
+            self.store.update_item(d, i, target_checksum=f"SHA1:{hs.sha1}", target_size=hs.size)
+        return hs.sha1, hs.size, entry
 
     def _stream(self, d: str, i: str, version: SourceVersion) -> Iterator[bytes]:
         """The version's bytes; a break re-opens at the byte where it stopped (a fresh URL after a 401)."""
