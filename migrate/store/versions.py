@@ -48,19 +48,19 @@ class VersionsMixin(StoreBase):
                             [*fields.values(), drive_id, item_id, seq])
 
     def items_with_versions(self, drive_id: str, statuses: Iterable[str] = ("carried",)) -> Iterator[dict[str, Any]]:
-        """Live files of the drive that have version rows in one of `statuses`, with the item's columns."""
+        """Live files of the drive that have version rows in one of `statuses`, with the item's columns; found
+        from the version rows (index on dk, status), so a drive's other items are never walked."""
         sts = list(statuses)
-        marks = ", ".join("?" for _ in sts)
-        sql = (f"SELECT i.* FROM items i WHERE i.dk = {DK_OF} AND i.deleted = 0 AND i.id > ? AND EXISTS ("
-               f"SELECT 1 FROM item_versions v WHERE v.dk = i.dk AND v.item_id = i.item_id AND v.status IN ({marks})) "
-               "ORDER BY i.id LIMIT 500")
-        last = 0
+        ids_sql = (f"SELECT DISTINCT item_id FROM item_versions WHERE dk = {DK_OF} AND status IN "
+                   f"({', '.join('?' for _ in sts)}) AND item_id > ? ORDER BY item_id LIMIT 500")
+        last = ""
         while True:
-            rows = self.query(sql, (drive_id, last, *sts))
-            if not rows:
+            ids = [r["item_id"] for r in self.query(ids_sql, (drive_id, *sts, last))]
+            if not ids:
                 return
-            yield from rows
-            last = rows[-1]["id"]
+            yield from self.query(f"SELECT * FROM items WHERE dk = {DK_OF} AND deleted = 0 AND item_id IN "
+                                  f"({', '.join('?' for _ in ids)}) ORDER BY item_id", (drive_id, *ids))
+            last = ids[-1]
 
     def version_counts(self, drive_ids: Iterable[str] | None = None) -> dict[str, Any]:
         """Earlier versions by state (the current versions are counted by the items), and not carried by reason."""
