@@ -370,13 +370,16 @@ def run_plan(
     doc["team_folders"] = [f.as_dict() for f in folders]
     doc["warnings"] += [f"team folder {f.mount_point!r}: {n}" for f in folders for n in f.notes
                         if n.startswith("no group of the site")]
+    doc["versions"] = plan_versions(store, doc["drives"], options.versions,
+                                    supported=bool(getattr(target.features, "versions", False)))
+    for a in doc["versions"]["accounts"]:  # carried versions count against the owner's quota too
+        if a["user"] in per_user:
+            per_user[a["user"]] += a["bytes"]
     doc["quota"] = _quota(per_user, directory, doc)
     doc["grants"], doc["shares"] = _plan_shares(store, sorted(selected), mappings, options, today)
     doc["not_carried_over"] = list(grants_not_carried_over(store, sorted(selected)))
     measured = measured_throughput(store)
     doc["batches"] = _batches(doc["drives"], measured)
-    doc["versions"] = plan_versions(store, doc["drives"], options.versions,
-                                    supported=bool(getattr(target.features, "versions", False)))
     doc["versions_not_carried"] = store.version_rows(sorted(selected), ("missing", "not-carried"))
     files = sum(d["planned_files"] - d["already_files"] for d in doc["drives"])
     bytes_ = sum(d["planned_bytes"] - d["already_bytes"] for d in doc["drives"])
