@@ -33,17 +33,18 @@ EXE = Path(sys.executable).with_name("m365-migrate")
 EMPTY_TENANT = {"seed": 3, "users": 1, "sites": 0, "teams": 0, "files_per_drive": 0, "no_mysite_users": 0,
                 "malware_files": 0, "onenote": False, "shares": False, "versions": False, "awkward_names": False}
 MiB = 1024 * 1024
+UNPACED = "ru_per_minute = 1000000\nru_per_day = 1000000000"
 
 
 class Sandboxes:
     """A Graph tenant (one empty OneDrive) and a Nextcloud target (user alice), each in its own process."""
 
-    def __init__(self, tmp: Path, users: str = "alice") -> None:
+    def __init__(self, tmp: Path, users: str = "alice", graph_args: tuple[str, ...] = ()) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         spec = tmp / "tenant.json"
         spec.write_text(json.dumps(EMPTY_TENANT))
         self.procs: list[subprocess.Popen[str]] = []
-        self.g = self._start([str(EXE), "sandbox", "graph", "--tenant", str(spec)])
+        self.g = self._start([str(EXE), "sandbox", "graph", "--tenant", str(spec), *graph_args])
         self.nc = self._start([str(EXE), "sandbox", "nextcloud", "--users", users, "--data", str(tmp / "nc")])
         import httpx
 
@@ -83,13 +84,16 @@ class Sandboxes:
                 p.kill()
 
 
-def prepare(work: Path, sb: Sandboxes, workers: int, user: str = "alice") -> dict[str, str]:
+def prepare(work: Path, sb: Sandboxes, workers: int, user: str = "alice", source: str = UNPACED) -> dict[str, str]:
     """Config, credentials and mapping (the OneDrive → `user`) for `work`; discover + scan done. Returns the
-    environment."""
+    environment. `source`: extra [source] lines (by default the budget lifted: these scenarios measure the
+    engine and the target, not Microsoft's budget, which benchmarks/graph_budget.py measures)."""
     from tests.inventory_support import write_config
 
     g = SimpleNamespace(**sb.g, ca_path=sb.g["authority_ca_path"])
     env = {**os.environ, **write_config(work, g, workers=workers)}
+    cfg = work / "m365-migrate.toml"
+    cfg.write_text(cfg.read_text().replace("[source]\n", "[source]\n" + source.strip() + "\n", 1))
     for step in ("discover", "scan"):
         r = subprocess.run([str(EXE), "-q", step], cwd=work, env=env, capture_output=True, text=True)
         if r.returncode not in (0, 3):

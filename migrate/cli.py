@@ -247,7 +247,8 @@ def discover(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source")
     progress = CountProgress("discover", enabled=not (g.quiet or g.json))
-    with open_source(settings) as source, Run(settings.state_path, "discover", {"workers": workers}) as run:
+    with open_source(settings) as source, Run(settings.state_path, "discover", {"workers": workers},
+                                                   source=source) as run:
         try:
             summary = run_discover(run.store, source, settings.mappings, on_progress=progress, source_stats=source.stats)
         finally:
@@ -294,7 +295,7 @@ def scan(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source")
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers, "full": full}
-    with open_source(settings) as source, Run(settings.state_path, "scan", args) as run:
+    with open_source(settings) as source, Run(settings.state_path, "scan", args, source=source) as run:
         assign_batches(run.store, settings.mappings)
         sel = _selection(batch, drive, user)
         progress = ScanProgress(len(sel.drives(run.store)), enabled=not (g.quiet or g.json))
@@ -480,7 +481,7 @@ def copy(
     progress = CopyProgress(enabled=not (g.quiet or g.json))
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers}
     try:
-        with open_source(settings) as source, Run(settings.state_path, "copy", args) as run:
+        with open_source(settings) as source, Run(settings.state_path, "copy", args, source=source) as run:
             summary, _ = run_copy(
                 run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, accounting=Accounting(listener=progress),
@@ -493,10 +494,13 @@ def copy(
     finally:
         progress.close()
         close_quietly(target)
+    from migrate.engine.meter import graph_line
+
+    books = run.summary.get("graph") or {}
     if g.json:
-        echo_json({**summary.__dict__, "attention": summary.attention})
+        echo_json({**summary.__dict__, "attention": summary.attention, "graph": books})
     else:
-        typer.echo(render_copy(summary))
+        typer.echo(render_copy(summary) + (f"\n{graph_line(books)}" if books else ""))
     if summary.attention:
         raise typer.Exit(ExitCode.ATTENTION)
 
@@ -585,13 +589,13 @@ def verify(
             from migrate.backends.graph import open_source
 
             source = open_source(settings).__enter__()
-        with Run(settings.state_path, "verify", {"source": source_check}) as run:
+        with Run(settings.state_path, "verify", {"source": source_check}, source=source) as run:
             try:
                 backfill_mounts(run.store, load_mappings(settings.mappings, missing_ok=True))
             except MigrateError:
                 pass  # unreadable mapping files: drives planned by this version already carry their team folder
             drives = _selection(batch, drive, user).drives(run.store)
-            summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers,
+            summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers, source=source,
                                     source_hash=getattr(source, "current_hash", None) if source else None)
             run.summary = {**summary.__dict__, "attention": summary.attention}
     finally:

@@ -81,7 +81,7 @@ def sync(
             # A dry run works on a throwaway copy of the state database: it writes nothing anywhere.
             state = stack.enter_context(state_for(settings.state_path, "sync", dry_run))
             source = stack.enter_context(open_source(settings))
-            run = stack.enter_context(Run(state, "sync", args))
+            run = stack.enter_context(Run(state, "sync", args, source=source))
             summary = run_sync(run.store, source, target, mappings, _selection(batch, drive, user),
                                options_from_settings(settings), dataclasses.replace(options, dry_run=dry_run),
                                say=say, source_stats=source.stats)
@@ -89,10 +89,13 @@ def sync(
             run.summary = {**summary.counts, "attention": summary.attention, "reports": str(folder)}
     finally:
         close_quietly(target)
+    from migrate.engine.meter import graph_line
+
+    books = run.summary.get("graph") or {}
     if g.json:
-        echo_json({**summary.to_dict(), "reports": str(folder)})
+        echo_json({**summary.to_dict(), "reports": str(folder), "graph": books})
     else:
-        typer.echo(render_sync_text(summary, folder))
+        typer.echo(render_sync_text(summary, folder) + (f"\n{graph_line(books)}" if books else ""))
     raise_stopped(summary)
     if summary.attention and not dry_run:
         raise typer.Exit(ExitCode.ATTENTION)
@@ -116,7 +119,8 @@ def cutover(
 
     g, settings, mappings, target, say, options = _prepare(ctx, workers, json_out)
     try:
-        with open_source(settings) as source, Run(settings.state_path, "cutover", {"batch": batch}) as run:
+        with open_source(settings) as source, Run(settings.state_path, "cutover", {"batch": batch},
+                                                   source=source) as run:
             summary = run_cutover(run.store, source, target, mappings, batch, options_from_settings(settings),
                                   options, share_rate=settings.target.share_rate,
                                   passwords_file=options.passwords_file, say=say, source_stats=source.stats)

@@ -51,6 +51,10 @@ class SourceSettings:
     authority: str
     ca_bundle: Path | None
     org: str  # organisation name for the User-Agent
+    ru_per_minute: int = 0  # the app's SharePoint resource units per minute; 0 = from the tenant's licences
+    ru_per_day: int = 0  # the same per 24 hours; 0 = from the tenant's licences
+    ru_share: float = 0.8  # the part of those budgets this tool spends (the rest: the tenant's other work)
+    switchover_hours: float = 8.0  # the window of switchover day `plan` checks the final sync against
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +194,20 @@ def _whole(lo: int, hi: int) -> Callable[[object, bool], int]:
         if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
             return value
         raise _Bad(f"a whole number from {lo} to {hi}")
+
+    return parse
+
+
+def _fraction(lo: float, hi: float) -> Callable[[object, bool], float]:
+    def parse(value: object, text: bool) -> float:
+        if text and isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                pass
+        if isinstance(value, int | float) and not isinstance(value, bool) and lo <= value <= hi:
+            return float(value)
+        raise _Bad(f"a number from {lo:g} to {hi:g}")
 
     return parse
 
@@ -363,6 +381,24 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             path=True,
         ),
         "org": _Key(_text, "Unknown", "Your organisation's name, sent in the User-Agent as Microsoft asks."),
+        "ru_per_minute": _Key(
+            _whole(0, 1_000_000), 0,
+            "SharePoint resource units per minute this app may spend (Microsoft's per-app budget); 0 = from the "
+            "tenant's licence count (needs LicenseAssignment.Read.All or Organization.Read.All), else the lowest band, 1,250.",
+        ),
+        "ru_per_day": _Key(
+            _whole(0, 1_000_000_000), 0,
+            "The same per 24 hours; 0 = from the licence count, else the lowest band, 1,200,000.",
+        ),
+        "ru_share": _Key(
+            _fraction(0.05, 1.0), 0.8,
+            "The part of those budgets this tool spends, paced before Microsoft says no; the rest is left for "
+            "the tenant's other apps and work (RateLimit headers start at 80%).",
+        ),
+        "switchover_hours": _Key(
+            _fraction(0.5, 72.0), 8.0,
+            "How long switchover day's final `sync` may take: `plan` says whether each batch's fits.",
+        ),
     },
     "target": {
         "kind": _Key(

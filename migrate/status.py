@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from migrate.engine import meter
 from migrate.reports.grants import report_path
 from migrate.session import Selection
 from migrate.store import StateStore
@@ -55,6 +56,7 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         "recent_runs": [
             {k: r[k] for k in ("id", "command", "status", "started_at", "ended_at", "pid", "host")} for r in runs
         ],
+        "graph": meter.status_view(store),
         "next_step": next_step(drives, totals, shares, waiting),
     }
 

@@ -28,14 +28,17 @@ def write_credentials(tmp_path: Path, passwords: dict[str, str]) -> Path:
 
 
 def setup_migration(tmp_path: Path, g: Any, *, target: str, targets: tuple[str, ...] = ("alice", "bob"),
-                    transfer: str = "", scan: bool = True) -> tuple[dict[str, str], list[str]]:
+                    transfer: str = "", scan: bool = True, source: str = "") -> tuple[dict[str, str], list[str]]:
     """Config + `discover` + `scan` + users.csv mapping the OneDrives (sorted by UPN) to `targets`.
 
-    `target` is the whole [target] section body; `transfer` extra lines for [transfer]. Returns (env, upns).
+    `target` is the whole [target] section body; `transfer` and `source` extra lines for those sections.
+    Returns (env, upns).
     """
     env = write_config(tmp_path, g)
     cfg = tmp_path / "m365-migrate.toml"
     text = cfg.read_text()
+    if source:
+        text = text.replace("[source]\n", "[source]\n" + source.strip() + "\n", 1)
     if transfer:
         if "workers" in transfer:
             text = "\n".join(line for line in text.splitlines() if not line.startswith("workers =")) + "\n"

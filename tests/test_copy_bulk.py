@@ -91,15 +91,16 @@ def test_small_files_go_in_bulk_requests_and_every_sha1_matches_the_source(tmp_p
         audits = [a for a in s.iter_audit() if a["action"] == "upload"]
     assert len(audits) == len(rows)
     assert sum(1 for a in audits if json.loads(a["detail"]).get("bulk")) == len(rows) - len(single)
-    # the batched files' download URLs came 20 to a `$batch` request, not one `/content` redirect per file
+    # every download URL came with a listing of many files (a delta pass asked for ids and URLs only), never
+    # with a request per file: no `/content` redirect, no `$batch` of item requests
     asked = g.stats()["requests"]
-    batched = len(rows) - len(single)
-    assert asked.get("batch", 0) >= batched // 20
-    assert asked.get("content", 0) <= len(single) + 2, asked
+    assert asked.get("content", 0) == 0 and asked.get("batch", 0) == 0, asked
+    assert asked.get("download", 0) == len(rows), asked
 
 
 def test_download_urls_fall_back_to_one_request_per_file_when_batch_fails(tmp_path, world):
     g, nc, env = world
+    g.faults.set(route="delta", status=404)  # the pass that lends URLs fails at once: the files ask for their own
     g.faults.set(route="batch", status=500)  # every $batch fails
     r = run_cli("--json", "copy", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -153,7 +153,9 @@ def test_5xx_and_a_lost_answer_on_the_final_move(tmp_path, graph_sandbox_factory
 def test_throttled_batch_steps_pause_and_fall_back_to_single_requests(tmp_path, graph_sandbox_factory,
                                                                      nextcloud_sandbox):
     g, env = _world(tmp_path, graph_sandbox_factory, nextcloud_sandbox, spec={**SPEC, "files_per_drive": 40})
-    # half the $batch steps (download URLs of small files) are throttled with a Retry-After
+    # no pass lends download URLs (it fails at once), so the small files ask for theirs in `$batch` steps;
+    # half those steps are throttled with a Retry-After
+    g.faults.set(route="delta", status=404)
     g.faults.set(route="item", status=429, rate=0.5, retry_after="0.3", seed=9)
     _copy_ok(tmp_path, env, g, nextcloud_sandbox)
     asked = g.stats()["requests"]

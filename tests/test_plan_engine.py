@@ -261,10 +261,31 @@ def test_two_sources_one_folder_names_both_rows(store, tmp_path: Path) -> None:
 def test_estimate_is_honest_about_its_basis() -> None:
     e = estimate(3600, 400 * 10**9, 10, None)
     assert e["basis"] == "graph-limits" and "LOWER BOUND" in e["assumption"]
-    assert e["seconds"] == pytest.approx(3600.0)  # 400 GB at 400 GB/h
-    assert e["resource_units"] == 3600 + 50
+    assert e["seconds"] == pytest.approx(3600.0)  # 400 GB at 400 GB/h: egress, not RU, is the bound here
+    assert e["resource_units"] == 3600 + 2 + 3   # a download each, and the delta pages that lend the URLs
+    assert e["permission_ru"] == 50              # read by scan already: not part of the copy's duration
     m = estimate(10, 10**9, 0, 10**7)
     assert m["basis"] == "measured" and m["seconds"] == pytest.approx(100.0)
+
+
+def test_estimate_follows_the_budget_and_the_measured_ru_per_file() -> None:
+    from migrate.engine.estimate import PlanBudget
+
+    b = PlanBudget(per_minute=2_500, per_day=2_400_000, share=0.8, source="test")
+    e = estimate(100_000, 10**9, 0, None, budget=b, drives=10)
+    # 100,000 downloads + 2 RU per drive + the further pages, at 2,000 RU/min
+    assert e["resource_units"] == 100_000 + 20 + 91
+    assert e["seconds"] == pytest.approx(e["resource_units"] / 2_000 * 60, rel=1e-3)
+    assert e["budget_days"] == pytest.approx(e["resource_units"] / 1_920_000, abs=0.01)
+    assert e["final_sync"]["fits"] and e["final_sync"]["ru"] == 10 + 1_000
+    # a measured 1.3 RU per file, and more work than a day's budget: paced to the daily rate past the first day
+    slow = PlanBudget(per_minute=1_250, per_day=1_200_000, share=0.8, source="test", ru_per_file=1.3,
+                      switchover_hours=0.25)
+    big = estimate(2_000_000, 10**9, 0, None, budget=slow, drives=1)
+    assert big["resource_units"] == 2_600_000 and "days of budget" in big["warning"]
+    first_day = 960_000 / 1_000 * 60
+    assert big["seconds"] == pytest.approx(first_day + (2_600_000 - 960_000) / 960_000 * 86400, rel=1e-3)
+    assert not big["final_sync"]["fits"]   # 26,001 RU at 1,000 RU/min: 26 min, over a 15-minute window
 
 
 def test_selection_by_batch_and_paging(store, tmp_path: Path) -> None:

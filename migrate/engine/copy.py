@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from migrate.engine import meter
 from migrate.engine.accounting import Accounting
 from migrate.engine.plan import PlanOptions, find_directory, run_plan
 from migrate.engine.pool import CopySummary, copy_drives
@@ -92,6 +93,8 @@ def run_copy(
         users = sorted({*users, plan_options.service_account})
     say(f"checking the target accounts of {len(users)} users, one at a time")
     check_credentials(target, users)
+    meter.announce(getattr(getattr(source, "pacer", None), "budget", None),
+                   float((doc.get("estimate") or {}).get("resource_units") or 0), say)
     summary = copy_drives(store, source, target, drives, workers=workers, accounting=accounting, options=transfer,
                           bulk=bulk, guard=lambda d: confirm_mount(target, d))
     return summary, doc

@@ -29,6 +29,7 @@ from migrate.errors import AuthError, ConfigError, MigrateError, TargetError, Tr
 
 if TYPE_CHECKING:
     from migrate.backends.dav.target import DavTarget
+    from migrate.backends.graph.contacts import ListedContact
     from migrate.backends.graph.source import GraphSource
     from migrate.mapping import Mappings
     from migrate.store import StateStore
@@ -287,12 +288,14 @@ def _scan_contacts(store: StateStore, client: Any, user: dict[str, Any], target:
         _add(summary, "deleted", store.finish_gw_scan(coll.id, gen))
 
 
-def contact_object(client: Any, user_id: str, folder_path: str, c: dict[str, Any]) -> dict[str, Any]:
-    """The state row of one contact, with its photo inline."""
+def contact_object(client: Any, user_id: str, folder_path: str, listed: ListedContact) -> dict[str, Any]:
+    """The state row of one contact, with its photo inline (asked for only where the listing says there is
+    one, or where it could not say)."""
     from migrate.backends.dav.target import href_for
     from migrate.backends.graph import contacts as ct_api
 
-    photo = ct_api.photo(client, user_id, c["id"])
+    c = listed.data
+    photo = ct_api.photo(client, user_id, listed)
     uid = str(c["id"])
     return {"source_id": c["id"], "kind": "contact", "uid": uid, "href": href_for(uid, "vcf"),
             "title": c.get("displayName") or "", "instances": 0,

@@ -44,7 +44,8 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
 
         require_settings(settings, "source")
         mappings = load_mappings(settings.mappings)
-        with open_source(settings) as source, Run(settings.state_path, f"scan-{label}", args) as run:
+        with open_source(settings) as source, Run(settings.state_path, f"scan-{label}", args,
+                                                   source=source) as run:
             s = gw.scan_groupware(run.store, source, mappings, kinds, upns=upns, workers=workers, say=say)
             run.summary = s.to_dict()
         text = (f"groupware: read {s.mailboxes} mailboxes: {s.calendars} calendars with {s.events} events, "
@@ -183,7 +184,7 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
             state = stack.enter_context(state_for(settings.state_path, f"sync-{label}", dry_run))
             source = stack.enter_context(open_source(settings))
             run = stack.enter_context(Run(state, f"sync-{label}", {"what": list(kinds), "user": user,
-                                                                   "dry_run": dry_run}))
+                                                                   "dry_run": dry_run}, source=source))
             s = sync_groupware(run.store, source, target, mappings, kinds, deletions=settings.policy.deletions,
                                dry_run=dry_run, upns=tuple(user), workers=workers or settings.transfer.workers,
                                say=say)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from migrate.config import versions_limit
+from migrate.engine import meter
+from migrate.engine.estimate import PlanBudget, copy_estimate, plan_budget
 from migrate.engine.layout import Assignment, DriveTarget, assign_drives, layout_drive
 from migrate.engine.shareplan import (
     CREATE_SHARE,
@@ -44,9 +46,6 @@ log = logging.getLogger(__name__)
 
 PLAN_MARK = "plan: "
 # Graph limits, peers.md (c): per app and tenant, for the smallest tenants (0–1,000 licences), stated as such.
-RU_PER_MIN = 1250
-EGRESS_BYTES_PER_H = 400 * 10**9
-RU_DOWNLOAD, RU_PERMISSIONS = 1, 5
 
 
 class Directory(Protocol):
@@ -73,6 +72,7 @@ class PlanOptions:
     create_team_folders: bool = False  # copy creates missing team folders and grants them (plan only lists it)
     migration_group: str = "m365-migration"  # the group that gives the service account team-folder access
     versions: int | None = 0  # [transfer] versions as a number: 0 none, None all, else N (engine.versions)
+    source_settings: Any = None  # [source]: the Graph budget figures the estimates use
 
 
 class _ProvisioningDirectory:
@@ -254,28 +254,10 @@ def _compare(store: StateStore, t: DriveTarget, options: PlanOptions, rules: Nam
 
 
 # ------------------------------------------------------------------------------------------- estimates
-def estimate(files: int, bytes_: int, shared_items: int, measured_bps: float | None) -> dict[str, Any]:
-    """Duration and Graph cost of copying `files`/`bytes_`; honest about where the speed comes from."""
-    ru = files * RU_DOWNLOAD
-    perm_ru = shared_items * RU_PERMISSIONS
-    graph_bound_s = max(bytes_ / EGRESS_BYTES_PER_H * 3600, ru / RU_PER_MIN * 60) if files else 0.0
-    out: dict[str, Any] = {
-        "files": files, "bytes": bytes_, "graph_requests": files + shared_items, "download_requests": files,
-        "permission_reads": shared_items, "resource_units": ru + perm_ru, "download_ru": ru,
-        "permission_ru": perm_ru, "graph_bound_seconds": round(graph_bound_s, 1),
-    }
-    if measured_bps:
-        s = bytes_ / measured_bps if measured_bps > 0 else 0.0
-        out.update(seconds=round(max(s, graph_bound_s), 1), basis="measured",
-                   assumption=f"measured copy throughput {measured_bps / 1e6:.1f} MB/s (median of earlier copy "
-                              "runs), never faster than Graph's published limits")
-    else:
-        out.update(seconds=round(graph_bound_s, 1), basis="graph-limits",
-                   assumption="no copy has been measured yet: this is the LOWER BOUND set by Graph's published "
-                              f"per-app limits ({EGRESS_BYTES_PER_H // 10**9} GB/h egress, {RU_PER_MIN} resource "
-                              "units/min for a tenant of up to 1,000 licences); real runs take longer. Copy a pilot "
-                              "batch to measure.")
-    return out
+def estimate(files: int, bytes_: int, shared_items: int, measured_bps: float | None, *,
+             budget: PlanBudget | None = None, drives: int = 1) -> dict[str, Any]:
+    """Duration and Graph cost of copying `files`/`bytes_` (see engine/estimate.py)."""
+    return copy_estimate(files, bytes_, shared_items, measured_bps, budget=budget or PlanBudget(), drives=drives)
 
 
 def measured_throughput(store: StateStore) -> float | None:
@@ -379,12 +361,14 @@ def run_plan(
     doc["grants"], doc["shares"] = _plan_shares(store, sorted(selected), mappings, options, today)
     doc["not_carried_over"] = list(grants_not_carried_over(store, sorted(selected)))
     measured = measured_throughput(store)
-    doc["batches"] = _batches(doc["drives"], measured)
+    budget = plan_budget(options.source_settings, meter.status_view(store))
+    doc["batches"] = _batches(doc["drives"], measured, budget)
     doc["versions_not_carried"] = store.version_rows(sorted(selected), ("missing", "not-carried"))
     files = sum(d["planned_files"] - d["already_files"] for d in doc["drives"])
     bytes_ = sum(d["planned_bytes"] - d["already_bytes"] for d in doc["drives"])
     doc["estimate"] = estimate(files, bytes_, sum(d["shared"] for d in doc["drives"] if d["status"] == "mapped"),
-                               measured)
+                               measured, budget=budget,
+                               drives=sum(1 for d in doc["drives"] if d["status"] == "mapped"))
     doc["name_rules"] = rules.describe()
     doc["policies"] = {"on_conflict": options.on_conflict, "onenote": options.onenote,
                        "anonymous_links": options.share_policy.anonymous_links,
@@ -489,7 +473,7 @@ def share_row(s: PlannedShare) -> dict[str, Any]:
             "note": s.note, "status": s.status or "not started"}
 
 
-def _batches(drives: list[dict[str, Any]], measured: float | None) -> list[dict[str, Any]]:
+def _batches(drives: list[dict[str, Any]], measured: float | None, budget: PlanBudget) -> list[dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for d in drives:
         if d["status"] != "mapped":
@@ -501,7 +485,7 @@ def _batches(drives: list[dict[str, Any]], measured: float | None) -> list[dict[
         b["bytes"] += d["planned_bytes"] - d["already_bytes"]
         b["shared"] += d["shared"]
     for b in out.values():
-        b["estimate"] = estimate(b["files"], b["bytes"], b["shared"], measured)
+        b["estimate"] = estimate(b["files"], b["bytes"], b["shared"], measured, budget=budget, drives=b["drives"])
     return [out[k] for k in sorted(out)]
 
 
@@ -535,7 +519,8 @@ def options_from_settings(settings: Any) -> PlanOptions:
                        create_team_folders=settings.target.create_team_folders,
                        migration_group=settings.target.migration_group,
                        versions=versions_limit(getattr(settings.transfer, "versions", "none")),
-                       share_policy=SharePolicy(pol.anonymous_links, pol.organization_links, pol.external_guests))
+                       share_policy=SharePolicy(pol.anonymous_links, pol.organization_links, pol.external_guests),
+                       source_settings=settings.source)
 
 
 def stamp(doc: dict[str, Any], *, state: str, now: dt.datetime | None = None) -> dict[str, Any]:

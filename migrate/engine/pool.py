@@ -9,6 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.engine import urlfeed
 from migrate.engine.accounting import Accounting
 from migrate.engine.batch import Batcher, run_batch
 from migrate.engine.readahead import ReadAheadSource
@@ -42,6 +43,7 @@ class CopySummary:
     seconds: float = 0.0
     stopped_drives: list[dict[str, Any]] = field(default_factory=list)  # by the guard; raised at the end
     versions: dict[str, Any] = field(default_factory=dict)  # earlier versions by state (engine.versions)
+    url_sources: dict[str, int] = field(default_factory=dict)  # drives by where their download URLs came from
 
     @property
     def attention(self) -> bool:
@@ -159,16 +161,6 @@ def copy_drives(
     ids = [d["id"] for d in drives]
     summary.resumed_verified, summary.resumed_resent = resume_in_flight(store, target, ids, workers=workers)
 
-    def work() -> Iterable[tuple[dict[str, Any], str]]:
-        for d in drives:
-            for item in store.iter_items(d["id"], statuses=RETRYABLE, files_only=True):
-                if not item["target_path"]:
-                    summary.not_planned += 1
-                    continue
-                if item["status"] == "failed" and item["attempts"] >= max_attempts:
-                    continue
-                yield item, d["kind"]
-
     files = bytes_ = 0
     for d in drives:
         c = store.status_counts(d["id"])
@@ -202,6 +194,32 @@ def copy_drives(
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _collect(done, fatal, stop)
             running.add(pool.submit(fn, *args))
+
+        def settle() -> None:
+            """Every file handed out so far is with a worker (or done): before the sweep of the rest."""
+            nonlocal running
+            for rest in batcher.drain():
+                submit(run_batch, transfer, rest)
+            done, running = wait(running)
+            _collect(done, fatal, stop)
+
+        page_size = int(getattr(getattr(source, "options", None), "page_size", 999) or 999)
+
+        def work() -> Iterable[tuple[dict[str, Any], str]]:
+            for d in drives:
+                plan = urlfeed.choose(store, source, d["id"], max_attempts=max_attempts, page_size=page_size)
+                summary.url_sources[plan.how] = summary.url_sources.get(plan.how, 0) + 1
+                if plan.files:
+                    log.info("drive %s: %d files to send; download URLs by %s (about %.0f RU; %s)", d["name"],
+                             plan.files, plan.how, plan.ru,
+                             ", ".join(f"{k} {v:.0f}" for k, v in sorted(plan.costs.items())))
+                for item in urlfeed.files_to_send(store, source, d, plan, max_attempts=max_attempts, settle=settle):
+                    if not item["target_path"]:
+                        summary.not_planned += 1
+                        continue
+                    if item["status"] == "failed" and item["attempts"] >= max_attempts:
+                        continue
+                    yield item, d["kind"]
 
         drive = None
         for item, kind in work():

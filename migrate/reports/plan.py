@@ -106,8 +106,20 @@ def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("Grants not carried over", f"{s.get('grants_not_carried_over', 0)} ({s.get('grants_reported', 0)} to decide "
                                     f"by hand, {s.get('grants_dropped', 0)} dropped): see not_carried_over.csv"),
         ("Estimated duration", f"{_dur(e['seconds'])} ({e['basis']})"),
-        ("Graph cost", f"{e['graph_requests']} requests, {e['resource_units']} resource units"),
+        ("Graph cost", f"{e['graph_requests']} requests, {e['resource_units']} resource units "
+                       f"({e.get('ru_per_file', 0):.2f} per file); {e.get('budget_minutes', 0):,.0f} min or "
+                       f"{e.get('budget_days', 0):.2f} days of the budget"),
+        ("Final sync on switchover day", _final_sync(e)),
     ] + _groupware_rows(doc.get("groupware"))
+
+
+def _final_sync(e: dict[str, Any]) -> str:
+    f = e.get("final_sync") or {}
+    if not f:
+        return "-"
+    verdict = "fits" if f["fits"] else "does NOT fit"
+    return (f"about {f['ru']:,} RU, {_dur(f['seconds'])}: {verdict} the {f['window_hours']:g}-hour window "
+            f"({f['assumption']})")
 
 
 def _groupware_rows(gw: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -180,12 +192,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
     out += ["", f"*Estimate basis:* {_md(doc['estimate']['assumption'])}", ""]
     if doc["warnings"]:
         out += ["## Warnings", ""] + [f"- {_md(w)}" for w in doc["warnings"]] + [""]
-    out += ["## Batches", "", "| batch | drives | files | bytes | duration | Graph requests | RU |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    out += ["## Batches", "", "| batch | drives | files | bytes | duration | Graph requests | RU | days of budget | "
+            "final sync |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for b in doc["batches"]:
         e = b["estimate"]
         out.append(f"| {_md(b['batch'])} | {b['drives']} | {b['files']} | {human_bytes(b['bytes'])} | "
-                   f"{_dur(e['seconds'])} | {e['graph_requests']} | {e['resource_units']} |")
+                   f"{_dur(e['seconds'])} | {e['graph_requests']} | {e['resource_units']} | "
+                   f"{e.get('budget_days', 0):.2f} | {_md(_final_sync(e))} |")
     vrows = version_rows(doc)
     out += ["", "## Version history", ""] + [_md(line) for line in version_text(doc)] + [""]
     if vrows:
@@ -302,7 +315,9 @@ def render_html(doc: dict[str, Any]) -> str:
         h.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{_h(w)}</li>" for w in doc["warnings"]) + "</ul>")
     brows = [{"batch": b["batch"], "drives": b["drives"], "files": b["files"], "size": human_bytes(b["bytes"]),
               "bytes": b["bytes"], "duration": _dur(b["estimate"]["seconds"]),
-              "Graph requests": b["estimate"]["graph_requests"], "RU": b["estimate"]["resource_units"]}
+              "Graph requests": b["estimate"]["graph_requests"], "RU": b["estimate"]["resource_units"],
+              "days of budget": f"{b['estimate'].get('budget_days', 0):.2f}",
+              "final sync": _final_sync(b["estimate"])}
              for b in doc["batches"]]
     h.append("<h2>Batches</h2>" + _table(list(brows[0]) if brows else ["batch"], brows,
                                          {"drives", "files", "size", "bytes", "Graph requests", "RU"}))

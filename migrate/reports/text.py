@@ -69,6 +69,14 @@ def render_status(data: dict[str, Any]) -> str:
     if data["recent_runs"]:
         r = data["recent_runs"][0]
         out += ["", f"last run: {r['command']} ({r['status']}) started {r['started_at']}"]
+    g = data.get("graph") or {}
+    if g.get("runs"):
+        line = f"Graph: {g['ru_last_24h']:,} resource units in the last 24 hours"
+        if g.get("day_used") is not None:
+            line += f" ({g['day_used']:.1%} of the 24-hour budget, {g['budget']['ru_per_day']:,} RU)"
+        if g.get("last_ru_per_file"):
+            line += f"; the last copy spent {g['last_ru_per_file']:.2f} RU per file"
+        out.append(line)
     out += ["", f"next: {data['next_step']}"]
     return "\n".join(out)
 

@@ -108,6 +108,11 @@ class DrivesMixin(StoreBase):
                 {"ended_at": utcnow(), "status": status, "summary": json.dumps(summary or {}, default=str)},
             )
 
+    def ru_spent_since(self, since: str) -> float:
+        """Graph resource units that runs started since `since` spent (their books, kept in each run's summary)."""
+        return float(self.scalar("SELECT coalesce(sum(json_extract(summary, '$.graph.ru')), 0) FROM runs "
+                                 "WHERE started_at >= ? AND json_valid(summary)", (since,)) or 0)
+
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from migrate.errors import IllegalTransition
 from migrate.models import ItemStatus
-from migrate.store.base import DK_OF, StoreBase, utcnow
+from migrate.store.base import DK_OF, StoreBase, dk_of, utcnow
 from migrate.store.states import check_transition
 
 # Columns the scanner owns; status and target columns are never touched by a rescan.
@@ -99,10 +99,16 @@ class ItemsMixin(StoreBase):
         statuses: Iterable[str] = (),
         include_deleted: bool = False,
         files_only: bool = False,
+        untouched_since: str | None = None,
         page: int = 2000,
     ) -> Iterator[dict[str, Any]]:
-        """Stream items in primary-key order, one page at a time, so a large tenant never sits in memory."""
+        """Stream items in primary-key order, one page at a time, so a large tenant never sits in memory.
+
+        `untouched_since` (a store timestamp) keeps only rows not written since then (what a run has not tried)."""
         where, params = ["id > ?"], [0]
+        if untouched_since is not None:
+            where.append("updated_at < ?")
+            params.append(untouched_since)
         if drive_id is not None:
             where.append(f"dk = {DK_OF}")
             params.append(drive_id)
@@ -242,6 +248,51 @@ class ItemsMixin(StoreBase):
         """Whether a live item of the drive still waits to be copied (pending, or failed and to be tried again)."""
         return self.scalar(f"SELECT 1 FROM items WHERE dk = {DK_OF} AND deleted = 0 "
                            "AND status IN ('pending', 'failed') LIMIT 1", (drive_id,)) is not None
+
+    # where copy gets download URLs (engine/urlfeed.py) -----------------------------------------------
+    _TO_SEND = ("deleted = 0 AND is_folder = 0 AND target_path IS NOT NULL AND (status = 'pending' OR "
+                "(status = 'failed' AND attempts < ?))")
+
+    def url_source_counts(self, drive_id: str, max_attempts: int, page_size: int) -> dict[str, int]:
+        """What each way of learning download URLs would cost for the files of a drive still to send: the files,
+        the drive's live items (a delta pass lists them all) and the listing pages of the folders holding them."""
+        files = self.scalar(f"SELECT count(*) FROM items WHERE dk = {DK_OF} AND {self._TO_SEND}",
+                            (drive_id, max_attempts)) or 0
+        if not files:
+            return {"files": 0, "items": 0, "folders": 0, "listing_pages": 0}
+        items = self.scalar(f"SELECT count(*) FROM items WHERE dk = {DK_OF} AND deleted = 0", (drive_id,)) or 0
+        row = self.query_one(
+            f"SELECT count(*) AS folders, coalesce(sum((n + ?2 - 1) / ?2), 0) AS pages FROM ("
+            f"SELECT parent_id, count(*) AS n FROM items WHERE dk = {dk_of('?1')} AND deleted = 0 AND parent_id IN ("
+            f"SELECT DISTINCT parent_id FROM items WHERE dk = {dk_of('?1')} AND "
+            f"{self._TO_SEND.replace('?', '?3')}) GROUP BY parent_id)",
+            (drive_id, max(1, page_size), max_attempts)) or {}
+        return {"files": files, "items": items, "folders": row.get("folders") or 0,
+                "listing_pages": row.get("pages") or 0}
+
+    def to_send_among(self, drive_id: str, item_ids: Sequence[str], max_attempts: int) -> list[dict[str, Any]]:
+        """The files of `item_ids` (one page of a listing) still to send, in the page's order."""
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(item_ids), 500):
+            part = list(item_ids[start:start + 500])
+            rows = self.query(f"SELECT * FROM items WHERE dk = {DK_OF} AND item_id IN "
+                              f"({', '.join('?' for _ in part)}) AND {self._TO_SEND}", (drive_id, *part, max_attempts))
+            order = {i: n for n, i in enumerate(part)}
+            out += sorted(rows, key=lambda r: order.get(r["item_id"], 0))
+        return out
+
+    def folders_to_send(self, drive_id: str, max_attempts: int, page: int = 1000) -> Iterator[str]:
+        """The parent folders (ids) of the files still to send, streamed in id order."""
+        last = ""
+        while True:
+            rows = self.query(f"SELECT DISTINCT parent_id FROM items WHERE dk = {DK_OF} AND parent_id > ? AND "
+                              f"{self._TO_SEND} ORDER BY parent_id LIMIT {int(page)}",
+                              (drive_id, last, max_attempts))
+            if not rows:
+                return
+            for r in rows:
+                yield r["parent_id"]
+            last = rows[-1]["parent_id"]
 
     def failures(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.query(

@@ -14,11 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from migrate.errors import ThrottledError, Transient
+
+if TYPE_CHECKING:
+    from migrate.transport.budget import Budget
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -60,6 +63,16 @@ class Pacer:
         self._resume_at = 0.0
         self._last_call = 0.0
         self.stats = PacerStats()
+        self.budget: Budget | None = None   # the resource-unit budget every request through this pacer draws on
+
+    def spend(self, units: float) -> None:
+        """Take `units` from the budget before a request leaves, waiting while it is empty (no-op without one)."""
+        budget = self.budget
+        if budget is not None and units > 0:
+            wait = budget.reserve(units)
+            if wait > 0:
+                self.stats.waited += wait
+                self._sleep(wait)
 
     def pause(self, seconds: float) -> None:
         """Hold every caller of this pacer for `seconds` from now (extends, never shortens, a running pause)."""

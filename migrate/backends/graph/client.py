@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from migrate.backends.graph.cost import OUTLOOK_KINDS, GraphBooks
 from migrate.errors import (
     AuthError,
     DeltaExpired,
@@ -25,6 +26,7 @@ from migrate.errors import (
     ThrottledError,
     TransientError,
 )
+from migrate.transport.budget import parse_ratelimit
 from migrate.transport.pacer import Pacer, parse_retry_after
 
 if TYPE_CHECKING:
@@ -98,6 +100,27 @@ def classify(status: int, body: Any, headers: Mapping[str, str], what: str) -> B
     return SourceRefused(detail)
 
 
+def _mailbox_of(url: str) -> str | None:
+    """The mailbox (user id or UPN) an Outlook request reads, from its path `/users/{id}/...`."""
+    parts = urlsplit(url).path.split("/")
+    try:
+        return parts[parts.index("users") + 1].lower() or None
+    except (ValueError, IndexError):
+        return None
+
+
+def _batch_steps(body: Any) -> list[tuple[str, str]]:
+    """(kind, url) of each step of a `$batch` body: every step is charged as the request it stands for."""
+    out = []
+    for step in (body or {}).get("requests") or ():
+        url = str(step.get("url") or "")
+        path = urlsplit(url).path.rstrip("/")
+        kind = ("permissions" if path.endswith("/permissions") else "children" if path.endswith("/children")
+                else "content" if path.endswith("/content") else "item")
+        out.append((kind, url))
+    return out
+
+
 def _body(resp: httpx.Response) -> Any:
     try:
         return resp.json()
@@ -124,6 +147,7 @@ class GraphClient:
         self.http = make_client(ca_bundle=ca_bundle, org=org, max_connections=max_connections, timeout=timeout)
         self.counts: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        self.books = GraphBooks()
 
     def close(self) -> None:
         self.http.close()
@@ -139,9 +163,30 @@ class GraphClient:
             return path_or_url
         return self.base_url + "/" + path_or_url.lstrip("/")
 
-    def count(self, kind: str) -> None:
+    def reserve(self, kind: str, url: str = "", *, steps: int = 1) -> float:
+        """Charge `steps` requests of `kind` to the books and book their RU in the budget; the seconds to wait
+        before sending (for the SDK's event loop, which must not block)."""
         with self._count_lock:
-            self.counts[kind] += 1
+            self.counts[kind] += steps
+        mailbox = _mailbox_of(url) if kind in OUTLOOK_KINDS else None
+        cost = self.books.charge(kind, url, steps=steps, mailbox=mailbox)
+        budget = self.pacer.budget
+        return budget.reserve(cost) if budget is not None and cost else 0.0
+
+    def count(self, kind: str, url: str = "", *, steps: int = 1) -> None:
+        """Charge `steps` requests of `kind` (see `reserve`) and wait until the budget has paid for them."""
+        wait = self.reserve(kind, url, steps=steps)
+        if wait > 0:
+            self.pacer.stats.waited += wait
+            self.pacer._sleep(wait)  # noqa: SLF001 - the pacer's own sleep (tests replace it)
+
+    def observe(self, kind: str, resp: httpx.Response) -> None:
+        """What an answer says about the budget: throttled (counted), or Graph's RateLimit-* view of it."""
+        if resp.status_code in (429, 503):
+            self.books.throttle(kind)
+        budget = self.pacer.budget
+        if budget is not None and "ratelimit-remaining" in resp.headers:
+            budget.observe(*parse_ratelimit(resp.headers))
 
     def request_once(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
                      kind: str = "other", what: str = "", headers: Mapping[str, str] | None = None,
@@ -152,8 +197,11 @@ class GraphClient:
         url = self.url(path_or_url)
         what = what or f"{method} {urlsplit(url).path}"
         token = self.tokens.get()
+        steps = len(json_body.get("requests") or ()) if kind == "batch" and isinstance(json_body, dict) else 0
         for attempt in (1, 2):
-            self.count(kind)
+            self.count(kind, url)
+            for step_kind, step_url in _batch_steps(json_body) if steps else ():
+                self.count(step_kind, step_url)
             try:
                 resp = self.http.request(method, url, params=params, json=json_body,
                                          headers={**(headers or {}), "Authorization": f"Bearer {token}"})
@@ -161,6 +209,7 @@ class GraphClient:
                 raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
             except httpx.TransportError as exc:
                 raise TransientError(f"{what}: connection failed ({type(exc).__name__}: {exc})") from None
+            self.observe(kind, resp)
             err = classify(resp.status_code, _body(resp) if resp.status_code >= 400 else None, resp.headers, what)
             if err is None:
                 return resp

@@ -1,10 +1,10 @@
-"""Downloads: `/content` answers 302 to a short-lived pre-authenticated URL, streamed with a plain client and Range.
+"""Downloads: a pre-authenticated URL per file, streamed with a plain client and Range.
 
-The download URL is fetched just before use and never stored or logged; an expired URL (401 on it) or a broken
-body raises TransientError, so the caller re-opens with a fresh URL at the byte where it stopped. For many small
-files the URLs can be fetched ahead in `$batch` requests of 20 (`prefetch`): one round trip to Graph instead of
-one per file. They are held in memory only, for at most URL_FRESH seconds, and each is used once, for the first
-open of its file; a re-open always asks for a new one.
+A download URL costs a Graph request to learn, so `copy` learns them many at a time: from a fresh delta page or a
+folder listing asked only for ids and URLs (1–2 RU for up to a page of files, see `offer`), or, for a few files,
+from `$batch` steps (`prefetch`). Each is held in memory only (never stored or logged), used once for its file's
+first open, and dropped oldest first when many are held. A file without one (or whose URL has expired: 401 on it)
+asks `/content` for a fresh one (1 RU); a broken body re-opens with a fresh URL at the byte where it stopped.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
@@ -31,8 +32,9 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
 BATCH_MAX = 20  # steps per Graph JSON batch
-URL_FRESH = 120.0  # seconds a prefetched download URL is trusted (Microsoft commits to no lifetime)
-URL_CACHE_MAX = 4096
+URL_FRESH = 50 * 60.0  # a held URL older than this is not tried (Microsoft says "1 hour" and "a few minutes";
+# an expired one answers 401 and costs one /content request, so the real check is the try itself)
+URL_CACHE_MAX = 8192   # two delta pages of 999 files and the in-flight work around them; oldest dropped first
 
 
 class ContentReader:
@@ -46,7 +48,7 @@ class ContentReader:
         self.read_size = read_size
         # a plain client: the download URL is pre-authenticated and may live on another host
         self.http = make_client(ca_bundle=ca_bundle, org=org, max_connections=max_connections)
-        self._urls: dict[tuple[str, str], tuple[str, float]] = {}
+        self._urls: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -60,6 +62,27 @@ class ContentReader:
             return location
         raise SourceRefused(f"download of {drive_id}/{item_id}: expected a redirect, got HTTP {resp.status_code}")
 
+    def _hold(self, key: tuple[str, str], url: str, now: float) -> None:
+        with self._lock:
+            self._urls[key] = (url, now)
+            self._urls.move_to_end(key)
+            while len(self._urls) > URL_CACHE_MAX:
+                self._urls.popitem(last=False)
+
+    def holds(self, drive_id: str, item_id: str) -> bool:
+        with self._lock:
+            return (drive_id, item_id) in self._urls
+
+    def offer(self, drive_id: str, entries: Iterable[dict[str, Any]]) -> list[str]:
+        """Keep the download URLs a listing or delta page carried; returns the ids of the files that had one."""
+        now, ids = time.monotonic(), []
+        for e in entries:
+            url = e.get("@microsoft.graph.downloadUrl") if isinstance(e, dict) else None
+            if isinstance(url, str) and url.startswith(("https://", "http://")) and e.get("id"):
+                self._hold((drive_id, str(e["id"])), url, now)
+                ids.append(str(e["id"]))
+        return ids
+
     def prefetch(self, items: Sequence[tuple[str, str]]) -> int:
         """Download URLs for many files in `$batch` requests; returns how many came back.
 
@@ -67,6 +90,7 @@ class ContentReader:
         throttled step pauses the shared pacer for its Retry-After, as a throttled request would.
         """
         kept = 0
+        items = [it for it in items if not self.holds(*it)]   # URLs a listing already brought cost nothing more
         for start in range(0, len(items), BATCH_MAX):
             group = list(items[start:start + BATCH_MAX])
             steps = [{"id": str(n), "method": "GET",
@@ -86,12 +110,10 @@ class ContentReader:
                 url = body.get("@microsoft.graph.downloadUrl")
                 status = int(answer.get("status") or 0)
                 if status == 200 and isinstance(url, str) and url.startswith(("https://", "http://")):
-                    with self._lock:
-                        if len(self._urls) >= URL_CACHE_MAX:
-                            self._urls.clear()
-                        self._urls[group[n]] = (url, now)
+                    self._hold(group[n], url, now)
                     kept += 1
                 elif status in (429, 503):
+                    self.client.books.throttle("item")
                     headers = {str(k).lower(): str(v) for k, v in (answer.get("headers") or {}).items()}
                     wait = parse_retry_after(headers.get("retry-after"))
                     pause = max(pause, wait if wait is not None else DEFAULT_429_PAUSE)
@@ -128,7 +150,7 @@ class ContentReader:
     def _open(self, drive_id: str, item_id: str, offset: int) -> Any:
         import httpx
 
-        url = (self._prefetched(drive_id, item_id) if not offset else None) or self._download_url(drive_id, item_id)
+        url = self._prefetched(drive_id, item_id) or self._download_url(drive_id, item_id)
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         what = f"download of {drive_id}/{item_id}"
         self.client.count("download")
@@ -137,6 +159,7 @@ class ContentReader:
             resp = self.http.send(req, stream=True)
         except httpx.TransportError as exc:
             raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from None
+        self.client.observe("download", resp)
         if resp.status_code == 401:
             resp.close()
             raise TransientError(f"{what}: the download URL expired before use; asking for a new one")

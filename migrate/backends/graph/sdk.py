@@ -40,8 +40,11 @@ def _token_auth(tokens: TokenProvider) -> Any:
 
 
 def build_service_client(base_url: str, tokens: TokenProvider, *, ca_bundle: str | None, org: str,
-                         timeout: float = 100.0) -> Any:
-    """A GraphServiceClient over a GraphRequestAdapter whose base URL is `base_url` (national cloud, sandbox)."""
+                         timeout: float = 100.0, reserve: Callable[[str, str], float] | None = None) -> Any:
+    """A GraphServiceClient over a GraphRequestAdapter whose base URL is `base_url` (national cloud, sandbox).
+
+    `reserve(kind, url)` charges each request the SDK sends to the run's books and budget (see cost.py) and
+    returns how long to wait: the wait is awaited, so the loop serving other discovery requests never blocks."""
     import ssl
 
     import httpx
@@ -58,8 +61,19 @@ def build_service_client(base_url: str, tokens: TokenProvider, *, ca_bundle: str
     if ca_bundle:
         verify = ssl.create_default_context()
         verify.load_verify_locations(cafile=ca_bundle)
+    hooks: dict[str, list[Any]] = {}
+    if reserve is not None:
+        from migrate.backends.graph.cost import kind_of
+
+        async def charge(request: httpx.Request) -> None:
+            url = str(request.url)
+            wait = reserve(kind_of(url), url)
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+        hooks["request"] = [charge]
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=30), verify=verify,
-                             headers={"User-Agent": user_agent(org)}, cookies=NoCookieJar())
+                             headers={"User-Agent": user_agent(org)}, cookies=NoCookieJar(), event_hooks=hooks)
     middleware = [m for m in KiotaClientFactory.get_default_middleware(graph_options)
                   if not isinstance(m, RetryHandler)]
     middleware.append(GraphClientFactory._get_telemetry_handler(graph_options))

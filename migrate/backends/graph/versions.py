@@ -81,6 +81,7 @@ class VersionReader:
                                                           if offset else {}), stream=True)
         except httpx.TransportError as exc:
             raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from None
+        self.client.observe("download", resp)
         if resp.status_code == 401:
             resp.close()
             state["expired"] = True  # the listing's URL expired: the retry asks …/versions/{id}/content

@@ -9,7 +9,9 @@ In-process API (names are stable; the rest of the project codes against them)::
     with GraphSandbox(spec, tls=True, token_lifetime=3600, shuffle_delta=False, empty_pages=False,
                       enrichment=False, download_url_ttl=300, page_size=200,
                       delta_token_ttl=None, resync_code="resyncRequired", resync_inner=None,
-                      mysite_error="404" | "404-file" | "400", ru_per_minute=None, ignore_range=False) as g:
+                      mysite_error="404" | "404-file" | "400", ru_per_minute=None, ru_per_day=None,
+                      block_after=100, block_seconds=60, mailbox_requests_per_10_minutes=10_000,
+                      mailbox_concurrency=4, outlook_delay=0.0, licences=None, ignore_range=False) as g:
         g.graph_url, g.authority, g.tenant_id, g.client_id, g.client_secret, g.ca_path, g.client_cert_path
         g.download_url   # the pre-authenticated download host (another port, same scheme as graph_url)
         g.admin_url      # <graph host>/_sandbox: the same admin operations over HTTP (no auth)
@@ -25,17 +27,25 @@ In-process API (names are stable; the rest of the project codes against them)::
         g.mutate.move(drive_id, item_id, new_parent_id_or_path, name=None) / delete(drive_id, item_id)
         g.mutate.add_permission(drive_id, item_id, kind, user=upn, group=gid, roles=None, password=False,
                                 expiration=None) / remove_permission(drive_id, item_id, permission_id)
-        g.stats()        # {"requests": {route: n}, "status": {...}, "ru", "bytes_sent", "throttled", "faults"}
+        g.stats()        # {"requests": {route: n}, "status": {...}, "ru", "ru_by_route": {route: RU}, "ru_refused",
+                         #  "throttled", "throttled_status": {"429": n, "503": n}, "blocked", "bytes_sent", "faults",
+                         #  "mailboxes": {user id: {requests, throttled, over_concurrency, over_rate,
+                         #  max_in_flight}}, "budget": {per_minute, per_day, used_minute, used_day, blocked, ...}}
+        g.reset_stats()  # the books start over (the budget's windows do not)
+        g.set_budget(per_minute=600, per_day=None, block_after=100, block_seconds=60, reset=False)
+        g.set_outlook(per_10_minutes=10_000, concurrency=4, delay=0.0, retry_after=1.0)
         g.expire_delta_tokens()   # any older delta token or nextLink → 410 + Location
         g.expire_access_tokens()  # every issued bearer token → 401 InvalidAuthenticationToken
         g.set_option(shuffle_delta=True, empty_pages=True, enrichment=True, download_url_ttl=1, ...)
 
 JSON batching: `POST /v1.0/$batch` with up to 20 steps; each step is routed, authorised, faulted and charged
 like a request of its own (a throttled step is a 429 entry with its Retry-After inside a 200 envelope); the
-entries come back in reverse order, so clients must match them by id. The envelope counts as route "batch".
+entries come back in reverse order, so clients must match them by id. The envelope counts as route "batch" and
+costs no RU. Costs, budgets and blocking: `budget.py`; Outlook's per-mailbox limits: `outlook.py`.
 Fault route names: see `faults.ROUTES` (batch, users, user, groups, group, sites, site, drive, drives, item,
 children, delta, content, download, permissions, versions, version_content, token, or "*").
-Admin HTTP routes on the Graph port: GET /_sandbox/stats, GET /_sandbox/truth, GET|POST|DELETE
+Admin HTTP routes on the Graph port: GET|DELETE /_sandbox/stats, GET|POST /_sandbox/budget, GET|POST
+/_sandbox/outlook, GET /_sandbox/truth, GET|POST|DELETE
 /_sandbox/faults, POST /_sandbox/mutate {"op": "add_file", ...}, POST /_sandbox/expire-delta-tokens,
 POST /_sandbox/expire-access-tokens, POST /_sandbox/token {"lifetime": s}.
 """

@@ -13,16 +13,30 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
+from . import admin, perms
 from . import delta as delta_engine
-from . import perms
 from .auth import Authority
+from .budget import Budget, ru_cost
 from .content import Content
-from .faults import RU_COST, Faults, ResourceUnits, Rule, Stats, error_body
+from .faults import Faults, Rule, Stats, error_body
 from .groupware_routes import SEGMENTS as GW_SEGMENTS
 from .groupware_routes import GroupwareRoutes
 from .http import Request, Response, parse_query
-from .mutate import MutationError, Mutator
-from .render import drive_json, group_json, iso, item_json, item_text, select, site_json, user_json, user_view
+from .mutate import Mutator
+from .outlook import MailboxLimits, OutlookOptions
+from .render import (
+    drive_json,
+    group_json,
+    iso,
+    item_json,
+    item_text,
+    organization_json,
+    select,
+    site_json,
+    skus_json,
+    user_json,
+    user_view,
+)
 from .tenant import Drive, Item, Tenant
 
 BATCH_MAX = 20  # steps per JSON batch (Graph's limit)
@@ -56,7 +70,9 @@ class GraphApp:
                  shuffle_delta: bool = False, empty_pages: bool = False, enrichment: bool = False,
                  download_url_ttl: float = 300, delta_token_ttl: float | None = None,
                  resync_code: str = "resyncRequired", resync_inner: str | None = None, mysite_error: str = "404",
-                 ru_per_minute: float | None = None, ignore_range: bool = False, require_auth: bool = True) -> None:
+                 ru_per_minute: float | None = None, ru_per_day: float | None = None, block_after: int = 100,
+                 block_seconds: float = 60.0, outlook: OutlookOptions | None = None, ignore_range: bool = False,
+                 require_auth: bool = True, licences: int | None = None) -> None:
         self.tenant, self.authority, self.faults = tenant, authority, faults
         self.seed = tenant.seed
         self.page_size, self.shuffle_delta, self.empty_pages = page_size, shuffle_delta, empty_pages
@@ -66,7 +82,11 @@ class GraphApp:
             raise ValueError(f"mysite_error must be one of {sorted(MYSITE_ERRORS)}")
         self.mysite_error = mysite_error
         self.ignore_range, self.require_auth = ignore_range, require_auth
-        self.ru = ResourceUnits(ru_per_minute, tenant.seed)
+        self.budget = Budget(ru_per_minute, ru_per_day, block_after=block_after, block_seconds=block_seconds,
+                             seed=tenant.seed)
+        self.outlook = MailboxLimits(outlook)
+        self.licences = tenant.licences if licences is None else licences
+        self._mailbox: str | None = None   # the mailbox of the groupware request being routed
         self.stats = Stats()
         self.mutator = Mutator(tenant)
         self.secret = secrets.token_bytes(32)
@@ -150,20 +170,26 @@ class GraphApp:
         return self._count(resp)
 
     def handle_download(self, req: Request) -> Response:
+        """The pre-authenticated URL: no bearer token, but SharePoint charges it (1 RU) against the budget."""
         self.stats.requests["download"] = self.stats.requests.get("download", 0) + 1
+        cost = ru_cost("download")
+        self.stats.charge("download", cost)
         rule = self.faults.draw("download")
         if rule and rule.status:
-            return self._count(self._fault(rule))
+            return self._count(self._fault(rule, cost))
+        refused, rl_headers = self._admit(cost)
+        if refused is not None:
+            return refused
         resp = self._download(req)
+        resp.headers.extend(rl_headers)
         if rule:
             self._shape(resp, rule)
-        self.stats.ru += RU_COST["download"]
         return self._count(resp)
 
     def handle_graph(self, req: Request) -> Response:
         path = _SLASHES.sub("/", req.path)
         if path.startswith("/_sandbox/"):
-            return self._admin(req, path[len("/_sandbox/"):])
+            return admin.handle(self, req, path[len("/_sandbox/"):])
         for prefix in ("/v1.0", "/beta"):
             if path == prefix or path.startswith(prefix + "/"):
                 rest, version = path[len(prefix):], prefix
@@ -174,27 +200,59 @@ class GraphApp:
         if unquote(rest).rstrip("/") == "/$batch":
             return self._batch(req, version)
         self.current_prefer = req.headers.get("prefer", "").lower()
+        self._mailbox = None
         route, handler = self._route(req, rest, base)
+        mailbox = self._mailbox
         self.stats.requests[route] = self.stats.requests.get(route, 0) + 1
         refused = self._unauthorised(req)
         if refused is not None:
             return refused
+        cost = ru_cost(route, req.query, with_token="token" in req.query or "token=" in rest,
+                       sharepoint=mailbox is None)
+        self.stats.charge(route, cost)
+        if mailbox is not None:
+            return self._outlook(mailbox, handler, route)
         rule = self.faults.draw(route)
         if rule and rule.status:
-            return self._count(self._fault(rule))
-        cost = RU_COST.get(route, 1)
-        if route == "delta" and not ("token" in req.query or "token=" in rest):
-            cost = RU_COST["delta_full"]
-        wait, rl_headers = self.ru.take(cost)
-        if wait is not None:
-            status = 429 if self.ru.rng.random() < 0.7 else 503
-            ra = f"{wait:.3f}" if self.ru.rng.random() < 0.5 else str(max(1, round(wait + 0.5)))
-            self.stats.throttled += 1
-            return self._count(Response(status, error_body(status), [("Retry-After", ra), *rl_headers]))
-        self.stats.ru += cost
+            return self._count(self._fault(rule, cost))
+        refused, rl_headers = self._admit(cost)
+        if refused is not None:
+            return refused
         resp = handler()
         resp.headers.extend(rl_headers)
         if rule:
+            self._shape(resp, rule)
+        return self._count(resp)
+
+    def _admit(self, cost: int) -> tuple[Response | None, list[tuple[str, str]]]:
+        """(the 429/503 the per-app budget answers, or None; the RateLimit-* headers for a passing answer).
+        Free requests (directory, Outlook, batch envelopes) are never refused."""
+        if not cost:
+            return None, []
+        v = self.budget.admit(cost)
+        if v.status is None:
+            return None, v.headers
+        self.stats.refused(v.status, cost, blocked=v.blocked)
+        headers = [("Retry-After", v.retry_after or "1"), *v.headers]
+        return self._count(Response(v.status, error_body(v.status), headers)), []
+
+    def _outlook(self, mailbox: str, handler: Handler, route: str) -> Response:
+        """A groupware request under Outlook's per-mailbox limits (checked before injected faults, so every
+        request counts); it stays in flight until its answer is out."""
+        books = self.stats.mailbox(mailbox)
+        refused = self.outlook.admit(mailbox, books)
+        if refused is not None:
+            self.stats.refused(429)
+            return self._count(refused)
+        rule = self.faults.draw(route)
+        try:
+            resp = self._fault(rule) if rule and rule.status else handler()
+        except BaseException:
+            self.outlook.release(mailbox)
+            raise
+        resp.delay = max(resp.delay, self.outlook.options.delay)
+        resp.on_done = lambda: self.outlook.release(mailbox)
+        if rule and not rule.status:
             self._shape(resp, rule)
         return self._count(resp)
 
@@ -226,6 +284,7 @@ class GraphApp:
         if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
             return self._count(err(400, "BadRequest", "Batch request step IDs must be unique, non-empty strings."))
         answers = []
+        held = 0.0
         for r in steps:
             url = str(r.get("url") or "")
             if not url or url.startswith(("http://", "https://")):
@@ -237,6 +296,9 @@ class GraphApp:
             sub = Request(str(r.get("method") or "GET").upper(), url, f"{version}/{path}", parse_query(qs),
                           {**req.headers, **step_headers}, b"", req.listener, req.scheme, req.host)
             resp = self.handle_graph(sub)
+            if resp.on_done:                 # steps run one after another here: each is done once answered
+                resp.on_done()
+            held += resp.delay
             entry: dict[str, Any] = {"id": r["id"], "status": resp.status, "headers": dict(resp.headers)}
             if resp.body:
                 try:
@@ -245,7 +307,9 @@ class GraphApp:
                     entry["body"] = resp.body.decode("utf-8", "replace")
             answers.append(entry)
         answers.reverse()
-        return self._count(jresp(200, {"responses": answers}))
+        out = jresp(200, {"responses": answers})
+        out.delay = held / 4             # Graph runs up to 4 steps at once (groupware.md §1.4)
+        return self._count(out)
 
     def _unauthorised(self, req: Request) -> Response | None:
         """The 401 a request without a valid bearer token gets (None when it may pass)."""
@@ -272,11 +336,11 @@ class GraphApp:
             resp.on_sent = sent
         return resp
 
-    def _fault(self, rule: Rule) -> Response:
+    def _fault(self, rule: Rule, cost: int = 0) -> Response:
         assert rule.status is not None
         self.stats.faults += 1
         if rule.status in (429, 503):
-            self.stats.throttled += 1
+            self.stats.refused(rule.status, cost)
         headers = [("Retry-After", rule.retry_after)] if rule.retry_after is not None else []
         if rule.status == 401:
             headers.append(("WWW-Authenticate", WWW_AUTH))
@@ -289,7 +353,10 @@ class GraphApp:
     # ------------------------------------------------------------------ routing
     def _route(self, req: Request, rest: str, base: str) -> tuple[str, Handler]:
         if req.method not in ("GET", "HEAD"):
-            return "item", lambda: err(405, "notSupported", "The sandbox tenant is read-only; use /_sandbox/mutate.")
+            # a write costs SharePoint 2 RU whatever the answer; on directory resources it costs none
+            head = next((s for s in rest.split("/") if s), "")
+            route = "write" if head in ("drives", "sites") or re.search(r"/drives?(/|$)", rest) else "user"
+            return route, lambda: err(405, "notSupported", "The sandbox tenant is read-only; use /_sandbox/mutate.")
         item_path = None
         m = _ROOT_PATH.match(rest)
         if m:
@@ -309,6 +376,7 @@ class GraphApp:
             if len(segs) == 2:
                 return "user", lambda: jresp(200, select(user_json(u), _fields(q)))
             if segs[2] in GW_SEGMENTS and self.groupware is not None:
+                self._mailbox = u.id
                 return self.groupware.route(req, base, u, segs[2:])
             if segs[2] in ("drive", "drives") and u.drive_id is None:
                 status, code, msg = MYSITE_ERRORS[self.mysite_error]
@@ -366,6 +434,10 @@ class GraphApp:
             if d is None:
                 return "drive", lambda: err(404, "itemNotFound", "The resource could not be found.")
             return self._drive_routes(req, base, d, segs[2:], item_path)
+        elif head == "subscribedSkus" and len(segs) == 1:
+            return "subscribedSkus", lambda: self._list(base, "subscribedSkus", skus_json(self.tenant, self.licences))
+        elif head == "organization" and len(segs) == 1:
+            return "organization", lambda: self._list(base, "organization", [organization_json(self.tenant)])
         elif head == "me":
             return "user", lambda: err(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
         return "item", lambda: err(400, "BadRequest", f"Resource not found for the segment '{segs[-1]}'.")
@@ -418,6 +490,7 @@ class GraphApp:
             found = [p for p in perms.list_for(self.tenant, d, it) if p["id"] == rest[1]]
             return "permissions", lambda: (jresp(200, found[0]) if found else err(404, "itemNotFound"))
         if rest[0] == "versions":
+            route = "versions" if len(rest) == 1 else route if route == "version_content" else "version"
             return route, lambda: self._versions(base, d, it, rest[1:])
         return route, lambda: err(400, "BadRequest", f"Resource not found for the segment '{rest[0]}'.")
 
@@ -540,77 +613,14 @@ class GraphApp:
         return Response(200, headers=headers, content_type="application/octet-stream", stream=c.chunks(),
                         length=size)
 
-    # ------------------------------------------------------------------ admin (no auth; loopback only)
-    def _admin(self, req: Request, what: str) -> Response:
-        try:
-            body = json.loads(req.body or b"{}")
-        except ValueError:
-            return err(400, "invalidRequest", "admin bodies are JSON")
-        try:
-            if what == "stats":
-                return jresp(200, self.stats.snapshot())
-            if what == "faults" and req.method == "POST":
-                self.faults.set(**body)
-                return jresp(200, {"rules": self.faults.rules()})
-            if what == "faults" and req.method == "DELETE":
-                self.faults.clear(body.get("route"))
-                return jresp(200, {"rules": self.faults.rules()})
-            if what == "faults":
-                return jresp(200, {"rules": self.faults.rules(), "log": self.faults.log})
-            if what == "mutate" and req.method == "POST":
-                return jresp(200, self.mutator.apply(**body))
-            if what == "expire-delta-tokens" and req.method == "POST":
-                self.expire_delta_tokens()
-                return jresp(200, {"ok": True})
-            if what == "expire-access-tokens" and req.method == "POST":
-                self.authority.expire_all()
-                return jresp(200, {"ok": True})
-            if what == "token" and req.method == "POST":
-                return jresp(200, {"access_token": self.authority.issue(body.get("lifetime")),
-                                   "token_type": "Bearer"})
-            if what == "truth":
-                return jresp(200, {k: [_hash_row(r) for r in v] for k, v in self.truth_rows().items()})
-        except (MutationError, TypeError, ValueError) as exc:
-            return err(400, "invalidRequest", str(exc))
-        return err(404, "itemNotFound", f"no admin route {what!r}")
+    # ------------------------------------------------------------------ books (the admin routes are in admin.py)
+    def books(self) -> dict[str, Any]:
+        """The stats with the budget's state (limits and RU used in the current windows)."""
+        return {**self.stats.snapshot(), "budget": self.budget.state()}
 
     def expire_delta_tokens(self) -> None:
         for d in self.tenant.drive_list:
             d.epoch += 1
-
-    def truth_rows(self) -> dict[str, list[dict[str, Any]]]:
-        """Live items per drive with their served Content (hashing is left to the caller's thread)."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for d in self.tenant.drive_list:
-            rows = []
-            for it in d.live_items():
-                if it.kind == "root":
-                    continue
-                row: dict[str, Any] = {"id": it.id, "path": d.path_of(it), "name": it.name,
-                                       "is_folder": it.kind == "folder", "is_package": it.kind == "package",
-                                       "mtime": it.modified, "mtime_iso": iso(it.modified),
-                                       "malware": it.malware, "versions": len(it.old_versions) + 1,
-                                       "permissions": [dict(p) for p in it.perms],
-                                       "inherited_permissions": [{**p, "inheritedFrom": {}} for p in
-                                                                 perms.list_for(self.tenant, d, it)
-                                                                 if "inheritedFrom" in p]}
-                if it.content is not None:
-                    row["_listed"] = it.content
-                    row["_served"] = self.served(it.content, it.enrich_extra)
-                rows.append(row)
-            out[d.id] = rows
-        return out
-
-
-def _hash_row(row: dict[str, Any]) -> dict[str, Any]:
-    listed: Content | None = row.pop("_listed", None)
-    served: Content | None = row.pop("_served", None)
-    if listed is not None and served is not None:
-        row.update(size=served.size, sha1=served.sha1, quickXorHash=served.quick_xor, listed_size=listed.size,
-                   listed_quickXorHash=listed.quick_xor, enriched=served.size != listed.size)
-    else:
-        row.update(size=None, sha1=None, quickXorHash=None)
-    return row
 
 
 def _fields(q: dict[str, str]) -> list[str] | None:

@@ -36,6 +36,14 @@ def graph_command(
     fault: list[str] = typer.Option([], "--fault", help='A fault rule as JSON, repeatable, e.g. '
                                     '\'{"route": "content", "status": 429, "rate": 0.2, "retry_after": "1.5"}\'.'),
     ru_per_minute: float = typer.Option(0, help="SharePoint resource-unit budget per minute (0 = unlimited)."),
+    ru_per_day: float = typer.Option(0, help="SharePoint resource-unit budget per 24 hours (0 = unlimited)."),
+    block_after: int = typer.Option(100, help="Requests sent while told to wait (within 60 s) that get the app "
+                                              "blocked (0 = never block)."),
+    block_seconds: float = typer.Option(60, help="How long a block lasts (every request 503)."),
+    mailbox_requests: int = typer.Option(10_000, help="Outlook requests per mailbox per 10 minutes."),
+    mailbox_concurrency: int = typer.Option(4, help="Outlook requests in flight per mailbox."),
+    outlook_delay: float = typer.Option(0, help="Seconds each calendar/contact answer is held back."),
+    licences: int = typer.Option(0, help="Licences /subscribedSkus reports (0 = the tenant spec's, 60,000)."),
 ) -> None:
     """Run the Graph sandbox tenant on 127.0.0.1 until interrupted; prints one JSON line to connect with."""
     from .generate import TenantSpec
@@ -55,7 +63,10 @@ def graph_command(
                           max_depth=max_depth, large_file_mb=large_file_mb, no_mysite_users=no_mysite_users)
     g = GraphSandbox(spec, tls=tls, port=port, token_lifetime=token_lifetime, download_url_ttl=download_url_ttl,
                      shuffle_delta=shuffle_delta, empty_pages=empty_pages, enrichment=enrichment,
-                     faults=[json.loads(f) for f in fault], ru_per_minute=ru_per_minute or None)
+                     faults=[json.loads(f) for f in fault], ru_per_minute=ru_per_minute or None,
+                     ru_per_day=ru_per_day or None, block_after=block_after, block_seconds=block_seconds,
+                     mailbox_requests_per_10_minutes=mailbox_requests, mailbox_concurrency=mailbox_concurrency,
+                     outlook_delay=outlook_delay, licences=licences or None)
     g.start()
     info = g.info()
     if not tls:

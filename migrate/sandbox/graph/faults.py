@@ -1,28 +1,25 @@
-"""Seeded, per-route fault injection, SharePoint resource-unit accounting and request statistics.
+"""Seeded, per-route fault injection and the request books (costs and budgets are in `budget.py`).
 
-Route names (for `faults.set(route=...)` and `stats()["requests"]`): users, user, groups, group, sites, site,
-drive (one drive), drives (a drive list), item, children, delta, content (the /content 302), download (the
-pre-authenticated URL), permissions, versions, version_content, token (the OAuth2 endpoint), or "*" for every
-Graph route (not token, download or admin).
+Route names (for `faults.set(route=...)` and `stats()["requests"]`): users, user, groups, group, organization,
+subscribedSkus, sites, site, drive (one drive), drives (a drive list), item, children, delta, content (the /content
+302), download (the pre-authenticated URL), permissions, versions (a version list), version (one version),
+version_content, write (any non-GET on a drive), token (the OAuth2 endpoint), or "*" for every Graph route (not
+token, download or admin). Outlook routes (calendars, events, contacts, photo, …) are counted under their own
+names in `stats()["requests"]`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-ROUTES = ("batch", "users", "user", "groups", "group", "sites", "site", "drive", "drives", "item", "children",
-          "delta", "content", "download", "permissions", "versions", "version_content", "token")
-
-# Reference §8.3: 1 RU single-item GET, delta with a token, download; 2 RU multi-item; 5 RU permissions.
-RU_COST = {"users": 2, "groups": 2, "sites": 2, "drives": 2, "children": 2, "versions": 2, "permissions": 5,
-           "user": 1, "group": 1, "site": 1, "drive": 1, "item": 1, "content": 1, "download": 1,
-           "version_content": 1, "delta": 1, "delta_full": 2}
+ROUTES = ("batch", "users", "user", "groups", "group", "organization", "subscribedSkus", "sites", "site", "drive",
+          "drives", "item", "children", "delta", "content", "download", "permissions", "versions", "version",
+          "version_content", "write", "token")
 
 _CODES = {429: ("TooManyRequests", "Please retry again later."),
           503: ("serviceNotAvailable", "The service is temporarily unavailable. Please retry later."),
@@ -114,46 +111,48 @@ def error_body(status: int, code: str | None = None, message: str | None = None,
     return json.dumps({"error": {"code": code or dcode, "message": message or dmsg, "innerError": inner_err}}).encode()
 
 
-class ResourceUnits:
-    """A per-app token bucket of SharePoint resource units; unlimited unless `per_minute` is set."""
-
-    def __init__(self, per_minute: float | None = None, seed: int = 0) -> None:
-        self.per_minute = per_minute
-        self.level = per_minute or 0.0
-        self.stamp = time.monotonic()
-        self.rng = random.Random(seed)
-
-    def take(self, cost: int) -> tuple[float | None, list[tuple[str, str]]]:
-        """(retry_after or None, RateLimit-* headers)."""
-        if not self.per_minute:
-            return None, []
-        now = time.monotonic()
-        rate = self.per_minute / 60.0
-        self.level = min(self.per_minute, self.level + (now - self.stamp) * rate)
-        self.stamp = now
-        headers: list[tuple[str, str]] = []
-        if self.level - cost < 0.2 * self.per_minute:
-            headers = [("RateLimit-Limit", str(int(self.per_minute))),
-                       ("RateLimit-Remaining", str(max(0, int(self.level - cost)))),
-                       ("RateLimit-Reset", str(math.ceil((self.per_minute - self.level) / rate)))]
-        if self.level < cost:
-            return (cost - self.level) / rate, headers
-        self.level -= cost
-        return None, headers
-
-
 class Stats:
-    """Counters kept by the loop thread; `snapshot()` copies them."""
+    """The books, kept by the loop thread: requests, statuses and RU per route, throttling, Outlook per mailbox;
+    `snapshot()` copies them, `reset()` starts them over."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.requests: dict[str, int] = {}
         self.status: dict[str, int] = {}
-        self.ru = 0
+        self.ru = 0                          # SharePoint RU charged, throttled requests included
+        self.ru_by_route: dict[str, int] = {}
+        self.ru_refused = 0                  # RU of requests answered 429/503 (charged all the same)
         self.bytes_sent = 0
-        self.throttled = 0
+        self.throttled = 0                   # 429 + 503 answers, budget, Outlook limits and injected faults
+        self.throttled_status: dict[str, int] = {}
+        self.blocked = 0                     # 503 answers while the app was blocked
         self.faults = 0
+        self.mailboxes: dict[str, dict[str, int]] = {}
+
+    def charge(self, route: str, cost: int) -> None:
+        if cost:
+            self.ru += cost
+            self.ru_by_route[route] = self.ru_by_route.get(route, 0) + cost
+
+    def refused(self, status: int, cost: int = 0, *, blocked: bool = False) -> None:
+        self.throttled += 1
+        self.throttled_status[str(status)] = self.throttled_status.get(str(status), 0) + 1
+        self.ru_refused += cost
+        self.blocked += blocked
+
+    def mailbox(self, key: str) -> dict[str, int]:
+        got = self.mailboxes.get(key)
+        if got is None:
+            got = self.mailboxes[key] = {"requests": 0, "throttled": 0, "over_concurrency": 0, "over_rate": 0,
+                                         "max_in_flight": 0}
+        return got
 
     def snapshot(self) -> dict[str, Any]:
         return {"requests": dict(self.requests), "status": dict(self.status), "ru": self.ru,
-                "bytes_sent": self.bytes_sent, "throttled": self.throttled, "faults": self.faults,
+                "ru_by_route": dict(self.ru_by_route), "ru_refused": self.ru_refused,
+                "bytes_sent": self.bytes_sent, "throttled": self.throttled,
+                "throttled_status": dict(self.throttled_status), "blocked": self.blocked, "faults": self.faults,
+                "mailboxes": {k: dict(v) for k, v in self.mailboxes.items()},
                 "total_requests": sum(self.requests.values())}

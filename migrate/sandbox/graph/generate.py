@@ -54,6 +54,7 @@ class TenantSpec:
     groupware_recurring: float = 0.3   # share of those that are recurring series
     groupware_contacts: int = 6  # generated contacts per mailbox besides the hand-made one
     groupware_attachment_kb: int = 300  # size of the large event attachment
+    licences: int = 60_000       # what /subscribedSkus reports: the top RU band, so tests are paced little
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TenantSpec:
@@ -97,7 +98,7 @@ class _Builder:
     def __init__(self, spec: TenantSpec) -> None:
         self.spec = spec
         self.rng = random.Random(spec.seed)
-        self.t = Tenant(seed=spec.seed, tenant_id=guid(self.rng))
+        self.t = Tenant(seed=spec.seed, tenant_id=guid(self.rng), licences=spec.licences)
 
     def drive(self, name: str, dtype: str, owner: dict[str, Any], web_url: str, **kw: Any) -> Drive:
         raw = self.rng.randbytes(48)

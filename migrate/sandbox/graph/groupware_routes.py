@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from .calendars import HORIZON, Event, Groupware, Mailbox, zone
 from .faults import error_body
@@ -21,6 +22,11 @@ from .tenant import User
 Handler = Callable[[], Response]
 SEGMENTS = {"calendars", "calendar", "calendarGroups", "events", "calendarView", "contactFolders", "contacts"}
 _TZ = re.compile(r'outlook\.timezone="([^"]+)"', re.I)
+# PidLidHasPicture (PSETID_Address, LID 0x8015, PT_BOOLEAN): whether a contact has a photo, readable through
+# `$expand=singleValueExtendedProperties($filter=id eq '…')` instead of asking for the photo itself.
+HAS_PICTURE = "Boolean {00062004-0000-0000-c000-000000000046} Id 0x8015"
+_EXPAND_IDS = re.compile(r"singleValueExtendedProperties\(\$filter=(.*)\)\s*$", re.I)
+_ID_EQ = re.compile(r"id\s+eq\s+'([^']*)'", re.I)
 
 
 def _j(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -144,13 +150,14 @@ class GroupwareRoutes:
                 return "calendarDelta", lambda: self._view_delta(req, base, mb, cal["id"], tzname)
         if head == "contacts":
             if len(segs) == 1:
-                return "contacts", lambda: self._paged(req, base, "contacts", mb.contacts[mb.root_folder], 10)
+                return "contacts", lambda: self._paged(req, base, "contacts",
+                                                       self._contacts(req, mb, mb.contacts[mb.root_folder]), 10)
             c = mb.contact(segs[1])
             if c is None:
                 return "contact", lambda: _err(404, "ErrorItemNotFound", "The specified object was not found in "
                                                "the store.")
             if len(segs) == 2:
-                return "contact", lambda: _j(200, c)
+                return "contact", lambda: _j(200, self._contacts(req, mb, [c])[0])
             if segs[2:] in (["photo", "$value"], ["photo", "value"]):
                 photo = mb.photos.get(c["id"])
                 if photo is None:
@@ -170,10 +177,30 @@ class GroupwareRoutes:
                 kids = [x for x in mb.folders if x.get("parentFolderId") == f["id"]]
                 return "contactFolders", lambda: self._paged(req, base, "contactFolders", kids, 10)
             if rest == ["contacts"]:
-                return "contacts", lambda: self._paged(req, base, "contacts", mb.contacts.get(f["id"], []), 10)
+                return "contacts", lambda: self._paged(req, base, "contacts",
+                                                       self._contacts(req, mb, mb.contacts.get(f["id"], [])), 10)
             if rest == ["contacts", "delta"]:
                 return "contactDelta", lambda: self._contact_delta(req, base, mb, f["id"])
         return "mailbox", lambda: _err(400, "BadRequest", f"Resource not found for the segment '{segs[-1]}'.")
+
+    def _contacts(self, req: Request, mb: Mailbox, contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Contacts with the extended properties `$expand` asks for (only PidLidHasPicture is known here): "true"
+        where there is a photo; where there is none the property is absent, or "false" for every third contact
+        (a photo that was removed), so readers handle both; `$select` keeps only the fields named (and id)."""
+        m = _EXPAND_IDS.search(req.query.get("$expand", ""))
+        wanted = {i.lower() for i in _ID_EQ.findall(m.group(1))} if m else set()
+        fields = [f.strip() for f in req.query.get("$select", "").split(",") if f.strip()]
+        if not wanted and not fields:
+            return contacts
+        out = []
+        for c in contacts:
+            row = {k: v for k, v in c.items() if k in fields or k == "id" or k.startswith("@")} if fields else dict(c)
+            if HAS_PICTURE.lower() in wanted:
+                flag = "true" if c["id"] in mb.photos else "false" if sum(map(ord, c["id"])) % 3 == 0 else None
+                if flag is not None:
+                    row["singleValueExtendedProperties"] = [{"id": HAS_PICTURE, "value": flag}]
+            out.append(row)
+        return out
 
     def _events(self, req: Request, base: str, mb: Mailbox, cal_id: str | None, rest: list[str], tzname: str
                 ) -> tuple[str, Handler]:
@@ -230,7 +257,7 @@ class GroupwareRoutes:
         page = values[skip:skip + top]
         body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#{what}", "value": page}
         if skip + top < len(values):
-            qs = "&".join(f"{k}={v}" for k, v in req.query.items() if k not in ("$skip", "$top"))
+            qs = "&".join(f"{k}={quote(v, safe=',$()')}" for k, v in req.query.items() if k not in ("$skip", "$top"))
             path = req.path.split("?")[0]
             path = path[path.index("/", 1):] if path.startswith(("/v1.0", "/beta")) else path
             body["@odata.nextLink"] = f"{base}{path}?{qs + '&' if qs else ''}$top={top}&$skip={skip + top}"

@@ -43,6 +43,7 @@ class Response:
     delay: float = 0.0               # seconds before the response starts
     rate: float | None = None        # bytes per second (slow body)
     on_sent: Callable[[int], None] | None = None
+    on_done: Callable[[], None] | None = None   # after the answer is written or abandoned (in-flight books)
 
 
 def parse_query(qs: str) -> dict[str, str]:
@@ -143,6 +144,13 @@ class HTTPServer:
 
     async def _send(self, writer: asyncio.StreamWriter, req: Request, resp: Response, keep: bool) -> bool:
         """Write one response; False when the connection was (deliberately) dropped."""
+        try:
+            return await self._write(writer, req, resp, keep)
+        finally:
+            if resp.on_done:
+                resp.on_done()
+
+    async def _write(self, writer: asyncio.StreamWriter, req: Request, resp: Response, keep: bool) -> bool:
         if resp.delay:
             await asyncio.sleep(resp.delay)
         length = resp.length if resp.stream is not None else len(resp.body)

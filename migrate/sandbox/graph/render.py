@@ -10,7 +10,7 @@ from urllib.parse import quote as _quote
 
 from . import perms
 from .generate import mime_of
-from .tenant import Drive, Group, Item, Site, Tenant, User
+from .tenant import DOMAIN, Drive, Group, Item, Site, Tenant, User
 
 if TYPE_CHECKING:
     from .app import GraphApp
@@ -162,3 +162,27 @@ def item_json(app: GraphApp, d: Drive, it: Item, delta: bool = False, with_url: 
     if shared:
         out["shared"] = shared
     return out
+
+
+def skus_json(tenant: Tenant, licences: int) -> list[dict[str, Any]]:
+    """One Microsoft 365 E3 subscription with `licences` seats, all assigned (what a licence count reads), and a
+    phone add-on without SharePoint, whose seats a count of SharePoint licences must leave out."""
+    plan = {"provisioningStatus": "Success", "appliesTo": "User"}
+    e3, phone = "05e9a617-0261-4cee-bb44-138d3ef5d965", "e43b5b99-8dfb-405f-9987-dc307f34bcbd"
+    return [{"id": f"{tenant.tenant_id}_{e3}", "skuId": e3, "skuPartNumber": "SPE_E3", "appliesTo": "User",
+             "capabilityStatus": "Enabled", "consumedUnits": licences,
+             "prepaidUnits": {"enabled": licences, "suspended": 0, "warning": 0, "lockedOut": 0},
+             "servicePlans": [{**plan, "servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72",
+                               "servicePlanName": "SHAREPOINTENTERPRISE"},
+                              {**plan, "servicePlanId": "efb87545-963c-4e0d-99df-69c6916d9eb0",
+                               "servicePlanName": "EXCHANGE_S_ENTERPRISE"}]},
+            {"id": f"{tenant.tenant_id}_{phone}", "skuId": phone, "skuPartNumber": "MCOEV", "appliesTo": "User",
+             "capabilityStatus": "Enabled", "consumedUnits": 10,
+             "prepaidUnits": {"enabled": 25, "suspended": 0, "warning": 0, "lockedOut": 0},
+             "servicePlans": [{**plan, "servicePlanId": "4828c8ec-dc2e-4779-b502-87ac9ce28ab7",
+                               "servicePlanName": "MCOEV"}]}]
+
+
+def organization_json(tenant: Tenant) -> dict[str, Any]:
+    return {"id": tenant.tenant_id, "displayName": "Sandbox tenant",
+            "verifiedDomains": [{"name": DOMAIN, "isDefault": True, "isInitial": False}]}

@@ -14,13 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .app import GraphApp, _hash_row
+from .admin import hash_row, truth_rows
+from .app import GraphApp
 from .auth import Authority, TLSMaterial
 from .calendars import Groupware, GroupwareMutations
 from .faults import Faults
 from .generate import TenantSpec, generate
 from .groupware_routes import GroupwareRoutes
 from .http import HTTPServer
+from .outlook import OutlookOptions
 from .tenant import Tenant
 
 T = TypeVar("T")
@@ -45,6 +47,9 @@ class GraphSandbox:
                  empty_pages: bool = False, enrichment: bool = False, download_url_ttl: float = 300,
                  page_size: int = 200, delta_token_ttl: float | None = None, resync_code: str = "resyncRequired",
                  resync_inner: str | None = None, mysite_error: str = "404", ru_per_minute: float | None = None,
+                 ru_per_day: float | None = None, block_after: int = 100, block_seconds: float = 60.0,
+                 mailbox_requests_per_10_minutes: int = 10_000, mailbox_concurrency: int = 4,
+                 outlook_delay: float = 0.0, licences: int | None = None,
                  ignore_range: bool = False, require_auth: bool = True, client_secret: str | None = None,
                  workdir: Path | None = None, faults: list[dict[str, Any]] | None = None) -> None:
         self.spec = spec or TenantSpec()
@@ -68,7 +73,10 @@ class GraphSandbox:
                             shuffle_delta=shuffle_delta, empty_pages=empty_pages, enrichment=enrichment,
                             download_url_ttl=download_url_ttl, delta_token_ttl=delta_token_ttl,
                             resync_code=resync_code, resync_inner=resync_inner, mysite_error=mysite_error,
-                            ru_per_minute=ru_per_minute, ignore_range=ignore_range, require_auth=require_auth)
+                            ru_per_minute=ru_per_minute, ru_per_day=ru_per_day, block_after=block_after,
+                            block_seconds=block_seconds, licences=licences,
+                            outlook=OutlookOptions(mailbox_requests_per_10_minutes, mailbox_concurrency, outlook_delay),
+                            ignore_range=ignore_range, require_auth=require_auth)
         self.groupware = Groupware(self.tenant, self.spec)
         self.groupware_mutations = GroupwareMutations(self.groupware)
         self.app.groupware = GroupwareRoutes(self.groupware)
@@ -165,13 +173,29 @@ class GraphSandbox:
         return out
 
     def stats(self) -> dict[str, Any]:
-        return self.call(self.app.stats.snapshot)
+        """The books: requests, statuses, RU (total, per route, refused), throttling (429/503, blocked), Outlook
+        per mailbox, and the budget's state (see `budget.py`)."""
+        return self.call(self.app.books)
+
+    def reset_stats(self) -> None:
+        self.call(self.app.stats.reset)
+
+    def set_budget(self, **changes: Any) -> dict[str, Any]:
+        """per_minute, per_day (0/None = unlimited), block_after, block_seconds, reset: only those given change."""
+        def apply() -> dict[str, Any]:
+            self.app.budget.configure(**changes)
+            return self.app.budget.state()
+        return self.call(apply)
+
+    def set_outlook(self, **changes: Any) -> None:
+        """per_10_minutes, concurrency, delay, retry_after of the per-mailbox Outlook limits."""
+        self.call(self.app.outlook.configure, **changes)
 
     def truth(self) -> dict[str, list[dict[str, Any]]]:
         """Per drive id: live items (not the root) with path, downloaded size, SHA1 and QuickXorHash of the
         downloaded bytes (listed_* when enrichment makes them differ), mtime and permissions."""
-        rows = self.call(self.app.truth_rows)
-        return {k: [_hash_row(r) for r in v] for k, v in rows.items()}
+        rows = self.call(truth_rows, self.app)
+        return {k: [hash_row(r) for r in v] for k, v in rows.items()}
 
     def expire_delta_tokens(self) -> None:
         self.call(self.app.expire_delta_tokens)

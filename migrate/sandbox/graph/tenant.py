@@ -232,6 +232,7 @@ class Tenant:
     drive_list: list[Drive] = field(default_factory=list)
     user_index: dict[str, User] = field(default_factory=dict)
     guests: list[dict[str, Any]] = field(default_factory=list)
+    licences: int = 60_000   # enabled units of the SharePoint SKU `/subscribedSkus` reports (the top RU band)
 
     def user(self, ref: str) -> User | None:
         return self.user_index.get(ref.lower())
