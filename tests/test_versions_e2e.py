@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from migrate.engine.transfer import expected_mtime
-from migrate.engine.versions import SUPERSEDED, label_for
+from migrate.engine.versions import EMPTY, SUPERSEDED, label_for
 from migrate.sandbox.graph import TenantSpec
 from tests.conftest import run_cli
 from tests.copy_support import SPEC, db, file_rows, kill_copy_after, nextcloud_target, setup_migration
@@ -326,5 +326,34 @@ def test_a_large_version_streams_in_chunks_and_is_carried_whole(tmp_path, graph_
     assert r.returncode == 0, r.stdout + r.stderr
     assert_histories(g, nc, tmp_path)
     assert any(m == "MOVE" and "/uploads/" in p for m, p, _s in nc.requests), "the large version went in chunks"
+    r = run_cli("verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_empty_and_identical_versions_go_as_nextcloud_keeps_them(tmp_path, graph_sandbox_factory, nextcloud_sandbox):
+    """A file created empty, then saved twice with the same bytes (a change of properties), then edited: the empty
+    version is not sent (Nextcloud keeps no version of an empty file) and is listed with that reason; the two
+    identical versions are carried as two versions, as Nextcloud keeps one per upload."""
+    from migrate.sandbox.graph.tenant import Version
+
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 3, "awkward_names": False}))
+    (drive,) = g.truth()
+    d = g.tenant.drives[drive]
+    it = next(i for i in d.items.values() if i.kind == "file" and i.content is not None and i.content.size)
+    t0, same = it.modified - 4 * 86400, d.new_content(300)
+    it.old_versions = [Version("1.0", d.new_content(0), t0, it.modified_by),
+                       Version("2.0", same, t0 + 86400, it.modified_by),
+                       Version("3.0", same, t0 + 2 * 86400, it.modified_by)]
+    it.etag_n = it.ctag_n = 4
+    nc = nextcloud_sandbox
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
+                             transfer='versions = "all"')
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"not carried (1): {EMPTY}" in r.stdout, r.stdout
+    row = next(x for x in file_rows(tmp_path) if x["item_id"] == it.id)
+    want = [v for v in expected(g, it) if v[1] > 0]
+    assert target_versions(nc, "alice", row["target_path"]) == want
+    assert want[0][3] == want[1][3] and len(want) == 3
     r = run_cli("verify", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
