@@ -429,8 +429,9 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "on_conflict": _Key(
             _choice("skip", "rename", "overwrite-if-ours"),
             "skip",
-            "A file already at the target path: skip (leave it, report it) | rename (write ours "
-            "beside it) | overwrite-if-ours (only files this tool wrote).",
+            "Another file already at the target path (one with the source's size and hash is recorded as "
+            "copied, not sent): skip (leave it, report it) | rename (write ours beside it) | overwrite-if-ours "
+            "(only files this tool wrote).",
         ),
         "share_rate": _Key(
             _share_rate,

@@ -32,10 +32,12 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
                 "last_scan_at": d["last_scan_at"],
                 "last_error": d["last_error"],
                 "counts": counts,
+                "adopted": store.adopted_counts(d["id"]),
                 "waiting": store.waiting_changes(d["id"]),
             }
         )
     waiting = {k: sum(d["waiting"][k] for d in drives) for k in ("new", "moved", "edited", "deleted")}
+    adopted = {k: sum(d["adopted"][k] for d in drives) for k in ("files", "bytes")}
     runs = store.runs(limit=5)
     ids = [d["id"] for d in drives]
     shares = store.planned_share_counts(ids)
@@ -46,6 +48,7 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         "state": str(store.path),
         "drives": drives,
         "totals": totals,
+        "adopted": adopted,  # of the verified files: found whole at the target, recorded without sending
         "waiting": waiting,
         "shares": shares,
         "share_failures": share_failures,

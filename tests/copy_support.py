@@ -122,3 +122,16 @@ def kill_copy_after(tmp_path: Path, env: dict[str, str], nc: Any, methods: tuple
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=30)
     time.sleep(0.3)  # let the server finish the requests of the dead client
+
+
+def library_to_webdav(tmp_path: Path, g: Any, dav: Any, root: str = "/Library") -> dict[str, str]:
+    """A migration of `g`'s first library to `root` of a plain WebDAV server `dav` (url, auth); its env. The
+    Apache server is shared by the session: a test that leaves files behind takes a root of its own."""
+    user, pw = dav.auth
+    creds = write_credentials(tmp_path, {user: pw})
+    env, _ = setup_migration(tmp_path, g, target=f'kind = "webdav"\nurl = "{dav.url}"\ncredentials = "{creds}"\n',
+                             targets=("",))
+    with db(tmp_path) as s:
+        lib = next(d for d in s.drives() if d["kind"] != "onedrive")
+    (tmp_path / "mappings" / "sites.csv").write_text(f"source,target,batch\n{lib['id']},{root},wave1\n")
+    return env

@@ -29,10 +29,10 @@ from tests.copy_support import (
     db,
     file_rows,
     kill_copy_after,
+    library_to_webdav,
     nextcloud_target,
     setup_migration,
     truth_by_id,
-    write_credentials,
 )
 
 
@@ -392,12 +392,7 @@ def test_bad_accounts_are_listed_together_before_any_byte_moves(tmp_path, graph_
 def test_generic_webdav_target_apache(tmp_path, graph_sandbox_factory, apache_dav):
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "sites": 1, "files_per_drive": 15}))
     user, pw = apache_dav.auth
-    creds = write_credentials(tmp_path, {user: pw})
-    env, upns = setup_migration(tmp_path, g, target=f'kind = "webdav"\nurl = "{apache_dav.url}"\n'
-                                f'credentials = "{creds}"\n', targets=("",))
-    with db(tmp_path) as s:
-        lib = next(d for d in s.drives() if d["kind"] != "onedrive")
-    (tmp_path / "mappings" / "sites.csv").write_text(f"source,target,batch\n{lib['id']},/Library,wave1\n")
+    env = library_to_webdav(tmp_path, g, apache_dav)
     r = run_cli("copy", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     truth = truth_by_id(g)

@@ -7,12 +7,14 @@ from typing import Any
 
 from migrate.engine import meter
 from migrate.engine.accounting import Accounting
+from migrate.engine.adopt import ADOPT_MARK, adopt_files
 from migrate.engine.plan import PlanOptions, find_directory, run_plan
 from migrate.engine.pool import CopySummary, copy_drives
-from migrate.engine.teamfolders import FolderPlan, confirm_mount, prepare_team_folders
+from migrate.engine.teamfolders import FolderPlan, confirm_mount, mount_problem, prepare_team_folders
 from migrate.engine.transfer import TransferOptions
 from migrate.errors import ConfigError, MappingError
 from migrate.mapping import Mappings
+from migrate.names import NameRules
 from migrate.protocols import Source, Target
 from migrate.session import Selection
 from migrate.store import StateStore
@@ -60,7 +62,8 @@ def run_copy(
     bulk: bool = True,
     say: Callable[[str], None] = lambda _m: None,
 ) -> tuple[CopySummary, dict[str, Any]]:
-    """Plan (store-only; raises MappingError on bad mappings), check every account, then copy what is pending.
+    """Plan (store-only; raises MappingError on bad mappings), check every account, record the files the target
+    already holds whole (engine.adopt), then copy what is pending.
 
     `bulk` is the `[transfer] bulk_upload` setting. Returns the copy summary and the refreshed plan document;
     fatal target errors (full, auth) are raised after the running transfers finish, leaving every row resumable.
@@ -95,6 +98,15 @@ def run_copy(
     check_credentials(target, users)
     meter.announce(getattr(getattr(source, "pacer", None), "budget", None),
                    float((doc.get("estimate") or {}).get("resource_units") or 0), say)
+    # Files the plan found at their target paths with the source's size (and conflicts adoption recorded): judged
+    # from the target alone, recorded when whole (no Graph download, no upload); a drive whose team folder is
+    # gone is left to copy_drives, which stops it.
+    already = {r["drive_id"] for r in doc["drives"] if r.get("already_files")}
+    mounted = [d["id"] for d in drives if (d["id"] in already or store.has_conflicts_marked(d["id"], ADOPT_MARK))
+               and not mount_problem(target, d)]
+    adopted = adopt_files(store, target, mounted, workers=workers, on_conflict=plan_options.on_conflict, say=say,
+                          rules=NameRules.from_features(target.features, windows=plan_options.windows_names))
     summary = copy_drives(store, source, target, drives, workers=workers, accounting=accounting, options=transfer,
                           bulk=bulk, guard=lambda d: confirm_mount(target, d))
+    summary.adopted = adopted.as_dict()
     return summary, doc

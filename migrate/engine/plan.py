@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from migrate.config import versions_limit
 from migrate.engine import meter
+from migrate.engine.adopt import ADOPT_MARK
 from migrate.engine.estimate import PlanBudget, copy_estimate, plan_budget
 from migrate.engine.layout import Assignment, DriveTarget, assign_drives, layout_drive
 from migrate.engine.shareplan import (
@@ -215,6 +216,8 @@ def _compare(store: StateStore, t: DriveTarget, options: PlanOptions, rules: Nam
                 store.transition(t.id, item["item_id"], ItemStatus.PENDING, last_error=None)
             continue
         kind, why = classify(item, entry, checksums=checksums)
+        if kind == "identical" and (item["last_error"] or "").startswith(ADOPT_MARK):
+            kind, why = "differs", "same size, other content (copy read the target's bytes)"
         if kind in ("identical", "ours"):
             if item["status"] not in ("verified", "uploaded"):
                 already["files"] += 1

@@ -43,6 +43,7 @@ class CopySummary:
     seconds: float = 0.0
     stopped_drives: list[dict[str, Any]] = field(default_factory=list)  # by the guard; raised at the end
     versions: dict[str, Any] = field(default_factory=dict)  # earlier versions by state (engine.versions)
+    adopted: dict[str, Any] = field(default_factory=dict)  # engine.adopt: already at the target, not sent
     url_sources: dict[str, int] = field(default_factory=dict)  # drives by where their download URLs came from
 
     @property

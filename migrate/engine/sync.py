@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.backends.webdav.wire import clean_path
+from migrate.engine.adopt import adopt_one
 from migrate.engine.changes import DELETE, EDIT, MOVE, NEW_FILE, NEW_FOLDER, Change, detect, summarise
 from migrate.engine.sync_listing import FolderListings
 from migrate.engine.sync_shares import apply_share_changes
@@ -371,6 +372,10 @@ class _Applier:
             return  # our own upload in flight: the copy pool checks it and resumes it
         dest = row["target_path"]
         entry = self.listed.stat(c.user, dest)
+        if entry is not None and not (self.store.placed_at_path(c.user, dest) or self.store.placed_at_path(
+                c.user, "/" + clean_path(dest))) and adopt_one(self.store, self.target, row, entry, self.rules):
+            self.note(c, NEW_FILE, "adopted", None, dest)  # its bytes are there already (engine.adopt)
+            return
         if entry is not None and not (self.deletions == "trash" and self.clear_way(c, c.user, dest, 0)):
             if not entry.is_folder and row["sha1"] and any(
                     x.upper() == f"SHA1:{row['sha1']}".upper() for x in entry.checksums) and entry.size == row["size"]:

@@ -97,7 +97,9 @@ def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("Drives selected", f"{s['drives']} ({s['drives_mapped']} mapped, {s['drives_unmapped']} not migrated)"),
         ("Files / bytes at the source", f"{s['files']} files, {human_bytes(s['bytes'])} ({s['bytes']} bytes)"),
         ("Files to copy", f"{s['planned_files']} files, {human_bytes(s['planned_bytes'])} ({s['planned_bytes']} bytes)"),
-        ("Already at the target", f"{s['already_files']} files, {human_bytes(s['already_bytes'])}"),
+        ("Already at the target", f"{s['already_files']} files, {human_bytes(s['already_bytes'])} (same size at the "
+                                  "target path; `copy` checks their hash there and records the whole ones without "
+                                  "sending them)"),
         ("Renames", str(s["renames"])),
         ("Conflicts", str(s["conflicts"])),
         ("Unsupported / risky", str(s["unsupported"])),

@@ -51,6 +51,10 @@ def render_status(data: dict[str, Any]) -> str:
     t = data["totals"]
     if t:
         out += ["", "totals: " + ", ".join(f"{s} {t[s]['files']} ({human_bytes(t[s]['bytes'])})" for s in STATUS_ORDER if s in t)]
+    adopted = data.get("adopted") or {}
+    if adopted.get("files"):
+        out.append(f"of the verified: already at the target, recorded without sending: {adopted['files']} files "
+                   f"({human_bytes(adopted['bytes'])})")
     shares = data.get("shares") or {}
     if shares:
         out += ["", f"shares: {sum(shares.values())} planned: "

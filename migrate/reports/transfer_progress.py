@@ -52,6 +52,7 @@ def render_copy(summary: Any) -> str:
         f"copied and verified {summary.files_verified} files, {human_bytes(summary.bytes_sent)} in "
         f"{summary.seconds:.1f} s ({human_bytes(rate)}/s) from {summary.drives} drives",
     ]
+    lines += adopted_lines(getattr(summary, "adopted", None) or {})
     if summary.resumed_verified or summary.resumed_resent:
         lines.append(f"resumed: {summary.resumed_verified} files found whole at the target, "
                      f"{summary.resumed_resent} interrupted files sent again")
@@ -70,3 +71,25 @@ def render_copy(summary: Any) -> str:
     else:
         lines.append("next: `m365-migrate verify` re-checks everything at the target")
     return "\n".join(lines)
+
+
+def adopted_lines(a: dict[str, Any]) -> list[str]:
+    """What adoption did (engine.adopt): files already at the target recorded without sending, and the others."""
+    from migrate.reports.text import human_bytes
+
+    lines = []
+    if a.get("files"):
+        how = ", ".join(f"{n} by {why}" for why, n in sorted(a["how"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"already at the target, recorded without sending: {a['files']} files, "
+                     f"{human_bytes(a['bytes'])} (no Graph request; {how}; {human_bytes(a['read_bytes'])} read back "
+                     "from the target)")
+        if a.get("mtimes_set"):
+            lines.append(f"  modification times set at the target without rewriting: {a['mtimes_set']} files")
+    for why, n in sorted((a.get("not_adopted") or {}).items()):
+        lines.append(f"at the target but sent again: {n} files ({why})")
+    if a.get("conflict_count"):
+        lines.append(f"at the target with the same size but other content: {a['conflict_count']} files")
+        lines += [f"  {c['target']}: {c['problem']} ({c['action']})" for c in a["conflicts"][:20]]
+        if a["conflict_count"] > 20:
+            lines.append(f"  … and {a['conflict_count'] - 20} more (`m365-migrate status` lists conflicts)")
+    return lines

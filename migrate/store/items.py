@@ -46,6 +46,9 @@ _QUEUES = itertools.count(1)
 VERIFY_COLUMNS = ", ".join(f"i.{c}" for c in ("drive_id", "item_id", "path", "status", "target_user", "target_path",
                                               "size", "target_size", "target_checksum", "sha1", "mtime",
                                               "quick_xor_hash", "note"))
+# what adoption (engine.adopt) judges a file by: the verify columns, plus whether the file there is our own write
+ADOPT_COLUMNS = VERIFY_COLUMNS + ", " + ", ".join(f"i.{c}" for c in ("name", "last_error", "target_etag",
+                                                                   "placed_etag", "placed_source_hash"))
 
 
 class _PageGroup:
@@ -154,8 +157,8 @@ class ItemsMixin(StoreBase):
             with self._lock:
                 self.db.execute(f"DROP TABLE IF EXISTS temp.{queue}")
 
-    def iter_by_target_folder(self, drive_id: str, statuses: Iterable[str] = ("verified",)
-                              ) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+    def iter_by_target_folder(self, drive_id: str, statuses: Iterable[str] = ("verified",), *,
+                              columns: str = VERIFY_COLUMNS) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
         """Live files of a drive in `statuses` grouped by (target user, target folder): one group per folder
         listing. Memory holds a page plus the folder being filled, never the drive."""
         st = list(statuses)
@@ -163,7 +166,7 @@ class ItemsMixin(StoreBase):
             f"dk = {DK_OF} AND status IN ({', '.join('?' for _ in st)}) AND is_folder = 0 AND deleted = 0 "
             "AND target_path IS NOT NULL", (drive_id, *st), {"user": "coalesce(target_user, '')",
                           "folder": "rtrim(target_path, replace(target_path, '/', ''))"},  # up to the last '/'
-            VERIFY_COLUMNS)
+            columns)
         key: tuple[str, str] | None = None
         group: list[dict[str, Any]] = []
         for r in rows:
@@ -239,6 +242,19 @@ class ItemsMixin(StoreBase):
         )
         rows = self.query(sql, (drive_id,) if drive_id else ())
         return {r["status"]: {"files": r["files"], "bytes": r["bytes"]} for r in rows}
+
+    def adopted_counts(self, drive_id: str | None = None) -> dict[str, int]:
+        """{"files", "bytes"} of verified live files recorded without being sent (found whole at the target)."""
+        row = self.query_one(
+            "SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM items WHERE deleted = 0 AND is_folder = 0 "
+            "AND status = 'verified' AND adopted IS NOT NULL" + (f" AND dk = {DK_OF}" if drive_id else ""),
+            (drive_id,) if drive_id else ())
+        return {"files": int(row["files"]), "bytes": int(row["bytes"])} if row else {"files": 0, "bytes": 0}
+
+    def has_conflicts_marked(self, drive_id: str, mark: str) -> bool:
+        """Whether a live item of the drive is a conflict whose reason starts with `mark` (who recorded it)."""
+        return self.scalar(f"SELECT 1 FROM items WHERE dk = {DK_OF} AND status = 'conflict' AND deleted = 0 "
+                           "AND substr(last_error, 1, ?) = ? LIMIT 1", (drive_id, len(mark), mark)) is not None
 
     def has_items(self, drive_id: str) -> bool:
         """Whether any item of the drive is recorded (deleted ones too)."""

@@ -459,3 +459,15 @@ def m013_item_versions(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX item_versions_status ON item_versions(dk, status)")
+
+
+@migrations()
+def m014_adopted(db: Database) -> None:
+    # How a file the target already held whole was recorded as verified without being sent (copy's adoption:
+    # "stored SHA1", "QuickXorHash of the target's bytes", "empty file"); NULL for files we sent. Cleared the
+    # moment the item leaves `verified` (an edit at the source, a gap `verify` found), so it always describes
+    # the file the target holds now.
+    db.execute("ALTER TABLE items ADD COLUMN adopted TEXT")
+    db.execute("""CREATE TRIGGER items_adopted_cleared AFTER UPDATE OF status ON items
+                  WHEN OLD.status = 'verified' AND NEW.status != 'verified' AND NEW.adopted IS NOT NULL
+                  BEGIN UPDATE items SET adopted = NULL WHERE id = NEW.id; END""")

@@ -53,6 +53,16 @@ def test_upload_stat_walk_delete(rig: Rig) -> None:
     assert t.stat(u, rig.p("docs/sub/again.txt")).size == 1
 
 
+def test_open_read_streams_the_stored_bytes(rig: Rig) -> None:
+    """What adoption (engine.adopt) hashes: a file as the server holds it, in blocks, never whole in memory."""
+    t, data = rig.target(), bytes(range(256)) * 9000  # 2.2 MiB: more than one block
+    put(rig, t, "read/back.bin", data)
+    with t.open_read(rig.user, rig.p("read/back.bin")) as chunks:  # type: ignore[attr-defined]
+        blocks = list(chunks)
+    assert len(blocks) > 1 and max(len(b) for b in blocks) <= 1024 * 1024
+    assert b"".join(blocks) == data
+
+
 def test_ensure_folder_is_idempotent_and_treats_405_as_existing(rig: Rig) -> None:
     t, u = rig.target(), rig.user
     start = len(rig.server.requests) if rig.name == "nextcloud" else 0

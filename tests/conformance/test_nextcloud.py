@@ -44,6 +44,22 @@ def test_an_mtime_nextcloud_refuses_is_clamped_and_noted(nc_rig: Rig) -> None:
     assert any("1970" in n for n in t.take_notes(nc_rig.user, nc_rig.p("old.txt")))
 
 
+def test_touch_sets_the_mtime_without_rewriting_the_file(nc_rig: Rig) -> None:
+    """Adoption's PROPPATCH `d:lastmodified` (§3.2): the time changes; the bytes and the stored checksum stay; a time Nextcloud refuses is clamped and noted as on upload."""
+    t, data = nc_rig.target(), b"adopt me, do not rewrite me"
+    sha = hashlib.sha1(data).hexdigest()
+    path = nc_rig.p("touched.txt")
+    t.upload(nc_rig.user, path, [data], len(data), mtime=1_600_000_000, sha1=sha)
+    entry = t.touch(nc_rig.user, path, 1_700_000_000.6)  # type: ignore[attr-defined]
+    assert int(entry.mtime) == 1_700_000_000 and entry.size == len(data)
+    assert int(t.stat(nc_rig.user, path).mtime) == 1_700_000_000
+    assert f"SHA1:{sha}" in t.stat(nc_rig.user, path).checksums
+    assert nc_rig.fetch(path) == data
+    t.take_notes(nc_rig.user, path)
+    assert int(t.touch(nc_rig.user, path, 5).mtime) == MIN_MTIME  # type: ignore[attr-defined]
+    assert any("1970" in n for n in t.take_notes(nc_rig.user, path))
+
+
 def test_chunked_upload_assembles_the_same_bytes(nc_rig: Rig) -> None:
     t, data = nc_rig.target(), data_of(12 * MiB + 123, 1)
     sha = hashlib.sha1(data).hexdigest()

@@ -192,6 +192,18 @@ class NextcloudTarget:
         """The bytes of a file as the target holds them (to check a resumed upload end to end)."""
         return self.dav.open_download(user, clean_path(path))
 
+    def touch(self, user: str, path: str, mtime: float) -> RemoteEntry:
+        """Set a file's modification time without rewriting it (PROPPATCH `d:lastmodified`, §3.2; clamped and
+        noted like X-OC-MTime); returns the file as the server reports it afterwards (its etag may change)."""
+        path = clean_path(path)
+        value, note = send_mtime(mtime)
+        self._note(user, path, note)
+        self.dav.set_mtime(user, path, value if value is not None else MIN_MTIME)
+        entry = self.dav.stat(user, path)
+        if entry is None or entry.is_folder:
+            raise IntegrityError(f"{user}:{path}: no file at the path after setting its modification time")
+        return entry
+
     def confirm(self, user: str, path: str, size: int, sha1: str) -> RemoteEntry:
         """Size and the server's SHA1 (computed by the server when it kept none) against what we read back."""
         return self._verify(user, clean_path(path), size, sha1)

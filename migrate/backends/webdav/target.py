@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
@@ -114,6 +115,11 @@ class WebDAVTarget:
         """One Depth-1 PROPFIND: the folder and its children, or None when it is missing."""
         self._check_user(user)
         return self._propfind(path, "1")
+
+    def open_read(self, user: str, path: str) -> AbstractContextManager[Iterator[bytes]]:
+        """The bytes of a file as the server holds them, streamed (to hash a file already there)."""
+        self._check_user(user)
+        return self.session.open_download(self.url_for(clean_path(path)), auth=self.auth, what=f"GET {path!r}")
 
     def ensure_folder(self, user: str, path: str) -> None:
         self._check_user(user)
