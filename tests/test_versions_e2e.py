@@ -12,6 +12,8 @@ import random
 import time
 from pathlib import Path
 
+import pytest
+
 from migrate.engine.transfer import expected_mtime
 from migrate.engine.versions import EMPTY, SUPERSEDED, label_for
 from migrate.sandbox.graph import TenantSpec
@@ -136,22 +138,22 @@ def test_kill_9_during_the_replay_then_rerun_leaves_exactly_the_source_history(t
     assert [x for x in nc.requests[before:] if x[0] in ("PUT", "PROPPATCH", "MOVE", "POST")] == []
 
 
-def _small_migration(tmp_path, graph_sandbox_factory, nc, transfer: str, edits: int = 2):
+def _small_migration(tmp_path, graph_sandbox_factory, nc, transfer: str, edits: int = 2, same_size: bool = False):
     """`_small_tenant_all_edited`, discovered and scanned, its OneDrive mapped to alice; returns (g, drive, env)."""
-    g, drive = _small_tenant_all_edited(graph_sandbox_factory, edits)
+    g, drive = _small_tenant_all_edited(graph_sandbox_factory, edits, same_size)
     env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=("alice",),
                              transfer=transfer)
     return g, drive, env
 
 
-def _small_tenant_all_edited(graph_sandbox_factory, edits: int = 2):
+def _small_tenant_all_edited(graph_sandbox_factory, edits: int = 2, same_size: bool = False):
     """One OneDrive of a few files, each edited `edits` times at the source (so each has earlier versions)."""
     g = graph_sandbox_factory(TenantSpec(**{**SPEC, "users": 1, "files_per_drive": 4, "awkward_names": False}))
     (drive,) = g.truth()
     for t in g.truth()[drive]:
         if not t["is_folder"]:
             for n in range(edits):
-                g.mutate.modify(drive, t["id"], size=t["size"] + 100 + n)
+                g.mutate.modify(drive, t["id"], size=t["size"] if same_size else t["size"] + 100 + n)
     return g, drive
 
 
@@ -283,12 +285,15 @@ def test_a_library_in_a_team_folder_gets_its_history_too(tmp_path, graph_sandbox
         assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("same_size", [False, True])
 def test_a_version_that_landed_unrecorded_is_ours_on_the_next_run(tmp_path, graph_sandbox_factory,
-                                                                  nextcloud_sandbox):
-    """The server stored a version but the answer was lost (here a 403 after the write): the plan refresh of the
-    next run must recognise the bytes as ours (size and SHA1 recorded before they left), not as a conflict."""
+                                                                  nextcloud_sandbox, same_size):
+    """The server stored a version but the answer was lost (here a 403 after the write): the plan refresh and the
+    adoption check of the next run must recognise the bytes as ours (size and SHA1 recorded before they left),
+    not as a conflict, also when every version has the current one's size."""
     nc = nextcloud_sandbox
-    g, drive, env = _small_migration(tmp_path, graph_sandbox_factory, nc, 'versions = "all"\nworkers = 1\nbulk_upload = false')
+    g, drive, env = _small_migration(tmp_path, graph_sandbox_factory, nc,
+                                     'versions = "all"\nworkers = 1\nbulk_upload = false', same_size=same_size)
     first = sorted(versioned(g).values(), key=lambda it: it.id)[0]
     name = g.tenant.drives[drive].path_of(first).rsplit("/", 1)[1]
     nc.fault("PUT", 403, count=1, path_contains=name, after=True)
