@@ -82,6 +82,16 @@ class DrivesMixin(StoreBase):
                                      (batch, now, drive_id, batch)).rowcount
         return n
 
+    def set_not_migrated(self, not_migrated: set[str]) -> int:
+        """Mark the drives whose mapping row has a blank target (and unmark every other); returns rows changed."""
+        now, n = utcnow(), 0
+        with self.atomic():
+            for (drive_id,) in self.db.execute("SELECT id FROM drives").fetchall():
+                flag = int(drive_id in not_migrated)
+                n += self.db.execute("UPDATE drives SET not_migrated = ?, updated_at = ? WHERE id = ? "
+                                     "AND not_migrated != ?", (flag, now, drive_id, flag)).rowcount
+        return n
+
     def users(self) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM users ORDER BY upn")
 
@@ -107,6 +117,18 @@ class DrivesMixin(StoreBase):
                 run_id,
                 {"ended_at": utcnow(), "status": status, "summary": json.dumps(summary or {}, default=str)},
             )
+
+    def finish_run_if_free(self, run_id: int, status: str, summary: dict[str, Any] | None, *,
+                           timeout: float) -> bool:
+        """finish_run, unless another thread holds the store for longer than `timeout` (a hard exit must not
+        wait on a worker); False when it could not be recorded (the next run then finds it 'running')."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
+            self.finish_run(run_id, status, summary)
+            return True
+        finally:
+            self._lock.release()
 
     def ru_spent_since(self, since: str) -> float:
         """Graph resource units that runs started since `since` spent (their books, kept in each run's summary)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
 import socket
 from pathlib import Path
 
-from migrate.errors import LockedError
+from migrate.errors import LockedError, StateError
 
 
 def _pid_alive(pid: int) -> bool:
@@ -36,8 +37,21 @@ class RunLock:
         self.stale_from: dict | None = None
 
     def acquire(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Take the lock or raise LockedError naming the holder; StateError when the location is read-only."""
+        from migrate.store.base import read_only_state
+
+        if self.path.with_suffix("").is_dir():
+            raise StateError(f"the state database {self.path.with_suffix('')} is a folder",
+                             hint=f"pass the database file itself, e.g. --state "
+                             f"{self.path.with_suffix('') / 'migration.db'}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise read_only_state(self.path, exc) from None
+            raise StateError(f"cannot create the lock file {self.path}: {exc.strerror}",
+                             hint="check the --state path and its folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
