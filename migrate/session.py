@@ -68,6 +68,7 @@ class Run:
                     "took over a stale lock left by pid %s on %s (%s, since %s)",
                     holder.get("pid"), holder.get("host"), holder.get("command"), holder.get("since"),
                 )
+            self.store.close_dead_runs()         # we hold the lock: a run still marked running is dead
             self.store.start_run(self.command, self.args)
             if self.source is not None:
                 from migrate.engine import meter

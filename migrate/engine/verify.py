@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.engine.shareaccept import confirm_visible
 from migrate.engine.teamfolders import mount_problem
 from migrate.engine.transfer import check_entry
 from migrate.engine.versions_verify import verify_versions
@@ -33,10 +34,12 @@ class VerifySummary:
     not_copied: int = 0
     folders_listed: int = 0
     versions_checked: int = 0  # earlier and current versions of files whose history was carried
+    shares_checked: int = 0  # made user/group shares checked as their recipients
+    shares_not_visible: list[dict[str, Any]] = field(default_factory=list)  # some recipient does not see them
 
     @property
     def attention(self) -> bool:
-        return bool(self.gaps)
+        return bool(self.gaps or self.shares_not_visible)
 
 
 def verify_drives(
@@ -83,6 +86,9 @@ def verify_drives(
         for p in problems:  # the file itself is whole: its history has a gap, listed (exit 3), not re-sent
             s.gaps.append({"drive_id": item["drive_id"], "item_id": item["item_id"], "path": item["path"],
                            "target": f"{item['target_user'] or ''}:{item['target_path']}", "problem": p})
+    # a share counts only when its recipients see it: asked as each of them, nothing accepted (verify only reads)
+    seen = confirm_visible(store, target, [d["id"] for d in drives], accept=False, recheck=True, workers=workers)
+    s.shares_checked, s.shares_not_visible = seen.checked, seen.not_visible
     return s
 
 

@@ -100,6 +100,25 @@ class RunLock:
         self.release()
 
 
+def run_alive(run: dict, db_path: Path) -> bool | None:
+    """Whether a run recorded as running still runs, read without touching the lock (a dashboard polling
+    `status` must never make a starting run fail): False when the lock file no longer names its pid and host, or
+    names them on this host and that pid is gone; None when it names another host (that host can tell)."""
+    try:
+        fd = os.open(Path(str(db_path) + ".lock"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        holder = _read_holder(fd)
+    finally:
+        os.close(fd)
+    if not holder or holder.get("pid") != run.get("pid") or holder.get("host") != run.get("host"):
+        return False
+    if holder.get("host") != socket.gethostname():
+        return None
+    return bool(holder.get("alive"))
+
+
 def _read_holder(fd: int) -> dict | None:
     try:
         raw = os.pread(fd, 4096, 0)
