@@ -89,6 +89,8 @@ def _globals(
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+VERSIONS_OPTION = typer.Option(None, "--versions", help='Earlier versions per file: "none", "all" or N '
+                               "(default [transfer] versions); e.g. `--batch records --versions all`.")
 
 
 WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts (comma-separated; "
@@ -355,6 +357,7 @@ def plan(
     output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
     what: list[str] = WHAT_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
+    versions: str = VERSIONS_OPTION,
 ) -> None:
     """The dry run: target paths, renames, conflicts, unsupported items, share plan and estimate; writes nothing to the target."""
     files, kinds = _what(what)
@@ -368,7 +371,7 @@ def plan(
     from migrate.session import Run
 
     g: Globals = ctx.obj
-    settings = g.settings()
+    settings = g.settings(**{"transfer.versions": versions})
     require_settings(settings, "target")
     mappings = load_mappings(settings.mappings)
     args = {"batch": batch, "drive": drive, "user": user}
@@ -448,6 +451,7 @@ def copy(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: the same report as `plan`, nothing written."),
     what: list[str] = WHAT_OPTION,
     json_out: bool = JSON_OPTION,
+    versions: str = VERSIONS_OPTION,
 ) -> None:
     """Stream files to the target in parallel, verify each one, keep modification times; resumable.
 
@@ -455,14 +459,15 @@ def copy(
     inviting anyone (no invitations, no copies into other users' calendars)."""
     files, kinds = _what(what)
     if dry_run:
-        ctx.invoke(plan, ctx=ctx, batch=batch, drive=drive, user=user, output=None, json_out=json_out, what=what)
+        ctx.invoke(plan, ctx=ctx, batch=batch, drive=drive, user=user, output=None, json_out=json_out, what=what,
+                   versions=versions)
         return
     if kinds:
         params = dict(batch=batch, drive=drive, user=user, workers=workers, dry_run=False,
                       json_out=json_out) if files else None
         raise typer.Exit(_with_groupware(ctx, "copy", copy, params, kinds, user, workers=workers))
     from migrate.backends.graph import open_source
-    from migrate.config import require_settings
+    from migrate.config import require_settings, versions_limit
     from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.accounting import Accounting
     from migrate.engine.copy import run_copy
@@ -474,7 +479,7 @@ def copy(
 
     g: Globals = ctx.obj
     g.json = g.json or json_out
-    settings = g.settings(**{"transfer.workers": workers})
+    settings = g.settings(**{"transfer.workers": workers, "transfer.versions": versions})
     require_settings(settings, "source", "target")
     mappings = load_mappings(settings.mappings)
     progress = CopyProgress(enabled=not (g.quiet or g.json))
@@ -487,7 +492,8 @@ def copy(
             summary, _ = run_copy(
                 run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, accounting=Accounting(listener=progress),
-                transfer=TransferOptions(small_file_limit=settings.transfer.small_file_limit),
+                transfer=TransferOptions(small_file_limit=settings.transfer.small_file_limit,
+                                         versions=versions_limit(settings.transfer.versions)),
                 bulk=settings.transfer.bulk_upload,
                 say=lambda m: None if g.quiet or g.json else typer.echo(m, err=True),
             )

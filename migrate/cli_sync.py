@@ -16,7 +16,7 @@ WORKERS = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Para
 def _prepare(ctx: typer.Context, workers: int | None, json_out: bool) -> tuple[Globals, Any, Any, Any, Any, Any]:
     """Settings, mappings, how to open the target (after the state's lock), a progress printer and the SyncOptions
     both commands share."""
-    from migrate.config import require_settings
+    from migrate.config import require_settings, versions_limit
     from migrate.connect import open_target_from_settings
     from migrate.engine.share import PASSWORDS_FILE
     from migrate.engine.sync import SyncOptions
@@ -34,7 +34,8 @@ def _prepare(ctx: typer.Context, workers: int | None, json_out: bool) -> tuple[G
     say = (lambda m: None) if g.quiet or g.json else (lambda m: typer.echo(m, err=True))
     options = SyncOptions(deletions=settings.policy.deletions, workers=settings.transfer.workers,
                           bulk=settings.transfer.bulk_upload, share_rate=settings.target.share_rate,
-                          passwords_file=settings.state_path.parent / PASSWORDS_FILE)
+                          passwords_file=settings.state_path.parent / PASSWORDS_FILE,
+                          versions=versions_limit(settings.transfer.versions))
     return g, settings, mappings, target, say, options
 
 

@@ -93,6 +93,7 @@ class TransferSettings:
     chunk_parallel: int
     small_file_limit: int
     bulk_upload: bool
+    versions: str | int = 10  # "none" | "all" | N: earlier versions of each file carried (see versions_limit)
     unreachable_after: int = 60  # seconds an endpoint may answer nothing before the command gives up (exit 4)
 
 
@@ -226,6 +227,26 @@ def _size(lo: int, hi: int) -> Callable[[object, bool], int]:
         )
 
     return parse
+
+
+def _versions(value: object, text: bool) -> str | int:
+    """[transfer] versions: "none", "all", or how many of the most recent earlier versions (1-500)."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "all"):
+        return value.strip().lower()
+    if text and isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 500:
+        return "none" if value == 0 else value
+    raise _Bad('"none" | "all" | a whole number from 1 to 500 (the most recent earlier versions of each file)')
+
+
+def versions_limit(policy: str | int) -> int | None:
+    """How many earlier versions of a file to carry: 0 for "none", None for "all", else the number."""
+    if policy == "none":
+        return 0
+    if policy == "all":
+        return None
+    return int(policy)
 
 
 def _bool(value: object, text: bool) -> bool:
@@ -472,6 +493,13 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         ),
         "bulk_upload": _Key(
             _bool, True, "Use Nextcloud bulk upload for small files when the server offers it."
+        ),
+        "versions": _Key(
+            _versions, 10,
+            'Earlier versions of each file carried into Nextcloud\'s version history, oldest first, each labelled '
+            'with the source version, its author and time: "none" | "all" | N (the N most recent earlier '
+            "versions). Only files whose source facts show an edit are asked (each asking costs Graph 2 RU). "
+            "For one batch: `copy --batch NAME --versions all` (plan takes the same option).",
         ),
         "unreachable_after": _Key(
             _whole(1, 3600), 60,

@@ -106,6 +106,8 @@ def run_doctor(settings: Any) -> list[Check]:
     # too: when those failed above, the same error is not repeated under every check that reads them
     try:
         checks.append(_skip("target", "secrets") if "secrets" in failed else _attempt("target", target))
+        if opened:
+            checks.append(_attempt("version history", lambda: _versions(settings, opened[0])))
         if settings.target.kind == "nextcloud":
             blocker = next((n for n in ("mapping files", "secrets") if n in failed), None)
             if blocker:
@@ -118,6 +120,38 @@ def run_doctor(settings: Any) -> list[Check]:
         for t in opened:
             close_quietly(t)
     return checks
+
+
+def _versions(settings: Any, target: Any) -> str:
+    """[transfer] versions, whether the target keeps versions, and (from the state, once planned) how much the
+    carried versions will count against each account's quota."""
+    from migrate.config import versions_limit
+    from migrate.engine.versions_plan import plan_versions
+    from migrate.store import StateStore
+
+    limit = versions_limit(settings.transfer.versions)
+    if limit == 0:
+        return '[transfer] versions = "none": only the current bytes of each file are carried'
+    supported = bool(getattr(target.features, "versions", False))
+    if not supported:
+        return (f"[transfer] versions = {settings.transfer.versions!r}, but the target keeps no versions: only "
+                "the current bytes are carried, and the plan lists versions as not preserved")
+    text = f"[transfer] versions = {settings.transfer.versions!r}; the target keeps labelled versions"
+    if not settings.state_path.exists():
+        return text + "; run `plan` to see how much they count against each account's quota"
+    with StateStore(settings.state_path, create=False) as store:
+        drives = [{"drive_id": d["id"], "status": "mapped", "batch": d["batch"]} for d in store.drives()]
+        est = plan_versions(store, drives, limit, supported=True)
+    shares = [f"{a['user']} up to {_size(a['bytes'])} ({a['versions']} versions)" for a in est["accounts"]
+              if a["versions"]]
+    return text + ("; versions count against the owners' quota: " + ", ".join(shares) if shares else
+                   "; no earlier versions are waiting to be carried (as planned)")
+
+
+def _size(n: int) -> str:
+    from migrate.reports.text import human_bytes
+
+    return human_bytes(n)
 
 
 def _mapped_accounts(settings: Any, target: Any) -> str:

@@ -135,6 +135,7 @@ class Features:
     shares: bool = False
     group_folders: bool = False
     auto_mkcol: bool = False
+    versions: bool = False  # keeps a version per overwrite, named by its mtime, with labels (Nextcloud)
     max_name_bytes: int = 255
     forbidden_names: frozenset[str] = field(default_factory=frozenset)
     forbidden_chars: frozenset[str] = field(default_factory=frozenset)
@@ -152,6 +153,28 @@ class RemoteEntry:
     mtime: float | None = None
     etag: str | None = None
     checksums: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceVersion:
+    """One entry of a file's version list at the source (newest first there); `url` is a short-lived
+    pre-authenticated download URL, held in memory only, never stored or logged."""
+
+    id: str
+    mtime: float | None
+    size: int
+    author: str = ""
+    url: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetVersion:
+    """One entry of a file's version list at the target: named by its time (Nextcloud), with size and label."""
+
+    timestamp: int
+    size: int
+    label: str | None = None
+    author: str = ""
 
 
 @dataclass(frozen=True, slots=True)

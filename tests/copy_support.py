@@ -101,6 +101,29 @@ def upload_requests(requests: list[tuple[str, str, int]], user: str, path: str) 
     return [x for x in requests if x[0] == "PUT" and x[1] == want]
 
 
+def kill_copy_after(tmp_path: Path, env: dict[str, str], nc: Any, methods: tuple[str, ...], pause: float) -> None:
+    """Start `copy` as a process, wait until the target sees its first request of `methods` (so a slow start
+    does not turn the kill into one before any transfer), let it run `pause` seconds more, then kill -9 it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    start = len(nc.requests)
+    exe = Path(sys.executable).with_name("m365-migrate")
+    p = subprocess.Popen([str(exe), "copy"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None and not any(
+            m in methods for m, _p, _s in nc.requests[start:]):
+        time.sleep(0.02)
+    time.sleep(pause)
+    assert p.poll() is None, "the copy finished before the kill; slow it down"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    time.sleep(0.3)  # let the server finish the requests of the dead client
+
+
 def library_to_webdav(tmp_path: Path, g: Any, dav: Any, root: str = "/Library") -> dict[str, str]:
     """A migration of `g`'s first library to `root` of a plain WebDAV server `dav` (url, auth); its env. The
     Apache server is shared by the session: a test that leaves files behind takes a root of its own."""

@@ -28,6 +28,7 @@ from tests.copy_support import (
     assert_target_matches_truth,
     db,
     file_rows,
+    kill_copy_after,
     library_to_webdav,
     nextcloud_target,
     setup_migration,
@@ -215,25 +216,11 @@ def test_kill_9_at_random_points_then_resume_sends_no_verified_file_again(tmp_pa
                              transfer=f"bulk_upload = {str(bulk).lower()}\nworkers = 3")
     # slow bodies, so that every kill lands in the middle of transfers
     g.faults.set(route="download", bytes_per_second=rate)
-    exe = Path(sys.executable).with_name("m365-migrate")
     rng = random.Random(seed)
     # (request index at the kill, {target URL: (etag, upload time)} of the files verified by then)
     kills: list[tuple[int, dict[str, tuple]]] = []
     for _ in range(3):
-        start = len(nc.requests)
-        p = subprocess.Popen([str(exe), "copy"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        # the random point is counted from the first write of this run, so a slow start (a loaded machine)
-        # does not turn the kill into one before any transfer
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and p.poll() is None and not any(
-                m in ("PUT", "POST") for m, _p, _s in nc.requests[start:]):
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.1, 1.0))
-        assert p.poll() is None, "the copy finished before the kill; slow it down"
-        p.send_signal(signal.SIGKILL)
-        p.wait(timeout=30)
-        time.sleep(0.3)  # let the server finish the requests of the dead client
+        kill_copy_after(tmp_path, env, nc, ("PUT", "POST"), rng.uniform(0.1, 1.0))
         with db(tmp_path) as s:
             done = {f"/remote.php/dav/files/{r['target_user']}{r['target_path']}": _stamp(nc, r) for d in s.drives()
                     for r in s.iter_items(d["id"], statuses=("verified",), files_only=True)}

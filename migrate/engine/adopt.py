@@ -76,12 +76,20 @@ class Candidate:
     @classmethod
     def of(cls, row: dict[str, Any], entry: RemoteEntry) -> Candidate:
         etags = {e for e in (row["target_etag"], row["placed_etag"]) if e}
-        ours = bool(entry.etag and entry.etag in etags)
+        ours = bool(entry.etag and entry.etag in etags) or _recorded(row, entry)
         edited = ours and bool(row["placed_source_hash"]) and row["placed_source_hash"] != row["quick_xor_hash"]
         return cls(row["drive_id"], row["item_id"], row["status"], row["target_user"] or "", row["target_path"],
                    row["name"] or "", int(row["size"] or 0), row["mtime"], row["quick_xor_hash"] or None,
                    (row["sha1"] or "").lower() or None, ours, edited,
                    (row["last_error"] or "").startswith(ADOPT_MARK), entry)
+
+
+def _recorded(row: dict[str, Any], entry: RemoteEntry) -> bool:
+    """The file there is bytes we sent whose answer was lost (size and SHA1 recorded before they left: an earlier
+    version of the file's history, engine.versions)."""
+    sha = stored_sha1(entry)
+    return bool(sha and row["target_checksum"] and row["target_size"] == entry.size
+                and row["target_checksum"].lower() == f"sha1:{sha}")
 
 
 @dataclass(frozen=True, slots=True)

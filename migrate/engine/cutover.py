@@ -48,6 +48,7 @@ class CutoverSummary:
     bytes: int = 0
     not_copied: int = 0
     audit_head: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)  # earlier versions by state, not carried by reason
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -100,7 +101,8 @@ def run_cutover(store: StateStore, source: Source, target: Target, mappings: Any
     done = _step(s, "verify", say)
     rows = [store.drive(d["id"]) for d in drives]
     v = verify_drives(store, target, [r for r in rows if r])
-    s.verify = {"checked": v.checked, "ok": v.ok, "gaps": len(v.gaps), "not_copied": v.not_copied}
+    s.verify = {"checked": v.checked, "ok": v.ok, "gaps": len(v.gaps), "not_copied": v.not_copied,
+                "versions_checked": v.versions_checked}
     s.gaps, s.not_copied = v.gaps, v.not_copied
     done(dict(s.verify))
     if v.gaps:
@@ -148,6 +150,7 @@ def run_cutover(store: StateStore, source: Source, target: Target, mappings: Any
         c = store.status_counts(d["id"]).get("verified", {})
         s.files += c.get("files", 0)
         s.bytes += c.get("bytes", 0)
+    s.versions = store.version_counts([d["id"] for d in drives])
     s.audit_head = store.audit_head()
     s.seconds = time.monotonic() - started
     return s

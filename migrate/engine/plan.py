@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from migrate.config import versions_limit
 from migrate.engine import meter
 from migrate.engine.adopt import ADOPT_MARK
 from migrate.engine.estimate import PlanBudget, copy_estimate, plan_budget
@@ -32,6 +33,7 @@ from migrate.engine.shareplan import (
     refresh_share_plan,
 )
 from migrate.engine.teamfolders import FolderPlan, plan_team_folders
+from migrate.engine.versions_plan import plan_versions
 from migrate.errors import MappingError
 from migrate.mapping import Mappings
 from migrate.models import ItemStatus, PlannedShare, RemoteEntry
@@ -70,6 +72,7 @@ class PlanOptions:
     max_file_size: int | None = None
     create_team_folders: bool = False  # copy creates missing team folders and grants them (plan only lists it)
     migration_group: str = "m365-migration"  # the group that gives the service account team-folder access
+    versions: int | None = 0  # [transfer] versions as a number: 0 none, None all, else N (engine.versions)
     source_settings: Any = None  # [source]: the Graph budget figures the estimates use
 
 
@@ -166,10 +169,14 @@ def classify(item: dict[str, Any], entry: RemoteEntry, *, checksums: bool) -> tu
         return "differs", "a folder is where this file goes"
     if item["target_etag"] and entry.etag and item["target_etag"] == entry.etag:
         return "ours", "written by an earlier copy run and unchanged since"
+    target_sha = next((c.split(":", 1)[1].lower() for c in entry.checksums if c.upper().startswith("SHA1:")), "")
+    if checksums and target_sha and item["target_checksum"] and entry.size == item["target_size"] and \
+            item["target_checksum"].lower() == f"sha1:{target_sha}":
+        # the size and SHA1 recorded before our bytes left (an earlier version of its history, an answer lost)
+        return "ours", "written by an earlier copy run (size and SHA1 recorded before the bytes left)"
     if (entry.size or 0) != (item["size"] or 0):
         return "differs", f"size differs (target {entry.size} bytes, source {item['size']} bytes)"
     sha = (item["sha1"] or "").lower()
-    target_sha = next((c.split(":", 1)[1].lower() for c in entry.checksums if c.upper().startswith("SHA1:")), "")
     if checksums and sha and target_sha:
         if sha != target_sha:
             return "differs", "same size, SHA1 differs"
@@ -348,12 +355,18 @@ def run_plan(
     doc["team_folders"] = [f.as_dict() for f in folders]
     doc["warnings"] += [f"team folder {f.mount_point!r}: {n}" for f in folders for n in f.notes
                         if n.startswith("no group of the site")]
+    doc["versions"] = plan_versions(store, doc["drives"], options.versions,
+                                    supported=bool(getattr(target.features, "versions", False)))
+    for a in doc["versions"]["accounts"]:  # carried versions count against the owner's quota too
+        if a["user"] in per_user:
+            per_user[a["user"]] += a["bytes"]
     doc["quota"] = _quota(per_user, directory, doc)
     doc["grants"], doc["shares"] = _plan_shares(store, sorted(selected), mappings, options, today)
     doc["not_carried_over"] = list(grants_not_carried_over(store, sorted(selected)))
     measured = measured_throughput(store)
     budget = plan_budget(options.source_settings, meter.status_view(store))
     doc["batches"] = _batches(doc["drives"], measured, budget)
+    doc["versions_not_carried"] = store.version_rows(sorted(selected), ("missing", "not-carried"))
     files = sum(d["planned_files"] - d["already_files"] for d in doc["drives"])
     bytes_ = sum(d["planned_bytes"] - d["already_bytes"] for d in doc["drives"])
     doc["estimate"] = estimate(files, bytes_, sum(d["shared"] for d in doc["drives"] if d["status"] == "mapped"),
@@ -508,6 +521,7 @@ def options_from_settings(settings: Any) -> PlanOptions:
                        on_conflict=settings.target.on_conflict, onenote=pol.onenote,
                        create_team_folders=settings.target.create_team_folders,
                        migration_group=settings.target.migration_group,
+                       versions=versions_limit(getattr(settings.transfer, "versions", "none")),
                        share_policy=SharePolicy(pol.anonymous_links, pol.organization_links, pol.external_guests),
                        source_settings=settings.source)
 

@@ -14,6 +14,7 @@ from migrate.engine.accounting import Accounting
 from migrate.engine.batch import Batcher, run_batch
 from migrate.engine.readahead import ReadAheadSource
 from migrate.engine.transfer import Transfer, TransferOptions, check_entry
+from migrate.engine.versions import VersionPolicy, VersionReplay, settle_labels
 from migrate.errors import DriveRefused, Fatal, MigrateError, TargetRefused
 from migrate.models import ItemStatus
 from migrate.protocols import Source, Target
@@ -41,6 +42,7 @@ class CopySummary:
     notes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_drives: list[dict[str, Any]] = field(default_factory=list)  # by the guard; raised at the end
+    versions: dict[str, Any] = field(default_factory=dict)  # earlier versions by state (engine.versions)
     adopted: dict[str, Any] = field(default_factory=dict)  # engine.adopt: already at the target, not sent
     url_sources: dict[str, int] = field(default_factory=dict)  # drives by where their download URLs came from
 
@@ -178,6 +180,7 @@ def copy_drives(
             drives = [x for x in drives if x["id"] != d["id"]]
 
     transfer = Transfer(store, source, target, acct, options)
+    replay = VersionReplay(transfer, VersionPolicy(options.versions))
     # Files one by one read ahead of their upload (download and upload overlap); small files go to the target
     # many per request when it offers bulk upload.
     single = Transfer(store, ReadAheadSource(source), target, acct, options)
@@ -229,7 +232,9 @@ def copy_drives(
                 for rest in batcher.drain():
                     submit(run_batch, transfer, rest)
                 drive = item["drive_id"]
-            if batcher.eligible(item, kind):
+            if replay.wants(item):  # its earlier versions first, one file at a time (engine.versions)
+                submit(replay.run, item, kind)
+            elif batcher.eligible(item, kind):
                 full = batcher.add(item)
                 if full:
                     submit(run_batch, transfer, full)
@@ -241,6 +246,9 @@ def copy_drives(
             submit(run_batch, transfer, rest)
         done, _ = wait(running)
         _collect(done, fatal, stop)
+    if not fatal and replay.policy.wanted:
+        settle_labels(store, target, [d["id"] for d in drives])
+        summary.versions = store.version_counts([d["id"] for d in drives])
     summary.files_verified = acct.done_files
     summary.bytes_sent = acct.done_bytes
     summary.resent_bytes = acct.resent_bytes

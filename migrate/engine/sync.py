@@ -63,6 +63,7 @@ class SyncOptions:
     bulk: bool = True
     share_rate: tuple[int, int] = (20, 600)
     passwords_file: Any = None
+    versions: int | None = 0  # [transfer] versions as a number (engine.versions): an edit becomes a labelled version
 
 
 @dataclass
@@ -491,6 +492,7 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
     to the target. Raises MappingError (exit 2) on bad mappings; fatal target errors stop the run, resumable."""
     from migrate.engine.pool import copy_drives
     from migrate.engine.scan import scan
+    from migrate.engine.transfer import TransferOptions
 
     started = time.monotonic()
     summary = SyncSummary(dry_run=options.dry_run, deletions=options.deletions)
@@ -557,11 +559,13 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
     phase([c for c in changes if c.kind == NEW_FILE], ap.new_file)
     rows = [r for r in (store.drive(d) for d in mapped) if r]
     say("copying new and changed files")
-    cs = copy_drives(store, source, target, rows, workers=options.workers, bulk=options.bulk)
+    cs = copy_drives(store, source, target, rows, workers=options.workers, bulk=options.bulk,
+                     options=TransferOptions(versions=options.versions))
     uploaded = cs.files_verified
     edits = [c for c in changes if c.kind == EDIT or (c.kind == MOVE and c.edited)]
     if [c for c in edits if ap.raced(c)]:
-        cs = copy_drives(store, source, target, rows, workers=options.workers, bulk=options.bulk)  # ours, beside
+        cs = copy_drives(store, source, target, rows, workers=options.workers, bulk=options.bulk,
+                     options=TransferOptions(versions=options.versions))  # ours, beside
         uploaded += cs.files_verified
     summary.copy = {k: v for k, v in cs.__dict__.items() if k not in ("failed", "notes")}
     summary.failed += cs.failed

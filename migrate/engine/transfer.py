@@ -34,6 +34,7 @@ class TransferOptions:
     small_file_limit: int = 10 * 1024 * 1024
     max_reopens: int = 5
     read_size: int = 1024 * 1024
+    versions: int | None = 0  # earlier versions carried per file: 0 none, None all, else N (engine.versions)
 
 
 @dataclass(slots=True)

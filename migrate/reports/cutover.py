@@ -40,10 +40,21 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, Any]]:
         ("shares accepted as their recipients / not seen by every recipient yet",
          f"{share.get('accepted', 0)} / {share.get('not_visible', 0)}"),
         ("changes after the freeze", sum((doc.get("late_changes") or {}).values())),
+        ("earlier versions", _versions(doc.get("versions") or {})),
         ("duration", f"{doc['seconds']:.1f} s"),
         ("audit trail head", f"record {head.get('seq')} hash {head.get('hash')}"),
     ]
     return out
+
+
+def _versions(v: dict[str, Any]) -> str:
+    by = v.get("by_status") or {}
+    if not by:
+        return "none recorded"
+    why = {**{f"missing: {k}": n for k, n in (v.get("missing") or {}).items()},
+           **{f"not carried: {k}": n for k, n in (v.get("not_carried") or {}).items()}}
+    return (", ".join(f"{k} {by[k]}" for k in sorted(by)) + ("; " + "; ".join(f"{k} ({n})" for k, n in why.items())
+                                                             if why else ""))
 
 
 def write_cutover_report(summary: Any, base: Path, *, output: Path | None = None) -> Path:

@@ -36,6 +36,9 @@ LISTS: dict[str, tuple[str, list[str]]] = {
     "grants": ("Source grants and what each becomes",
                ["source_path", "grant", "link_scope", "roles", "grantee", "action", "share_with", "permissions",
                 "expire_date", "password", "owner", "path", "reason", "drive_id", "item_id"]),
+    "versions_not_carried": ("Earlier versions not carried (listed files), and why",
+                             ["path", "version_id", "mtime", "size", "author", "status", "reason", "target_user",
+                              "target_path", "drive_id", "item_id"]),
 }
 TEAM_FOLDER_COLS = ["team_folder", "rows", "writer", "writer_sees", "action", "changes", "groups", "not_carried",
                     "notes"]
@@ -162,6 +165,37 @@ def groupware_problem_rows(gw: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- Markdown
+VERSION_COLS = ["batch", "files asked", "earlier versions", "bytes", "Graph RU"]
+
+
+def version_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per batch: what carrying earlier versions costs (engine.versions_plan), for every format."""
+    v = doc.get("versions") or {}
+    return [{"batch": b["batch"], "files asked": b["files_asked"], "earlier versions": b["versions"],
+             "bytes": human_bytes(b["bytes"]), "Graph RU": b["ru"]} for b in v.get("batches") or []]
+
+
+def version_text(doc: dict[str, Any]) -> list[str]:
+    """The version-history lines of the plan: policy, per batch cost, what counts against each account's quota."""
+    v = doc.get("versions") or {}
+    if not v:
+        return []
+    if v.get("policy") == "none":
+        return ["version history: not carried ([transfer] versions = \"none\")"]
+    if not v.get("supported"):
+        return [f"version history: the target keeps no versions; [transfer] versions = {v['policy']!r} is not "
+                "carried out (listed as not preserved)"]
+    t = v.get("totals") or {"files_asked": 0, "versions": 0, "bytes": 0, "ru": 0}
+    out = [f"version history ([transfer] versions = {v['policy']!r}): {t['files_asked']} files asked, up to "
+           f"{t['versions']} earlier versions, {human_bytes(t['bytes'])}, {t['ru']} Graph RU ({v['note']})"]
+    if v.get("copied_without_history"):
+        out.append(f"  {v['copied_without_history']} files were copied before versions were asked for: they keep "
+                   "their current bytes only (their history cannot go before them)")
+    out += [f"  versions count against {a['user']}'s quota: up to {human_bytes(a['bytes'])} ({a['versions']} "
+            "versions)" for a in v.get("accounts") or [] if a["versions"]]
+    return out
+
+
 def render_markdown(doc: dict[str, Any]) -> str:
     out = [f"# Migration plan (dry run) — {_md(doc['generated_at'])}", "",
            "Nothing was written to the target. Figures come from the state database and read-only checks of the "
@@ -177,6 +211,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out.append(f"| {_md(b['batch'])} | {b['drives']} | {b['files']} | {human_bytes(b['bytes'])} | "
                    f"{_dur(e['seconds'])} | {e['graph_requests']} | {e['resource_units']} | "
                    f"{e.get('budget_days', 0):.2f} | {_md(_final_sync(e))} |")
+    vrows = version_rows(doc)
+    out += ["", "## Version history", ""] + [_md(line) for line in version_text(doc)] + [""]
+    if vrows:
+        out += ["| " + " | ".join(VERSION_COLS) + " |", "|---|" + "---:|" * (len(VERSION_COLS) - 1)]
+        out += ["| " + " | ".join(_md(r[c]) for c in VERSION_COLS) + " |" for r in vrows]
     out += ["", "## Drives", "", "| kind | drive | owner | batch | target | files | bytes | to copy | renames | "
             "conflicts | unsupported |", "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for d in doc["drives"]:
@@ -307,6 +346,10 @@ def render_html(doc: dict[str, Any]) -> str:
              for b in doc["batches"]]
     h.append("<h2>Batches</h2>" + _table(list(brows[0]) if brows else ["batch"], brows,
                                          {"drives", "files", "size", "bytes", "Graph requests", "RU"}))
+    if doc.get("versions"):
+        h.append("<h2>Version history</h2>" + "".join(f"<p class=note>{_h(x)}</p>" for x in version_text(doc))
+                 + (_table(VERSION_COLS, version_rows(doc), {"files asked", "earlier versions", "bytes", "Graph RU"})
+                    if version_rows(doc) else ""))
     h.append("<h2>Bytes per drive</h2>" + _chart(doc["drives"]))
     drows = [{"kind": d["kind"], "drive": d["name"], "owner": d["owner"], "batch": d["batch"],
               "target": f"{d['target_user'] or ''}:{d['target_root']}" if d["status"] == "mapped" else d["status"],
@@ -393,6 +436,7 @@ def render_summary_text(doc: dict[str, Any], folder: Path) -> str:
     """The terminal summary printed after `plan` and `report plan`."""
     lines = [f"{k}: {v}" for k, v in _summary_rows(doc)]
     lines.append(f"estimate basis: {doc['estimate']['assumption']}")
+    lines += version_text(doc)
     lines += [f"warning: {w}" for w in doc["warnings"]]
     for r in team_folder_rows(doc):
         lines.append(f"team folder {r['team_folder']} ({', '.join(r['rows'])}): {r['writer']} sees {r['writer_sees']}; "

@@ -92,6 +92,7 @@ def render_status(data: dict[str, Any]) -> str:
         where = lost.get("report") or "the plan report (run `m365-migrate plan` to write it)"
         out += [f"grants not carried over: {lost['count']} ("
                 + ", ".join(f"{k} {v}" for k, v in lost["by_category"].items()) + f"), listed with the reason in {where}"]
+    out += version_lines(data.get("versions") or {})
     if data["failures"] or data.get("share_failures") or data.get("shares_not_visible"):
         out += ["", "needs attention:"]
         out += [f"  {f['status']:8} {f['path'] or f['item_id']}: {f['last_error'] or ''}" for f in data["failures"]]
@@ -119,11 +120,25 @@ def render_status(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def version_lines(v: dict[str, Any]) -> list[str]:
+    """Earlier versions carried, missing at the source and not carried (each reason), for status and copy."""
+    by = v.get("by_status") or {}
+    if not by:
+        return []
+    out = ["", "earlier versions: " + ", ".join(f"{k} {by[k]}" for k in ("carried", "pending", "sent", "missing",
+                                                                          "not-carried") if by.get(k))]
+    out += [f"  missing at the source ({n}): {why}" for why, n in sorted((v.get("missing") or {}).items())]
+    out += [f"  not carried ({n}): {why}" for why, n in sorted((v.get("not_carried") or {}).items())]
+    return out
+
+
 def render_verify(summary: Any) -> str:
     """The end-of-verify summary: every gap on its own line."""
     lines = [f"checked {summary.checked} files at the target: {summary.ok} whole, {len(summary.gaps)} with gaps"]
     if summary.not_copied:
         lines.append(f"{summary.not_copied} files of the selection are not copied yet (see `m365-migrate status`)")
+    if getattr(summary, "versions_checked", 0):
+        lines.append(f"checked {summary.versions_checked} carried versions (time, bytes, label)")
     for gap in summary.gaps[:200]:
         lines.append(f"  {gap['target']}: {gap['problem']}")
     if len(summary.gaps) > 200:

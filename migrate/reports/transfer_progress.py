@@ -45,7 +45,7 @@ class CopyProgress:
 
 def render_copy(summary: Any) -> str:
     """The end-of-copy summary for the terminal."""
-    from migrate.reports.text import human_bytes
+    from migrate.reports.text import human_bytes, version_lines
 
     rate = summary.bytes_sent / summary.seconds if summary.seconds > 0 else 0
     lines = [
@@ -59,6 +59,7 @@ def render_copy(summary: Any) -> str:
     if summary.resumed_bytes:
         lines.append(f"resumed uploads: {human_bytes(summary.resumed_bytes)} already on the target were not sent "
                      "again (those files were read back and checked whole)")
+    lines += [x for x in version_lines(getattr(summary, "versions", None) or {}) if x]
     if summary.not_planned:
         lines.append(f"not copied by plan: {summary.not_planned} files (see the plan report for why)")
     if summary.failed:

@@ -17,12 +17,14 @@ from migrate.store.scratch import ScratchMixin
 from migrate.store.shares import SharesMixin
 from migrate.store.sync import SyncMixin
 from migrate.store.uploads import UploadsMixin
+from migrate.store.versions import VersionsMixin
 
 
 class StateStore(ItemsMixin, DrivesMixin, PermissionsMixin, PlanMixin, SharesMixin, UploadsMixin, GroupwareMixin,
-                 GwAttachmentsMixin, SyncMixin, AuditMixin, ScratchMixin):
+                 GwAttachmentsMixin, SyncMixin, AuditMixin, ScratchMixin, VersionsMixin):
     """One migration's state: drives, items (and what we placed where), permissions, planned shares, runs, metrics,
-    uploads in progress, groupware objects and their attachments carried as files, sync changes, the audit trail, and scratch tables for one command's
+    uploads in progress, version histories, groupware objects and their attachments carried as files, sync
+    changes, the audit trail, and scratch tables for one command's
     large working sets."""
 
 

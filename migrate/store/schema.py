@@ -430,6 +430,38 @@ def m012_drive_keys(db: Database) -> None:
 
 
 @migrations()
+def m013_item_versions(db: Database) -> None:
+    # Earlier versions of a file carried into the target's version history (issue 24). One row per source
+    # version the listing returned (the current one too, `current` = 1), in replay order (`seq`, oldest first),
+    # with what became of it: pending | sent (its bytes are on their way; sha1/size recorded before they left) |
+    # carried (at the target with its time, bytes and label) | missing (the source refused it or no longer has
+    # it) | not-carried (by policy or as Nextcloud would not keep it; `reason` says which). `source_etag` is the
+    # item's eTag when the listing was read: a later edit at the source lists again. No download URL is stored.
+    db.execute(
+        """
+        CREATE TABLE item_versions (
+            dk INTEGER NOT NULL,
+            item_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            version_id TEXT NOT NULL,
+            current INTEGER NOT NULL DEFAULT 0,
+            mtime REAL,
+            size INTEGER NOT NULL DEFAULT 0,
+            author TEXT NOT NULL DEFAULT '',
+            source_etag TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            reason TEXT,
+            sha1 TEXT,
+            label TEXT,
+            target_mtime INTEGER,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (dk, item_id, seq)
+        )"""
+    )
+    db.execute("CREATE INDEX item_versions_status ON item_versions(dk, status)")
+
+
+@migrations()
 def m015_share_visibility(db: Database) -> None:
     # A share counts only when its recipients see it (issue 26): Nextcloud may leave a user or group share pending
     # for a recipient (force_share_accept, or a failed acceptance listener). `visible`: NULL not checked yet, 1 every

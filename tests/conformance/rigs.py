@@ -15,6 +15,8 @@ import hashlib
 import os
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -137,6 +139,22 @@ class Rig:
                     entry[el.tag.rsplit("}", 1)[1]] = el.text
             out.append(entry)
         return out
+
+    @contextmanager
+    def team_folder(self) -> Iterator[int]:
+        """A team folder mounted at `base` for the suite user's first group; removed afterwards."""
+        gf = "/index.php/apps/groupfolders/folders"
+        groups = self.ocs("GET", f"/ocs/v2.php/cloud/users/{self.user}?format=json", as_user=self.admin
+                          ).json()["ocs"]["data"]["groups"]
+        made = self.ocs("POST", gf + "?format=json", as_user=self.admin, data={"mountpoint": self.base})
+        assert made.status_code == 200, made.text
+        folder = made.json()["ocs"]["data"]["id"]
+        try:
+            assert self.ocs("POST", f"{gf}/{folder}/groups?format=json", as_user=self.admin,
+                            data={"group": groups[0]}).status_code == 200
+            yield folder
+        finally:
+            assert self.ocs("DELETE", f"{gf}/{folder}?format=json", as_user=self.admin).status_code == 200
 
     def snapshot(self) -> dict[str, Any]:
         """Root entries, shares, trash and upload folders of the rig's accounts."""

@@ -85,3 +85,51 @@ def test_team_folder_versions(nextcloud_sandbox):
     listing, _ = propfind(dav_session(nc, "bob"), versions_url(nc, "bob", fileid), props=VPROPS)
     assert len(listing) == 4
     assert s.get(versions_url(nc, "alice", fileid, "1700000000")).content == b"version 3..."
+
+
+def _hourly(s, nc, uid, path, label_first: str | None = None):
+    """Five PUTs one hour apart with September 2020 mtimes (the rig's check of §9.2 point 4)."""
+    for k in range(5):
+        s.put(nc.dav_url(uid, path), data=b"v" * (k + 1), headers={"X-OC-MTime": str(1600000000 + 3600 * k)})
+    fileid = nc.file_info(uid, path)["fileid"]
+    if label_first:
+        body = ('<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:nc="http://nextcloud.org/ns"><d:set>'
+                f"<d:prop><nc:version-label>{label_first}</nc:version-label></d:prop></d:set></d:propertyupdate>")
+        assert s.request("PROPPATCH", versions_url(nc, uid, fileid, "1600000000"), data=body.encode()).status_code == 207
+    return fileid
+
+
+def _names(s, nc, uid, fileid):
+    listing, _ = propfind(s, versions_url(nc, uid, fileid), props=VPROPS)
+    base = f"/remote.php/dav/versions/{uid}/versions/{fileid}/"
+    return sorted(h[len(base):] for h in listing if h.startswith(base) and h != base)
+
+
+def test_retention_job_thins_old_unlabelled_versions_never_labelled_ones(nextcloud_sandbox):
+    """§9.2 point 4 (corrected on 32.0.1): "Five PUTs one hour apart with September 2020 mtimes were all listed
+    right after the upload (home and team folder); the next cron.php run thinned the home file to 1600010800 +
+    current 1600014400; the team-folder file was thinned the same way only by occ groupfolders:expire … A version
+    labelled before the cron run survived (1600000000 kept with its label, 1600003600 expired)"."""
+    nc = nextcloud_sandbox
+    nc.create_team_folder("Projects", groups={"staff": 31})
+    s = dav_session(nc, "alice")
+    home = _hourly(s, nc, "alice", "h.txt")
+    labelled = _hourly(s, nc, "alice", "l.txt", label_first="v1 by J. Doe")
+    team = _hourly(s, nc, "alice", "Projects/t.txt")
+    every = [str(1600000000 + 3600 * k) for k in range(5)]
+    assert _names(s, nc, "alice", home) == _names(s, nc, "alice", team) == every   # nothing thinned at upload
+    nc.expire_versions()                                                           # cron.php: homes only
+    assert _names(s, nc, "alice", home) == ["1600010800", "1600014400"]
+    assert _names(s, nc, "alice", labelled) == ["1600000000", "1600010800", "1600014400"]
+    assert _names(s, nc, "alice", team) == every
+    nc.expire_versions(team_folders=True)                                          # occ groupfolders:expire
+    assert _names(s, nc, "alice", team) == ["1600010800", "1600014400"]
+
+
+def test_recent_versions_are_kept_one_per_interval():
+    """files_versions' auto intervals: within a day one per hour, counted from the last version kept."""
+    from migrate.sandbox.nextcloud.versions import auto_expire_list
+
+    now = 2_000_000_000
+    assert auto_expire_list([now - 7200, now - 7300, now - 7400, now - 11000], now) == [now - 7300, now - 7400]
+    assert auto_expire_list([now - 7200, now - 11000], now) == []

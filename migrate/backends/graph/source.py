@@ -16,7 +16,7 @@ from migrate.backends.graph.content import ContentReader
 from migrate.backends.graph.delta import DEFAULT_PAGE_SIZE, iter_delta
 from migrate.backends.graph.permissions import to_grants
 from migrate.errors import AuthError, SourceError
-from migrate.models import Drive, Grant, RemoteEntry
+from migrate.models import Drive, Grant, RemoteEntry, SourceVersion
 from migrate.protocols import DeltaPage, DiscoveredUser
 from migrate.transport.pacer import Pacer
 
@@ -189,6 +189,19 @@ class GraphSource:
         if data.get("deleted"):
             return None
         return ((data.get("file") or {}).get("hashes") or {}).get("quickXorHash") or ""
+
+    def list_versions(self, drive_id: str, item_id: str) -> list[SourceVersion]:
+        """The file's versions, newest first, the current one included (2 RU; ask only where history can exist)."""
+        from migrate.backends.graph.versions import list_versions
+
+        return list_versions(self.client, drive_id, item_id)
+
+    def open_version(self, drive_id: str, item_id: str, version: SourceVersion, offset: int = 0
+                     ) -> AbstractContextManager[Iterator[bytes]]:
+        """Stream an earlier version (the listing's URL first, `/versions/{id}/content` when it expired)."""
+        from migrate.backends.graph.versions import VersionReader
+
+        return VersionReader(self.client, self._reader().http).open(drive_id, item_id, version, offset)
 
     def permissions(self, drive_id: str, item_id: str) -> list[Grant]:
         path = f"drives/{quote(drive_id, safe='!')}/items/{quote(item_id, safe='')}/permissions"

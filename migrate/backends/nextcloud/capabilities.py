@@ -95,6 +95,7 @@ def features_from_capabilities(caps: dict[str, Any], dav: frozenset[str] | set[s
         shares=bool(sharing.get("api_enabled", bool(sharing))),
         group_folders="groupfolders" in caps,
         auto_mkcol=major >= AUTO_MKCOL_MAJOR,
+        versions=bool(files.get("versioning")) and bool(files.get("version_labeling")),
         max_name_bytes=NC_NAME_BYTES,
         forbidden_names=names,
         forbidden_chars=chars,

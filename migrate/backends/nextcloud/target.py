@@ -376,6 +376,28 @@ class NextcloudTarget:
                 results[clean_path(f.path)] = exc
         return results
 
+    # --- version history (§9) -----------------------------------------------------------------------------------
+    def _versions(self) -> Any:
+        from migrate.backends.nextcloud.versions import NextcloudVersions
+
+        return NextcloudVersions(self.dav)
+
+    def file_id(self, user: str, path: str) -> str | None:
+        """The file id of `path`, which addresses its versions; None when nothing is there."""
+        return self._versions().file_id(user, clean_path(path))
+
+    def list_versions(self, user: str, fileid: str) -> list[Any]:
+        """The file's versions (TargetVersion), oldest first, the current content last."""
+        return self._versions().list(user, fileid)
+
+    def label_version(self, user: str, fileid: str, timestamp: int, text: str) -> None:
+        """Name one version (labelled versions are never expired by the retention job)."""
+        self._versions().label(user, fileid, timestamp, text)
+
+    def open_version(self, user: str, fileid: str, timestamp: int) -> AbstractContextManager[Iterator[bytes]]:
+        """The bytes of one earlier version, streamed."""
+        return self._versions().open(user, fileid, timestamp)
+
     def validate_credentials(self, users: Iterable[str]) -> list[CredentialProblem]:
         """Every user's app password checked once, serially (see credentials.validate_credentials)."""
         return validate_credentials(self.dav, users, admin=self.service_account)

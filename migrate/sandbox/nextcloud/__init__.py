@@ -36,7 +36,8 @@ team folders, shares) is kept in DIR/sandbox-state.json, so a restart is the sam
 checksums, chunking, bulk or Nextcloud properties). Behaviour follows shared/reference/nextcloud-api.md.
 
 Versions (§9.1/§9.2) are kept on overwrite and served at /remote.php/dav/versions/{uid}/versions/{fileid} (list,
-GET, label, restore; no background expiry). DELETE and overwriting COPY/MOVE move the old node to the trash bin,
+GET, label, restore); `nc.expire_versions()` runs the retention job (`cron.php` for homes, `team_folders=True` for
+groupfolders' own), thinning unlabelled versions as `auto` retention does, never labelled ones. DELETE and overwriting COPY/MOVE move the old node to the trash bin,
 /remote.php/dav/trashbin/{uid}/trash (list, restore, purge; team-folder items visible to every member).
 Not emulated: shares mounted into recipients' trees, Sabre LOCK tokens on the sandbox's own PUT, the admin's
 Windows-compatibility name rules, the 5 MiB minimum chunk size of v2, quota counting of trash and versions.

@@ -177,6 +177,13 @@ class NextcloudSandbox:
                 "etag": self.state.etag(node.real, st), "fileid": meta.fileid,
                 "creation_time": meta.creation_time, "upload_time": meta.upload_time, "path": str(node.real)}
 
+    def expire_versions(self, *, team_folders: bool = False, now: int | None = None) -> list[tuple[int, int]]:
+        """Run the versions retention job as 32.0.1 does in the background: `cron.php` for home folders, or
+        groupfolders' own `occ groupfolders:expire` (team_folders=True); returns the (fileid, timestamp) expired."""
+        from .versions import expire
+
+        return expire(self.state, team_folders=team_folders, now=now)
+
     def fault(self, method: str, status: int, *, count: int = 1, path_contains: str = "", after: bool = False) -> None:
         """The next `count` `method` requests (path containing `path_contains`) answer `status`; `after=True`
         answers it only once the server has done the work (a proxy timing out a slow chunk assembly)."""

@@ -1,4 +1,5 @@
-"""File versions `/remote.php/dav/versions/{uid}/versions/{fileid}` as NC 32.0.1 keeps them on upload (§9.1, §9.2)."""
+"""File versions `/remote.php/dav/versions/{uid}/versions/{fileid}` as NC 32.0.1 keeps them on upload and expires
+them in its background jobs (§9.1, §9.2)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,62 @@ def keep_version(state: State, real: Path, new_mtime: int) -> None:
     with state.lock:
         record = state.versions.setdefault(meta.fileid, {}).setdefault(str(old_mtime), {})
         record["author"] = meta.author
+
+
+# files_versions' automatic retention (`versions_retention_obligation = auto`): (interval ends after seconds of
+# age, keep one version per step seconds); versions older than 30 days keep one per week (§9.2 point 4).
+INTERVALS = ((10, 2), (60, 10), (3600, 60), (86400, 3600), (2592000, 86400), (-1, 604800))
+
+
+def auto_expire_list(newest_first: list[int], now: int) -> list[int]:
+    """The timestamps the retention job deletes, as files_versions' Storage::getAutoExpireList picks them: walk
+    the versions newest first, keep the first, drop any closer than its interval's step to the last one kept."""
+    if not newest_first:
+        return []
+    interval = 0
+    step = INTERVALS[0][1]
+    next_interval = now - INTERVALS[0][0]
+    prev = newest_first[0]
+    next_version = prev - step
+    out = []
+    for ts in newest_first[1:]:
+        while True:
+            if next_interval == -1 or prev > next_interval:
+                if ts > next_version:
+                    out.append(ts)
+                else:
+                    next_version, prev = ts - step, ts
+                break
+            interval += 1
+            ends, step = INTERVALS[interval]
+            next_version = prev - step
+            next_interval = -1 if ends == -1 else now - ends
+    return out
+
+
+def expire(state: State, *, team_folders: bool, now: int | None = None) -> list[tuple[int, int]]:
+    """One run of the background job: the user cron job (`cron.php`, home folders) or groupfolders' own
+    (`occ groupfolders:expire`, team folders): unlabelled earlier versions thinned by `auto_expire_list`.
+    Labelled versions are never expired (§9.2 point 4, verified on 32.0.1). Returns (fileid, timestamp) removed."""
+    now = int(time.time()) if now is None else now
+    gone: list[tuple[int, int]] = []
+    with state.lock:
+        files = {fid: dict(recs) for fid, recs in state.versions.items()}
+    for fid, recs in files.items():
+        real = state.path_of(fid)
+        if real is None:
+            continue
+        if ("/__groupfolders/" in str(real)) != team_folders:
+            continue
+        current = str(int(os.stat(real).st_mtime))
+        stored = sorted((int(ts) for ts, r in recs.items() if ts != current and not r.get("label")
+                         and (state.data_dir / "versions" / str(fid) / ts).is_file()), reverse=True)
+        for ts in auto_expire_list(stored, now):
+            (state.data_dir / "versions" / str(fid) / str(ts)).unlink(missing_ok=True)
+            with state.lock:
+                state.versions.get(fid, {}).pop(str(ts), None)
+            gone.append((fid, ts))
+    return gone
 
 
 class Versions:
