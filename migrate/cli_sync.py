@@ -10,7 +10,7 @@ import typer
 from migrate.cli import JSON_OPTION, SELECT_BATCH, SELECT_DRIVE, SELECT_USER, WHAT_OPTION, Globals
 from migrate.errors import ExitCode
 
-WORKERS = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers).")
+WORKERS = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Parallel transfers (default [transfer] workers).")
 
 
 def _prepare(ctx: typer.Context, workers: int | None, json_out: bool) -> tuple[Globals, Any, Any, Any, Any, Any]:
@@ -41,7 +41,7 @@ def sync(
     user: list[str] = SELECT_USER,
     workers: int = WORKERS,
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list the changes (report files too); nothing is written to the target or the state database."),
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for the change list (default <state dir>/reports/sync-<time>)."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the change list (default <state dir>/reports/sync-<time>)."),
     json_out: bool = JSON_OPTION,
     what: list[str] = WHAT_OPTION,
 ) -> None:
@@ -55,15 +55,20 @@ def sync(
 
     files, kinds = _what(what)
     if kinds:
+        from migrate.cli_json import combined, echo_json, json_collect
         from migrate.engine.groupware_run import run_sync_step
 
         code = 0
-        if files:
-            try:
-                sync(ctx, batch, drive, user, workers, dry_run, output, json_out, what=["files"])
-            except typer.Exit as exc:
-                code = exc.exit_code
-        raise typer.Exit(max(code, run_sync_step(ctx.obj, kinds, user, workers, dry_run, json_out)))
+        with json_collect() as docs:  # one JSON document for both parts
+            if files:
+                try:
+                    sync(ctx, batch, drive, user, workers, dry_run, output, json_out, what=["files"])
+                except typer.Exit as exc:
+                    code = exc.exit_code
+            code = max(code, run_sync_step(ctx.obj, kinds, user, workers, dry_run, json_out))
+        if docs:
+            echo_json(combined(docs[0] if files and len(docs) > 1 else None, docs[-1]))
+        raise typer.Exit(code)
 
     from migrate.backends.graph import open_source
     from migrate.cli import _selection, echo_json
@@ -102,9 +107,9 @@ def sync(
 
 def cutover(
     ctx: typer.Context,
-    batch: str = typer.Option(..., "--batch", help="The batch to switch over (its drives were frozen in Microsoft 365)."),
+    batch: str = typer.Option(..., "--batch", metavar="NAME", help="The batch to switch over (its drives were frozen in Microsoft 365)."),
     workers: int = WORKERS,
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for the report (default <state dir>/reports/cutover-<batch>-<time>)."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the report (default <state dir>/reports/cutover-<batch>-<time>)."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Switchover day for one batch: final sync, verify, share, a second delta that must be empty; exit 0 only when whole."""

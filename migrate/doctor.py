@@ -17,6 +17,11 @@ class Check:
     ok: bool
     detail: str
     code: int = ExitCode.OK
+    skipped: bool = False  # not run: it needs what a failed check above must fix first (said once, there)
+
+
+def _skip(name: str, because: str) -> Check:
+    return Check(name, False, f"not checked until the {because} check above passes", skipped=True)
 
 
 def _attempt(name: str, fn: Callable[[], str]) -> Check:
@@ -37,6 +42,10 @@ def run_doctor(settings: Any) -> list[Check]:
                         "\n".join(missing) if missing else f"{settings.config_path or 'defaults'} is complete",
                         ExitCode.USAGE if missing else ExitCode.OK))
 
+    from migrate.store.probe import probe_state
+
+    checks.append(_attempt("state database", lambda: probe_state(settings.state_path)))
+
     def mappings() -> str:
         m = load_mappings(settings.mappings, missing_ok=True)
         return f"{len(m.users)} user rows, {len(m.groups)} group rows, {len(m.sites)} site rows: valid"
@@ -51,6 +60,7 @@ def run_doctor(settings: Any) -> list[Check]:
     checks.append(_attempt("secrets", secrets))
     if missing:
         return checks
+    failed = {c.name for c in checks if not c.ok}
 
     def graph() -> str:
         from migrate.backends.graph import open_source
@@ -85,9 +95,13 @@ def run_doctor(settings: Any) -> list[Check]:
         finally:
             close_quietly(t)
 
-    checks.append(_attempt("target", target))
+    # the target and its team folders need the app passwords, team folders the mapping files too: when those
+    # failed above, the same error is not repeated under every check that reads them
+    checks.append(_skip("target", "secrets") if "secrets" in failed else _attempt("target", target))
     if settings.target.kind == "nextcloud":
-        checks.append(_attempt("team folders", lambda: _team_folders(settings)))
+        blocker = next((n for n in ("mapping files", "secrets") if n in failed), None)
+        checks.append(_skip("team folders", blocker) if blocker else
+                      _attempt("team folders", lambda: _team_folders(settings)))
     return checks
 
 
@@ -122,4 +136,4 @@ def _team_folders(settings: Any) -> str:
 
 def exit_code(checks: list[Check]) -> int:
     """The first failing check decides the exit code (config 2, auth 4, target full 5)."""
-    return next((c.code or ExitCode.UNEXPECTED for c in checks if not c.ok), ExitCode.OK)
+    return next((c.code or ExitCode.UNEXPECTED for c in checks if not c.ok and not c.skipped), ExitCode.OK)

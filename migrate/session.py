@@ -29,6 +29,19 @@ class Selection:
     def drives(self, store: StateStore) -> list[dict[str, Any]]:
         return store.drives(drive_ids=self.drive_ids, batches=self.batches, owners=self.users)
 
+    def to_scan(self, store: StateStore) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(drives to scan, drives left out): a drive whose mapping row has a blank target is not migrated, so
+        reading it spends Graph resource units on data that will not move; it is scanned only when named
+        (--drive, --user)."""
+        named = set(self.drive_ids) | {u.lower() for u in self.users}
+        scan, left_out = [], []
+        for d in self.drives(store):
+            if d.get("not_migrated") and d["id"] not in named and (d["owner_upn"] or "").lower() not in named:
+                left_out.append(d)
+            else:
+                scan.append(d)
+        return scan, left_out
+
 
 @dataclass
 class Run:

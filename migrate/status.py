@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.engine import meter
+from migrate.models import ItemStatus
 from migrate.reports.grants import report_path
 from migrate.session import Selection
 from migrate.store import StateStore
@@ -14,9 +15,9 @@ from migrate.store import StateStore
 def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, Any]:
     """A JSON-ready picture of the migration, read from the store only (no network)."""
     drives = []
-    totals: dict[str, dict[str, int]] = {}
+    totals = _every_status({})
     for d in selection.drives(store):
-        counts = store.status_counts(d["id"])
+        counts = _every_status(store.status_counts(d["id"]))
         for status, c in counts.items():
             t = totals.setdefault(status, {"files": 0, "bytes": 0})
             t["files"] += c["files"]
@@ -29,6 +30,7 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
                 "owner": d["owner_upn"] or d["site_url"],
                 "batch": d["batch"],
                 "scan_state": d["scan_state"],
+                "migrated": not d.get("not_migrated"),
                 "last_scan_at": d["last_scan_at"],
                 "last_error": d["last_error"],
                 "counts": counts,
@@ -63,20 +65,31 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
     }
 
 
+def _every_status(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Every item status with its files and bytes, 0 where none: one shape for scripts (`--json`), whatever the
+    drive holds."""
+    return {st.value: dict(counts.get(st.value) or {"files": 0, "bytes": 0}) for st in ItemStatus}
+
+
 def next_step(drives: list[dict[str, Any]], totals: dict[str, dict[str, int]],
               shares: dict[str, int] | None = None, waiting: dict[str, int] | None = None) -> str:
     """One sentence telling a busy admin what to run next."""
     if not drives:
         return "run `m365-migrate discover` to find drives"
-    if any(d["scan_state"] in ("new", "scanning", "enumerating", "failed") for d in drives):
+    if any(d["scan_state"] in ("new", "scanning", "enumerating", "failed") and d.get("migrated", True)
+           for d in drives):
         return "run `m365-migrate scan` to finish the inventory"
     changed = sum(v for k, v in (waiting or {}).items() if k != "new")
     if changed:
         return (f"{changed} source changes (moves, edits, deletions) wait to be applied: `m365-migrate sync "
                 "--dry-run` lists them, `m365-migrate sync` applies them")
-    if totals.get("failed") or totals.get("conflict"):
+
+    def files(*statuses: str) -> int:
+        return sum((totals.get(st) or {}).get("files", 0) for st in statuses)
+
+    if files("failed", "conflict"):
         return "read the failures above, fix their cause, then run `m365-migrate copy` again (it resumes)"
-    if totals.get("pending") or totals.get("transferring") or totals.get("uploaded"):
+    if files("pending", "transferring", "uploaded"):
         return "run `m365-migrate plan` to review, then `m365-migrate copy` to transfer what is pending"
     open_shares = sum(n for s, n in (shares or {}).items() if s not in ("created",))
     if open_shares:

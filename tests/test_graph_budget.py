@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
+
 from migrate.sandbox.graph import TenantSpec
 from tests.conftest import run_cli
 from tests.copy_support import db, file_rows, nextcloud_target, setup_migration
@@ -71,8 +73,14 @@ def test_few_files_left_ask_for_their_own_urls_not_a_whole_pass(tmp_path, graph_
     g = graph_sandbox_factory(TenantSpec(**MANY))
     env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nextcloud_sandbox))
     assert run_cli("copy", cwd=tmp_path, env=env).returncode == 0
+    nc = nextcloud_sandbox
+    rows = file_rows(tmp_path)[::300][:3]
+    for x in rows:   # gone at the target, so they must be sent again (not found whole and adopted)
+        user = x["target_user"]
+        assert httpx.delete(nc.dav_url(user, x["target_path"].lstrip("/")),
+                            auth=(user, nc.app_passwords[user])).status_code == 204
     with db(tmp_path) as s:
-        some = [x["item_id"] for x in file_rows(tmp_path)[::300]][:3]
+        some = [x["item_id"] for x in rows]
         with s.atomic():
             s.db.execute(f"UPDATE items SET status = 'pending' WHERE item_id IN ({', '.join('?' for _ in some)})",
                          some)

@@ -388,10 +388,12 @@ def estimate(store: StateStore, puts: int) -> dict[str, Any]:
     if scan:
         per_mailbox = scan["requests"] / max(1, scan["mailboxes"])
         out["rescan_graph_requests"] = scan["requests"]
+        out["rescan_seconds_at_outlook_limit"] = round(per_mailbox * MAILBOX_INTERVAL, 1)
         out["rescan_minutes_at_outlook_limit"] = round(per_mailbox * MAILBOX_INTERVAL / 60, 1)
     if copy:
         rate = (copy["created"] + copy["updated"]) / copy["seconds"]
         out["copy_objects_per_second_measured"] = round(rate, 1)
+        out["copy_seconds"] = round(puts / rate, 1)
         out["copy_minutes"] = round(puts / rate / 60, 1)
     return out
 

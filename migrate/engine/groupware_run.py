@@ -130,12 +130,19 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
 
 
 def estimate_text(e: dict[str, Any]) -> str:
+    from migrate.reports.text import human_duration
+
+    rescan, copy = e.get("rescan_seconds_at_outlook_limit"), e.get("copy_seconds")
+    if rescan is None and "rescan_minutes_at_outlook_limit" in e:  # a plan stored by an earlier version
+        rescan = e["rescan_minutes_at_outlook_limit"] * 60
+    if copy is None and "copy_minutes" in e:
+        copy = e["copy_minutes"] * 60
     parts = []
-    if "rescan_minutes_at_outlook_limit" in e:
-        parts.append(f"a rescan takes at least {e['rescan_minutes_at_outlook_limit']} min "
+    if rescan is not None:
+        parts.append(f"a rescan takes at least {human_duration(rescan)} "
                      f"({e['rescan_graph_requests']} Graph requests at Outlook's per-mailbox limit)")
-    parts.append(f"copy: about {e['copy_minutes']} min at the measured {e['copy_objects_per_second_measured']} objects/s"
-                 if "copy_minutes" in e else "copy: no rate measured yet (the first copy measures it)")
+    parts.append(f"copy: about {human_duration(copy)} at the measured {e['copy_objects_per_second_measured']} objects/s"
+                 if copy is not None else "copy: no rate measured yet (the first copy measures it)")
     return "estimate: " + "; ".join(parts)
 
 

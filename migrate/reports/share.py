@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrate.engine.share import BROADER_NEXT, FAIL_NEXT, NARROWER_NEXT, WAIT_NEXT, ShareSummary
+from migrate.reports.text import permission_words
 
 KINDS = {0: "user", 1: "group", 3: "public link"}
 
@@ -56,9 +57,9 @@ def render_share(summary: ShareSummary) -> str:
 
 
 def describe(r: dict[str, Any]) -> str:
-    """owner:/path → kind recipient (permissions N, from K grants)."""
+    """owner:/path → kind recipient (read, edit; from K grants)."""
     kind = KINDS.get(r.get("share_type"), "?")  # type: ignore[arg-type]
     who = f" {r['share_with']}" if r.get("share_with") else ""
-    grants = f", from {r['grants']} grants" if (r.get("grants") or 0) > 1 else ""
+    grants = f"; from {r['grants']} grants" if (r.get("grants") or 0) > 1 else ""
     return (f"{r.get('owner')}:/{str(r.get('path') or '').lstrip('/')} → {kind}{who} "
-            f"(permissions {r.get('permissions')}{grants})")
+            f"({permission_words(r.get('permissions'))}{grants})")

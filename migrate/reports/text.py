@@ -14,6 +14,29 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} PiB"  # pragma: no cover
 
 
+def human_duration(seconds: float) -> str:
+    """42 → '42 s', 3725 → '1 h 2 min'; under a second reads '1 s', never '0.0 min'."""
+    s = max(1, int(round(seconds))) if seconds > 0 else 0
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+# Nextcloud's share permission bits, in the words of its sharing dialog (the bitmask is for machines: CSV, --json)
+PERMISSION_WORDS = ((1, "read"), (2, "edit"), (4, "create"), (8, "delete"), (16, "re-share"))
+
+
+def permission_words(perms: Any) -> str:
+    """3 → 'read, edit'; 31 → 'read, edit, create, delete, re-share'; anything else as it is."""
+    if not isinstance(perms, int) or isinstance(perms, bool):
+        return "" if perms is None else str(perms)
+    return ", ".join(w for bit, w in PERMISSION_WORDS if perms & bit) or "none"
+
+
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A left-aligned text table with a rule under the header."""
     cells = [[str(c) for c in r] for r in rows]
@@ -41,14 +64,15 @@ def render_status(data: dict[str, Any]) -> str:
             files = sum(v["files"] for v in c.values())
             size = sum(v["bytes"] for v in c.values())
             done = c.get("verified", {}).get("files", 0)
-            rows.append([d["kind"], d["name"][:30], (d["owner"] or "")[:40], d["batch"] or "-", d["scan_state"],
+            rows.append([d["kind"], d["name"][:30], d["owner"] or "", d["batch"] or "-",
+                         d["scan_state"] if d.get("migrated", True) else "not migrated",
                          files, human_bytes(size), done, c.get("failed", {}).get("files", 0),
                          _waiting(d.get("waiting") or {})])
         out.append(table(["kind", "drive", "owner", "batch", "scan", "files", "bytes", "verified", "failed",
                           "changes waiting"], rows))
     else:
         out.append("no drives recorded yet")
-    t = data["totals"]
+    t = {s: c for s, c in data["totals"].items() if c["files"]}
     if t:
         out += ["", "totals: " + ", ".join(f"{s} {t[s]['files']} ({human_bytes(t[s]['bytes'])})" for s in STATUS_ORDER if s in t)]
     adopted = data.get("adopted") or {}

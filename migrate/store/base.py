@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -32,6 +33,24 @@ def utcnow() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
+def _private(path: Path) -> None:
+    """The database holds names, paths and grants: create it 0600 (SQLite gives its -wal and -shm files the
+    database's mode), and take group and world access away from one an earlier version created 0644."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # not ours to create (read-only folder): sqlite3 says what is wrong
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if p.stat().st_mode & 0o077:
+                p.chmod(0o600)
+        except OSError:
+            pass  # not there, or not ours to change
+
+
 class StoreBase:
     """One connection shared by the threads of a run, with every write serialised by one lock.
 
@@ -50,6 +69,7 @@ class StoreBase:
             )
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
         try:
             conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
             conn.execute("PRAGMA busy_timeout = 30000")

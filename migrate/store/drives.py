@@ -82,6 +82,16 @@ class DrivesMixin(StoreBase):
                                      (batch, now, drive_id, batch)).rowcount
         return n
 
+    def set_not_migrated(self, not_migrated: set[str]) -> int:
+        """Mark the drives whose mapping row has a blank target (and unmark every other); returns rows changed."""
+        now, n = utcnow(), 0
+        with self.atomic():
+            for (drive_id,) in self.db.execute("SELECT id FROM drives").fetchall():
+                flag = int(drive_id in not_migrated)
+                n += self.db.execute("UPDATE drives SET not_migrated = ?, updated_at = ? WHERE id = ? "
+                                     "AND not_migrated != ?", (flag, now, drive_id, flag)).rowcount
+        return n
+
     def users(self) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM users ORDER BY upn")
 

@@ -430,7 +430,15 @@ def m012_drive_keys(db: Database) -> None:
 
 
 @migrations()
-def m014_adopted(db: Database) -> None:
+def m017_drives_not_migrated(db: Database) -> None:
+    # A drive whose users.csv / sites.csv row has a blank target is "not migrated": `scan` leaves it out unless
+    # it is named (--drive/--user), and `status` does not wait for its inventory. Set from the mapping files
+    # with the batches (engine.discover.assign_batches).
+    db.execute("ALTER TABLE drives ADD COLUMN not_migrated INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m018_adopted(db: Database) -> None:
     # How a file the target already held whole was recorded as verified without being sent (copy's adoption:
     # "stored SHA1", "QuickXorHash of the target's bytes", "empty file"); NULL for files we sent. Cleared the
     # moment the item leaves `verified` (an edit at the source, a gap `verify` found), so it always describes
