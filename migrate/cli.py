@@ -170,7 +170,7 @@ def status(
 
     g: Globals = ctx.obj
     settings = g.settings(require_file=False)
-    with StateStore(settings.state_path, create=False) as store:
+    with StateStore(settings.state_path, readonly=True) as store:
         data = status_mod.collect(store, Selection(tuple(batch), tuple(drive), tuple(user)))
     if g.json or json_out:
         echo_json(data)
@@ -188,7 +188,7 @@ def audit_verify(ctx: typer.Context) -> None:
     from migrate.store import StateStore
 
     g: Globals = ctx.obj
-    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+    with StateStore(g.settings(require_file=False).state_path, readonly=True) as store:
         report = store.verify_audit()
     if g.json:
         echo_json({"records": report.records, "ok": report.ok, "first_broken": report.first_broken,
@@ -212,7 +212,7 @@ def audit_export(
     from migrate.store import StateStore
 
     g: Globals = ctx.obj
-    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+    with StateStore(g.settings(require_file=False).state_path, readonly=True) as store:
         if output is None:
             store.export_audit(sys.stdout, fmt)
         else:
@@ -249,6 +249,7 @@ def discover(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source")
     progress = CountProgress("discover", enabled=not (g.quiet or g.json))
+    # open_source makes no request: the state's lock still comes before the network
     with open_source(settings) as source, Run(settings.state_path, "discover", {"workers": workers},
                                                    source=source) as run:
         try:
@@ -334,7 +335,7 @@ def report_inventory(
     if fmt not in ("csv", "json"):
         raise ConfigError(f"--format {fmt}: expected csv or json")
     g: Globals = ctx.obj
-    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+    with StateStore(g.settings(require_file=False).state_path, readonly=True) as store:
         sel = _selection(batch, drive, user)
         if output is None:
             write_inventory(store, sys.stdout, fmt, sel)
@@ -359,8 +360,8 @@ def plan(
     files, kinds = _what(what)
     if kinds and not files:
         raise typer.Exit(_with_groupware(ctx, "plan", plan, None, kinds, user, output=output))
-    from migrate.backends import open_target
-    from migrate.config import load_app_passwords, require_settings
+    from migrate.config import require_settings
+    from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.plan import find_directory, options_from_settings, run_plan, stamp
     from migrate.mapping import load_mappings
     from migrate.reports.plan import write_plan_reports
@@ -370,12 +371,12 @@ def plan(
     settings = g.settings()
     require_settings(settings, "target")
     mappings = load_mappings(settings.mappings)
-    t = settings.target
-    target = open_target(t.kind, t.url, load_app_passwords(settings), ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
-                         service_account=t.service_account or None)
     args = {"batch": batch, "drive": drive, "user": user}
     g.json = g.json or json_out
-    with target if hasattr(target, "__exit__") else _nullcontext(), Run(settings.state_path, "plan", args) as run:
+    target = None
+    # configuration and mappings first, then the state's lock, then the network
+    with Run(settings.state_path, "plan", args) as run:
+        target = open_target_from_settings(settings)
         doc = run_plan(run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                        directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
         doc = stamp(doc, state=str(settings.state_path))
@@ -386,14 +387,8 @@ def plan(
             doc["summary"]["attention"] = doc["summary"]["attention"] or doc["groupware"]["attention"]
         folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
         run.summary = {"plan": doc, "attention": doc["summary"]["attention"], "reports": str(folder)}
-        getattr(target, "close", lambda: None)()
+        close_quietly(target)
     _plan_done(g, doc, folder)
-
-
-def _nullcontext():  # -> contextlib.nullcontext
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _plan_done(g: Globals, doc: dict[str, Any], folder: Path) -> None:
@@ -414,19 +409,25 @@ def report_plan(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
     """Render the last plan again from the state database (Markdown, HTML, CSV, JSON); contacts no server."""
-    from migrate.errors import StateError
+    from migrate.errors import ConfigError, StateError
     from migrate.reports.plan import write_plan_reports
     from migrate.store import StateStore
 
     g: Globals = ctx.obj
     g.json = g.json or json_out
     settings = g.settings(require_file=False)
-    with StateStore(settings.state_path, create=False) as store:
+    with StateStore(settings.state_path, readonly=True) as store:
         last = store.last_run_summary("plan", ("ok", "attention"))
     if last is None or "plan" not in last["summary"]:
         raise StateError("no finished plan in the state database", hint="run `m365-migrate plan` first")
     doc = last["summary"]["plan"]
-    folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
+    try:
+        folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output,
+                                    shared=output is None)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the plan reports: {exc.strerror}: {exc.filename}",
+                          hint="pass --output FOLDER on writable storage (a read-only state is read as it is)"
+                          ) from None
     _plan_done(g, doc, folder)
 
 
@@ -476,11 +477,13 @@ def copy(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source", "target")
     mappings = load_mappings(settings.mappings)
-    target = open_target_from_settings(settings)
     progress = CopyProgress(enabled=not (g.quiet or g.json))
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers}
+    target = None
     try:
+        # configuration and mappings first, then the state's lock, then the network (open_source makes no request)
         with open_source(settings) as source, Run(settings.state_path, "copy", args, source=source) as run:
+            target = open_target_from_settings(settings)
             summary, _ = run_copy(
                 run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, accounting=Accounting(listener=progress),
@@ -526,10 +529,11 @@ def share(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "target")
     mappings = load_mappings(settings.mappings)
-    target = open_target_from_settings(settings)
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers, "dry_run": dry_run}
+    target = None
     try:
         with Run(settings.state_path, "share", args) as run:
+            target = open_target_from_settings(settings)
             summary = run_share(
                 run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, share_rate=settings.target.share_rate,
@@ -570,6 +574,7 @@ def verify(
         params = dict(batch=batch, drive=drive, user=user, source_check=source_check,
                       json_out=json_out) if files else None
         raise typer.Exit(_with_groupware(ctx, "verify", verify, params, kinds, user))
+    from migrate.config import require_settings
     from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.teamfolders import backfill_mounts
     from migrate.engine.verify import verify_drives
@@ -580,14 +585,15 @@ def verify(
     g: Globals = ctx.obj
     g.json = g.json or json_out
     settings = g.settings()
-    target = open_target_from_settings(settings)
-    source = None
+    require_settings(settings, "target")
+    target = source = None
     try:
         if source_check:
             from migrate.backends.graph import open_source
 
-            source = open_source(settings).__enter__()
+            source = open_source(settings).__enter__()   # no request yet: the lock comes first
         with Run(settings.state_path, "verify", {"source": source_check}, source=source) as run:
+            target = open_target_from_settings(settings)
             try:
                 backfill_mounts(run.store, load_mappings(settings.mappings, missing_ok=True))
             except MigrateError:
@@ -694,17 +700,20 @@ def main(argv: list[str] | None = None) -> None:
     cli_json.begin()
     args = sys.argv[1:] if argv is None else argv
     wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+    from migrate.transport import interrupt
+
+    interrupt.install()
     try:
         rv = app(args=args, standalone_mode=False, prog_name="m365-migrate")
         # non-standalone typer returns the code of an explicit Exit (130 for Ctrl-C inside a command)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else ExitCode.OK
         if code == ExitCode.INTERRUPTED:
-            typer.echo(INTERRUPTED, err=True)
+            interrupt.announce()
         sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo(INTERRUPTED, err=True)
+        interrupt.announce()
         if wants_json:
             json_error(ExitCode.INTERRUPTED, "Interrupted", INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)

@@ -14,7 +14,8 @@ WORKERS = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Para
 
 
 def _prepare(ctx: typer.Context, workers: int | None, json_out: bool) -> tuple[Globals, Any, Any, Any, Any, Any]:
-    """Settings, mappings, the target, a progress printer and the SyncOptions both commands share."""
+    """Settings, mappings, how to open the target (after the state's lock), a progress printer and the SyncOptions
+    both commands share."""
     from migrate.config import require_settings
     from migrate.connect import open_target_from_settings
     from migrate.engine.share import PASSWORDS_FILE
@@ -26,7 +27,10 @@ def _prepare(ctx: typer.Context, workers: int | None, json_out: bool) -> tuple[G
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source", "target")
     mappings = load_mappings(settings.mappings)
-    target = open_target_from_settings(settings)
+
+    def target() -> Any:
+        return open_target_from_settings(settings)
+
     say = (lambda m: None) if g.quiet or g.json else (lambda m: typer.echo(m, err=True))
     options = SyncOptions(deletions=settings.policy.deletions, workers=settings.transfer.workers,
                           bulk=settings.transfer.bulk_upload, share_rate=settings.target.share_rate,
@@ -78,14 +82,16 @@ def sync(
     from migrate.reports.sync import render_sync_text, write_sync_reports
     from migrate.session import Run, state_for
 
-    g, settings, mappings, target, say, options = _prepare(ctx, workers, json_out)
+    g, settings, mappings, open_target, say, options = _prepare(ctx, workers, json_out)
     args = {"batch": batch, "drive": drive, "user": user, "dry_run": dry_run}
+    target = None
     try:
         with contextlib.ExitStack() as stack:
             # A dry run works on a throwaway copy of the state database: it writes nothing anywhere.
             state = stack.enter_context(state_for(settings.state_path, "sync", dry_run))
-            source = stack.enter_context(open_source(settings))
+            source = stack.enter_context(open_source(settings))   # no request yet: the lock comes first
             run = stack.enter_context(Run(state, "sync", args, source=source))
+            target = open_target()
             summary = run_sync(run.store, source, target, mappings, _selection(batch, drive, user),
                                options_from_settings(settings), dataclasses.replace(options, dry_run=dry_run),
                                say=say, source_stats=source.stats)
@@ -121,10 +127,12 @@ def cutover(
     from migrate.reports.cutover import render_cutover_text, write_cutover_report
     from migrate.session import Run
 
-    g, settings, mappings, target, say, options = _prepare(ctx, workers, json_out)
+    g, settings, mappings, open_target, say, options = _prepare(ctx, workers, json_out)
+    target = None
     try:
         with open_source(settings) as source, Run(settings.state_path, "cutover", {"batch": batch},
                                                    source=source) as run:
+            target = open_target()
             summary = run_cutover(run.store, source, target, mappings, batch, options_from_settings(settings),
                                   options, share_rate=settings.target.share_rate,
                                   passwords_file=options.passwords_file, say=say, source_stats=source.stats)

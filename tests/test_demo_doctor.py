@@ -89,7 +89,7 @@ def test_doctor_lists_a_wrong_app_password(cli, tmp_path, sandboxes) -> None:
     creds = tmp_path / "secrets" / "app-passwords.csv"
     creds.write_text(creds.read_text().replace(nc.app_passwords[uids[0]], "not-the-password"))
     r = cli("doctor", cwd=tmp_path, env=env)
-    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.returncode == 4, r.stdout + r.stderr  # refused, like a wrong client secret (one exit-code table)
     assert "[FAIL] target" in r.stdout and uids[0] in r.stdout
     nc.reset_bruteforce()
 

@@ -31,7 +31,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
     if step == "status":
         from migrate.store import StateStore
 
-        with StateStore(settings.state_path, create=False) as store:
+        with StateStore(settings.state_path, readonly=True) as store:
             data = gw.status_groupware(store, upns)
         return StepResult(data, render_status(data), bool(data["groupware_problems"]))
     from migrate.session import Run
@@ -63,10 +63,11 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
     from migrate.backends.dav.target import open_dav_target
     from migrate.connect import close_quietly
 
-    target = open_dav_target(settings, need=kinds)
+    target = None
     try:
         if step == "copy":
             with Run(settings.state_path, f"copy-{label}", args) as run:
+                target = open_dav_target(settings, need=kinds)
                 c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say)
                 run.summary = c.to_dict()
             text = (f"groupware: {c.created} created, {c.updated} updated, {c.adopted} found already there, "
@@ -75,6 +76,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
             return StepResult(c.to_dict(), "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
         if step == "verify":
             with Run(settings.state_path, f"verify-{label}", args) as run:
+                target = open_dav_target(settings, need=kinds)
                 v = gw.verify_groupware(run.store, target, kinds, upns=upns, workers=workers)
                 run.summary = v.to_dict()
             text = (f"groupware: {v.verified} of {v.checked} objects verified in {v.collections} collections "
@@ -83,7 +85,8 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
             lines = [text] + [f"  MISSING: {m}" for m in v.missing] + [f"  DIFFERS: {d}" for d in v.differ]
             return StepResult(v.to_dict(), "\n".join(lines), v.attention)
     finally:
-        close_quietly(target)
+        if target is not None:
+            close_quietly(target)
     raise ValueError(f"unknown groupware step {step!r}")
 
 

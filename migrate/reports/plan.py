@@ -344,7 +344,7 @@ def render_html(doc: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------- files
 def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None = None,
-                       now: dt.datetime | None = None) -> Path:
+                       now: dt.datetime | None = None, shared: bool = True) -> Path:
     """Write plan.md, plan.html, plan.json and <list>.csv/.json into `output`, or into
     `base/plan-<timestamp>/` mirrored to `base/plan-latest/`. Returns the folder written."""
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
@@ -360,7 +360,8 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
     from migrate.reports.grants import write_not_carried_over
 
     write_not_carried_over(doc.get("not_carried_over") or [], folder)
-    write_not_carried_over(doc.get("not_carried_over") or [], Path(base))
+    if shared:  # the state's own copy of the list (`report plan -o` leaves the state's folder alone)
+        write_not_carried_over(doc.get("not_carried_over") or [], Path(base))
     for key, (_title, cols) in lists.items():
         if key == "not_carried_over":
             continue  # written above, under the one name share and status use

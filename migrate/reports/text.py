@@ -83,19 +83,30 @@ def render_status(data: dict[str, Any]) -> str:
     if shares:
         out += ["", f"shares: {sum(shares.values())} planned: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(shares.items(), key=lambda kv: kv[0] != "created"))]
+    seen = data.get("share_visibility") or {}
+    if seen:
+        out.append("shares seen by their recipients: " + ", ".join(
+            f"{k} {seen[k]}" for k in ("visible", "not visible", "not checked") if seen.get(k)))
     lost = data.get("grants_not_carried_over") or {}
     if lost.get("count"):
         where = lost.get("report") or "the plan report (run `m365-migrate plan` to write it)"
         out += [f"grants not carried over: {lost['count']} ("
                 + ", ".join(f"{k} {v}" for k, v in lost["by_category"].items()) + f"), listed with the reason in {where}"]
-    if data["failures"] or data.get("share_failures"):
+    if data["failures"] or data.get("share_failures") or data.get("shares_not_visible"):
         out += ["", "needs attention:"]
         out += [f"  {f['status']:8} {f['path'] or f['item_id']}: {f['last_error'] or ''}" for f in data["failures"]]
         out += [f"  share    {f['owner']}:{f['path']} → {f['share_with']}: {f['share_error'] or f['share_status']}"
                 for f in data.get("share_failures") or []]
+        out += [f"  share    {f['owner']}:{f['path']} → {f['share_with']}: not seen yet by "
+                + "; ".join(f"{m['user']} ({m['reason']})" for m in f["not_visible"])
+                for f in data.get("shares_not_visible") or []]
     if data["recent_runs"]:
         r = data["recent_runs"][0]
-        out += ["", f"last run: {r['command']} ({r['status']}) started {r['started_at']}"]
+        line = f"last run: {r['command']} ({r['status']}) started {r['started_at']}"
+        if r.get("interrupted_at"):
+            gone = f"; its process, pid {r['pid']} on {r['host']}, is gone" if r.get("alive") is False else ""
+            line = f"last run: {r['command']} interrupted at {r['interrupted_at']} (started {r['started_at']}{gone})"
+        out += ["", line]
     g = data.get("graph") or {}
     if g.get("runs"):
         line = f"Graph: {g['ru_last_24h']:,} resource units in the last 24 hours"
@@ -117,6 +128,14 @@ def render_verify(summary: Any) -> str:
         lines.append(f"  {gap['target']}: {gap['problem']}")
     if len(summary.gaps) > 200:
         lines.append(f"  … and {len(summary.gaps) - 200} more (`--json` lists them all)")
+    if summary.shares_checked or summary.shares_not_visible:
+        lines.append(f"checked {summary.shares_checked} user and group shares as their recipients: "
+                     f"{len(summary.shares_not_visible)} not seen by every recipient yet")
+    for r in summary.shares_not_visible[:200]:
+        who = "; ".join(f"{m['user']}: {m['reason']}" for m in r["not_visible_to"])
+        lines.append(f"  share {r['share_id']} of {r['owner']}:{r['path']} → {r['share_with']}: {who}")
     if summary.gaps:
         lines.append("next: run `m365-migrate copy` to send the files with gaps again")
+    if summary.shares_not_visible:
+        lines.append("next: run `m365-migrate share` to accept the pending shares as their recipients")
     return "\n".join(lines)

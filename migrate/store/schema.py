@@ -430,6 +430,15 @@ def m012_drive_keys(db: Database) -> None:
 
 
 @migrations()
+def m015_share_visibility(db: Database) -> None:
+    # A share counts only when its recipients see it (issue 26): Nextcloud may leave a user or group share pending
+    # for a recipient (force_share_accept, or a failed acceptance listener). `visible`: NULL not checked yet, 1 every
+    # recipient we can act for sees it, 0 some do not; `not_visible` lists them with the reason (JSON).
+    db.execute("ALTER TABLE planned_shares ADD COLUMN visible INTEGER")
+    db.execute("ALTER TABLE planned_shares ADD COLUMN not_visible TEXT")
+
+
+@migrations()
 def m017_drives_not_migrated(db: Database) -> None:
     # A drive whose users.csv / sites.csv row has a blank target is "not migrated": `scan` leaves it out unless
     # it is named (--drive/--user), and `status` does not wait for its inventory. Set from the mapping files
