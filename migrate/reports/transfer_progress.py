@@ -81,7 +81,7 @@ def adopted_lines(a: dict[str, Any]) -> list[str]:
     if a.get("files"):
         how = ", ".join(f"{n} by {why}" for why, n in sorted(a["how"].items(), key=lambda kv: -kv[1]))
         lines.append(f"already at the target, recorded without sending: {a['files']} files, "
-                     f"{human_bytes(a['bytes'])} (no Graph request; {how}; {human_bytes(a['read_bytes'])} read back "
+                     f"{human_bytes(a['bytes'])} (no Graph request for them; {how}; {human_bytes(a['read_bytes'])} read back "
                      "from the target)")
         if a.get("mtimes_set"):
             lines.append(f"  modification times set at the target without rewriting: {a['mtimes_set']} files")

@@ -338,7 +338,9 @@ class NextcloudApp:
             extra = hook(code)
             names_ = {k.lower() for k, _ in extra}
             headers = [h for h in headers if h[0].lower() not in names_] + extra
-        if code < 300 and any(k.lower() == "content-type" and "xml" in v for k, v in headers):
+        # only WsgiDAV's own XML: a file's body (e.g. .xlsx, `application/vnd.openxmlformats-…`) is sent as it is
+        if code < 300 and any(k.lower() == "content-type" and v.split(";")[0].strip() in ("application/xml", "text/xml")
+                              for k, v in headers):
             return self.sabre_body(sr, status, headers, first, it, result)
         sr(status, headers)
         return _Chained(first, it, result)
