@@ -6,7 +6,6 @@ Heavy libraries (msgraph, azure-identity, webdav4, the sandboxes) are imported i
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ fix_mmap_threshold()  # first, before the imports below fill the heap: freed buf
 
 import typer  # noqa: E402 (after the heap setting above)
 
+from migrate.cli_json import combined, echo_json, json_collect, json_error  # noqa: E402,F401 (re-exported)
 from migrate.errors import ExitCode, MigrateError, exit_code_for  # noqa: E402
 
 try:  # typer ≥ 0.20 vendors its own click; older releases use the click package
@@ -31,10 +31,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags without a type, "[transfer] workers" as written, no boxes in logs
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-audit_app = typer.Typer(help="Check and export the tamper-evident audit trail.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="Run the built-in loopback sandboxes (Graph tenant, Nextcloud target).", no_args_is_help=True)
+audit_app = typer.Typer(help="Check and export the tamper-evident audit trail.", no_args_is_help=True,
+                        rich_markup_mode=None)
+sandbox_app = typer.Typer(help="Run the built-in loopback sandboxes (Graph tenant, Nextcloud target).", no_args_is_help=True,
+                          rich_markup_mode=None)
 app.add_typer(audit_app, name="audit")
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -65,12 +68,15 @@ _VERBOSITY = 0
 def _globals(
     ctx: typer.Context,
     config: Path = typer.Option(
-        None, "--config", "-c", envvar="M365_MIGRATE_CONFIG", help="Configuration file (default ./m365-migrate.toml)."
+        None, "--config", "-c", envvar="M365_MIGRATE_CONFIG", metavar="PATH",
+        help="Configuration file (default ./m365-migrate.toml)."
     ),
     state: Path = typer.Option(
-        None, "--state", envvar="M365_MIGRATE_STATE", help="State database (default from the config, else state/migration.db)."
+        None, "--state", envvar="M365_MIGRATE_STATE", metavar="PATH",
+        help="State database (default from the config, else state/migration.db)."
     ),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More detail; -vv also shows HTTP traffic."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
+                                help="More detail (repeat: -vv also shows HTTP traffic)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
 ) -> None:
@@ -85,11 +91,7 @@ def _globals(
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
-def echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-WHAT_OPTION = typer.Option(["files"], "--what", help="What to work on: files, calendars, contacts (comma-separated; "
+WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts (comma-separated; "
                            "default files).")
 
 
@@ -107,17 +109,18 @@ def _with_groupware(ctx: typer.Context, step: str, files_step: Any, params: dict
     from migrate.engine.groupware_run import run_step
 
     code = ExitCode.OK
-    if params is not None:
-        try:
-            ctx.invoke(files_step, ctx=ctx, **params, what=["files"])
-        except typer.Exit as exc:
-            code = exc.exit_code
+    with json_collect() as docs:
+        if params is not None:
+            try:
+                ctx.invoke(files_step, ctx=ctx, **params, what=["files"])
+            except typer.Exit as exc:
+                code = exc.exit_code
     g: Globals = ctx.obj
     settings = g.settings(require_file=step != "status", **{"transfer.workers": workers})
     res = run_step(step, settings, kinds, upns=tuple(user), workers=workers, output=output,
                    say=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
     if g.json:
-        echo_json(res.data)
+        echo_json(combined(docs[0] if docs else None, res.data))
     else:
         typer.echo(res.text)
     return max(code, ExitCode.ATTENTION if res.attention and step != "status" else ExitCode.OK)
@@ -127,7 +130,7 @@ def _with_groupware(ctx: typer.Context, step: str, files_step: Any, params: dict
 @app.command()
 def init(
     ctx: typer.Context,
-    directory: Path = typer.Argument(Path("."), help="Folder to set up."),
+    directory: Path = typer.Argument(Path("."), metavar="FOLDER", help="Folder to set up."),
     force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
 ) -> None:
     """Write m365-migrate.toml and the mapping templates; existing files are kept unless --force."""
@@ -149,13 +152,14 @@ def init(
 @app.command()
 def status(
     ctx: typer.Context,
-    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
-    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
-    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+    batch: list[str] = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable)."),
     what: list[str] = WHAT_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Progress per batch and drive, failures with reasons, and what to do next."""
+    ctx.obj.json = ctx.obj.json or json_out
     files, kinds = _what(what)
     if kinds:
         params = dict(batch=batch, drive=drive, user=user, json_out=json_out) if files else None
@@ -166,7 +170,7 @@ def status(
 
     g: Globals = ctx.obj
     settings = g.settings(require_file=False)
-    with StateStore(settings.state_path, create=False) as store:
+    with StateStore(settings.state_path, readonly=True) as store:
         data = status_mod.collect(store, Selection(tuple(batch), tuple(drive), tuple(user)))
     if g.json or json_out:
         echo_json(data)
@@ -184,11 +188,11 @@ def audit_verify(ctx: typer.Context) -> None:
     from migrate.store import StateStore
 
     g: Globals = ctx.obj
-    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+    with StateStore(g.settings(require_file=False).state_path, readonly=True) as store:
         report = store.verify_audit()
     if g.json:
         echo_json({"records": report.records, "ok": report.ok, "first_broken": report.first_broken,
-                   "reason": report.reason})
+                   "reason": report.reason})  # and the error below goes to stderr only: one document
     if not report.ok:
         raise AuditChainBroken(
             f"audit trail broken at record {report.first_broken}: {report.reason}",
@@ -201,14 +205,14 @@ def audit_verify(ctx: typer.Context) -> None:
 @audit_app.command("export")
 def audit_export(
     ctx: typer.Context,
-    fmt: str = typer.Option("jsonl", "--format", help="csv or jsonl."),
-    output: Path = typer.Option(None, "--output", "-o", help="File to write (default standard output)."),
+    fmt: str = typer.Option("jsonl", "--format", metavar="FORMAT", help="csv or jsonl."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FILE", help="File to write (default standard output)."),
 ) -> None:
     """Export the audit trail as CSV or JSON Lines."""
     from migrate.store import StateStore
 
     g: Globals = ctx.obj
-    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+    with StateStore(g.settings(require_file=False).state_path, readonly=True) as store:
         if output is None:
             store.export_audit(sys.stdout, fmt)
         else:
@@ -219,7 +223,7 @@ def audit_export(
 
 # ------------------------------------------------------------------------------------------ inventory
 # (discover, scan, report inventory: added by the inventory work)
-report_app = typer.Typer(help="Render reports from the state database.", no_args_is_help=True)
+report_app = typer.Typer(help="Render reports from the state database.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(report_app, name="report")
 
 
@@ -232,7 +236,7 @@ def _selection(batch: list[str], drive: list[str], user: list[str]):  # -> sessi
 @app.command()
 def discover(
     ctx: typer.Context,
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel Graph requests (default [transfer] workers)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Parallel Graph requests (default [transfer] workers)."),
 ) -> None:
     """Find users' OneDrives, SharePoint sites and libraries, and Teams drives; record them; suggest mappings."""
     from migrate.backends.graph import open_source
@@ -245,6 +249,7 @@ def discover(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source")
     progress = CountProgress("discover", enabled=not (g.quiet or g.json))
+    # open_source makes no request: the state's lock still comes before the network
     with open_source(settings) as source, Run(settings.state_path, "discover", {"workers": workers},
                                                    source=source) as run:
         try:
@@ -268,10 +273,10 @@ def discover(
 @app.command()
 def scan(
     ctx: typer.Context,
-    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
-    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
-    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Drives scanned in parallel (default [transfer] workers)."),
+    batch: list[str] = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Drives scanned in parallel (default [transfer] workers)."),
     what: list[str] = WHAT_OPTION,
     full: bool = typer.Option(False, "--full", help="Ignore stored delta links: enumerate everything and reconcile."),
 ) -> None:
@@ -296,7 +301,7 @@ def scan(
     with open_source(settings) as source, Run(settings.state_path, "scan", args, source=source) as run:
         assign_batches(run.store, settings.mappings)
         sel = _selection(batch, drive, user)
-        progress = ScanProgress(len(sel.drives(run.store)), enabled=not (g.quiet or g.json))
+        progress = ScanProgress(len(sel.to_scan(run.store)[0]), enabled=not (g.quiet or g.json))
         try:
             summary = run_scan(run.store, source, sel, workers=settings.transfer.workers, full=full,
                                listener=progress, source_stats=source.stats)
@@ -316,11 +321,11 @@ def scan(
 @report_app.command("inventory")
 def report_inventory(
     ctx: typer.Context,
-    fmt: str = typer.Option("csv", "--format", help="csv or json."),
-    output: Path = typer.Option(None, "--output", "-o", help="File to write (default standard output)."),
-    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
-    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
-    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
+    fmt: str = typer.Option("csv", "--format", metavar="FORMAT", help="csv or json."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FILE", help="File to write (default standard output)."),
+    batch: list[str] = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable)."),
 ) -> None:
     """Every scanned item: drive id, item id, path, kind, size, mtime, quickXorHash."""
     from migrate.errors import ConfigError
@@ -330,7 +335,7 @@ def report_inventory(
     if fmt not in ("csv", "json"):
         raise ConfigError(f"--format {fmt}: expected csv or json")
     g: Globals = ctx.obj
-    with StateStore(g.settings(require_file=False).state_path, create=False) as store:
+    with StateStore(g.settings(require_file=False).state_path, readonly=True) as store:
         sel = _selection(batch, drive, user)
         if output is None:
             write_inventory(store, sys.stdout, fmt, sel)
@@ -344,10 +349,10 @@ def report_inventory(
 @app.command()
 def plan(
     ctx: typer.Context,
-    batch: list[str] = typer.Option([], "--batch", help="Only drives of this batch (repeatable)."),
-    drive: list[str] = typer.Option([], "--drive", help="Only this drive id (repeatable)."),
-    user: list[str] = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
+    batch: list[str] = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable)."),
+    drive: list[str] = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable)."),
+    user: list[str] = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable)."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
     what: list[str] = WHAT_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
@@ -355,8 +360,8 @@ def plan(
     files, kinds = _what(what)
     if kinds and not files:
         raise typer.Exit(_with_groupware(ctx, "plan", plan, None, kinds, user, output=output))
-    from migrate.backends import open_target
-    from migrate.config import load_app_passwords, require_settings
+    from migrate.config import require_settings
+    from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.plan import find_directory, options_from_settings, run_plan, stamp
     from migrate.mapping import load_mappings
     from migrate.reports.plan import write_plan_reports
@@ -366,12 +371,12 @@ def plan(
     settings = g.settings()
     require_settings(settings, "target")
     mappings = load_mappings(settings.mappings)
-    t = settings.target
-    target = open_target(t.kind, t.url, load_app_passwords(settings), ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
-                         service_account=t.service_account or None)
     args = {"batch": batch, "drive": drive, "user": user}
     g.json = g.json or json_out
-    with target if hasattr(target, "__exit__") else _nullcontext(), Run(settings.state_path, "plan", args) as run:
+    target = None
+    # configuration and mappings first, then the state's lock, then the network
+    with Run(settings.state_path, "plan", args) as run:
+        target = open_target_from_settings(settings)
         doc = run_plan(run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                        directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
         doc = stamp(doc, state=str(settings.state_path))
@@ -382,14 +387,8 @@ def plan(
             doc["summary"]["attention"] = doc["summary"]["attention"] or doc["groupware"]["attention"]
         folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
         run.summary = {"plan": doc, "attention": doc["summary"]["attention"], "reports": str(folder)}
-        getattr(target, "close", lambda: None)()
+        close_quietly(target)
     _plan_done(g, doc, folder)
-
-
-def _nullcontext():  # -> contextlib.nullcontext
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _plan_done(g: Globals, doc: dict[str, Any], folder: Path) -> None:
@@ -406,31 +405,37 @@ def _plan_done(g: Globals, doc: dict[str, Any], folder: Path) -> None:
 @report_app.command("plan")
 def report_plan(
     ctx: typer.Context,
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
     """Render the last plan again from the state database (Markdown, HTML, CSV, JSON); contacts no server."""
-    from migrate.errors import StateError
+    from migrate.errors import ConfigError, StateError
     from migrate.reports.plan import write_plan_reports
     from migrate.store import StateStore
 
     g: Globals = ctx.obj
     g.json = g.json or json_out
     settings = g.settings(require_file=False)
-    with StateStore(settings.state_path, create=False) as store:
+    with StateStore(settings.state_path, readonly=True) as store:
         last = store.last_run_summary("plan", ("ok", "attention"))
     if last is None or "plan" not in last["summary"]:
         raise StateError("no finished plan in the state database", hint="run `m365-migrate plan` first")
     doc = last["summary"]["plan"]
-    folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
+    try:
+        folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output,
+                                    shared=output is None)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the plan reports: {exc.strerror}: {exc.filename}",
+                          hint="pass --output FOLDER on writable storage (a read-only state is read as it is)"
+                          ) from None
     _plan_done(g, doc, folder)
 
 
 # ------------------------------------------------------------------------------- copy, verify, demo
 # (copy, verify, demo, doctor: added by the copy work)
-SELECT_BATCH = typer.Option([], "--batch", help="Only drives of this batch (repeatable).")
-SELECT_DRIVE = typer.Option([], "--drive", help="Only this drive id (repeatable).")
-SELECT_USER = typer.Option([], "--user", help="Only drives owned by this UPN (repeatable).")
+SELECT_BATCH = typer.Option([], "--batch", metavar="NAME", help="Only drives of this batch (repeatable).")
+SELECT_DRIVE = typer.Option([], "--drive", metavar="ID", help="Only this drive id (repeatable).")
+SELECT_USER = typer.Option([], "--user", metavar="UPN", help="Only drives owned by this UPN (repeatable).")
 
 
 @app.command()
@@ -439,7 +444,7 @@ def copy(
     batch: list[str] = SELECT_BATCH,
     drive: list[str] = SELECT_DRIVE,
     user: list[str] = SELECT_USER,
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Parallel transfers (default [transfer] workers)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: the same report as `plan`, nothing written."),
     what: list[str] = WHAT_OPTION,
     json_out: bool = JSON_OPTION,
@@ -472,11 +477,13 @@ def copy(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source", "target")
     mappings = load_mappings(settings.mappings)
-    target = open_target_from_settings(settings)
     progress = CopyProgress(enabled=not (g.quiet or g.json))
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers}
+    target = None
     try:
+        # configuration and mappings first, then the state's lock, then the network (open_source makes no request)
         with open_source(settings) as source, Run(settings.state_path, "copy", args, source=source) as run:
+            target = open_target_from_settings(settings)
             summary, _ = run_copy(
                 run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, accounting=Accounting(listener=progress),
@@ -505,7 +512,7 @@ def share(
     batch: list[str] = SELECT_BATCH,
     drive: list[str] = SELECT_DRIVE,
     user: list[str] = SELECT_USER,
-    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Owners worked on in parallel (default [transfer] workers)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Owners worked on in parallel (default [transfer] workers)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only the share part of the plan: what would be created, nothing written."),
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -522,10 +529,11 @@ def share(
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "target")
     mappings = load_mappings(settings.mappings)
-    target = open_target_from_settings(settings)
     args = {"batch": batch, "drive": drive, "user": user, "workers": settings.transfer.workers, "dry_run": dry_run}
+    target = None
     try:
         with Run(settings.state_path, "share", args) as run:
+            target = open_target_from_settings(settings)
             summary = run_share(
                 run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                 workers=settings.transfer.workers, share_rate=settings.target.share_rate,
@@ -566,6 +574,7 @@ def verify(
         params = dict(batch=batch, drive=drive, user=user, source_check=source_check,
                       json_out=json_out) if files else None
         raise typer.Exit(_with_groupware(ctx, "verify", verify, params, kinds, user))
+    from migrate.config import require_settings
     from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.teamfolders import backfill_mounts
     from migrate.engine.verify import verify_drives
@@ -576,14 +585,15 @@ def verify(
     g: Globals = ctx.obj
     g.json = g.json or json_out
     settings = g.settings()
-    target = open_target_from_settings(settings)
-    source = None
+    require_settings(settings, "target")
+    target = source = None
     try:
         if source_check:
             from migrate.backends.graph import open_source
 
-            source = open_source(settings).__enter__()
+            source = open_source(settings).__enter__()   # no request yet: the lock comes first
         with Run(settings.state_path, "verify", {"source": source_check}, source=source) as run:
+            target = open_target_from_settings(settings)
             try:
                 backfill_mounts(run.store, load_mappings(settings.mappings, missing_ok=True))
             except MigrateError:
@@ -611,19 +621,22 @@ def doctor(ctx: typer.Context, json_out: bool = JSON_OPTION) -> None:
 
     g: Globals = ctx.obj
     checks = run_doctor(g.settings())
+    code = exit_code(checks)
     if g.json or json_out:
-        echo_json([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks])
+        echo_json({"ok": code == ExitCode.OK, "exit_code": code,
+                   "checks": [{"check": c.name, "ok": c.ok, "skipped": c.skipped, "detail": c.detail}
+                              for c in checks]})
     else:
         for c in checks:
-            typer.echo(f"[{'ok' if c.ok else 'FAIL'}] {c.name}: " + c.detail.replace("\n", "\n      "))
-    code = exit_code(checks)
+            mark = "ok" if c.ok else "skip" if c.skipped else "FAIL"
+            typer.echo(f"[{mark}] {c.name}: " + c.detail.replace("\n", "\n      "))
     if code:
         raise typer.Exit(code)
 
 
 @app.command()
 def demo(
-    folder: Path = typer.Option(Path("demo-run"), "--folder", help="Where the demo writes its config, state and reports."),
+    folder: Path = typer.Option(Path("demo-run"), "--folder", metavar="FOLDER", help="Where the demo writes its config, state and reports."),
 ) -> None:
     """Rehearse the whole journey against the built-in loopback sandboxes, with no configuration."""
     from migrate.demo import run_demo
@@ -662,29 +675,55 @@ _register_optional(sandbox_app, "graph", "migrate.sandbox.graph.command", "graph
 _register_optional(sandbox_app, "nextcloud", "migrate.sandbox.nextcloud.command", "nextcloud_command")
 
 
+def _attach_exit_codes() -> None:
+    """Each command's --help ends with the exit codes it uses (cli_codes.COMMANDS, also shown in the README)."""
+    from migrate.cli_codes import epilog, overview
+
+    for prefix, sub in (("", app), *((f"{g.name} ", g.typer_instance) for g in app.registered_groups)):
+        for info in sub.registered_commands:
+            name = prefix + (info.name or info.callback.__name__.replace("_", "-"))
+            info.epilog = epilog(name)
+    app.info.epilog = overview()
+
+
+_attach_exit_codes()
+
+
 # ------------------------------------------------------------------------------------------- boundary
+INTERRUPTED = "interrupted; state is consistent, run the same command again to resume"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn every outcome into one exit code, with no traceback unless -v."""
+    from migrate import cli_json
+
+    cli_json.begin()
+    args = sys.argv[1:] if argv is None else argv
+    wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+    from migrate.transport import interrupt
+
+    interrupt.install()
     try:
-        rv = app(args=argv, standalone_mode=False, prog_name="m365-migrate")
+        rv = app(args=args, standalone_mode=False, prog_name="m365-migrate")
         # non-standalone typer returns the code of an explicit Exit (130 for Ctrl-C inside a command)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else ExitCode.OK
         if code == ExitCode.INTERRUPTED:
-            typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+            interrupt.announce()
         sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        interrupt.announce()
+        if wants_json:
+            json_error(ExitCode.INTERRUPTED, "Interrupted", INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)
     except click_exc.NoArgsIsHelpError:
         sys.exit(ExitCode.USAGE)  # the help text was already shown
     except click_exc.ClickException as exc:
         exc.show()
+        if wants_json:
+            json_error(ExitCode.USAGE, "UsageError", exc.format_message(), "see --help")
         sys.exit(ExitCode.USAGE)
-    except KeyboardInterrupt:
-        typer.echo("interrupted; state is consistent, run the same command again to resume", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
     except MigrateError as exc:
         if _VERBOSITY:
             import traceback
@@ -693,6 +732,8 @@ def main(argv: list[str] | None = None) -> None:
         from migrate.redact import redact
 
         typer.echo(f"error: {redact(str(exc))}", err=True)
+        if wants_json:
+            json_error(exit_code_for(exc), type(exc).__name__, exc.message, exc.hint)
         sys.exit(exit_code_for(exc))
     except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 1
         from migrate.redact import redact
@@ -703,6 +744,9 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         typer.echo(f"unexpected error: {redact(f'{type(exc).__name__}: {exc}')}", err=True)
         typer.echo("  → run again with -v for details, and report it with that output", err=True)
+        if wants_json:
+            json_error(ExitCode.UNEXPECTED, type(exc).__name__, f"{type(exc).__name__}: {exc}",
+                        "run again with -v for details, and report it with that output")
         sys.exit(ExitCode.UNEXPECTED)
 
 

@@ -10,11 +10,12 @@ import typer
 from migrate.cli import JSON_OPTION, SELECT_BATCH, SELECT_DRIVE, SELECT_USER, WHAT_OPTION, Globals
 from migrate.errors import ExitCode
 
-WORKERS = typer.Option(None, "--workers", min=1, max=64, help="Parallel transfers (default [transfer] workers).")
+WORKERS = typer.Option(None, "--workers", min=1, max=64, metavar="N", help="Parallel transfers (default [transfer] workers).")
 
 
 def _prepare(ctx: typer.Context, workers: int | None, json_out: bool) -> tuple[Globals, Any, Any, Any, Any, Any]:
-    """Settings, mappings, the target, a progress printer and the SyncOptions both commands share."""
+    """Settings, mappings, how to open the target (after the state's lock), a progress printer and the SyncOptions
+    both commands share."""
     from migrate.config import require_settings
     from migrate.connect import open_target_from_settings
     from migrate.engine.share import PASSWORDS_FILE
@@ -26,7 +27,10 @@ def _prepare(ctx: typer.Context, workers: int | None, json_out: bool) -> tuple[G
     settings = g.settings(**{"transfer.workers": workers})
     require_settings(settings, "source", "target")
     mappings = load_mappings(settings.mappings)
-    target = open_target_from_settings(settings)
+
+    def target() -> Any:
+        return open_target_from_settings(settings)
+
     say = (lambda m: None) if g.quiet or g.json else (lambda m: typer.echo(m, err=True))
     options = SyncOptions(deletions=settings.policy.deletions, workers=settings.transfer.workers,
                           bulk=settings.transfer.bulk_upload, share_rate=settings.target.share_rate,
@@ -41,7 +45,7 @@ def sync(
     user: list[str] = SELECT_USER,
     workers: int = WORKERS,
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list the changes (report files too); nothing is written to the target or the state database."),
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for the change list (default <state dir>/reports/sync-<time>)."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the change list (default <state dir>/reports/sync-<time>)."),
     json_out: bool = JSON_OPTION,
     what: list[str] = WHAT_OPTION,
 ) -> None:
@@ -55,15 +59,20 @@ def sync(
 
     files, kinds = _what(what)
     if kinds:
+        from migrate.cli_json import combined, echo_json, json_collect
         from migrate.engine.groupware_run import run_sync_step
 
         code = 0
-        if files:
-            try:
-                sync(ctx, batch, drive, user, workers, dry_run, output, json_out, what=["files"])
-            except typer.Exit as exc:
-                code = exc.exit_code
-        raise typer.Exit(max(code, run_sync_step(ctx.obj, kinds, user, workers, dry_run, json_out)))
+        with json_collect() as docs:  # one JSON document for both parts
+            if files:
+                try:
+                    sync(ctx, batch, drive, user, workers, dry_run, output, json_out, what=["files"])
+                except typer.Exit as exc:
+                    code = exc.exit_code
+            code = max(code, run_sync_step(ctx.obj, kinds, user, workers, dry_run, json_out))
+        if docs:
+            echo_json(combined(docs[0] if files and len(docs) > 1 else None, docs[-1]))
+        raise typer.Exit(code)
 
     from migrate.backends.graph import open_source
     from migrate.cli import _selection, echo_json
@@ -73,14 +82,16 @@ def sync(
     from migrate.reports.sync import render_sync_text, write_sync_reports
     from migrate.session import Run, state_for
 
-    g, settings, mappings, target, say, options = _prepare(ctx, workers, json_out)
+    g, settings, mappings, open_target, say, options = _prepare(ctx, workers, json_out)
     args = {"batch": batch, "drive": drive, "user": user, "dry_run": dry_run}
+    target = None
     try:
         with contextlib.ExitStack() as stack:
             # A dry run works on a throwaway copy of the state database: it writes nothing anywhere.
             state = stack.enter_context(state_for(settings.state_path, "sync", dry_run))
-            source = stack.enter_context(open_source(settings))
+            source = stack.enter_context(open_source(settings))   # no request yet: the lock comes first
             run = stack.enter_context(Run(state, "sync", args, source=source))
+            target = open_target()
             summary = run_sync(run.store, source, target, mappings, _selection(batch, drive, user),
                                options_from_settings(settings), dataclasses.replace(options, dry_run=dry_run),
                                say=say, source_stats=source.stats)
@@ -102,9 +113,9 @@ def sync(
 
 def cutover(
     ctx: typer.Context,
-    batch: str = typer.Option(..., "--batch", help="The batch to switch over (its drives were frozen in Microsoft 365)."),
+    batch: str = typer.Option(..., "--batch", metavar="NAME", help="The batch to switch over (its drives were frozen in Microsoft 365)."),
     workers: int = WORKERS,
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for the report (default <state dir>/reports/cutover-<batch>-<time>)."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the report (default <state dir>/reports/cutover-<batch>-<time>)."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Switchover day for one batch: final sync, verify, share, a second delta that must be empty; exit 0 only when whole."""
@@ -116,10 +127,12 @@ def cutover(
     from migrate.reports.cutover import render_cutover_text, write_cutover_report
     from migrate.session import Run
 
-    g, settings, mappings, target, say, options = _prepare(ctx, workers, json_out)
+    g, settings, mappings, open_target, say, options = _prepare(ctx, workers, json_out)
+    target = None
     try:
         with open_source(settings) as source, Run(settings.state_path, "cutover", {"batch": batch},
                                                    source=source) as run:
+            target = open_target()
             summary = run_cutover(run.store, source, target, mappings, batch, options_from_settings(settings),
                                   options, share_rate=settings.target.share_rate,
                                   passwords_file=options.passwords_file, say=say, source_stats=source.stats)

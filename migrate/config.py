@@ -93,6 +93,7 @@ class TransferSettings:
     chunk_parallel: int
     small_file_limit: int
     bulk_upload: bool
+    unreachable_after: int = 60  # seconds an endpoint may answer nothing before the command gives up (exit 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,6 +473,11 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "bulk_upload": _Key(
             _bool, True, "Use Nextcloud bulk upload for small files when the server offers it."
         ),
+        "unreachable_after": _Key(
+            _whole(1, 3600), 60,
+            "Seconds the target or Microsoft Graph may answer nothing (refused, reset, timed out) before the "
+            "command stops with exit 4; retries are shown meanwhile, and a rerun resumes.",
+        ),
     },
     "policy": {
         "anonymous_links": _Key(
@@ -558,16 +564,24 @@ def _secret_key_error(where: str, section: str, key: str) -> ConfigError:
 # Loading
 
 
-def _toml_line(text: str, section: str, key: str) -> int | None:
-    """Line of `key =` inside `[section]` (tomllib keeps no positions); None if not found."""
+def _toml_line(text: str, section: str, key: str | None = None) -> int | None:
+    """Line of `key =` inside `[section]`, or of the `[section]` header itself when `key` is None (tomllib keeps
+    no positions); None if not found."""
     current = ""
     for number, line in enumerate(text.splitlines(), start=1):
         s = line.strip()
         if s.startswith("[") and not s.startswith("[["):
             current = s.strip("[] \t").split("]")[0].strip().strip('"')
-        elif current == section and re.match(rf'^["\']?{re.escape(key)}["\']?\s*=', s):
+            if key is None and current == section:
+                return number
+        elif current == section and key is not None and re.match(rf'^["\']?{re.escape(key)}["\']?\s*=', s):
             return number
     return None
+
+
+def _at(where: str, line: int | None) -> str:
+    """`file:line` when the line is known."""
+    return f"{where}:{line}" if line else where
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
@@ -587,13 +601,32 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
-        pos = f":{m.group(1)}:{m.group(2)}" if m else ""
+        m = re.search(r"\(at line (\d+), column (\d+)\)$", msg) or re.search(r"\(at end of document\)$", msg)
+        if m and m.groups():
+            pos = f":{m.group(1)}:{m.group(2)}"
+        elif m:
+            pos = f":{text.count(chr(10)) + 1}"
+        else:
+            pos = ""
         detail = msg[: m.start()].strip() if m else msg
-        raise ConfigError(
-            f"{where}{pos}: TOML syntax error: {detail}",
-            hint='strings need double quotes, e.g. url = "https://cloud.example.org"',
-        ) from None
+        raise ConfigError(f"{where}{pos}: TOML syntax error: {detail}", hint=_syntax_hint(detail)) from None
+
+
+_SYNTAX_HINTS = (  # tomllib's message → what usually causes it in a hand-edited file
+    ("Expected newline or end of document", "one `key = value` per line: something follows the value (a comment "
+     'needs a "#" before it, a text value double quotes around all of it, e.g. workers = 8  # note)'),
+    ("Invalid value", 'text values need double quotes, e.g. url = "https://cloud.example.org"; numbers, true and '
+     "false stand alone; a list needs its closing ]"),
+    ("Cannot overwrite a value", "this key or section is set twice: keep one of them"),
+    ("Cannot declare", "this section is declared twice: keep one [section] header"),
+    ("Illegal character", 'a text value is not closed: end it with a double quote on the same line'),
+    ("Expected ']'", "a section header is written [section] on a line of its own"),
+)
+
+
+def _syntax_hint(detail: str) -> str:
+    return next((hint for start, hint in _SYNTAX_HINTS if detail.startswith(start)),
+                'each line is `key = value` under a [section]; text values need double quotes')
 
 
 def _resolve_config_path(config_path: Path | None, env: Mapping[str, str]) -> tuple[Path, str | None]:
@@ -615,25 +648,25 @@ def _file_values(data: dict[str, Any], text: str, where: str) -> dict[tuple[str,
                 owners = [s for s in sections if section in _SCHEMA[s]]
                 hint = f" (did you mean [{owners[0]}] {section}?)" if owners else ""
                 raise ConfigError(
-                    f"{where}: {section}: unknown top-level key; every setting belongs to a section "
-                    f"({', '.join(f'[{s}]' for s in sections)}){hint}"
+                    f"{_at(where, _toml_line(text, '', section))}: {section}: unknown top-level key; every setting "
+                    f"belongs to a section ({', '.join(f'[{s}]' for s in sections)}){hint}"
                 )
             raise ConfigError(
-                f"{where}: [{section}]: unknown section; expected one of "
+                f"{_at(where, _toml_line(text, section))}: [{section}]: unknown section; expected one of "
                 f"{', '.join(f'[{s}]' for s in sections)}{_suggest(section, sections)}"
             )
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: {section} = {_show(table)}: expected a section [{section}]")
         for key, value in table.items():
+            line = _toml_line(text, section, key)
             if key not in _SCHEMA[section] and _SECRET_KEYS.search(key):
-                raise _secret_key_error(where, section, key)
+                raise _secret_key_error(_at(where, line), section, key)
             if key not in _SCHEMA[section]:
                 raise ConfigError(
-                    f"{where}: [{section}] {key}: unknown key; expected one of "
+                    f"{_at(where, line)}: [{section}] {key}: unknown key; expected one of "
                     f"{', '.join(_SCHEMA[section])}{_suggest(key, list(_SCHEMA[section]))}"
                 )
-            line = _toml_line(text, section, key)
-            found[section, key] = (value, f" (line {line})" if line else "")
+            found[section, key] = (value, _at(where, line))
     return found
 
 
@@ -712,7 +745,6 @@ def load_settings(
     for section, keys in _SCHEMA.items():
         values[section] = {}
         for key, spec in keys.items():
-            loc = ""
             if (section, key) in flag_vals:
                 raw, text_value, origin, base = flag_vals[section, key], True, "option", Path.cwd()
                 label = f"option {section}.{key} = {_show(raw)}"
@@ -721,15 +753,15 @@ def load_settings(
                 text_value, origin, base = True, f"environment {name}", Path.cwd()
                 label = f"environment variable {name}={_show(raw)}"
             elif (section, key) in file_vals:
-                raw, loc = file_vals[section, key]
+                raw, at = file_vals[section, key]
                 text_value, origin, base = False, f"file {where}", file_base
-                label = f"{where}: [{section}] {key} = {_show(raw)}"
+                label = f"{at}: [{section}] {key} = {_show(raw)}"
             else:
                 raw, text_value, origin, base, label = spec.default, False, "default", file_base, ""
             try:
                 value = spec.parse(raw, text_value)
             except _Bad as exc:
-                raise ConfigError(f"{label}: expected {exc.args[0]}{loc}") from None
+                raise ConfigError(f"{label}: expected {exc.args[0]}") from None
             if spec.path:
                 value = Path(os.path.normpath(base / Path(value).expanduser())) if value else None
             values[section][key] = value

@@ -18,10 +18,22 @@ def open_target_from_settings(settings: Settings, *, pacer: Any = None) -> Targe
     t = settings.target
     options = ({"chunk_size": settings.transfer.chunk_size, "chunk_parallel": settings.transfer.chunk_parallel}
                if t.kind == "nextcloud" else {})
+    if pacer is None:
+        from migrate.transport.pacer import Pacer
+
+        pacer = Pacer(t.kind, faults=fault_budget(settings, "target", t.url, "[target] url"))
     return open_target(
         t.kind, t.url, load_app_passwords(settings), ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
         pacer=pacer, service_account=t.service_account or None, **options,
     )
+
+
+def fault_budget(settings: Settings, label: str, url: str, key: str) -> Any:  # -> transport.outage.FaultBudget
+    """The fault budget of one endpoint: `[transfer] unreachable_after` seconds, named by its URL and key."""
+    from migrate.transport.outage import Endpoint, FaultBudget
+
+    where = settings.config_path.name if settings.config_path else "the configuration"
+    return FaultBudget(Endpoint(label, url, f"{key} in {where}"), settings.transfer.unreachable_after)
 
 
 def close_quietly(obj: Any) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 from migrate.errors import ExitCode, MigrateError, exit_code_for
 
+DOCTOR_BUDGET = 10  # seconds an endpoint may answer nothing during `doctor`
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -17,6 +19,11 @@ class Check:
     ok: bool
     detail: str
     code: int = ExitCode.OK
+    skipped: bool = False  # not run: it needs what a failed check above must fix first (said once, there)
+
+
+def _skip(name: str, because: str) -> Check:
+    return Check(name, False, f"not checked until the {because} check above passes", skipped=True)
 
 
 def _attempt(name: str, fn: Callable[[], str]) -> Check:
@@ -28,14 +35,23 @@ def _attempt(name: str, fn: Callable[[], str]) -> Check:
 
 def run_doctor(settings: Any) -> list[Check]:
     """Every check runs, even after a failure, so one pass shows everything that is wrong."""
+    import dataclasses
+
     from migrate.config import load_app_passwords, load_client_secret, missing_settings
     from migrate.mapping import load_mappings
 
+    # a preflight names an unreachable endpoint within seconds, not after a copy's whole fault budget
+    settings = dataclasses.replace(settings, transfer=dataclasses.replace(
+        settings.transfer, unreachable_after=min(settings.transfer.unreachable_after, DOCTOR_BUDGET)))
     checks: list[Check] = []
     missing = missing_settings(settings)
     checks.append(Check("configuration", not missing,
                         "\n".join(missing) if missing else f"{settings.config_path or 'defaults'} is complete",
                         ExitCode.USAGE if missing else ExitCode.OK))
+
+    from migrate.store.probe import probe_state
+
+    checks.append(_attempt("state database", lambda: probe_state(settings.state_path)))
 
     def mappings() -> str:
         m = load_mappings(settings.mappings, missing_ok=True)
@@ -51,6 +67,7 @@ def run_doctor(settings: Any) -> list[Check]:
     checks.append(_attempt("secrets", secrets))
     if missing:
         return checks
+    failed = {c.name for c in checks if not c.ok}
 
     def graph() -> str:
         from migrate.backends.graph import open_source
@@ -61,34 +78,68 @@ def run_doctor(settings: Any) -> list[Check]:
 
     checks.append(_attempt("Microsoft Graph", graph))
 
+    from migrate.connect import close_quietly, open_target_from_settings
+
+    opened: list[Any] = []
+
     def target() -> str:
-        from migrate.connect import close_quietly, open_target_from_settings
-
         t = open_target_from_settings(settings)
-        try:
-            f = t.features
-            have = [n for n, v in (("modification times", f.set_mtime), ("checksums", f.stored_checksum),
-                                   ("chunked upload", f.chunked_upload), ("bulk upload", f.bulk_upload),
-                                   ("shares", f.shares), ("team folders", f.group_folders)) if v]
-            lost = getattr(t, "not_preserved", None) or getattr(getattr(t, "info", None), "not_preserved", ())
-            users = sorted(load_app_passwords(settings))
-            problems = t.validate_credentials(users) if hasattr(t, "validate_credentials") else []
-            if problems:
-                from migrate.errors import ConfigError
+        opened.append(t)
+        f = t.features
+        have = [n for n, v in (("modification times", f.set_mtime), ("checksums", f.stored_checksum),
+                               ("chunked upload", f.chunked_upload), ("bulk upload", f.bulk_upload),
+                               ("shares", f.shares), ("team folders", f.group_folders)) if v]
+        lost = getattr(t, "not_preserved", None) or getattr(getattr(t, "info", None), "not_preserved", ())
+        users = sorted(load_app_passwords(settings))
+        problems = t.validate_credentials(users) if hasattr(t, "validate_credentials") else []
+        if problems:
+            from migrate.engine.copy import credentials_error
 
-                raise ConfigError("accounts the target refuses:\n" + "\n".join(f"  {p}" for p in problems),
-                                  hint="fix the credentials file (`occ user:auth-tokens:add <user>`)")
-            text = f"{settings.target.url} ({settings.target.kind}) offers: {', '.join(have) or 'plain WebDAV only'}"
-            if lost:
-                text += f"; not preserved on this target: {', '.join(lost)}"
-            return text + f"; {len(users)} accounts log in"
-        finally:
+            raise credentials_error(problems, "accounts the target refuses:\n",
+                                    "fix the credentials file (`occ user:auth-tokens:add <user>`)")
+        text = f"{settings.target.url} ({settings.target.kind}) offers: {', '.join(have) or 'plain WebDAV only'}"
+        if lost:
+            text += f"; not preserved on this target: {', '.join(lost)}"
+        return text + f"; {len(users)} accounts log in"
+
+    # the target and its team folders need the app passwords, team folders and mapped accounts the mapping files
+    # too: when those failed above, the same error is not repeated under every check that reads them
+    try:
+        checks.append(_skip("target", "secrets") if "secrets" in failed else _attempt("target", target))
+        if settings.target.kind == "nextcloud":
+            blocker = next((n for n in ("mapping files", "secrets") if n in failed), None)
+            if blocker:
+                checks.append(_skip("mapped accounts", blocker))
+            elif opened:
+                checks.append(_attempt("mapped accounts", lambda: _mapped_accounts(settings, opened[0])))
+            checks.append(_skip("team folders", blocker) if blocker else
+                          _attempt("team folders", lambda: _team_folders(settings)))
+    finally:
+        for t in opened:
             close_quietly(t)
-
-    checks.append(_attempt("target", target))
-    if settings.target.kind == "nextcloud":
-        checks.append(_attempt("team folders", lambda: _team_folders(settings)))
     return checks
+
+
+def _mapped_accounts(settings: Any, target: Any) -> str:
+    """Every Nextcloud user and group the mapping files (and the config) name exists, looked up as `plan` does."""
+    from migrate.engine.plan import check_mapping_targets, find_directory
+    from migrate.errors import ConfigError
+    from migrate.mapping import load_mappings
+
+    mappings = load_mappings(settings.mappings, missing_ok=True)
+    directory = find_directory(target)
+    if directory is None:
+        return "the target has no user directory to check against"
+    errors = check_mapping_targets(mappings, directory, service_account=settings.target.service_account,
+                                   org_group=settings.policy.organization_group,
+                                   config_name=settings.config_path.name if settings.config_path
+                                   else "m365-migrate.toml")
+    if errors:
+        raise ConfigError("\n".join(errors), hint="create the accounts in Nextcloud, or correct the mapping rows")
+    users = {r.target_user for r in mappings.users if r.target_user}
+    users |= {r.target.name for r in mappings.sites if r.target is not None and r.target.kind == "user"}
+    groups = {r.target_group for r in mappings.groups if r.target_group}
+    return f"{len(users)} mapped Nextcloud users and {len(groups)} groups exist"
 
 
 def _team_folders(settings: Any) -> str:
@@ -122,4 +173,4 @@ def _team_folders(settings: Any) -> str:
 
 def exit_code(checks: list[Check]) -> int:
     """The first failing check decides the exit code (config 2, auth 4, target full 5)."""
-    return next((c.code or ExitCode.UNEXPECTED for c in checks if not c.ok), ExitCode.OK)
+    return next((c.code or ExitCode.UNEXPECTED for c in checks if not c.ok and not c.skipped), ExitCode.OK)

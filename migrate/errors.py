@@ -84,8 +84,30 @@ class AuthError(MigrateError, Fatal):
     exit_code = ExitCode.AUTH
 
 
+class SignInRefused(AuthError):
+    """The identity provider refused the app's credentials (a wrong or expired client secret or certificate):
+    nothing at Graph can work, unlike a single permission missing (a 403, also an AuthError)."""
+
+
 class TransientError(MigrateError, Transient):
     """A network or service hiccup that the pacer may retry."""
+
+
+class Unanswered(TransientError):
+    """The endpoint gave no answer at all (connection refused or reset, name unknown, timed out). Retried like any
+    transient error, but bounded in time by the endpoint's fault budget (transport/outage.py), not by a count."""
+
+    def __init__(self, message: str, *, reason: str = "", where: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason or message
+        self.where = where  # names the endpoint when it is not the pacer's own (the sign-in authority)
+
+
+class EndpointUnreachable(MigrateError, Fatal):
+    """An endpoint (the target, Graph) answered nothing for the whole fault budget: the run stops, every item
+    waits unharmed for the rerun. Names the URL and the configuration key that holds it."""
+
+    exit_code = ExitCode.AUTH  # the table's "target or Graph unreachable or refusing"
 
 
 class ThrottledError(TransientError):

@@ -648,5 +648,9 @@ source,target,batch
 
 
 def render_mapping_templates() -> dict[str, str]:
-    """File name -> content of the mapping files `init` writes into mappings/ (header and commented examples)."""
-    return dict(_TEMPLATES)
+    """File name -> content of what `init` writes into mappings/: the three templates (header and commented
+    examples) and the README that every template and mapping error points to (shipped in the package)."""
+    from importlib.resources import files
+
+    readme = files("migrate").joinpath("templates", "mappings-README.md").read_text(encoding="utf-8")
+    return {**_TEMPLATES, "README.md": readme}

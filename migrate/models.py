@@ -116,6 +116,8 @@ class PlannedShare:
     made_by_us: bool = False
     error: str | None = None
     item_status: str | None = None
+    visible: bool | None = None  # None: not checked as its recipients yet; False: some recipient does not see it
+    not_visible: tuple[dict[str, Any], ...] = ()  # {"user", "reason"} per recipient who does not see it
 
     @property
     def key(self) -> tuple[str, str, int, str]:

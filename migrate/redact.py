@@ -43,3 +43,5 @@ def setup_logging(verbosity: int) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "azure", "msal", "urllib3", "cheroot", "wsgidav"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
+    # azure-identity logs every refused sign-in as a warning before raising it; our error says it once (with -v too)
+    logging.getLogger("azure.identity").setLevel(logging.ERROR if verbosity < 2 else logging.DEBUG)

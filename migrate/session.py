@@ -14,6 +14,7 @@ from typing import Any
 
 from migrate.errors import MigrateError, StateError
 from migrate.store import RunLock, StateStore
+from migrate.transport import interrupt
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,19 @@ class Selection:
     def drives(self, store: StateStore) -> list[dict[str, Any]]:
         return store.drives(drive_ids=self.drive_ids, batches=self.batches, owners=self.users)
 
+    def to_scan(self, store: StateStore) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(drives to scan, drives left out): a drive whose mapping row has a blank target is not migrated, so
+        reading it spends Graph resource units on data that will not move; it is scanned only when named
+        (--drive, --user)."""
+        named = set(self.drive_ids) | {u.lower() for u in self.users}
+        scan, left_out = [], []
+        for d in self.drives(store):
+            if d.get("not_migrated") and d["id"] not in named and (d["owner_upn"] or "").lower() not in named:
+                left_out.append(d)
+            else:
+                scan.append(d)
+        return scan, left_out
+
 
 @dataclass
 class Run:
@@ -42,6 +56,7 @@ class Run:
     source: Any = None   # a Graph source: its requests are paced to the tenant's budget, its books kept with the run
     budget: Any = field(default=None, init=False)
     _lock: RunLock | None = field(default=None, init=False)
+    _unregister: Any = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> Run:
         self._lock = RunLock(self.state_path, self.command).acquire()
@@ -53,17 +68,30 @@ class Run:
                     "took over a stale lock left by pid %s on %s (%s, since %s)",
                     holder.get("pid"), holder.get("host"), holder.get("command"), holder.get("since"),
                 )
+            self.store.close_dead_runs()         # we hold the lock: a run still marked running is dead
             self.store.start_run(self.command, self.args)
             if self.source is not None:
                 from migrate.engine import meter
 
                 self.budget = meter.start(self.store, self.source, getattr(self.source, "source_settings", None))
-        except BaseException:
-            self._lock.release()
+        except BaseException as exc:
+            if "store" in self.__dict__ and self.store.run_id is not None:
+                self.__exit__(type(exc), exc, exc.__traceback__)   # the run is recorded as failed, not 'running'
+            else:
+                self._lock.release()
             raise
+        self._unregister = interrupt.on_hard_exit(self._abandon)
         return self
 
+    def _abandon(self) -> None:
+        """On a hard exit after Ctrl-C (workers still waiting on the network): record the run as interrupted,
+        if the store is free within a second; the lock goes with the process either way."""
+        if self.store.run_id is not None:
+            self.store.finish_run_if_free(self.store.run_id, "interrupted", self.summary, timeout=1.0)
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self._unregister is not None:
+            self._unregister()
         if exc_type is None:
             status = "attention" if self.summary.get("attention") else "ok"
         elif issubclass(exc_type, KeyboardInterrupt):

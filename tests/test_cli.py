@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from migrate.errors import ExitCode
 from migrate.models import Drive, DriveKind
 from migrate.store import StateStore
@@ -61,7 +63,10 @@ def test_status_reads_the_store(cli, tmp_path, state_path) -> None:
     r = cli("--state", str(state_path), "status", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["totals"] == {"pending": {"files": 1, "bytes": 5}, "failed": {"files": 1, "bytes": 7}}
+    zero = {"files": 0, "bytes": 0}
+    assert data["totals"] == {"pending": {"files": 1, "bytes": 5}, "transferring": zero, "uploaded": zero,
+                              "verified": zero, "failed": {"files": 1, "bytes": 7}, "skipped": zero, "conflict": zero}
+    assert data["drives"][0]["counts"] == data["totals"]  # every status, also where a drive holds none
     assert data["failures"][0]["last_error"] == "HTTP 507 quota exceeded"
     assert "scan" in data["next_step"]
     text = cli("--state", str(state_path), "status", cwd=tmp_path)
@@ -114,3 +119,43 @@ def test_secrets_are_redacted_from_error_output(tmp_path) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "SECRETVALUE" not in r.stderr and "eyJabc" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [("--json", "copy"), ("status", "--json"), ("--json", "scan", "--workers", "0"),
+                                  ("--json", "doctor")])
+def test_json_errors_are_an_object_on_stdout(cli, tmp_path, args) -> None:
+    """A script reading --json gets one document whatever happened: here an error object, with the exit code."""
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == ExitCode.USAGE, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    err = doc["error"]
+    assert err["exit_code"] == 2 and err["type"] and err["message"] and "Traceback" not in r.stderr
+    assert err["message"].splitlines()[0] in r.stderr  # the same words as the message people read
+
+
+def test_doctor_json_is_an_object_with_its_exit_code(cli, tmp_path) -> None:
+    assert cli("init", cwd=tmp_path).returncode == 0
+    r = cli("--json", "doctor", cwd=tmp_path)
+    assert r.returncode == ExitCode.USAGE, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == 2
+    assert doc["checks"][0] == {"check": "configuration", "ok": False, "skipped": False,
+                                "detail": doc["checks"][0]["detail"]}
+    assert "tenant_id is not set" in doc["checks"][0]["detail"]
+
+
+def test_status_shows_owners_whole(cli, tmp_path, state_path) -> None:
+    long_upn = "maria-theresia.von-hohenzollern-sigmaringen@verwaltung.example.org"
+    with StateStore(state_path) as s:
+        s.upsert_drives([Drive("d1", DriveKind.ONEDRIVE, "OneDrive", owner_upn=long_upn)])
+    r = cli("--state", str(state_path), "status", cwd=tmp_path)
+    assert r.returncode == 0 and f" {long_upn} " in r.stdout, r.stdout
+
+
+def test_status_of_files_and_calendars_is_one_json_document(cli, tmp_path, state_path) -> None:
+    with StateStore(state_path) as s:
+        s.upsert_drives([Drive("d1", DriveKind.ONEDRIVE, "OneDrive", owner_upn="alice@example.org")])
+    r = cli("--state", str(state_path), "--json", "status", "--what", "files,calendars,contacts", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # one object: the files part, with calendars and contacts under "groupware"
+    assert doc["drives"][0]["owner"] == "alice@example.org" and "groupware" in doc["groupware"]

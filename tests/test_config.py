@@ -143,13 +143,22 @@ def test_missing_file() -> None:
 
 def test_toml_syntax_error_names_line_and_column() -> None:
     msg = config_error('[target]\nkind = "nextcloud"\nurl = https://cloud.example.org\n')
-    assert msg.startswith("m365-migrate.toml:3:7: TOML syntax error: Invalid value")
+    assert msg.startswith("m365-migrate.toml:3:7: TOML syntax error: Invalid value") and "double quotes" in msg
+
+
+def test_toml_syntax_hints_fit_the_mistake() -> None:
+    """Something after a value is not a quoting problem; a key set twice names the duplicate."""
+    msg = config_error("[transfer]\nworkers = 8 oops\n")
+    assert msg.startswith("m365-migrate.toml:2:13: TOML syntax error: Expected newline") and "double quotes" not in \
+        msg.split("→")[1].split("text value")[0] and 'a comment needs a "#"' in msg
+    assert "set twice" in config_error("[transfer]\nworkers = 8\nworkers = 4\n")
+    assert config_error("[transfer]\nworkers = [1,\n").startswith("m365-migrate.toml:3: TOML syntax error")
 
 
 def test_wrong_type_names_file_key_value_and_expectation() -> None:
     msg = config_error('# comment\n[transfer]\nworkers = "eight"\n')
     assert msg == (
-        'm365-migrate.toml: [transfer] workers = "eight": expected a whole number from 1 to 64 (line 3)'
+        'm365-migrate.toml:3: [transfer] workers = "eight": expected a whole number from 1 to 64'
     )
     assert "expected a whole number from 1 to 64" in config_error("[transfer]\nworkers = 0\n")
     assert "expected true or false" in config_error('[transfer]\nbulk_upload = "yes"\n')
@@ -181,13 +190,13 @@ def test_environment_and_option_errors_name_their_origin() -> None:
 
 def test_unknown_section_and_keys_are_errors() -> None:
     msg = config_error("[transfr]\nworkers = 2\n")
-    assert msg.startswith("m365-migrate.toml: [transfr]: unknown section") and "did you mean transfer?" in msg
-    msg = config_error("[transfer]\nworker = 2\n")
+    assert msg.startswith("m365-migrate.toml:1: [transfr]: unknown section") and "did you mean transfer?" in msg
+    msg = config_error("# settings\n[transfer]\nworkers = 2\nworker = 2\n")
     assert (
-        msg.startswith("m365-migrate.toml: [transfer] worker: unknown key") and "did you mean workers?" in msg
+        msg.startswith("m365-migrate.toml:4: [transfer] worker: unknown key") and "did you mean workers?" in msg
     )
-    msg = config_error("workers = 2\n")
-    assert "workers: unknown top-level key" in msg and "did you mean [transfer] workers?" in msg
+    msg = config_error("\nworkers = 2\n")
+    assert "m365-migrate.toml:2: workers: unknown top-level key" in msg and "did you mean [transfer] workers?" in msg
     msg = config_error("", env={"M365_MIGRATE_TRANSFER_WORKRS": "2"})
     assert (
         "M365_MIGRATE_TRANSFER_WORKRS: unknown setting (did you mean M365_MIGRATE_TRANSFER_WORKERS?)" in msg
@@ -203,7 +212,7 @@ def test_client_secret_in_toml_is_refused_without_echoing_it() -> None:
         load_settings(None, {}, env={})
     msg = str(info.value)
     assert (
-        "m365-migrate.toml: [source] client_secret: secrets are never read from the configuration file" in msg
+        "m365-migrate.toml:2: [source] client_secret: secrets are never read from the configuration file" in msg
     )
     assert "M365_CLIENT_SECRET" in msg and "client_secret_file" in msg and "s3cr3t" not in msg
     assert "credentials" in config_error('[target]\napp_password = "x"\n')
@@ -377,7 +386,7 @@ def test_share_rate_default_values_and_no_pacing() -> None:
 @pytest.mark.parametrize("value", ['"20"', '"20/0"', '"x/600"', '"-1/600"', "20", '"20/600/1"'])
 def test_share_rate_wrong_values_name_key_and_expectation(value: str) -> None:
     msg = config_error(f"[target]\nshare_rate = {value}\n")
-    assert f"[target] share_rate = {value}" in msg and '"20/600"' in msg and "(line 2)" in msg
+    assert f"m365-migrate.toml:2: [target] share_rate = {value}" in msg and '"20/600"' in msg
 
 
 def test_team_folder_options() -> None:

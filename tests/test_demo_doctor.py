@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -42,6 +43,7 @@ def test_demo_runs_the_journey_and_everything_copied_is_verified(cli, tmp_path) 
     assert verified == [("verified",)], verified
     assert "checked" in r.stdout and "0 with gaps" in r.stdout
     assert "$ m365-migrate copy --what calendars,contacts" in r.stdout
+    assert re.search(r"a rescan takes at least \d+ (s|min)", r.stdout) and " 0.0 min" not in r.stdout, r.stdout
     gw = dict(db.execute("SELECT status, count(*) FROM gw_objects WHERE deleted = 0 GROUP BY status"))
     assert gw.get("verified", 0) > 50 and gw.get("failed", 0) == 0 and gw.get("pending", 0) == 0, gw
 
@@ -65,7 +67,9 @@ def test_doctor_passes_on_a_good_configuration(cli, tmp_path, sandboxes) -> None
     env = _setup(cli, tmp_path, g, nc, uids)
     r = cli("doctor", "--json", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    checks = {c["check"]: c for c in json.loads(r.stdout)}
+    doc = json.loads(r.stdout)  # an object, like every other command's --json
+    assert doc["ok"] is True and doc["exit_code"] == 0
+    checks = {c["check"]: c for c in doc["checks"]}
     assert all(c["ok"] for c in checks.values())
     assert "chunked upload" in checks["target"]["detail"]
 
@@ -85,7 +89,7 @@ def test_doctor_lists_a_wrong_app_password(cli, tmp_path, sandboxes) -> None:
     creds = tmp_path / "secrets" / "app-passwords.csv"
     creds.write_text(creds.read_text().replace(nc.app_passwords[uids[0]], "not-the-password"))
     r = cli("doctor", cwd=tmp_path, env=env)
-    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.returncode == 4, r.stdout + r.stderr  # refused, like a wrong client secret (one exit-code table)
     assert "[FAIL] target" in r.stdout and uids[0] in r.stdout
     nc.reset_bruteforce()
 

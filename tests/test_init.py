@@ -26,8 +26,21 @@ def test_init_is_idempotent_and_keeps_edits(cli, tmp_path) -> None:
     again = cli("--json", "init", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     out = json.loads(again.stdout)
-    assert out["written"] == [] and len(out["kept"]) == 4
+    assert out["written"] == [] and len(out["kept"]) == 5
     assert users.read_text() == edited
     forced = cli("init", "--force", cwd=tmp_path)
     assert forced.returncode == 0 and "wrote" in forced.stdout
     assert "alice@example.org" not in users.read_text()
+
+
+def test_init_writes_the_mappings_readme_that_templates_and_errors_point_to(cli, tmp_path) -> None:
+    assert cli("init", cwd=tmp_path).returncode == 0
+    readme = tmp_path / "mappings" / "README.md"
+    users = tmp_path / "mappings" / "users.csv"
+    assert "see README.md next to this file" in users.read_text()
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("# Mapping files") and "## Error messages" in text and "## sites.csv" in text
+    users.write_text("source_upn,target_usr,batch\n")
+    r = cli("doctor", cwd=tmp_path)
+    assert "users.csv:1:12: unknown column 'target_usr'" in r.stdout and "mappings/README.md" in r.stdout, r.stdout
+    assert "unknown column 'target_usr' in the header" in text  # the README explains that very message

@@ -366,7 +366,8 @@ def test_merge_refuses_broken_file_and_invalid_suggestion() -> None:
 
 def test_templates_load_as_empty_valid_files() -> None:
     templates = render_mapping_templates()
-    assert set(templates) == {"users.csv", "groups.csv", "sites.csv"}
+    assert set(templates) == {"users.csv", "groups.csv", "sites.csv", "README.md"}
+    assert (REPO / "mappings" / "README.md").read_text(encoding="utf-8") == templates["README.md"]
     for name, text in templates.items():
         write(name, text)
     assert len(load_users(Path("users.csv"))) == 0

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from migrate.reports.text import permission_words
 from migrate.sandbox.graph import TenantSpec
 from tests import test_share
 from tests.conftest import REPO, run_cli
@@ -98,9 +99,10 @@ def test_one_share_per_item_and_recipient_with_the_union_and_honest_counts(tmp_p
     plus = [line for line in r.stdout.splitlines() if line.startswith("  + ")]
     assert len(plus) == len(set(plus)) == len(planned)
     assert f"{len(planned)} planned shares" in r.stdout
-    for row in users:
-        assert f"→ user {row['share_with']} (permissions {row['permissions']}, from {len(row['grants'])} grants)" \
-            in r.stdout
+    for row in users:  # in the words of Nextcloud's sharing dialog, not its bitmask
+        words = permission_words(row["permissions"])
+        assert words.startswith("read, edit") and "permissions " not in r.stdout
+        assert f"→ user {row['share_with']} ({words}; from {len(row['grants'])} grants)" in r.stdout
 
     # the first run makes exactly the plan and exits 0: nothing "already there" on an empty target
     start = len(nc.requests)
@@ -165,9 +167,11 @@ def test_grants_not_carried_over_are_listed_in_status_and_the_plan_report(tmp_pa
     assert sorted(r["perm_id"] for r in rows) == sorted(r["perm_id"] for r in lost)
     assert {r["category"] for r in rows} >= {"anonymous link", "guest"} and all(r["reason"] for r in rows)
     # the same list is in the plan report, and the plan's summary counts it
-    plan_rows = list(csv.DictReader((tmp_path / "state" / "reports" / "plan-latest" / "not_carried_over.csv")
-                                    .open(encoding="utf-8")))
-    assert len(plan_rows) == len(lost)
+    latest = tmp_path / "state" / "reports" / "plan-latest"
+    plan_rows = list(csv.DictReader((latest / "grants-not-carried-over.csv").open(encoding="utf-8")))
+    assert plan_rows == rows and "link_type" in plan_rows[0]  # one list, one name, the same columns
+    assert not list(latest.glob("not_carried_over.*")) and len(plan_rows) == len(lost)
+    assert "see grants-not-carried-over.csv" in (latest / "plan.md").read_text(encoding="utf-8")
     md = (tmp_path / "state" / "reports" / "plan-latest" / "plan.md").read_text(encoding="utf-8")
     assert f"## Grants not carried over, and why ({len(lost)})" in md
     # `share` says where the list is

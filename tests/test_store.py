@@ -178,3 +178,27 @@ def test_drive_keys_migration_keeps_every_item_and_keys_them_by_drive(state_path
             "EXPLAIN QUERY PLAN SELECT * FROM items WHERE dk = (SELECT dk FROM drives WHERE id = ?) AND item_id = ?",
             ("b!one", "i1")).fetchall())
         assert "USING INDEX" in plan and "SCAN items" not in plan
+
+
+def test_the_state_database_is_private_to_its_owner(tmp_path) -> None:
+    """It holds paths, names and grants: 0600 like the other files with personal data, -wal and -shm too."""
+    import os
+    import stat
+
+    from migrate.store import StateStore
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "state" / "migration.db"
+        with StateStore(path) as s:
+            s.start_run("scan", {})
+            for p in (path, path.with_name("migration.db-wal"), path.with_name("migration.db-shm")):
+                assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p, oct(p.stat().st_mode))
+        earlier = tmp_path / "earlier.db"
+        with StateStore(earlier):
+            pass
+        earlier.chmod(0o644)  # as versions before this one created it
+        with StateStore(earlier, create=False):
+            assert stat.S_IMODE(earlier.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

@@ -263,3 +263,38 @@ def test_sync_writes_into_the_team_folder_and_stops_a_drive_whose_mount_is_gone(
     assert not _admin_home_has(nc, "Projects")
     with db(tmp_path) as s:
         assert "not mounted" in s.drive(lib["id"])["last_error"]
+
+
+def test_doctor_says_each_problem_once(tmp_path: Path, graph_sandbox_factory, nc) -> None:
+    """Two missing team folders: one short entry each, the shared admin commands once. A credentials file others
+    can read and a broken mapping file: each error once, the checks that need them skipped, not repeated."""
+    g = graph_sandbox_factory(TenantSpec(**{**SPEC, "teams": 2}))
+    env, _ = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), targets=())
+    with db(tmp_path) as s:
+        libs = [d for d in s.drives() if d["kind"] != "onedrive"]
+    (tmp_path / "mappings" / "sites.csv").write_text(
+        f"source,target,batch\n{libs[0]['id']},groupfolder:Projects,\n{libs[1]['id']},groupfolder:Archive,\n")
+    r = run_cli("doctor", cwd=tmp_path, env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    team = r.stdout[r.stdout.index("[FAIL] team folders"):]
+    assert team.count("does not exist on the target") == 2 and team.count("occ groupfolders:create") == 2
+    assert team.count(f"occ group:adduser {MIGRATION_GROUP} admin") == 1 and team.count("create_team_folders") == 1
+    assert len(team.strip().splitlines()) <= 2 * 2 + 2, team
+    assert "[ok] state database:" in r.stdout and "drives recorded" in r.stdout
+
+    creds = tmp_path / "pw.csv"
+    creds.chmod(0o644)
+    (tmp_path / "mappings" / "users.csv").write_text("source_upn,target_usr,batch\n")
+    r = run_cli("doctor", cwd=tmp_path, env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stdout.count(f"chmod 600 {creds}") == 1 and r.stdout.count("unknown column 'target_usr'") == 1, r.stdout
+    assert "[FAIL] secrets" in r.stdout and "[FAIL] mapping files" in r.stdout
+    assert "[skip] target: not checked until the secrets check above passes" in r.stdout
+    assert "[skip] team folders: not checked until the mapping files check above passes" in r.stdout
+
+    garbage = tmp_path / "other.db"
+    garbage.write_text("not a database at all, " * 100)
+    r = run_cli("--state", str(garbage), "--json", "doctor", cwd=tmp_path, env=env)
+    state = next(c for c in json.loads(r.stdout)["checks"] if c["check"] == "state database")
+    assert not state["ok"] and f"the state database {garbage} cannot be read" in state["detail"], state
+    assert "restore it from a backup" in state["detail"] and r.returncode == 2

@@ -12,7 +12,7 @@ from migrate.engine.plan import PlanOptions, find_directory, run_plan
 from migrate.engine.pool import CopySummary, copy_drives
 from migrate.engine.teamfolders import FolderPlan, confirm_mount, mount_problem, prepare_team_folders
 from migrate.engine.transfer import TransferOptions
-from migrate.errors import ConfigError, MappingError
+from migrate.errors import AuthError, ConfigError, MappingError, MigrateError
 from migrate.mapping import Mappings
 from migrate.names import NameRules
 from migrate.protocols import Source, Target
@@ -24,19 +24,30 @@ CREDENTIALS_HINT = ("fix the credentials file (app passwords: `occ user:auth-tok
 REFUSED = "the target refuses some of the accounts this copy writes as:\n"
 
 
-def credential_problems(target: Target, users: list[str]) -> list[str]:
+AUTH_KINDS = {"wrong-password", "blocked", "unchecked"}  # CredentialProblem kinds that are refused logins
+
+
+def credential_problems(target: Target, users: list[str]) -> list[Any]:
     """What the target says about logging in as each of `users` (empty: all fine, or it cannot tell)."""
     validate = getattr(target, "validate_credentials", None)
     if validate is None or not users:
         return []
-    return [f"  {p}" for p in validate(sorted(set(users)))]
+    return list(validate(sorted(set(users))))
+
+
+def credentials_error(problems: list[Any], message: str = REFUSED, hint: str = CREDENTIALS_HINT) -> MigrateError:
+    """All problems in one error: refused or blocked logins only are an authentication failure (exit 4); a
+    missing credentials row or an unknown account is a configuration error (exit 2) to fix first."""
+    kinds = {getattr(p, "kind", "error") for p in problems}
+    cls = AuthError if kinds <= AUTH_KINDS else ConfigError
+    return cls(message + "\n".join(f"  {p}" for p in problems), hint=hint)
 
 
 def check_credentials(target: Target, users: list[str]) -> None:
     """Every target user the selection writes as must log in, before any byte moves; all problems at once."""
     problems = credential_problems(target, users)
     if problems:
-        raise ConfigError(REFUSED + "\n".join(problems), hint=CREDENTIALS_HINT)
+        raise credentials_error(problems)
 
 
 def _users_named(mappings: Mappings, service_account: str | None) -> list[str]:
@@ -79,7 +90,7 @@ def run_copy(
         problems = credential_problems(target, _users_named(mappings, plan_options.service_account))
         if not problems:
             raise
-        raise MappingError(f"{exc.message}\n{REFUSED}" + "\n".join(problems),
+        raise MappingError(f"{exc.message}\n{REFUSED}" + "\n".join(f"  {p}" for p in problems),
                            hint=f"{exc.hint}; {CREDENTIALS_HINT}" if exc.hint else CREDENTIALS_HINT) from None
     folders = [FolderPlan.from_dict(f) for f in doc.get("team_folders", [])]
     if any(f.action in ("create", "grant") for f in folders):

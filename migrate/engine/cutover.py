@@ -113,9 +113,14 @@ def run_cutover(store: StateStore, source: Source, target: Target, mappings: Any
         sh = run_share(store, target, mappings, selection, plan_options, workers=options.workers,
                        share_rate=share_rate, passwords_file=passwords_file, say=say)
         s.share = {k: v for k, v in sh.to_dict().items() if not isinstance(v, list)}
+        s.share["not_visible"] = len(sh.not_visible)
         s.share_problems = [*sh.failed, *sh.waiting, *sh.refused_broader]
-        if sh.attention:
+        if sh.attention and s.share_problems:
             s.problems.append(f"{len(s.share_problems)} planned shares are not made (listed under shares)")
+        if sh.not_visible:
+            s.share_problems += sh.not_visible
+            s.problems.append(f"{len(sh.not_visible)} shares are not seen by every recipient yet (pending for them; "
+                              "listed under shares)")
         done({"created": sh.created, "already": sh.already, "problems": len(s.share_problems)})
     except ConfigError as exc:  # a target without a share API (plain WebDAV): stated, not a crash
         s.share = {"error": exc.message}

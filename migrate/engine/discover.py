@@ -68,8 +68,9 @@ def site_suggestions(drives: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def assign_batches(store: StateStore, mappings: Any) -> int:
-    """drives.batch from users.csv (OneDrives, by owner UPN) and sites.csv (libraries, Team drives); missing
-    files mean no batches. `mappings` is config.MappingSettings. Returns how many drives changed batch."""
+    """drives.batch from users.csv (OneDrives, by owner UPN) and sites.csv (libraries, Team drives), and which
+    drives a row with a blank target leaves out (drives.not_migrated); missing files mean no batches.
+    `mappings` is config.MappingSettings. Returns how many drives changed batch."""
     from migrate.mapping import load_sites, load_users
 
     users = load_users(mappings.users, missing_ok=True)
@@ -77,14 +78,17 @@ def assign_batches(store: StateStore, mappings: Any) -> int:
     if not len(users) and not len(sites):
         return 0
     batches: dict[str, str] = {}
+    not_migrated: set[str] = set()
     for d in store.drives():
         if d["kind"] == DriveKind.ONEDRIVE:
-            row = users.get(d["owner_upn"]) if d["owner_upn"] else None
-            batches[d["id"]] = (row.batch or "") if row else ""
+            row: Any = users.get(d["owner_upn"]) if d["owner_upn"] else None
         else:
-            srow = sites.find(drive_id=d["id"], drive_url=d["web_url"] or None, site_id=d["site_id"] or None,
-                              site_url=d["site_url"] or None)
-            batches[d["id"]] = (srow.batch or "") if srow else ""
+            row = sites.find(drive_id=d["id"], drive_url=d["web_url"] or None, site_id=d["site_id"] or None,
+                             site_url=d["site_url"] or None)
+        batches[d["id"]] = (row.batch or "") if row else ""
+        if row is not None and not row.migrated:
+            not_migrated.add(d["id"])
+    store.set_not_migrated(not_migrated)
     return store.set_drive_batches(batches)
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migrate.engine import groupware_delta as gw_delta
-from migrate.errors import AuthError, ConfigError, MigrateError, TargetError, TransientError
+from migrate.errors import AuthError, ConfigError, Fatal, MigrateError, TargetError, TransientError
 from migrate.groupware.attachments import file_sizes
 
 if TYPE_CHECKING:
@@ -165,7 +165,9 @@ class MailboxClient:
 
         self.client = client
         self.request_once = client.request_once
-        self.pacer = Pacer(f"mailbox {upn}", max_attempts=client.pacer.max_attempts, min_interval=interval)
+        # its own pacing, but Graph's one fault budget: an outage is Graph's, whichever mailbox meets it
+        self.pacer = Pacer(f"mailbox {upn}", max_attempts=client.pacer.max_attempts, min_interval=interval,
+                           faults=client.pacer.faults)
         self.pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="gw-mailbox")
 
     def get_json(self, path: str, **kw: Any) -> dict[str, Any]:
@@ -213,6 +215,8 @@ def scan_groupware(store: StateStore, source: GraphSource, mappings: Mappings, k
             raise AuthError(f"{user['upn']}: {exc}", hint="the app needs the Graph application permissions "
                             "Calendars.Read and Contacts.Read (admin consent), scoped to the migration mailboxes") from exc
         except MigrateError as exc:
+            if isinstance(exc, Fatal):   # Graph unreachable: one cause that ends the run, not one per mailbox
+                raise
             summary.failed.append(f"{user['upn']}: {exc}")
             log.warning("scan of %s failed: %s", user["upn"], exc)
 
@@ -399,10 +403,12 @@ def estimate(store: StateStore, puts: int) -> dict[str, Any]:
     if scan:
         per_mailbox = scan["requests"] / max(1, scan["mailboxes"])
         out["rescan_graph_requests"] = scan["requests"]
+        out["rescan_seconds_at_outlook_limit"] = round(per_mailbox * MAILBOX_INTERVAL, 1)
         out["rescan_minutes_at_outlook_limit"] = round(per_mailbox * MAILBOX_INTERVAL / 60, 1)
     if copy:
         rate = (copy["created"] + copy["updated"]) / copy["seconds"]
         out["copy_objects_per_second_measured"] = round(rate, 1)
+        out["copy_seconds"] = round(puts / rate, 1)
         out["copy_minutes"] = round(puts / rate / 60, 1)
     return out
 

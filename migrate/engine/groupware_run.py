@@ -31,7 +31,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
     if step == "status":
         from migrate.store import StateStore
 
-        with StateStore(settings.state_path, create=False) as store:
+        with StateStore(settings.state_path, readonly=True) as store:
             data = status_groupware(store, upns)
             data["groupware_attachments"] = store.gw_attachment_counts(upns)
         return StepResult(data, render_status(data), bool(data["groupware_problems"]))
@@ -65,7 +65,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
     from migrate.backends.dav.target import open_dav_target
     from migrate.connect import close_quietly
 
-    target = open_dav_target(settings, need=kinds)
+    target = None
     try:
         if step == "copy":
             import contextlib
@@ -79,6 +79,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
 
                     source = stack.enter_context(open_source(settings))
                 run = stack.enter_context(Run(settings.state_path, f"copy-{label}", args, source=source))
+                target = open_dav_target(settings, need=kinds)
                 attach = open_carrier(settings, run.store, source.client, kinds, stack) if source else None
                 c = gw.copy_groupware(run.store, target, kinds, upns=upns, workers=workers, say=say, attach=attach)
                 run.summary = c.to_dict()
@@ -90,6 +91,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
             return StepResult(data, "\n".join([text] + [f"  FAILED: {f}" for f in c.failed]), c.attention)
         if step == "verify":
             with Run(settings.state_path, f"verify-{label}", args) as run:
+                target = open_dav_target(settings, need=kinds)
                 v = gw.verify_groupware(run.store, target, kinds, upns=upns, workers=workers)
                 a = verify_files(settings, run.store, kinds, upns)
                 data = {**v.to_dict(), **({"attachments": a.to_dict()} if a else {})}
@@ -108,7 +110,8 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
                                                                         for u in a.unshared]
             return StepResult(data, "\n".join(lines), data["attention"])
     finally:
-        close_quietly(target)
+        if target is not None:
+            close_quietly(target)
     raise ValueError(f"unknown groupware step {step!r}")
 
 
@@ -178,12 +181,19 @@ def render_plan(doc: dict[str, Any], folder: Path, *, markdown: bool = False) ->
 
 
 def estimate_text(e: dict[str, Any]) -> str:
+    from migrate.reports.text import human_duration
+
+    rescan, copy = e.get("rescan_seconds_at_outlook_limit"), e.get("copy_seconds")
+    if rescan is None and "rescan_minutes_at_outlook_limit" in e:  # a plan stored by an earlier version
+        rescan = e["rescan_minutes_at_outlook_limit"] * 60
+    if copy is None and "copy_minutes" in e:
+        copy = e["copy_minutes"] * 60
     parts = []
-    if "rescan_minutes_at_outlook_limit" in e:
-        parts.append(f"a rescan takes at least {e['rescan_minutes_at_outlook_limit']} min "
+    if rescan is not None:
+        parts.append(f"a rescan takes at least {human_duration(rescan)} "
                      f"({e['rescan_graph_requests']} Graph requests at Outlook's per-mailbox limit)")
-    parts.append(f"copy: about {e['copy_minutes']} min at the measured {e['copy_objects_per_second_measured']} objects/s"
-                 if "copy_minutes" in e else "copy: no rate measured yet (the first copy measures it)")
+    parts.append(f"copy: about {human_duration(copy)} at the measured {e['copy_objects_per_second_measured']} objects/s"
+                 if copy is not None else "copy: no rate measured yet (the first copy measures it)")
     return "estimate: " + "; ".join(parts)
 
 

@@ -287,7 +287,7 @@ def _collect(done: set[Future[Any]], fatal: list[BaseException], stop: threading
     for f in done:
         exc = f.exception()
         if exc is not None:
-            if not fatal:
-                log.error("stopping: %s", exc if isinstance(exc, MigrateError) else repr(exc))
+            if not fatal:  # the CLI says the error itself when it ends the run: one message per cause
+                log.debug("stopping: %s", exc if isinstance(exc, MigrateError) else repr(exc))
             fatal.append(exc)
             stop.set()

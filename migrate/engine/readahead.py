@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from migrate.protocols import Source
+from migrate.transport import interrupt
 
 MiB = 1024 * 1024
 
@@ -76,6 +77,7 @@ class ReadAheadSource:
                 with cond:
                     while not buf and not state["done"]:
                         cond.wait(0.5)
+                        interrupt.check()  # Ctrl-C: the consumer stops even while the download stalls
                     if buf:
                         chunk = buf.popleft()
                         state["mine"] -= len(chunk)
@@ -92,6 +94,7 @@ class ReadAheadSource:
         with cond:
             while not state["opened"]:
                 cond.wait(0.5)
+                interrupt.check()
         if not state["streaming"]:
             # The open itself failed (refused, not found): raise it here, as the plain source would.
             t.join()

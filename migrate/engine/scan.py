@@ -59,6 +59,7 @@ class DriveScan:
     drive_id: str
     name: str
     kind: str
+    owner: str = ""  # the OneDrive's UPN or the library's site URL: "OneDrive" alone names nobody
     mode: str = ""  # full | delta | resume | resync | permissions
     state: str = ""  # the drive's scan_state afterwards
     pages: int = 0
@@ -78,6 +79,11 @@ class DriveScan:
         return self.items / self.seconds if self.seconds > 0 else 0.0
 
 
+def owner_of(drive: dict[str, Any]) -> str:
+    """Whose drive it is, for people: the owner's UPN, else the site's URL."""
+    return drive.get("owner_upn") or drive.get("site_url") or ""
+
+
 @dataclass
 class ScanSummary:
     """The result of `scan`: per-drive outcomes, totals and the Graph cost."""
@@ -85,6 +91,7 @@ class ScanSummary:
     drives: list[DriveScan] = field(default_factory=list)
     seconds: float = 0.0
     source_stats: dict[str, Any] = field(default_factory=dict)
+    not_migrated: list[str] = field(default_factory=list)  # left out: a blank target in users.csv / sites.csv
 
     @property
     def items(self) -> int:
@@ -111,7 +118,7 @@ class ScanSummary:
             "drives": [{**asdict(d), "items_per_s": round(d.items_per_s, 1)} for d in self.drives],
             "items": self.items, "seconds": round(self.seconds, 3), "items_per_s": round(self.items_per_s, 1),
             "vanished": [d.drive_id for d in self.vanished], "failed": [d.drive_id for d in self.failed],
-            "attention": self.attention, "graph": self.source_stats,
+            "attention": self.attention, "graph": self.source_stats, "not_migrated": self.not_migrated,
         }
 
 
@@ -202,7 +209,7 @@ def scan_drive(store: StateStore, source: Source, drive_id: str, *, full: bool =
     d = store.drive(drive_id)
     if d is None:
         raise ItemNotFound(f"drive {drive_id} is not in the state database; run `m365-migrate discover`")
-    result = DriveScan(drive_id, d["name"], d["kind"])
+    result = DriveScan(drive_id, d["name"], d["kind"], owner_of(d))
     started = time.monotonic()
     state, g = d["scan_state"], int(d["scan_generation"])
     in_pass = state in ("scanning", "enumerating") and not full
@@ -306,13 +313,14 @@ def scan(store: StateStore, source: Source, selection: Selection = Selection(), 
     Fatal errors (AuthError) stop the run and are raised; KeyboardInterrupt stops every drive at its next page.
     Figures (items/s, items, seconds) are recorded with `store.record_metric`.
     """
-    drives = selection.drives(store)
-    if not drives:
+    drives, left_out = selection.to_scan(store)
+    if not drives and not left_out:
         if not store.drives():
             raise StateError("no drives are recorded yet", hint="run `m365-migrate discover` first")
         raise ConfigError("no drive matches the selection (--batch/--drive/--user)",
                           hint="`m365-migrate status` lists the drives with their batches and owners")
-    summary = ScanSummary()
+    summary = ScanSummary(not_migrated=[f"{d['name']} of {owner_of(d)}" if owner_of(d) else d["name"]
+                                        for d in left_out])
     started = time.monotonic()
     stop = threading.Event()
     fatal: list[BaseException] = []
@@ -324,9 +332,9 @@ def scan(store: StateStore, source: Source, selection: Selection = Selection(), 
             msg = str(exc).splitlines()[0]
             store.update_drive(drive["id"], scan_state="vanished", last_error=msg)
             log.warning("drive %s (%s) no longer exists at the source: %s", drive["name"], drive["id"], msg)
-            return DriveScan(drive["id"], drive["name"], drive["kind"], state="vanished", error=msg)
+            return DriveScan(drive["id"], drive["name"], drive["kind"], owner_of(drive), state="vanished", error=msg)
         except Interrupted:
-            return DriveScan(drive["id"], drive["name"], drive["kind"], state="interrupted", error="interrupted")
+            return DriveScan(drive["id"], drive["name"], drive["kind"], owner_of(drive), state="interrupted", error="interrupted")
         except MigrateError as exc:
             if isinstance(exc, Fatal):
                 fatal.append(exc)
@@ -335,7 +343,7 @@ def scan(store: StateStore, source: Source, selection: Selection = Selection(), 
             msg = str(exc).splitlines()[0]
             store.update_drive(drive["id"], last_error=msg)  # scan_state kept: the next run resumes the pass
             log.warning("drive %s (%s) failed: %s", drive["name"], drive["id"], msg)
-            return DriveScan(drive["id"], drive["name"], drive["kind"], state="failed", error=msg)
+            return DriveScan(drive["id"], drive["name"], drive["kind"], owner_of(drive), state="failed", error=msg)
 
     pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="scan")
     with store.scan_settings():  # a larger page cache, fewer WAL checkpoints: see StateStore.scan_settings

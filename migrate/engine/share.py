@@ -30,6 +30,7 @@ from typing import Any
 from migrate.backends.nextcloud.shares import ShareRateLimited
 from migrate.engine.copy import check_credentials
 from migrate.engine.plan import PlanOptions, find_directory, run_plan
+from migrate.engine.shareaccept import confirm_visible
 from migrate.engine.sharepace import UNKNOWN_WINDOW, OwnerWindows, duration, visible_wait
 from migrate.engine.shareplan import SHARE, SHARE_GROUP, SHARE_LINK, SHARE_USER
 from migrate.errors import ConfigError, Fatal, MigrateError
@@ -74,6 +75,8 @@ class ShareSummary:
     would_remove: list[dict[str, Any]] = field(default_factory=list)
     not_carried_over: int = 0  # source grants the plan does not carry over (listed in not_carried_over_report)
     not_carried_over_report: str | None = None
+    accepted: int = 0  # pending shares accepted as their recipient (a group share once per member)
+    not_visible: list[dict[str, Any]] = field(default_factory=list)  # made, but some recipient does not see it
     link_passwords: int = 0
     rate_limited: int = 0
     paced_seconds: float = 0.0
@@ -83,7 +86,7 @@ class ShareSummary:
 
     @property
     def attention(self) -> bool:
-        return bool(self.failed or self.waiting or self.refused_broader or self.narrower)
+        return bool(self.failed or self.waiting or self.refused_broader or self.narrower or self.not_visible)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "attention": self.attention}
@@ -425,6 +428,8 @@ def apply_share_plan(
     """
     started = clock()
     summary = ShareSummary(dry_run=dry_run)
+    drive_ids = list(drive_ids)
+    items = list(items) if items is not None else None
     todo: dict[str, list[PlannedShare]] = {}
     for s in store.iter_planned_shares(list(drive_ids), items):
         if not s.planned:
@@ -445,9 +450,24 @@ def apply_share_plan(
             (summary.would_update if s.status == "changed" else summary.would_create).append(view(s))
         else:
             todo.setdefault(s.owner, []).append(s)
-    if dry_run or not todo:
+    if dry_run:
         summary.seconds = clock() - started
         return summary
+    if todo:
+        _make_shares(store, target, todo, summary, workers=workers, share_rate=share_rate,
+                     widen_narrower=widen_narrower, passwords_file=passwords_file, say=say, clock=clock, sleep=sleep)
+    seen = confirm_visible(store, target, drive_ids, items=items, workers=workers, say=say)
+    summary.accepted, summary.not_visible = seen.accepted, seen.not_visible
+    summary.seconds = clock() - started
+    return summary
+
+
+def _make_shares(store: StateStore, target: Target, todo: dict[str, list[PlannedShare]], summary: ShareSummary, *,
+                 workers: int, share_rate: tuple[int, int], widen_narrower: bool, passwords_file: Path | None,
+                 say: Callable[[str], None], clock: Callable[[], float], sleep: Callable[[float], None] | None
+                 ) -> None:
+    """Each owner's shares one after another under its rate window, owners in parallel; raises the first fatal
+    error after every owner stopped."""
     if getattr(target, "shares", None) is None:
         raise ConfigError("this target cannot create shares (plain WebDAV has no share API)",
                           hint="shares need [target] kind = \"nextcloud\"; the share plan lists what to do by hand")
@@ -475,11 +495,9 @@ def apply_share_plan(
             stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
     errors = [e for e in (f.exception() for f in futures) if e is not None]
-    summary.seconds = clock() - started
     if errors:
         errors.sort(key=lambda e: not isinstance(e, Fatal))  # the reason the run stopped comes first
         raise errors[0]
-    return summary
 
 
 def remove_our_shares(store: StateStore, target: Target, items: Iterable[tuple[str, str]], *,

@@ -9,6 +9,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from migrate.transport import interrupt
+
 UNKNOWN_WINDOW = 600.0  # NC 32's createShare period, used when no pacing is configured but the server says 429
 
 # wait(owner, seconds, reason): sleeps `seconds` for `owner`; replaces the plain sleep when given
@@ -19,7 +21,7 @@ class OwnerWindows:
     """A sliding window per owner: at most `limit` calls in any `period` seconds; limit 0 means no pacing."""
 
     def __init__(self, limit: int, period: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, wait: WaitHook | None = None) -> None:
+                 sleep: Callable[[float], None] = interrupt.sleep, wait: WaitHook | None = None) -> None:
         self.limit, self.period = limit, float(period)
         self._clock, self._sleep, self._wait = clock, sleep, wait
         self._calls: dict[str, deque[float]] = {}

@@ -56,5 +56,6 @@ def apply_share_changes(store: StateStore, target: Target, mappings: Any, drive_
     left = {s.id for s in store.iter_planned_shares(drives) if not s.planned}
     out["created"], out["updated"] = sh.created, sh.updated
     out["removed"] = [view(s, share_id=s.share_id) for s in ours if s.id not in left]
-    out["problems"] = [*sh.failed, *sh.refused_broader, *sh.narrower]
+    out["accepted"] = sh.accepted
+    out["problems"] = [*sh.failed, *sh.refused_broader, *sh.narrower, *sh.not_visible]
     return out

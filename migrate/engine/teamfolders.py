@@ -164,18 +164,21 @@ def _narrowest(per_drive: list[dict[str, GroupGrant]]) -> tuple[list[GroupGrant]
 
 
 # ------------------------------------------------------------------------------------------- plan and doctor
-def _fixes(f: FolderPlan, migration_group: str, config_name: str) -> str:
+def _fixes(f: FolderPlan, migration_group: str) -> str:
+    """The admin commands for this one folder; what every folder shares comes once, from _common_fixes."""
     fid = str(f.folder_id) if f.folder_id is not None else "<id>"
-    cmds = []
+    cmds = [f"occ groupfolders:create {_q(f.mount_point)} (prints its id)"] if not f.exists else []
+    cmds.append(f"occ groupfolders:group {fid} {_q(migration_group)} read write share delete")
     if not f.exists:
-        cmds.append(f"occ groupfolders:create {_q(f.mount_point)}   (prints the new folder's id)")
-    cmds += [f"occ group:add {_q(migration_group)}", f"occ group:adduser {_q(migration_group)} {_q(f.writer)}",
-             f"occ groupfolders:group {fid} {_q(migration_group)} read write share delete"]
-    if not f.exists:
-        cmds.append(f"occ groupfolders:group {fid} <group> read write …   (for each of the site's groups)")
-    return ("\n    fix, either: as the Nextcloud admin run\n      " + "\n      ".join(cmds) +
-            f"\n    or: set create_team_folders = true in [target] of {config_name}; `copy` then creates the "
-            f"folder and gives {f.writer!r} access through the group {migration_group!r}")
+        cmds.append(f"occ groupfolders:group {fid} <group> read write … for each of the site's groups")
+    return "\n    fix: " + "; ".join(cmds)
+
+
+def _common_fixes(writer: str, migration_group: str, config_name: str) -> str:
+    return (f"for the team folders above, once: occ group:add {_q(migration_group)}; occ group:adduser "
+            f"{_q(migration_group)} {_q(writer)}\n    or instead: set create_team_folders = true in [target] of "
+            f"{config_name}; `copy` then creates the folders and gives {writer!r} access through the group "
+            f"{migration_group!r}")
 
 
 def _q(text: str) -> str:
@@ -203,6 +206,7 @@ def plan_team_folders(store: Any, target: Any, drive_targets: Iterable[Any], map
         return [], []
     admin = team_folder_admin(target)
     errors: list[str] = []
+    fixable = False  # some folder needs the admin commands every folder shares (said once, at the end)
     if admin is None:
         for f in by_name.values():
             f.action, f.error = "error", "the target offers no team folders"
@@ -253,7 +257,8 @@ def plan_team_folders(store: Any, target: Any, drive_targets: Iterable[Any], map
         if f.seen_as.startswith("another team folder") or not create:
             f.action, f.error = "error", problem
             errors.append(f"{', '.join(f.rows)}: groupfolder:{name}: {problem}" +
-                          ("" if f.seen_as.startswith("another") else _fixes(f, migration_group, config_name)))
+                          ("" if f.seen_as.startswith("another") else _fixes(f, migration_group)))
+            fixable = fixable or not f.seen_as.startswith("another")
             continue
         if existing is None:
             f.action = "create"
@@ -271,6 +276,8 @@ def plan_team_folders(store: Any, target: Any, drive_targets: Iterable[Any], map
                           "\n    fix: run `m365-migrate scan` (it reads each library's root permissions), then plan "
                           "again")
             f.action, f.error = "error", "the library's permissions were not read yet"
+    if fixable:
+        errors.append(_common_fixes(writer, migration_group, config_name))
     return list(by_name.values()), errors
 
 

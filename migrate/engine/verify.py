@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.engine.shareaccept import confirm_visible
 from migrate.engine.teamfolders import mount_problem
 from migrate.engine.transfer import check_entry
 from migrate.models import ItemStatus, RemoteEntry
@@ -31,10 +32,12 @@ class VerifySummary:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     not_copied: int = 0
     folders_listed: int = 0
+    shares_checked: int = 0  # made user/group shares checked as their recipients
+    shares_not_visible: list[dict[str, Any]] = field(default_factory=list)  # some recipient does not see them
 
     @property
     def attention(self) -> bool:
-        return bool(self.gaps)
+        return bool(self.gaps or self.shares_not_visible)
 
 
 def verify_drives(
@@ -76,6 +79,9 @@ def verify_drives(
             if not problem and source_hash is not None:
                 problem = _source_problem(item, source_hash(item["drive_id"], item["item_id"]))
             _record(store, s, item, problem, progress)
+    # a share counts only when its recipients see it: asked as each of them, nothing accepted (verify only reads)
+    seen = confirm_visible(store, target, [d["id"] for d in drives], accept=False, recheck=True, workers=workers)
+    s.shares_checked, s.shares_not_visible = seen.checked, seen.not_visible
     return s
 
 

@@ -62,20 +62,26 @@ def _size(n: float) -> str:
 def render_scan(summary: Any) -> str:
     """The end-of-scan text: one line per drive, totals, Graph cost, and what needs attention."""
     lines = []
-    for d in sorted(summary.drives, key=lambda d: (d.state != "scanned", d.kind, d.name)):
+    for d in sorted(summary.drives, key=lambda d: (d.state != "scanned", d.kind, d.owner, d.name)):
+        who = f"{d.name} of {d.owner}" if d.owner else d.name
         if d.error:
-            lines.append(f"  {d.state:<11} {d.kind:<8} {d.name[:40]:<40} {d.drive_id}: {d.error}")
+            lines.append(f"  {d.state:<11} {d.kind:<8} {who}, {d.drive_id}: {d.error}")
             continue
         extra = f", {d.deleted} deleted" if d.deleted else ""
         extra += f", {d.permissions_read} shared items' permissions read" if d.permissions_read else ""
         extra += f", {d.orphans} without a resolvable path" if d.orphans else ""
-        lines.append(f"  {d.mode:<11} {d.kind:<8} {d.name[:40]:<40} {d.items:>8} items in {d.pages} pages "
+        lines.append(f"  {d.mode:<11} {d.kind:<8} {who}: {d.items} items in {d.pages} pages "
                      f"({d.items_per_s:,.0f}/s); now {d.files} files, {d.folders} folders, {_size(d.bytes)}{extra}")
     g = summary.source_stats or {}
     req = g.get("requests") or {}
     lines.append(f"scanned {len(summary.drives)} drives: {summary.items} items in {summary.seconds:.1f} s "
                  f"({summary.items_per_s:,.0f} items/s); {sum(req.values())} Graph requests, "
                  f"{g.get('throttled', 0)} throttled, {g.get('waited_s', 0)} s waited")
+    if summary.not_migrated:
+        names = ", ".join(summary.not_migrated[:5]) + (f" and {len(summary.not_migrated) - 5} more"
+                                                       if len(summary.not_migrated) > 5 else "")
+        lines.append(f"not scanned: {len(summary.not_migrated)} drive(s) not migrated (blank target in users.csv / "
+                     f"sites.csv): {names}; name one with --drive or --user to scan it anyway")
     if summary.vanished:
         lines.append(f"{len(summary.vanished)} drive(s) no longer exist at the source (recorded as vanished); "
                      "run `m365-migrate discover` to refresh the list")

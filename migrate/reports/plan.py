@@ -14,7 +14,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from migrate.reports.text import human_bytes
+from migrate.engine.shareplan import NOT_CARRIED_COLUMNS
+from migrate.engine.teamfolders import describe_permissions
+from migrate.reports.text import human_bytes, permission_words
+from migrate.reports.text import human_duration as _dur
 
 LISTS: dict[str, tuple[str, list[str]]] = {
     "renames": ("Renames forced by the target's name rules",
@@ -29,16 +32,25 @@ LISTS: dict[str, tuple[str, list[str]]] = {
     "shares": ("Share plan: one share per item and recipient",
                ["owner", "path", "kind", "share_with", "permissions", "expire_date", "password", "grants",
                 "from_grants", "note", "drive_id", "item_id"]),
-    "not_carried_over": ("Grants not carried over, and why",
-                         ["category", "action", "reason", "owner", "source_path", "grant", "link_scope", "roles",
-                          "grantee", "expires", "drive_id", "item_id", "perm_id"]),
+    "not_carried_over": ("Grants not carried over, and why", NOT_CARRIED_COLUMNS),
     "grants": ("Source grants and what each becomes",
                ["source_path", "grant", "link_scope", "roles", "grantee", "action", "share_with", "permissions",
                 "expire_date", "password", "owner", "path", "reason", "drive_id", "item_id"]),
 }
 TEAM_FOLDER_COLS = ["team_folder", "rows", "writer", "writer_sees", "action", "changes", "groups", "not_carried",
                     "notes"]
+# Column headings people read in plan.html and plan.md (the CSV and JSON keep the field names for scripts)
+HEADINGS = {"rows": "sites.csv rows", "writer": "written by", "writer_sees": "what the writer sees",
+            "action": "copy will", "changes": "changes", "groups": "groups and rights",
+            "not_carried": "not carried over", "team_folder": "team folder"}
+
+
 HTML_ROWS = 2000  # per list in the HTML and Markdown; the CSV and JSON files always hold every row
+
+
+def heading(col: str) -> str:
+    """A column's heading for people: 'source_path' reads 'source path'."""
+    return HEADINGS.get(col) or col.replace("_", " ")
 
 
 def _cell(v: Any) -> str:
@@ -54,6 +66,11 @@ def _csv_safe(v: Any) -> str:
     return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
 
 
+def _shown(col: str, v: Any) -> Any:
+    """What a person reads in plan.html and plan.md: share permissions in words (the CSV keeps the bitmask)."""
+    return permission_words(v) if col == "permissions" else v
+
+
 def _md(v: Any) -> str:
     s = _cell(v).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;")
     return " ".join(s.split()) if s.strip() else s.replace("\n", " ")
@@ -61,17 +78,6 @@ def _md(v: Any) -> str:
 
 def _h(v: Any) -> str:
     return html.escape(_cell(v), quote=True)
-
-
-def _dur(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
 def team_folder_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,7 +89,8 @@ def team_folder_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     "writer_sees": f["seen_as"] + ("" if f["seen_as"] != "team folder" else
                                                    " (writable)" if f["writable"] else " (read-only)"),
                     "action": f["action"], "changes": f["changes"] or ["none"],
-                    "groups": groups or [f"{g}: {p}" for g, p in sorted(f["current_groups"].items())],
+                    "groups": groups or [f"{g}: {describe_permissions(p)}" for g, p in
+                                         sorted(f["current_groups"].items())],
                     "not_carried": f["not_carried"], "notes": f["notes"]})
     return out
 
@@ -103,7 +110,7 @@ def _summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("Share plan", f"{s.get('shares_planned', 0)} shares to create (one per item and recipient, from "
                        f"{s.get('grants_shared', 0)} grants); {s.get('grants_not_needed', 0)} grants need none"),
         ("Grants not carried over", f"{s.get('grants_not_carried_over', 0)} ({s.get('grants_reported', 0)} to decide "
-                                    f"by hand, {s.get('grants_dropped', 0)} dropped): see not_carried_over.csv"),
+                                    f"by hand, {s.get('grants_dropped', 0)} dropped): see {list_file('not_carried_over')}"),
         ("Estimated duration", f"{_dur(e['seconds'])} ({e['basis']})"),
         ("Graph cost", f"{e['graph_requests']} requests, {e['resource_units']} resource units "
                        f"({e.get('ru_per_file', 0):.2f} per file); {e.get('budget_minutes', 0):,.0f} min or "
@@ -179,13 +186,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
                    f"{d['conflicts']} | {d['unsupported']} |")
     tf = team_folder_rows(doc)
     if tf:
-        out += ["", f"## Team folders ({len(tf)})", "", "| " + " | ".join(TEAM_FOLDER_COLS) + " |",
+        out += ["", f"## Team folders ({len(tf)})", "", "| " + " | ".join(map(heading, TEAM_FOLDER_COLS)) + " |",
                 "|" + "---|" * len(TEAM_FOLDER_COLS)]
         out += ["| " + " | ".join(_md(r.get(c)) for c in TEAM_FOLDER_COLS) + " |" for r in tf]
     if doc.get("quota"):
         out += ["", "## Quota", "", "| target user | planned | free | verdict |", "|---|---:|---:|---|"]
         for q in doc["quota"]:
-            free = "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"])
+            free = quota_free(q["free"])
             out.append(f"| {_md(q['target_user'])} | {human_bytes(q['planned_bytes'])} | {free} | {_md(q['verdict'])} |")
     for key, (title, cols) in LISTS.items():
         rows = doc.get(key) or []
@@ -194,9 +201,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
             out.append("None.")
             continue
         out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        out += ["| " + " | ".join(_md(r.get(c)) for c in cols) + " |" for r in rows[:HTML_ROWS]]
+        out += ["| " + " | ".join(_md(_shown(c, r.get(c))) for c in cols) + " |" for r in rows[:HTML_ROWS]]
         if len(rows) > HTML_ROWS:
-            out.append(f"\n… {len(rows) - HTML_ROWS} more rows in {key}.csv")
+            out.append(f"\n… {len(rows) - HTML_ROWS} more rows in {list_file(key)}")
     gw = doc.get("groupware")
     if gw:
         out += ["", f"## Calendars and contacts ({len(gw['collections'])} collections)", "",
@@ -221,16 +228,29 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bott
 .card{border:1px solid #dfe4ec;border-radius:8px;padding:10px 12px;background:#f8fafc}
 .card b{display:block;font-size:20px}.card span{color:#556;font-size:12px}.warn{background:#fff6e5;border-color:#f0c36d}
 table{border-collapse:collapse;width:100%;margin:6px 0 12px;font-size:13px}th,td{border:1px solid #e3e8ef;padding:4px 6px;text-align:left;vertical-align:top;word-break:break-word}
-th{background:#f1f4f8}td.n{text-align:right;white-space:nowrap}.ok{color:#1a7f37}.bad{color:#b42318;font-weight:600}
+th{background:#f1f4f8;word-break:normal;overflow-wrap:normal;hyphens:none}td.n{text-align:right;white-space:nowrap}.ok{color:#1a7f37}.bad{color:#b42318;font-weight:600}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}svg text{font:12px system-ui,sans-serif}
 @media print{details{display:block}details>summary{list-style:none}}
 """
 
 
+def list_file(key: str) -> str:
+    """The CSV a list of the plan is written to; the grants not carried over keep the one name `share`, `status`
+    and the state folder's current copy use."""
+    from migrate.reports.grants import FILE_NAME
+
+    return FILE_NAME if key == "not_carried_over" else f"{key}.csv"
+
+
+def quota_free(free: int | None) -> str:
+    """Nextcloud reports an unlimited quota as a negative free space (-3); None: the target did not say."""
+    return "unknown" if free is None else "unlimited" if free < 0 else human_bytes(free)
+
+
 def _table(cols: list[str], rows: list[dict[str, Any]], numeric: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-    head = "".join(f"<th>{_h(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td class=n>{_h(r.get(c))}</td>" if c in numeric else f"<td>{_h(r.get(c))}</td>"
-                                    for c in cols) + "</tr>" for r in rows)
+    head = "".join(f"<th>{_h(heading(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td class=n>{_h(_shown(c, r.get(c)))}</td>" if c in numeric else
+                                    f"<td>{_h(_shown(c, r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -299,14 +319,15 @@ def render_html(doc: dict[str, Any]) -> str:
         h.append("<h2>Team folders</h2>" + _table(TEAM_FOLDER_COLS, team_folder_rows(doc)))
     if doc.get("quota"):
         qrows = [{"target user": q["target_user"], "planned": human_bytes(q["planned_bytes"]),
-                  "free": "" if q["free"] is None or q["free"] < 0 else human_bytes(q["free"]),
+                  "free": quota_free(q["free"]),
                   "verdict": q["verdict"]} for q in doc["quota"]]
         h.append("<h2>Quota</h2>" + _table(list(qrows[0]), qrows, {"planned", "free"}))
     for key, (title, cols) in LISTS.items():
         rows = doc.get(key) or []
-        more = (f"<p class=note>Showing {HTML_ROWS} of {len(rows)}; every row is in {key}.csv and {key}.json.</p>"
+        more = (f"<p class=note>Showing {HTML_ROWS} of {len(rows)}; every row is in {list_file(key)} and its "
+                f".json.</p>"
                 if len(rows) > HTML_ROWS else "")
-        body = _table(cols, rows[:HTML_ROWS], {"size", "bytes", "files", "permissions"}) if rows else "<p>None.</p>"
+        body = _table(cols, rows[:HTML_ROWS], {"size", "bytes", "files"}) if rows else "<p>None.</p>"
         h.append(f"<h2>{_h(title)} ({len(rows)})</h2><details{' open' if 0 < len(rows) <= 200 else ''}>"
                  f"<summary>{len(rows)} rows</summary>{body}{more}</details>")
     gw = doc.get("groupware")
@@ -326,7 +347,7 @@ def render_html(doc: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------- files
 def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None = None,
-                       now: dt.datetime | None = None) -> Path:
+                       now: dt.datetime | None = None, shared: bool = True) -> Path:
     """Write plan.md, plan.html, plan.json and <list>.csv/.json into `output`, or into
     `base/plan-<timestamp>/` mirrored to `base/plan-latest/`. Returns the folder written."""
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
@@ -339,7 +360,14 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
     gw = doc.get("groupware")
     if gw:
         lists.update(groupware_collections=("", GW_COLS), groupware_unsupported=("", GW_PROBLEM_COLS))
+    from migrate.reports.grants import write_not_carried_over
+
+    write_not_carried_over(doc.get("not_carried_over") or [], folder)
+    if shared:  # the state's own copy of the list (`report plan -o` leaves the state's folder alone)
+        write_not_carried_over(doc.get("not_carried_over") or [], Path(base))
     for key, (_title, cols) in lists.items():
+        if key == "not_carried_over":
+            continue  # written above, under the one name share and status use
         rows = (team_folder_rows(doc) if key == "team_folders" else gw["collections"] if key ==
                 "groupware_collections" else groupware_problem_rows(gw) if key == "groupware_unsupported"
                 else doc.get(key) or [])
@@ -351,9 +379,6 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
                 w.writerow([_csv_safe(r.get(c)) for c in cols])
         (folder / f"{key}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str),
                                             encoding="utf-8")
-    from migrate.reports.grants import write_not_carried_over
-
-    write_not_carried_over(doc.get("not_carried_over") or [], Path(base))
     if not output:
         latest = Path(base) / "plan-latest"
         tmp = Path(base) / ".plan-latest.tmp"

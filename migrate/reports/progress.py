@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
 
+def on_terminal() -> bool:
+    """Bars redraw themselves with carriage returns: only where a terminal shows them, never into a log file."""
+    return sys.stderr.isatty()
+
+
 class ScanProgress:
-    """A total bar (items/s over all drives) plus one bar per drive being scanned (items/s of that drive)."""
+    """On a terminal: a total bar (items/s over all drives) plus one bar per drive being scanned. Elsewhere (a
+    log, a pipe): one plain line per finished drive."""
 
     def __init__(self, drives: int, *, enabled: bool = True) -> None:
         from tqdm import tqdm
@@ -18,13 +25,12 @@ class ScanProgress:
         self._bars: dict[str, Any] = {}
         self._free: list[int] = []
         self._next = 1
-        self.total = tqdm(total=None, desc=f"scan ({drives} drives)", unit=" items", disable=not enabled,
+        self.per_drive = enabled and on_terminal()
+        self.lines = enabled and not self.per_drive
+        self.total = tqdm(total=None, desc=f"scan ({drives} drives)", unit=" items", disable=not self.per_drive,
                           position=0, dynamic_ncols=True, leave=True)
         self.finished = 0
         self.drives = drives
-        import sys
-
-        self.per_drive = enabled and sys.stderr.isatty()  # per-drive bars only where a terminal redraws them
 
     def drive_started(self, drive: dict[str, Any], mode: str) -> None:
         if not self.per_drive:
@@ -51,7 +57,12 @@ class ScanProgress:
             if bar:
                 bar[0].close()
                 self._free.append(bar[1])
-            self.total.set_description(f"scan ({self.finished}/{self.drives} drives)")
+            self.total.set_description_str(f"scan ({self.finished}/{self.drives} drives)")
+            if self.lines:
+                who = f"{result.name} of {result.owner}" if result.owner else result.name
+                state = f"{result.state}: {result.error}" if result.error else f"{result.items} items"
+                sys.stderr.write(f"scan: {self.finished}/{self.drives} drives done; {who}: {state}\n")
+                sys.stderr.flush()
 
     def close(self) -> None:
         with self._lock:
@@ -66,7 +77,7 @@ class CountProgress:
     def __init__(self, desc: str, *, enabled: bool = True) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(desc=desc, unit=" found", disable=not enabled, dynamic_ncols=True)
+        self.bar = tqdm(desc=desc, unit=" found", disable=not (enabled and on_terminal()), dynamic_ncols=True)
 
     def __call__(self, what: str, n: int) -> None:
         self.bar.update(n)

@@ -14,6 +14,29 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} PiB"  # pragma: no cover
 
 
+def human_duration(seconds: float) -> str:
+    """42 → '42 s', 3725 → '1 h 2 min'; under a second reads '1 s', never '0.0 min'."""
+    s = max(1, int(round(seconds))) if seconds > 0 else 0
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+# Nextcloud's share permission bits, in the words of its sharing dialog (the bitmask is for machines: CSV, --json)
+PERMISSION_WORDS = ((1, "read"), (2, "edit"), (4, "create"), (8, "delete"), (16, "re-share"))
+
+
+def permission_words(perms: Any) -> str:
+    """3 → 'read, edit'; 31 → 'read, edit, create, delete, re-share'; anything else as it is."""
+    if not isinstance(perms, int) or isinstance(perms, bool):
+        return "" if perms is None else str(perms)
+    return ", ".join(w for bit, w in PERMISSION_WORDS if perms & bit) or "none"
+
+
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A left-aligned text table with a rule under the header."""
     cells = [[str(c) for c in r] for r in rows]
@@ -41,14 +64,15 @@ def render_status(data: dict[str, Any]) -> str:
             files = sum(v["files"] for v in c.values())
             size = sum(v["bytes"] for v in c.values())
             done = c.get("verified", {}).get("files", 0)
-            rows.append([d["kind"], d["name"][:30], (d["owner"] or "")[:40], d["batch"] or "-", d["scan_state"],
+            rows.append([d["kind"], d["name"][:30], d["owner"] or "", d["batch"] or "-",
+                         d["scan_state"] if d.get("migrated", True) else "not migrated",
                          files, human_bytes(size), done, c.get("failed", {}).get("files", 0),
                          _waiting(d.get("waiting") or {})])
         out.append(table(["kind", "drive", "owner", "batch", "scan", "files", "bytes", "verified", "failed",
                           "changes waiting"], rows))
     else:
         out.append("no drives recorded yet")
-    t = data["totals"]
+    t = {s: c for s, c in data["totals"].items() if c["files"]}
     if t:
         out += ["", "totals: " + ", ".join(f"{s} {t[s]['files']} ({human_bytes(t[s]['bytes'])})" for s in STATUS_ORDER if s in t)]
     adopted = data.get("adopted") or {}
@@ -59,19 +83,30 @@ def render_status(data: dict[str, Any]) -> str:
     if shares:
         out += ["", f"shares: {sum(shares.values())} planned: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(shares.items(), key=lambda kv: kv[0] != "created"))]
+    seen = data.get("share_visibility") or {}
+    if seen:
+        out.append("shares seen by their recipients: " + ", ".join(
+            f"{k} {seen[k]}" for k in ("visible", "not visible", "not checked") if seen.get(k)))
     lost = data.get("grants_not_carried_over") or {}
     if lost.get("count"):
         where = lost.get("report") or "the plan report (run `m365-migrate plan` to write it)"
         out += [f"grants not carried over: {lost['count']} ("
                 + ", ".join(f"{k} {v}" for k, v in lost["by_category"].items()) + f"), listed with the reason in {where}"]
-    if data["failures"] or data.get("share_failures"):
+    if data["failures"] or data.get("share_failures") or data.get("shares_not_visible"):
         out += ["", "needs attention:"]
         out += [f"  {f['status']:8} {f['path'] or f['item_id']}: {f['last_error'] or ''}" for f in data["failures"]]
         out += [f"  share    {f['owner']}:{f['path']} → {f['share_with']}: {f['share_error'] or f['share_status']}"
                 for f in data.get("share_failures") or []]
+        out += [f"  share    {f['owner']}:{f['path']} → {f['share_with']}: not seen yet by "
+                + "; ".join(f"{m['user']} ({m['reason']})" for m in f["not_visible"])
+                for f in data.get("shares_not_visible") or []]
     if data["recent_runs"]:
         r = data["recent_runs"][0]
-        out += ["", f"last run: {r['command']} ({r['status']}) started {r['started_at']}"]
+        line = f"last run: {r['command']} ({r['status']}) started {r['started_at']}"
+        if r.get("interrupted_at"):
+            gone = f"; its process, pid {r['pid']} on {r['host']}, is gone" if r.get("alive") is False else ""
+            line = f"last run: {r['command']} interrupted at {r['interrupted_at']} (started {r['started_at']}{gone})"
+        out += ["", line]
     g = data.get("graph") or {}
     if g.get("runs"):
         line = f"Graph: {g['ru_last_24h']:,} resource units in the last 24 hours"
@@ -93,6 +128,14 @@ def render_verify(summary: Any) -> str:
         lines.append(f"  {gap['target']}: {gap['problem']}")
     if len(summary.gaps) > 200:
         lines.append(f"  … and {len(summary.gaps) - 200} more (`--json` lists them all)")
+    if summary.shares_checked or summary.shares_not_visible:
+        lines.append(f"checked {summary.shares_checked} user and group shares as their recipients: "
+                     f"{len(summary.shares_not_visible)} not seen by every recipient yet")
+    for r in summary.shares_not_visible[:200]:
+        who = "; ".join(f"{m['user']}: {m['reason']}" for m in r["not_visible_to"])
+        lines.append(f"  share {r['share_id']} of {r['owner']}:{r['path']} → {r['share_with']}: {who}")
     if summary.gaps:
         lines.append("next: run `m365-migrate copy` to send the files with gaps again")
+    if summary.shares_not_visible:
+        lines.append("next: run `m365-migrate share` to accept the pending shares as their recipients")
     return "\n".join(lines)

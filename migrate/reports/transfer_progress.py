@@ -10,11 +10,11 @@ class CopyProgress:
     """Listener for `engine.accounting.Accounting`; disabled bars cost nothing."""
 
     def __init__(self, *, enabled: bool = True) -> None:
-        import sys
-
         from tqdm import tqdm
 
-        enabled = enabled and sys.stderr.isatty()  # two redrawn bars only where a terminal redraws them
+        from migrate.reports.progress import on_terminal
+
+        enabled = enabled and on_terminal()  # two redrawn bars only where a terminal redraws them
         self._lock = threading.Lock()
         self.bytes = tqdm(total=0, desc="bytes", unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
                           position=0, dynamic_ncols=True)

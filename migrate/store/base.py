@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -27,9 +28,48 @@ def dk_of(drive_id_sql: str) -> str:
 DK_OF = dk_of("?")
 
 
+def read_only_state(path: Path, exc: OSError | sqlite3.DatabaseError) -> StateError:
+    """The refusal of a writing command whose state location cannot be written (read-only storage, rights)."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return StateError(f"the state location {Path(path).parent} is read-only ({why}): this command records its "
+                      "progress there", hint="run it with --state on writable storage (copy the database there); "
+                      "status, report and audit read a read-only copy as it is")
+
+
+def open_error(path: Path, exc: sqlite3.DatabaseError) -> StateError:
+    """What an SQLite error on opening means for the user: read-only storage, no access, or a damaged file."""
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        return read_only_state(path, exc)
+    if "unable to open" in text:
+        return StateError(f"cannot open the state database {path}: {exc}",
+                          hint="check that the file and its folder can be read (and, for commands that write, "
+                          "written) by this user, and that the folder exists")
+    return StateError(f"cannot open state database {path}: {exc}",
+                      hint="check that the file is an m365-migrate state database and is not damaged")
+
+
 def utcnow() -> str:
     """Timestamps in the store: ISO 8601, UTC, to the microsecond (sortable as text)."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _private(path: Path) -> None:
+    """The database holds names, paths and grants: create it 0600 (SQLite gives its -wal and -shm files the
+    database's mode), and take group and world access away from one an earlier version created 0644."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # not ours to create (read-only folder): sqlite3 says what is wrong
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if p.stat().st_mode & 0o077:
+                p.chmod(0o600)
+        except OSError:
+            pass  # not there, or not ours to change
 
 
 class StoreBase:
@@ -41,15 +81,30 @@ class StoreBase:
 
     _atomic_depth = 0  # atomic() blocks open (by the thread holding the lock)
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(self, path: Path, *, create: bool = True, readonly: bool = False) -> None:
+        """Open (and migrate) the database; `readonly` for commands that only read it (status, reports, audit),
+        which then work on a read-only copy too (an auditor's). Raises StateError naming what is wrong."""
         self.path = Path(path)
-        if not create and not self.path.exists():
+        if self.path.is_dir():
+            raise StateError(f"the state database {self.path} is a folder",
+                             hint=f"pass the database file itself, e.g. --state {self.path / 'migration.db'}")
+        if (not create or readonly) and not self.path.exists():
             raise StateError(
                 f"no state database at {self.path}",
                 hint="run `m365-migrate discover` first, or pass --state with the right path",
             )
+        self._lock = threading.RLock()
+        self._drive_keys: dict[str, int] = {}
+        self.readonly = readonly
+        if readonly:
+            self._open_readonly()
+            return
         if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise read_only_state(self.path, exc) from None
+            _private(self.path)
         try:
             conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
             conn.execute("PRAGMA busy_timeout = 30000")
@@ -58,15 +113,35 @@ class StoreBase:
                 self.db.enable_wal()
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
-            self._lock = threading.RLock()
-            self._drive_keys: dict[str, int] = {}
             with self._lock:
                 migrations.apply(self.db)
         except sqlite3.DatabaseError as exc:
-            raise StateError(
-                f"cannot open state database {self.path}: {exc}",
-                hint="check that the file is an m365-migrate state database and is not damaged",
-            ) from exc
+            raise open_error(self.path, exc) from exc
+
+    def _open_readonly(self) -> None:
+        """`mode=ro` sees what a running writer committed; where SQLite cannot even keep its shared-memory file
+        beside the database (read-only storage), the copy is opened as immutable: nobody can change it there."""
+        uri = self.path.resolve().as_uri()
+        last: sqlite3.DatabaseError | None = None
+        for flags in ("mode=ro", "immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{uri}?{flags}", uri=True, check_same_thread=False, timeout=30)
+                conn.execute("PRAGMA busy_timeout = 30000")
+                self.db = Database(conn)
+                self.db.execute("PRAGMA foreign_keys = ON")
+                pending = migrations.pending(self.db)
+            except sqlite3.DatabaseError as exc:
+                last = exc
+                continue
+            if pending:
+                self.db.conn.close()
+                raise StateError(f"the state database {self.path} was written by an older m365-migrate (schema "
+                                 f"steps missing: {', '.join(m.name for m in pending)}); reading commands do not "
+                                 "change it", hint="run a writing command (e.g. `m365-migrate plan`) on it once, "
+                                 "or on a writable copy")
+            return
+        assert last is not None
+        raise open_error(self.path, last)
 
     def close(self) -> None:
         with self._lock:

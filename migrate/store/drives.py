@@ -82,6 +82,16 @@ class DrivesMixin(StoreBase):
                                      (batch, now, drive_id, batch)).rowcount
         return n
 
+    def set_not_migrated(self, not_migrated: set[str]) -> int:
+        """Mark the drives whose mapping row has a blank target (and unmark every other); returns rows changed."""
+        now, n = utcnow(), 0
+        with self.atomic():
+            for (drive_id,) in self.db.execute("SELECT id FROM drives").fetchall():
+                flag = int(drive_id in not_migrated)
+                n += self.db.execute("UPDATE drives SET not_migrated = ?, updated_at = ? WHERE id = ? "
+                                     "AND not_migrated != ?", (flag, now, drive_id, flag)).rowcount
+        return n
+
     def users(self) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM users ORDER BY upn")
 
@@ -108,6 +118,18 @@ class DrivesMixin(StoreBase):
                 {"ended_at": utcnow(), "status": status, "summary": json.dumps(summary or {}, default=str)},
             )
 
+    def finish_run_if_free(self, run_id: int, status: str, summary: dict[str, Any] | None, *,
+                           timeout: float) -> bool:
+        """finish_run, unless another thread holds the store for longer than `timeout` (a hard exit must not
+        wait on a worker); False when it could not be recorded (the next run then finds it 'running')."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
+            self.finish_run(run_id, status, summary)
+            return True
+        finally:
+            self._lock.release()
+
     def ru_spent_since(self, since: str) -> float:
         """Graph resource units that runs started since `since` spent (their books, kept in each run's summary)."""
         return float(self.scalar("SELECT coalesce(sum(json_extract(summary, '$.graph.ru')), 0) FROM runs "
@@ -115,6 +137,27 @@ class DrivesMixin(StoreBase):
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+
+    def run_last_activity(self, run_id: int) -> str | None:
+        """When a run last wrote an audit record or a metric (read newest first: the latest run's is near the end)."""
+        rows = self.query(
+            "SELECT MAX(ts) AS ts FROM (SELECT (SELECT ts FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT 1) AS ts "
+            "UNION ALL SELECT (SELECT recorded_at FROM metrics WHERE run_id = ? ORDER BY id DESC LIMIT 1))",
+            (run_id, run_id))
+        return rows[0]["ts"] if rows else None
+
+    def close_dead_runs(self) -> int:
+        """Mark every run still recorded as running as interrupted. Call only while holding the run lock: then
+        no such run can be alive (its process was killed, or its machine stopped, before it recorded its end)."""
+        dead = self.query("SELECT id, started_at FROM runs WHERE status = 'running'")
+        with self.atomic():
+            for r in dead:
+                self.db.execute(
+                    "UPDATE runs SET status = 'interrupted', ended_at = ?, summary = ? WHERE id = ?",
+                    (self.run_last_activity(r["id"]) or r["started_at"],
+                     json.dumps({"error": "its process ended without recording its end (killed, or the machine "
+                                          "stopped); found by the next run"}), r["id"]))
+        return len(dead)
 
     def record_metric(self, name: str, value: float, unit: str = "") -> None:
         with self.atomic():

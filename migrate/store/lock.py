@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
 import socket
 from pathlib import Path
 
-from migrate.errors import LockedError
+from migrate.errors import LockedError, StateError
 
 
 def _pid_alive(pid: int) -> bool:
@@ -36,8 +37,21 @@ class RunLock:
         self.stale_from: dict | None = None
 
     def acquire(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Take the lock or raise LockedError naming the holder; StateError when the location is read-only."""
+        from migrate.store.base import read_only_state
+
+        if self.path.with_suffix("").is_dir():
+            raise StateError(f"the state database {self.path.with_suffix('')} is a folder",
+                             hint=f"pass the database file itself, e.g. --state "
+                             f"{self.path.with_suffix('') / 'migration.db'}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise read_only_state(self.path, exc) from None
+            raise StateError(f"cannot create the lock file {self.path}: {exc.strerror}",
+                             hint="check the --state path and its folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -84,6 +98,25 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def run_alive(run: dict, db_path: Path) -> bool | None:
+    """Whether a run recorded as running still runs, read without touching the lock (a dashboard polling
+    `status` must never make a starting run fail): False when the lock file no longer names its pid and host, or
+    names them on this host and that pid is gone; None when it names another host (that host can tell)."""
+    try:
+        fd = os.open(Path(str(db_path) + ".lock"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        holder = _read_holder(fd)
+    finally:
+        os.close(fd)
+    if not holder or holder.get("pid") != run.get("pid") or holder.get("host") != run.get("host"):
+        return False
+    if holder.get("host") != socket.gethostname():
+        return None
+    return bool(holder.get("alive"))
 
 
 def _read_holder(fd: int) -> dict | None:

@@ -430,7 +430,24 @@ def m012_drive_keys(db: Database) -> None:
 
 
 @migrations()
-def m014_adopted(db: Database) -> None:
+def m015_share_visibility(db: Database) -> None:
+    # A share counts only when its recipients see it (issue 26): Nextcloud may leave a user or group share pending
+    # for a recipient (force_share_accept, or a failed acceptance listener). `visible`: NULL not checked yet, 1 every
+    # recipient we can act for sees it, 0 some do not; `not_visible` lists them with the reason (JSON).
+    db.execute("ALTER TABLE planned_shares ADD COLUMN visible INTEGER")
+    db.execute("ALTER TABLE planned_shares ADD COLUMN not_visible TEXT")
+
+
+@migrations()
+def m017_drives_not_migrated(db: Database) -> None:
+    # A drive whose users.csv / sites.csv row has a blank target is "not migrated": `scan` leaves it out unless
+    # it is named (--drive/--user), and `status` does not wait for its inventory. Set from the mapping files
+    # with the batches (engine.discover.assign_batches).
+    db.execute("ALTER TABLE drives ADD COLUMN not_migrated INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m018_adopted(db: Database) -> None:
     # How a file the target already held whole was recorded as verified without being sent (copy's adoption:
     # "stored SHA1", "QuickXorHash of the target's bytes", "empty file"); NULL for files we sent. Cleared the
     # moment the item leaves `verified` (an edit at the source, a gap `verify` found), so it always describes
@@ -442,7 +459,7 @@ def m014_adopted(db: Database) -> None:
 
 
 @migrations()
-def m015_gw_attachments(db: Database) -> None:
+def m019_gw_attachments(db: Database) -> None:
     # Calendar attachments too large to inline (and attached items) go to the owner's Files and are linked from
     # the event (reference groupware.md §4.8): one row per attachment with where it went, the file id the link
     # names, the bytes' SHA1, and the users it is shared with, so a rerun sends nothing twice and verify checks it.

@@ -27,7 +27,8 @@ def _share(r: dict[str, Any]) -> PlannedShare:
         grants=tuple(json.loads(r["grants"] or "[]")), note=r["note"] or "", id=int(r["id"]),
         planned=bool(r["planned"]), status=r["status"], share_id=r["share_id"],
         share_permissions=r["share_permissions"], made_by_us=bool(r["made_by_us"]), error=r["error"],
-        item_status=r.get("item_status"))
+        item_status=r.get("item_status"), visible=None if r.get("visible") is None else bool(r["visible"]),
+        not_visible=tuple(json.loads(r.get("not_visible") or "[]")))
 
 
 class SharesMixin(StoreBase):
@@ -104,6 +105,10 @@ class SharesMixin(StoreBase):
                              error: str | None = None, audit: tuple[str, str, dict[str, Any]] | None = None) -> None:
         """Set what became of a planned share, with its audit record, in one transaction."""
         with self.atomic():
+            # another share (a new id), or none at all: what its recipients saw of the old one no longer counts
+            self.db.execute(
+                "UPDATE planned_shares SET visible = NULL, not_visible = NULL WHERE id = ? AND (? != 'created' OR "
+                "(? IS NOT NULL AND ? != coalesce(share_id, '')))", (row_id, status, share_id, share_id))
             self.db.execute(
                 "UPDATE planned_shares SET status = ?, share_id = coalesce(?, share_id), "
                 "share_permissions = coalesce(?, share_permissions), made_by_us = coalesce(?, made_by_us), "
@@ -113,6 +118,45 @@ class SharesMixin(StoreBase):
             if audit is not None:
                 action, subject, detail = audit
                 self.audit(action, subject, **detail)  # type: ignore[attr-defined]  # AuditMixin, same store
+
+    def record_share_visibility(self, row_id: int, visible: bool, not_visible: list[dict[str, Any]],
+                                audits: Iterable[tuple[str, str, dict[str, Any]]] = ()) -> None:
+        """What the recipients of a made share see of it (accepted, or pending with the reason), with the audit
+        records of the acceptances made as them, in one transaction."""
+        with self.atomic():
+            self.db.execute("UPDATE planned_shares SET visible = ?, not_visible = ?, updated_at = ? WHERE id = ?",
+                            (int(visible), json.dumps(not_visible, ensure_ascii=False) if not_visible else None,
+                             utcnow(), row_id))
+            for action, subject, detail in audits:
+                self.audit(action, subject, **detail)  # type: ignore[attr-defined]
+
+    def share_visibility_counts(self, drive_ids: Iterable[str]) -> dict[str, int]:
+        """Over the user and group shares made as planned: {"visible": n, "not visible": n, "not checked": n}."""
+        return self._share_counts("CASE visible WHEN 1 THEN 'visible' WHEN 0 THEN 'not visible' ELSE 'not checked' "
+                                  "END", "planned != 0 AND status = ? AND share_type IN (0, 1)", drive_ids, (DONE,))
+
+    def _share_counts(self, expr: str, where: str, drive_ids: Iterable[str], params: tuple[Any, ...] = ()
+                      ) -> dict[str, int]:
+        """{value of `expr`: n} over the planned shares of these drives that match `where`."""
+        ids = list(drive_ids)
+        if not ids:
+            return {}
+        rows = self.query(f"SELECT {expr} AS k, count(*) AS n FROM planned_shares WHERE {where} "
+                          f"AND drive_id IN ({_marks(ids)}) GROUP BY k", (*params, *ids))
+        return {r["k"]: int(r["n"]) for r in rows}
+
+    def shares_not_visible(self, drive_ids: Iterable[str], limit: int = 20) -> list[dict[str, Any]]:
+        """Made shares some recipient does not see yet, with who and why."""
+        ids = list(drive_ids)
+        if not ids:
+            return []
+        rows = self.query(
+            "SELECT drive_id, item_id, owner, path, share_type, share_with, share_id, not_visible FROM planned_shares "
+            f"WHERE planned != 0 AND status = ? AND visible = 0 AND drive_id IN ({_marks(ids)}) "
+            "ORDER BY updated_at DESC, id LIMIT ?", (DONE, *ids, int(limit)))
+        for r in rows:
+            r["not_visible"] = json.loads(r["not_visible"] or "[]")
+        return rows
 
     def forget_planned_share(self, row_id: int, audit: tuple[str, str, dict[str, Any]] | None = None) -> None:
         """Drop a planned share no grant asks for any more (its share, if ours, was removed), with its audit."""
@@ -125,13 +169,8 @@ class SharesMixin(StoreBase):
     def planned_share_counts(self, drive_ids: Iterable[str]) -> dict[str, int]:
         """{state: n} over planned shares: their status ('not started' when none yet), 'to remove' for shares we
         made that no grant asks for any more."""
-        ids = list(drive_ids)
-        if not ids:
-            return {}
-        rows = self.query(
-            "SELECT CASE WHEN planned = 0 THEN 'to remove' ELSE coalesce(status, 'not started') END AS s, "
-            f"count(*) AS n FROM planned_shares WHERE drive_id IN ({_marks(ids)}) GROUP BY s", tuple(ids))
-        return {r["s"]: int(r["n"]) for r in rows}
+        return self._share_counts("CASE WHEN planned = 0 THEN 'to remove' ELSE coalesce(status, 'not started') END",
+                                  "1", drive_ids)
 
     def planned_share_problems(self, drive_ids: Iterable[str], limit: int = 20) -> list[dict[str, Any]]:
         """Planned shares not as planned for a reason a person must look at, newest first."""

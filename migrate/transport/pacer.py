@@ -3,7 +3,8 @@
 Backends turn responses into typed errors (their own `should_retry` classification); the pacer decides what
 to do with them: Transient errors are retried with backoff, `ThrottledError.retry_after` is honoured exactly
 (integer or fractional seconds) and pauses *every* worker sharing the pacer, not just the one that was told.
-Anything else passes straight through.
+Anything else passes straight through. Attempts that get no answer at all (Unanswered) are bounded in time by
+the pacer's FaultBudget instead of a count (transport/outage.py); Ctrl-C ends every pause at once (interrupt.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from migrate.errors import ThrottledError, Transient
+from migrate.errors import ThrottledError, Transient, Unanswered
+from migrate.transport import interrupt
+from migrate.transport.outage import Endpoint, FaultBudget
 
 if TYPE_CHECKING:
     from migrate.transport.budget import Budget
@@ -49,8 +52,9 @@ class Pacer:
         base_delay: float = 0.5,
         max_delay: float = 60.0,
         min_interval: float = 0.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = interrupt.sleep,
         clock: Callable[[], float] = time.monotonic,
+        faults: FaultBudget | None = None,
     ) -> None:
         self.name = name
         self.max_attempts = max_attempts
@@ -63,6 +67,7 @@ class Pacer:
         self._resume_at = 0.0
         self._last_call = 0.0
         self.stats = PacerStats()
+        self.faults = faults or FaultBudget(Endpoint(name))
         self.budget: Budget | None = None   # the resource-unit budget every request through this pacer draws on
 
     def spend(self, units: float) -> None:
@@ -91,8 +96,20 @@ class Pacer:
             self.stats.waited += delay
             self._sleep(delay)
 
+    def _stop(self, state: RetryCallState) -> bool:
+        """Unanswered attempts stop when the fault budget is spent, any other failure after max_attempts."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Unanswered):
+            # also a bound per call: answers from elsewhere on the endpoint (another host behind the same pacer,
+            # such as Graph's download host) keep ending the shared outage, and this call must still end
+            return self.faults.unanswered(exc) or state.attempt_number >= max(self.max_attempts,
+                                                                               self.faults.planned + 2)
+        return state.attempt_number >= self.max_attempts
+
     def _backoff(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Unanswered):
+            return self.faults.pause(exc, state.attempt_number)
         if isinstance(exc, ThrottledError) and exc.retry_after is not None:
             # The pause is shared (set in _before_sleep); this thread waits for it in _wait_turn.
             return 0.0
@@ -113,17 +130,26 @@ class Pacer:
     def call(self, fn: Callable[[], T], *, what: str = "") -> T:
         """Run `fn` until it returns, raises a non-transient error, or runs out of attempts."""
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=self._stop,
             wait=self._backoff,
             retry=retry_if_exception(lambda e: isinstance(e, Transient)),
             before_sleep=self._before_sleep,
             sleep=self._sleep,
             reraise=True,
         )
-        for attempt in retrying:
-            with attempt:
-                self._wait_turn()
-                return fn()
+        try:
+            for attempt in retrying:
+                with attempt:
+                    interrupt.check()
+                    self.faults.check()
+                    self._wait_turn()
+                    result = fn()
+                    self.faults.answered()
+                    return result
+        except Unanswered:
+            if self.faults.gone:
+                raise self.faults.unreachable() from None
+            raise
         raise AssertionError("unreachable")  # pragma: no cover
 
 

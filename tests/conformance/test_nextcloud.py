@@ -147,6 +147,33 @@ def test_shares_are_made_by_the_owner_and_duplicates_return_the_existing_one(nc_
     t.shares.delete(u, made["id"])                                       # already gone is fine
 
 
+def test_a_share_pending_for_its_recipient_is_accepted_as_them(nc_rig: Rig) -> None:
+    """§6.5a: a share waits for its recipient with force_share_accept on (on the sandbox turned on here; on a real
+    server run the suite with `sharing.force_share_accept` true to see the pending side): the owner's createShare
+    says nothing of it, only the recipient's views do; accepting as the recipient makes it theirs. Either way,
+    after `accept` the recipient sees it, and no one else can accept it."""
+    t, u, other = nc_rig.target(), nc_rig.user, nc_rig.other
+    if nc_rig.server is not None:
+        nc_rig.server.force_share_accept()
+    t.upload(u, nc_rig.p("p/doc.txt"), [b"doc"], 3, sha1=None)
+    made = t.shares.create(u, nc_rig.p("p/doc.txt"), 0, other, permissions=1)
+    sid = str(made["id"])
+    pending = {str(s["id"]): s for s in t.shares.pending(other)}
+    seen = {str(s["id"]) for s in t.shares.shared_with_me(other)}
+    assert (sid in pending) != (sid in seen), "a share is either pending for its recipient or theirs"
+    if nc_rig.server is not None:
+        assert sid in pending
+    if sid in pending:
+        assert pending[sid]["permissions"] == 0 and pending[sid]["path"] == "/doc.txt"
+        with pytest.raises(TargetItemError, match="404"):
+            t.shares.accept(nc_rig.admin or u, sid)                    # not theirs to accept
+    t.shares.accept(other, sid)
+    assert sid in {str(s["id"]) for s in t.shares.shared_with_me(other)}
+    assert sid not in {str(s["id"]) for s in t.shares.pending(other)}
+    t.shares.accept(other, sid)                                        # accepting again is harmless
+    t.shares.delete(u, sid)
+
+
 def test_provisioning_reads(nc_rig: Rig) -> None:
     prov = nc_rig.target().provisioning()
     assert prov.user_exists(nc_rig.user) and prov.user_exists(nc_rig.other)

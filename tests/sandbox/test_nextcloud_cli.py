@@ -16,7 +16,8 @@ def test_cli_prints_json_and_serves(tmp_path):
     detection sequence expects (§10.1) and honours --groups/--quota-mb (§6.6); SIGINT stops it cleanly."""
     exe = Path(sys.executable).with_name("m365-migrate")
     proc = subprocess.Popen([str(exe), "sandbox", "nextcloud", "--port", "0", "--users", "alice,bob",
-                             "--groups", "staff:alice,bob", "--quota-mb", "5", "--data", str(tmp_path / "data")],
+                             "--groups", "staff:alice,bob", "--quota-mb", "5", "--data", str(tmp_path / "data"),
+                             "--force-share-accept"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -32,6 +33,14 @@ def test_cli_prints_json_and_serves(tmp_path):
         r = requests.put(info["url"] + "/remote.php/dav/files/bob/x.txt", data=b"x",
                          auth=("bob", info["users"]["bob"]), timeout=5)
         assert r.status_code == 201 and (tmp_path / "data/users/bob/files/x.txt").exists()
+        # --force-share-accept: a new share waits for its recipient
+        ocs = {"OCS-APIRequest": "true"}
+        shares = info["url"] + "/ocs/v2.php/apps/files_sharing/api/v1/shares?format=json"
+        made = requests.post(shares, data={"path": "/x.txt", "shareType": 0, "shareWith": "alice"}, headers=ocs,
+                             auth=("bob", info["users"]["bob"]), timeout=5).json()["ocs"]["data"]
+        pending = requests.get(shares.replace("shares?", "shares/pending?"), headers=ocs,
+                               auth=("alice", info["users"]["alice"]), timeout=5).json()["ocs"]["data"]
+        assert [p["id"] for p in pending] == [made["id"]]
     finally:
         proc.send_signal(signal.SIGINT)
         try:

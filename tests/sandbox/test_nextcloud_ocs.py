@@ -455,3 +455,52 @@ def test_non_member_write_makes_a_lookalike_and_groupfolders_dav_lists_mounts(ne
     assert r.status_code == 403
     assert list(propfind(dave, nc.url + "/remote.php/dav/groupfolders/dave/", props=props)[0]) == [
         "/remote.php/dav/groupfolders/dave/"]
+
+
+def _ids(resp) -> set[str]:
+    assert resp.status_code == 200, resp.text
+    return {str(x["id"]) for x in resp.json()["ocs"]["data"]}
+
+
+def test_pending_shares_with_force_accept_and_a_failed_acceptance(nextcloud_sandbox):
+    """§6.5a: a pending share is not in the recipient's "shared with me", only in `shares/pending` (with
+    permissions 0), until they accept it; with force_share_accept every new user and group share waits, and a
+    failed "share created" listener leaves one waiting although createShare answered 200."""
+    nc = nextcloud_sandbox
+    alice, bob, carol = (dav_session(nc, u) for u in ("alice", "bob", "carol"))
+    for name in ("a.txt", "b.txt", "c.txt"):
+        assert alice.put(f"{nc.url}/remote.php/dav/files/alice/{name}", data=b"x").status_code == 201
+
+    # default: accepted at once
+    auto = share(alice, nc, {"path": "/a.txt", "shareType": 0, "shareWith": "bob", "permissions": 1}).json()
+    assert str(auto["ocs"]["data"]["id"]) in _ids(ocs(bob, nc, "GET", SHARES, shared_with_me="true"))
+    assert _ids(ocs(bob, nc, "GET", SHARES + "/pending")) == set()
+
+    # a failed acceptance listener: 200 for the owner, pending for the recipient
+    nc.fail_share_acceptance(1)
+    lost = share(alice, nc, {"path": "/b.txt", "shareType": 0, "shareWith": "bob", "permissions": 1})
+    assert lost.status_code == 200 and lost.json()["ocs"]["meta"]["statuscode"] == 200
+    lost_id = str(lost.json()["ocs"]["data"]["id"])
+    assert lost_id not in _ids(ocs(bob, nc, "GET", SHARES, shared_with_me="true"))
+    pending = ocs(bob, nc, "GET", SHARES + "/pending").json()["ocs"]["data"]
+    assert [(str(p["id"]), p["permissions"], p["path"]) for p in pending] == [(lost_id, 0, "/b.txt")]
+    assert "accepted_by" not in pending[0] and "acceptance_failed" not in pending[0]
+
+    # force_share_accept: a group share waits for every member; each accepts for themselves only
+    nc.force_share_accept()
+    group = share(alice, nc, {"path": "/c.txt", "shareType": 1, "shareWith": "staff", "permissions": 1}).json()
+    gid = str(group["ocs"]["data"]["id"])
+    assert gid in _ids(ocs(bob, nc, "GET", SHARES + "/pending"))
+    assert gid not in _ids(ocs(bob, nc, "GET", SHARES, shared_with_me="true"))
+    refused = ocs(carol, nc, "POST", f"{SHARES}/pending/{gid}")          # not a recipient
+    assert refused.status_code == 404 and refused.json()["ocs"]["meta"]["message"] == \
+        "Wrong share ID, share does not exist"
+    for sid in (lost_id, gid):
+        ok = ocs(bob, nc, "POST", f"{SHARES}/pending/{sid}")
+        assert ok.status_code == 200 and ok.json()["ocs"]["data"] == []
+    assert {lost_id, gid} <= _ids(ocs(bob, nc, "GET", SHARES, shared_with_me="true"))
+    assert _ids(ocs(bob, nc, "GET", SHARES + "/pending")) == set()
+    assert nc.share_states(gid) == {"bob": 1}
+    assert gid not in _ids(ocs(alice, nc, "GET", SHARES, shared_with_me="true")), "her own group share is not for her"
+    # the owner's view never tells
+    assert ocs(alice, nc, "GET", SHARES, path="/b.txt").json()["ocs"]["data"][0]["share_with"] == "bob"

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from migrate.errors import AuthError, TargetError, TargetFull, TargetItemError, ThrottledError, TransientError
+from migrate.errors import (
+    AuthError,
+    TargetError,
+    TargetFull,
+    TargetItemError,
+    ThrottledError,
+    TransientError,
+    Unanswered,
+)
 from migrate.transport.pacer import Pacer, parse_retry_after
 
 if TYPE_CHECKING:
@@ -131,9 +139,10 @@ class DavTarget:
                 resp = self.http.request(method, url, content=body, headers=dict(headers or {}),
                                          auth=self._auth(user))
             except httpx.TimeoutException as exc:
-                raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
+                raise Unanswered(f"{what}: timed out ({type(exc).__name__})", reason=type(exc).__name__) from None
             except httpx.TransportError as exc:
-                raise TransientError(f"{what}: connection failed ({type(exc).__name__}: {exc})") from None
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                raise Unanswered(f"{what}: connection failed ({reason})", reason=reason) from None
             if resp.status_code in ok:
                 return resp
             err = classify(resp, what)
@@ -286,6 +295,11 @@ def open_dav_target(settings: Settings, *, need: tuple[str, ...] = ("calendar", 
             raise ConfigError(f"[target] {key} is not set: a {settings.target.kind} target needs the {kind} home URL",
                               hint=f'add e.g. {key} = "https://dav.example.org/{{user}}/" to [target]')
     t = settings.target
+    if pacer is None:
+        from migrate.connect import fault_budget
+
+        pacer = Pacer("dav", max_attempts=8, faults=fault_budget(settings, "CalDAV/CardDAV target", cal or card,
+                                                                 "[target] url (or caldav_url/carddav_url)"))
     return DavTarget(cal, card, load_app_passwords(settings), ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
                      org=settings.source.org if settings.source else "Unknown", pacer=pacer,
                      nextcloud=t.kind == "nextcloud")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from migrate.errors import AuthError, ConfigError, TransientError
+from migrate.errors import AuthError, ConfigError, EndpointUnreachable, SignInRefused, Unanswered
 
 if TYPE_CHECKING:
     from migrate.config import Settings
@@ -93,11 +93,12 @@ class TokenProvider:
     Errors: AuthError when the authority refuses the credentials, TransientError when it cannot be reached.
     """
 
-    def __init__(self, factory: Callable[[], Any], scope: str, hint: str = "") -> None:
+    def __init__(self, factory: Callable[[], Any], scope: str, hint: str = "", where: str = "") -> None:
         self._factory = factory
         self._credential: Any = None
         self.scope = scope
         self.hint = hint
+        self.where = where  # "sign-in authority https://… ([source] authority)", for an authority that is down
         self._token: str | None = None
         self._expires = 0.0
         self._margin = REFRESH_MARGIN
@@ -132,9 +133,16 @@ class TokenProvider:
             tok = self._credential.get_token(self.scope)
         except ClientAuthenticationError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise AuthError(f"sign-in to Microsoft Entra ID failed: {first[:300]}", hint=self.hint) from None
+            if "Failed to establish a new connection" in first or "Max retries exceeded" in first:
+                # azure-identity (msal) has already retried the connection itself: the authority is not there
+                raise EndpointUnreachable(f"{self.where or 'the sign-in authority'} answered nothing: "
+                                          f"{first.rsplit(': ', 1)[-1][:200]}",
+                                          hint="check [source] authority, and that this machine reaches it "
+                                          "(firewall, proxy, DNS)") from None
+            raise SignInRefused(f"sign-in to Microsoft Entra ID failed: {first[:300]}", hint=self.hint) from None
         except ServiceRequestError as exc:
-            raise TransientError(f"cannot reach the sign-in authority: {exc}") from None
+            raise Unanswered(f"cannot reach the sign-in authority: {exc}", where=self.where,
+                             reason=str(exc).splitlines()[0][:200] or type(exc).__name__) from None
         except ValueError as exc:  # azure-identity's answer to a malformed authority or certificate
             raise AuthError(f"sign-in settings rejected: {exc}", hint=self.hint) from None
         self.fetches += 1
@@ -152,4 +160,5 @@ class TokenProvider:
 def token_provider(settings: Settings, env: Any = None) -> TokenProvider:
     """The TokenProvider for [source]; the credential is built lazily, on the first call that needs a token."""
     return TokenProvider(lambda: make_credential(settings, env), graph_scope(settings.source.graph_url),
-                         _auth_hint(settings))
+                         _auth_hint(settings), where=f"sign-in authority {settings.source.authority} "
+                         "([source] authority)")

@@ -25,6 +25,7 @@ from migrate.errors import (
     Terminal,
     ThrottledError,
     TransientError,
+    Unanswered,
 )
 from migrate.transport.budget import parse_ratelimit
 from migrate.transport.pacer import Pacer, parse_retry_after
@@ -206,9 +207,10 @@ class GraphClient:
                 resp = self.http.request(method, url, params=params, json=json_body,
                                          headers={**(headers or {}), "Authorization": f"Bearer {token}"})
             except httpx.TimeoutException as exc:
-                raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
+                raise Unanswered(f"{what}: timed out ({type(exc).__name__})", reason=type(exc).__name__) from None
             except httpx.TransportError as exc:
-                raise TransientError(f"{what}: connection failed ({type(exc).__name__}: {exc})") from None
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                raise Unanswered(f"{what}: connection failed ({reason})", reason=reason) from None
             self.observe(kind, resp)
             err = classify(resp.status_code, _body(resp) if resp.status_code >= 400 else None, resp.headers, what)
             if err is None:

@@ -25,7 +25,7 @@ from migrate.backends.graph.client import (
     SourceRefused,
     classify,
 )
-from migrate.errors import Fatal, ItemNotFound, MigrateError, ThrottledError, TransientError
+from migrate.errors import Fatal, ItemNotFound, MigrateError, ThrottledError, TransientError, Unanswered
 from migrate.transport.pacer import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,10 @@ class ContentReader:
             req = self.http.build_request("GET", url, headers=headers)
             resp = self.http.send(req, stream=True)
         except httpx.TransportError as exc:
-            raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from None
+            # the download host, named without its URL (a pre-authenticated link is a secret)
+            text = str(exc) if "://" not in str(exc) else ""
+            reason = f"download host: {type(exc).__name__}" + (f": {text}" if text else "")
+            raise Unanswered(f"{what}: connection failed ({reason})", reason=reason) from None
         self.client.observe("download", resp)
         if resp.status_code == 401:
             resp.close()

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from migrate.errors import AuthError, MigrateError
+from migrate.errors import AuthError, EndpointUnreachable, MigrateError, SignInRefused
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ def tenant_budget(client: Any, *, per_minute: int = 0, per_day: int = 0) -> Tena
             licences = count_licences(list(data.get("value") or ()))
             found = f"{licences:,} licences"
         except (AuthError, MigrateError) as exc:
+            if isinstance(exc, SignInRefused | EndpointUnreachable):
+                raise   # not a missing permission: nothing at Graph works, the command says so once
             found = ("the licence count could not be read (" + str(exc).splitlines()[0][:120] + "; grant "
                      "LicenseAssignment.Read.All, or set [source] ru_per_minute and ru_per_day): lowest band")
             log.info("%s", found)

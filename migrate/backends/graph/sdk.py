@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from migrate import __version__
 from migrate.backends.graph.auth import TokenProvider
 from migrate.backends.graph.client import classify
-from migrate.errors import TransientError
+from migrate.errors import TransientError, Unanswered
 from migrate.transport.pacer import Pacer
 
 T = TypeVar("T")
@@ -122,7 +122,8 @@ class SdkRunner:
                 import httpx
 
                 if isinstance(exc, httpx.TransportError):
-                    raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from None
+                    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    raise Unanswered(f"{what}: connection failed ({reason})", reason=reason) from None
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 

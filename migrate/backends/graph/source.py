@@ -232,7 +232,11 @@ def open_source(settings: Settings, *, workers: int | None = None, env: Any = No
     page = environ.get(PAGE_SIZE_ENV, "").strip()
     opts = options or GraphOptions(workers=workers or settings.transfer.workers,
                                    page_size=max(1, min(999, int(page))) if page.isdigit() else DEFAULT_PAGE_SIZE)
+    from migrate.connect import fault_budget
+
+    pacer = Pacer("graph", max_attempts=opts.max_attempts,
+                  faults=fault_budget(settings, "Microsoft Graph", src.graph_url, "[source] graph_url"))
     source = GraphSource(src.graph_url, token_provider(settings, env), ca_bundle=str(src.ca_bundle) if src.ca_bundle
-                         else None, org=src.org, options=opts)
+                         else None, org=src.org, options=opts, pacer=pacer)
     source.source_settings = src   # the budget figures a Run paces this source to (engine/meter.py)
     return source

@@ -1,4 +1,5 @@
-"""OCS Share API as the file's owner (reference §6): create, list, delete. Kept small for the `share` command.
+"""OCS Share API as the file's owner (reference §6): create, list, delete; and as a recipient: pending shares,
+accepting them, what they see (§6.5a). Kept small for the `share` command.
 
 createShare is rate-limited to 20 calls per user per 10 minutes on NC 32 (429, no Retry-After; §8.2), a
 duplicate user/group share returns the existing share, and the server may add bit 16 to link permissions:
@@ -57,6 +58,30 @@ class Shares:
             return []
         if not res.ok:
             raise TargetItemError(f"list shares of {owner}:{path!r}: HTTP {res.http_status} {res.message}")
+        return [dict(s) for s in res.data or []]
+
+    def pending(self, recipient: str) -> list[dict[str, Any]]:
+        """The user and group shares `recipient` has not accepted (`GET shares/pending`, as the recipient; §6.5a).
+        Nextcloud lists declined ones here too, and formats them all with `permissions` 0."""
+        res = ocs.call(self.dav, recipient, "GET", f"{API}/pending")
+        if not res.ok:
+            raise TargetItemError(f"list the pending shares of {recipient}: HTTP {res.http_status} {res.message}")
+        return [dict(s) for s in res.data or []]
+
+    def accept(self, recipient: str, share_id: str | int) -> None:
+        """Accept a share as its recipient (`POST shares/pending/{id}`): it shows in their files from now on.
+
+        Raises TargetItemError when refused (with the server's message), AuthError on 401."""
+        res = ocs.call(self.dav, recipient, "POST", f"{API}/pending/{quote(str(share_id), safe='')}")
+        if not res.ok:
+            raise TargetItemError(f"accept share {share_id} as {recipient}: HTTP {res.http_status} "
+                                  f"{res.message}".rstrip())
+
+    def shared_with_me(self, recipient: str) -> list[dict[str, Any]]:
+        """The shares `recipient` sees (accepted), read as the recipient (`shared_with_me=true`)."""
+        res = ocs.call(self.dav, recipient, "GET", API, params={"shared_with_me": "true"})
+        if not res.ok:
+            raise TargetItemError(f"list the shares {recipient} sees: HTTP {res.http_status} {res.message}")
         return [dict(s) for s in res.data or []]
 
     def update(self, owner: str, share_id: str | int, *, permissions: int | None = None,

@@ -96,7 +96,8 @@ class NextcloudTarget:
         self.service_account = service_account
         self.chunk_size = chunk_size
         if info is None:
-            probe = service_account or next(iter(self.dav.passwords), None)
+            # a service account without its credentials row is a configuration error (exit 2), said before any call
+            probe = self._require_admin() if service_account else next(iter(self.dav.passwords), None)
             info = detect(self.session, self.url, self.dav.auth(probe) if probe else None)
         if info.kind != "nextcloud":
             raise ConfigError(f"{self.url} is not a Nextcloud server (status.php did not answer as one)",
@@ -143,7 +144,7 @@ class NextcloudTarget:
         uid = self.service_account
         if not uid or uid not in self.dav.passwords:
             missing = ("[target] service_account is not set" if not uid else
-                       f"the credentials file has no row for the service account {uid!r}")
+                       f"[target] service_account is {uid!r}, but the [target] credentials file has no row for it")
             raise ConfigError(
                 f"this needs the Nextcloud service account (an admin) and its app password: {missing}",
                 hint='set [target] service_account = "<admin uid>" in m365-migrate.toml and add the row '

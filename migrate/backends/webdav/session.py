@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from migrate.backends.webdav.wire import StreamConsumed, classify, transport_error
-from migrate.errors import Transient, TransientError
+from migrate.errors import Transient, TransientError, Unanswered
 from migrate.transport.pacer import Pacer
 
 if TYPE_CHECKING:
@@ -91,6 +91,9 @@ class DavSession:
                     return resp
                 err = found
             if started and isinstance(err, Transient):
+                # The body is spent; a connection that died under it still counts against the fault budget.
+                if isinstance(err, Unanswered) and self.pacer.faults.unanswered(err):
+                    raise self.pacer.faults.unreachable() from None
                 raise StreamConsumed(f"{err} (after the body had started; the item is retried from the source)")
             raise err
 

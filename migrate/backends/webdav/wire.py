@@ -25,6 +25,7 @@ from migrate.errors import (
     Terminal,
     ThrottledError,
     TransientError,
+    Unanswered,
 )
 from migrate.models import RemoteEntry
 from migrate.transport.pacer import parse_retry_after
@@ -155,9 +156,10 @@ def raise_for(resp: httpx.Response, what: str, *, user: str = "", ok: tuple[int,
     return resp
 
 
-def transport_error(exc: Exception, what: str) -> TransientError:
-    """Connection resets, timeouts and the like: transient."""
-    return TransientError(f"{what}: {type(exc).__name__}: {exc}")
+def transport_error(exc: Exception, what: str) -> Unanswered:
+    """Connection refused or reset, timeouts and the like: no answer (transient, bounded by the fault budget)."""
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return Unanswered(f"{what}: {reason}", reason=reason)
 
 
 def _mtime(text: str | None) -> float | None:

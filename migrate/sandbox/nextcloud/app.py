@@ -23,7 +23,18 @@ from .shares import RateLimited, Shares
 from .state import State
 from .trash import TRASH_PREFIX, Trash
 from .versions import VERSIONS_PREFIX, Versions
-from .wire import Environ, StartResponse, header, json_body, respond, sabre_error, status_line, wsgi_to_text
+from .wire import (
+    MULTISTATUS,
+    Environ,
+    StartResponse,
+    header,
+    json_body,
+    respond,
+    sabre_error,
+    sabre_xml,
+    status_line,
+    wsgi_to_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -327,8 +338,27 @@ class NextcloudApp:
             extra = hook(code)
             names_ = {k.lower() for k, _ in extra}
             headers = [h for h in headers if h[0].lower() not in names_] + extra
+        if code < 300 and any(k.lower() == "content-type" and "xml" in v for k, v in headers):
+            return self.sabre_body(sr, status, headers, first, it, result)
         sr(status, headers)
         return _Chained(first, it, result)
+
+    @staticmethod
+    def sabre_body(sr: StartResponse, status: str, headers: list[tuple[str, str]], first: list[bytes], it: Any,
+                   result: Any) -> Iterable[bytes]:
+        """WsgiDAV's XML (a multistatus, a lock) written again with Nextcloud's `d:`/`oc:`/`nc:`/`s:` prefixes:
+        ElementTree would name them `ns0:`, `ns1:`, … and some clients match the prefixed names."""
+        from xml.etree import ElementTree
+
+        try:
+            raw = b"".join([*first, *it])
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        body = sabre_xml(ElementTree.fromstring(raw))      # our own WsgiDAV's output, not a client's
+        headers = [h for h in headers if h[0].lower() != "content-length"] + [("Content-Length", str(len(body)))]
+        sr(status, headers)
+        return [body]
 
     @staticmethod
     def sabre_for(sr: StartResponse, method: str, code: int, rel: str) -> Iterable[bytes]:
@@ -351,9 +381,7 @@ class NextcloudApp:
         if method == "PROPFIND":
             if rel:
                 return sabre_error(sr, 404, f"File with name {rel} could not be located")
-            body = ('<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" '
-                    f'xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns"><d:response><d:href>'
-                    f"{escape(FILES_PREFIX + uid)}/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/>"
+            body = (MULTISTATUS + f"<d:response><d:href>{escape(FILES_PREFIX + uid)}/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/>"
                     "</d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
                     "</d:multistatus>")
             return respond(sr, 207, body.encode(), "application/xml; charset=utf-8")
@@ -371,7 +399,7 @@ class NextcloudApp:
         """Any missing `*.part` path looks present: PROPFIND 207, MKCOL 405, GET 503, DELETE 204 (§5.1)."""
         if method == "PROPFIND":
             href = escape(environ["PATH_INFO"])
-            body = ('<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:"><d:response><d:href>' + href +
+            body = (MULTISTATUS + "<d:response><d:href>" + href +
                     "</d:href><d:propstat><d:prop><d:getcontentlength>0</d:getcontentlength><d:getetag></d:getetag>"
                     "<d:resourcetype/></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
                     "</d:multistatus>")

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 from . import ifheader
 from .files import FILES_PREFIX, FileOps, destination, split_files_path, stream_body, text_path
 from .state import CREATE, UPDATE, State
-from .wire import Environ, StartResponse, header, invalid_path, respond, sabre_error
+from .wire import MULTISTATUS, Environ, StartResponse, header, invalid_path, respond, sabre_error
 
 UPLOADS_PREFIX = "/remote.php/dav/uploads/"
 V2_MARKER = ".chunking-v2"
@@ -215,8 +215,7 @@ class Chunking:
                 chunks = self.chunks(upload)
                 entries.append((href + ".file", sum(c.stat().st_size for c in chunks)))
                 entries += [(href + quote(c.name), c.stat().st_size) for c in chunks]
-        out = ['<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" '
-               'xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">']
+        out = [MULTISTATUS]
         for href, size in entries:
             prop = ("<d:resourcetype><d:collection/></d:resourcetype>" if size is None else
                     f"<d:resourcetype/><d:getcontentlength>{size}</d:getcontentlength>")

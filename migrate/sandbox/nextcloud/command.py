@@ -29,6 +29,9 @@ def nextcloud_command(
     quota_mb: int | None = typer.Option(None, "--quota-mb", help="Quota per user in MiB (default unlimited)."),
     data: Path | None = typer.Option(None, "--data", help="Storage directory (default: a temporary one)."),
     plain_webdav: bool = typer.Option(False, "--plain-webdav", help="Serve plain WebDAV only, no Nextcloud extensions."),
+    force_share_accept: bool = typer.Option(False, "--force-share-accept",
+                                            help="Every new user or group share waits for its recipients to accept "
+                                                 "it (Nextcloud's sharing.force_share_accept)."),
 ) -> None:
     """Serve a Nextcloud-compatible sandbox target; prints one JSON line with URL and app passwords."""
     from migrate.sandbox.nextcloud.server import NextcloudSandbox
@@ -40,6 +43,7 @@ def nextcloud_command(
         raise typer.BadParameter(f"group members are not users: {', '.join(unknown)}", param_hint="--groups")
     sandbox = NextcloudSandbox(users=user_list, groups=group_map, quota_mb=quota_mb, data_dir=data,
                                plain_webdav=plain_webdav, port=port)
+    sandbox.force_share_accept(force_share_accept)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
 from .state import State
-from .wire import Environ, StartResponse, respond, sabre_error
+from .wire import MULTISTATUS, Environ, StartResponse, respond, sabre_error
 
 GF_DAV_PREFIX = "/remote.php/dav/groupfolders/"
 _OK = "<d:status>HTTP/1.1 200 OK</d:status>"
@@ -25,8 +25,7 @@ def handle(state: State, environ: Environ, start_response: StartResponse, user: 
         return sabre_error(start_response, 403, "Permission denied")
     folders = {f.mount_point: f for f in state.visible_folders(user)}
     base = f"{GF_DAV_PREFIX}{quote(user)}/"
-    out = ['<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" '
-           'xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">']
+    out = [MULTISTATUS]
     if len(parts) == 1:
         out.append(f"<d:response><d:href>{escape(base)}</d:href><d:propstat><d:prop><d:resourcetype>"
                    f"<d:collection/></d:resourcetype></d:prop>{_OK}</d:propstat></d:response>")

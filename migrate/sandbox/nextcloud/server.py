@@ -121,6 +121,23 @@ class NextcloudSandbox:
         folder.quota = quota
         return folder.id
 
+    def force_share_accept(self, on: bool = True) -> None:
+        """What `occ config:system:set sharing.force_share_accept --value=true --type=boolean` does (§6.5a)."""
+        self.state.force_share_accept = on
+
+    def fail_share_acceptance(self, count: int = 1) -> None:
+        """The next `count` user/group shares stay pending: their "share created" listener fails (§6.5a)."""
+        with self.state.lock:
+            self.state.acceptance_failures += count
+
+    def share_states(self, share_id: str | int) -> dict[str, int]:
+        """{recipient: 0 pending, 1 accepted, 2 rejected} of one share, as stored."""
+        with self.state.lock:
+            for share in self.state.shares:
+                if str(share["id"]) == str(share_id):
+                    return dict(share.get("accepted_by") or {})
+        return {}
+
     def reset_bruteforce(self) -> None:
         """What `occ security:bruteforce:reset <ip>` does (§8.2)."""
         with self.state.lock:

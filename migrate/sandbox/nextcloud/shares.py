@@ -45,6 +45,11 @@ class Shares:
 
     def handle(self, req: Request) -> Any:
         parts = [p for p in req.path.strip("/").split("/") if p]
+        if parts[:2] == ["shares", "pending"]:
+            if req.method == "GET" and len(parts) == 2:
+                return self.pending(req.user)
+            if req.method == "POST" and len(parts) == 3:
+                return self.accept(parts[2], req.user)
         if parts == ["shares"]:
             if req.method == "POST":
                 if not self.state.share_call_allowed(req.user):
@@ -154,6 +159,14 @@ class Shares:
                 if password_hash:
                     share["share_with"] = f"{share['id']}|{password_hash}"
             st.shares.append(share)
+            if share_type in (USER, GROUP):
+                recipients = [share_with] if share_type == USER else list(st.groups.get(share_with, []))
+                failed = st.acceptance_failures > 0
+                if failed:
+                    st.acceptance_failures -= 1
+                    share["acceptance_failed"] = True   # the listener never ran: every recipient stays pending
+                accept = not (st.force_share_accept or failed)
+                share["accepted_by"] = {uid: 1 if accept else 0 for uid in recipients if uid != req.user}
         return self.format(share, req.user)
 
     @staticmethod
@@ -191,8 +204,9 @@ class Shares:
         st, p = self.state, req.params
         with st.lock:
             shares = list(st.shares)
-        if p.get("shared_with_me", "false") == "true":
-            return [self.format(s, req.user) for s in shares if self._receives(s, req.user)]
+        if p.get("shared_with_me", "false") == "true":     # only what the recipient accepted is theirs (§6.5a)
+            return [self.format(s, req.user) for s in shares if self._receives(s, req.user)
+                    and s["uid_owner"] != req.user and st.share_state(s, req.user) == 1]   # not one's own
         mine = [s for s in shares if s["uid_owner"] == req.user]
         if "path" in p:
             node = self._node(req.user, p["path"])
@@ -205,6 +219,28 @@ class Shares:
                 fileid = st.meta_for(node.real).fileid
                 mine = [s for s in mine if s["file_source"] == fileid]
         return [self.format(s, req.user) for s in mine]
+
+    def pending(self, user: str) -> Any:
+        """`GET shares/pending`: the user and group shares the caller has not accepted, rejected ones too, with
+        `permissions` 0 and `path` the node's name (as `pendingShares()` formats them)."""
+        st = self.state
+        with st.lock:
+            shares = [s for s in st.shares if s["share_type"] in (USER, GROUP) and self._receives(s, user)
+                      and s["uid_owner"] != user and st.share_state(s, user) != 1]
+        out = []
+        for s in shares:
+            item = self.format(s, user)
+            item.update({"permissions": 0, "path": item["file_target"]})
+            out.append(item)
+        return out
+
+    def accept(self, share_id: str, user: str) -> Any:
+        """`POST shares/pending/{id}` as a recipient: the share is theirs from now on; 404 for anyone else."""
+        share = self._find(share_id, user)
+        if share["share_type"] not in (USER, GROUP) or not self._receives(share, user):
+            raise OCSError(404, "Wrong share ID, share does not exist")
+        self.state.set_share_state(share, user, 1)
+        return []
 
     def update(self, share: dict[str, Any], req: Request) -> Any:
         if share["uid_owner"] != req.user:
@@ -243,7 +279,7 @@ class Shares:
         node = st.resolve(str(share["uid_owner"]), owner_rel or "")
         item_perms = st.permissions(node, is_dir) if real else 0
         viewer_is_owner = viewer == share["uid_owner"]
-        out = dict(share)
+        out = {k: v for k, v in share.items() if k not in ("accepted_by", "acceptance_failed")}
         out.update({
             "parent": None, "displayname_owner": st.users[str(share["uid_owner"])].displayname,
             "displayname_file_owner": st.users[str(share["uid_owner"])].displayname,

@@ -109,6 +109,12 @@ class State:
         self.folders: dict[int, TeamFolder] = {}
         self.shares: list[dict[str, object]] = []
         self.next_share_id = 1
+        # §6.5a: a user or group share is pending (0), accepted (1) or rejected (2) per recipient. A new share is
+        # accepted for its recipients by a "share created" listener unless `sharing.force_share_accept` is on;
+        # `acceptance_failures` makes that listener fail for the next shares (as "database is locked" did on
+        # 32.0.1), leaving them pending although createShare answered 200.
+        self.force_share_accept = False
+        self.acceptance_failures = 0
         self.failed_logins: dict[str, int] = {}
         self.sessions_enabled = sessions        # Set-Cookie on Basic-auth answers; a session wins over Basic (§1.2)
         self.sessions: dict[str, Any] = {}      # session id -> sessions.Session
@@ -512,6 +518,18 @@ class State:
     def is_blocked(self, addr: str) -> bool:
         with self.lock:
             return self.failed_logins.get(addr, 0) > self.bruteforce_max_attempts
+
+    def share_state(self, share: dict[str, Any], uid: str) -> int:
+        """0 pending, 1 accepted, 2 rejected: the recipient's view of a user or group share (§6.5a)."""
+        with self.lock:
+            states = share.setdefault("accepted_by", {})
+            if uid not in states:        # a member who joined the group later: what the listener would decide
+                return 0 if self.force_share_accept or share.get("acceptance_failed") else 1
+            return int(states[uid])
+
+    def set_share_state(self, share: dict[str, Any], uid: str, value: int) -> None:
+        with self.lock:
+            share.setdefault("accepted_by", {})[uid] = value
 
     def share_call_allowed(self, uid: str) -> bool:
         """createShare's UserRateLimit: 20 calls per user per 600 s, failed calls count too (§8.2)."""

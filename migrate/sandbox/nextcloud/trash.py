@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote, urlparse
 from xml.sax.saxutils import escape
 
 from .state import Node, State
-from .wire import Environ, StartResponse, header, respond, sabre_error
+from .wire import MULTISTATUS, Environ, StartResponse, header, respond, sabre_error
 
 TRASH_PREFIX = "/remote.php/dav/trashbin/"
 
@@ -146,8 +146,7 @@ class Trash:
     def propfind(self, start_response: StartResponse, user: str, entries: list[dict[str, Any]], depth: str
                  ) -> Iterable[bytes]:
         base = f"{TRASH_PREFIX}{user}/trash/"
-        out = ['<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" '
-               'xmlns:nc="http://nextcloud.org/ns"><d:response><d:href>' + escape(base) + "</d:href><d:propstat>"
+        out = [MULTISTATUS + "<d:response><d:href>" + escape(base) + "</d:href><d:propstat>"
                "<d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK"
                "</d:status></d:propstat></d:response>"]
         if depth != "0":

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from .files import MtimeError, sanitize_mtime
 from .state import State
-from .wire import Environ, StartResponse, header, read_body, respond, sabre_error
+from .wire import MULTISTATUS, Environ, StartResponse, header, read_body, respond, sabre_error
 
 VERSIONS_PREFIX = "/remote.php/dav/versions/"
 
@@ -114,8 +114,7 @@ class Versions:
     def propfind(self, start_response: StartResponse, user: str, fileid: int, entries: dict[str, dict[str, Any]],
                  depth: str) -> Iterable[bytes]:
         base = f"{VERSIONS_PREFIX}{user}/versions/{fileid}"
-        out = ['<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" '
-               'xmlns:nc="http://nextcloud.org/ns"><d:response><d:href>' + escape(base) + "/</d:href><d:propstat>"
+        out = [MULTISTATUS + "<d:response><d:href>" + escape(base) + "/</d:href><d:propstat>"
                "<d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK"
                "</d:status></d:propstat></d:response>"]
         if depth != "0":
@@ -149,7 +148,7 @@ class Versions:
             return sabre_error(start_response, 400, "Only nc:version-label can be set on a version")
         with self.state.lock:
             self.state.versions.setdefault(fileid, {}).setdefault(ts, {})["label"] = (el.text or "").strip()
-        body = ('<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" xmlns:nc="http://nextcloud.org/ns"><d:response>'
+        body = (MULTISTATUS + "<d:response>"
                 f"<d:href>{escape(path)}</d:href><d:propstat><d:prop><nc:version-label/></d:prop>"
                 "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>")
         return respond(start_response, 207, body.encode(), "application/xml; charset=utf-8")
