@@ -439,27 +439,7 @@ def m015_share_visibility(db: Database) -> None:
 
 
 @migrations()
-def m017_drives_not_migrated(db: Database) -> None:
-    # A drive whose users.csv / sites.csv row has a blank target is "not migrated": `scan` leaves it out unless
-    # it is named (--drive/--user), and `status` does not wait for its inventory. Set from the mapping files
-    # with the batches (engine.discover.assign_batches).
-    db.execute("ALTER TABLE drives ADD COLUMN not_migrated INTEGER NOT NULL DEFAULT 0")
-
-
-@migrations()
-def m018_adopted(db: Database) -> None:
-    # How a file the target already held whole was recorded as verified without being sent (copy's adoption:
-    # "stored SHA1", "QuickXorHash of the target's bytes", "empty file"); NULL for files we sent. Cleared the
-    # moment the item leaves `verified` (an edit at the source, a gap `verify` found), so it always describes
-    # the file the target holds now.
-    db.execute("ALTER TABLE items ADD COLUMN adopted TEXT")
-    db.execute("""CREATE TRIGGER items_adopted_cleared AFTER UPDATE OF status ON items
-                  WHEN OLD.status = 'verified' AND NEW.status != 'verified' AND NEW.adopted IS NOT NULL
-                  BEGIN UPDATE items SET adopted = NULL WHERE id = NEW.id; END""")
-
-
-@migrations()
-def m019_gw_attachments(db: Database) -> None:
+def m016_gw_attachments(db: Database) -> None:
     # Calendar attachments too large to inline (and attached items) go to the owner's Files and are linked from
     # the event (reference groupware.md §4.8): one row per attachment with where it went, the file id the link
     # names, the bytes' SHA1, and the users it is shared with, so a rerun sends nothing twice and verify checks it.
@@ -483,3 +463,23 @@ def m019_gw_attachments(db: Database) -> None:
             last_error TEXT,
             updated_at TEXT,
             UNIQUE (object_id, source_id))""")
+
+
+@migrations()
+def m017_drives_not_migrated(db: Database) -> None:
+    # A drive whose users.csv / sites.csv row has a blank target is "not migrated": `scan` leaves it out unless
+    # it is named (--drive/--user), and `status` does not wait for its inventory. Set from the mapping files
+    # with the batches (engine.discover.assign_batches).
+    db.execute("ALTER TABLE drives ADD COLUMN not_migrated INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m018_adopted(db: Database) -> None:
+    # How a file the target already held whole was recorded as verified without being sent (copy's adoption:
+    # "stored SHA1", "QuickXorHash of the target's bytes", "empty file"); NULL for files we sent. Cleared the
+    # moment the item leaves `verified` (an edit at the source, a gap `verify` found), so it always describes
+    # the file the target holds now.
+    db.execute("ALTER TABLE items ADD COLUMN adopted TEXT")
+    db.execute("""CREATE TRIGGER items_adopted_cleared AFTER UPDATE OF status ON items
+                  WHEN OLD.status = 'verified' AND NEW.status != 'verified' AND NEW.adopted IS NOT NULL
+                  BEGIN UPDATE items SET adopted = NULL WHERE id = NEW.id; END""")
