@@ -79,8 +79,11 @@ class GwAttachmentsMixin(StoreBase):
         return [r for r in rows if not wanted or r["upn"].lower() in wanted]
 
     def gw_attachment_counts(self, upns: tuple[str, ...] = ()) -> dict[str, int]:
-        """Attachments carried as files, by status (live events only)."""
+        """Attachments carried as files, by status (live events only); none in a database no command has
+        migrated to this version yet (`status` opens it read-only)."""
         out: dict[str, int] = {}
+        if "gw_attachments" not in self.db.table_names():
+            return out
         for r in self.gw_attachment_rows(("pending", "uploaded", "verified", "failed", "unsupported", "removed",
                                           "kept"), upns):
             if not r["object_deleted"] or r["status"] in ("removed", "kept"):
