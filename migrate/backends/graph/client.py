@@ -164,22 +164,23 @@ class GraphClient:
             return path_or_url
         return self.base_url + "/" + path_or_url.lstrip("/")
 
-    def reserve(self, kind: str, url: str = "", *, steps: int = 1) -> float:
-        """Charge `steps` requests of `kind` to the books and book their RU in the budget; the seconds to wait
-        before sending (for the SDK's event loop, which must not block)."""
+    def charge(self, kind: str, url: str = "", *, steps: int = 1) -> int:
+        """Book `steps` requests of `kind` (counts, RU, the mailbox they read); returns their RU."""
         with self._count_lock:
             self.counts[kind] += steps
         mailbox = _mailbox_of(url) if kind in OUTLOOK_KINDS else None
-        cost = self.books.charge(kind, url, steps=steps, mailbox=mailbox)
+        return self.books.charge(kind, url, steps=steps, mailbox=mailbox)
+
+    def reserve(self, kind: str, url: str = "", *, steps: int = 1) -> float:
+        """`charge`, and book the RU in the budget; the seconds to wait before sending (for the SDK's event loop,
+        which must not block)."""
+        cost = self.charge(kind, url, steps=steps)
         budget = self.pacer.budget
         return budget.reserve(cost) if budget is not None and cost else 0.0
 
     def count(self, kind: str, url: str = "", *, steps: int = 1) -> None:
-        """Charge `steps` requests of `kind` (see `reserve`) and wait until the budget has paid for them."""
-        wait = self.reserve(kind, url, steps=steps)
-        if wait > 0:
-            self.pacer.stats.waited += wait
-            self.pacer._sleep(wait)  # noqa: SLF001 - the pacer's own sleep (tests replace it)
+        """`charge`, then wait until the budget has paid for it (the pacer's one wait)."""
+        self.pacer.spend(self.charge(kind, url, steps=steps))
 
     def observe(self, kind: str, resp: httpx.Response) -> None:
         """What an answer says about the budget: throttled (counted), or Graph's RateLimit-* view of it."""
