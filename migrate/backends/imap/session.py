@@ -8,6 +8,7 @@ ImapConnectionLost and leaves the session closed, and the caller opens a new one
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import BinaryIO
@@ -75,8 +76,12 @@ class ImapSession:
     def _name(folder: str) -> bytes:
         return quote(mutf7_encode(folder)).encode("ascii")
 
-    def _select(self, folder: str) -> None:
+    def _select(self, folder: str, *, fresh: bool = False) -> None:
+        """SELECT `folder` unless it is selected; with `fresh`, a selected folder is brought up to date by NOOP,
+        since a server shows another session's new messages to a selected folder only at such a point."""
         if self._selected == folder:
+            if fresh:
+                self._run("NOOP", [b"NOOP"], folder)
             return
         self._selected = None
         self._run("SELECT", [b"SELECT ", self._name(folder)], folder)
@@ -159,16 +164,15 @@ class ImapSession:
     # --- messages ------------------------------------------------------------------------------------------------
 
     def append(self, name: str, message: BinaryIO, size: int, flags: Iterable[str],
-               internaldate: datetime) -> AppendedUid:
+               internaldate: datetime | None) -> AppendedUid:
         """APPEND `size` bytes read from `message` (streamed, exactly as they are) with flags and INTERNALDATE.
 
         The literal is synchronizing: the server may refuse before any byte is sent ([OVERQUOTA] → MailboxFull,
         [TRYCREATE] → FolderMissing, BAD flags → ImapRefused) and the connection stays usable.
         Raises ImapRefused if the server has no UIDPLUS (no APPENDUID to record).
         """
-        flag_list = " ".join(flags)
-        head = (b"APPEND " + self._name(name) + b" (" + flag_list.encode("ascii") + b") "
-                + format_internaldate(internaldate).encode("ascii") + b" {%d}" % size)
+        date = b" " + format_internaldate(internaldate).encode("ascii") if internaldate else b""
+        head = b"APPEND " + self._name(name) + b" (" + _flags(flags, name) + b")" + date + b" {%d}" % size
         tag = self._wire.next_tag()
         untagged: list[Response] = []
         tagged = self._wire.send_literal_from(tag, tag.encode() + b" " + head, message, size, untagged)
@@ -181,12 +185,12 @@ class ImapSession:
         return AppendedUid(uidvalidity=int(validity), uid=int(uid))
 
     def uids(self, name: str) -> list[int]:
-        self._select(name)
+        self._select(name, fresh=True)
         return self._search(name, [b"UID SEARCH ALL"])
 
     def search_message_id(self, name: str, message_id: str) -> list[int]:
         """UIDs in `name` whose Message-ID header contains `message_id` (the server matches substrings)."""
-        self._select(name)
+        self._select(name, fresh=True)
         if message_id.isascii() and "\r" not in message_id and "\n" not in message_id:
             return self._search(name, [b"UID SEARCH HEADER Message-ID ", quote(message_id).encode("ascii")])
         return self._search(name, [b"UID SEARCH CHARSET UTF-8 HEADER Message-ID ",
@@ -202,28 +206,42 @@ class ImapSession:
 
     def fetch_digest(self, name: str, uid: int) -> tuple[int, str] | None:
         """(length, sha256 hex) of the message's full bytes (BODY.PEEK[], \\Seen untouched), streamed into the
-        hash; None when the UID is gone. The length is the one of the hashed bytes; RFC822.SIZE must agree."""
+        hash; None when the UID is gone. The length is the one of the hashed bytes; RFC822.SIZE must agree.
+        A miss is asked once more after a NOOP, in case the message came from another session since SELECT."""
+        reselected = self._selected != name
         self._select(name)
+        found = self._digest(name, uid)
+        if found is None and not reselected:
+            self._run("NOOP", [b"NOOP"], name)
+            found = self._digest(name, uid)
+        return found
+
+    def _digest(self, name: str, uid: int) -> tuple[int, str] | None:
         sha = hashlib.sha256()
-        body: dict[int, int] = {}
+        sizes: list[int] = []
 
         def route(before: bytes, n: int) -> Sink | None:
-            if before.rstrip().upper().endswith(b"BODY[]") and f"UID {uid} ".encode() in before.upper():
-                body[uid] = n
+            # Only our UID FETCH asks for BODY[]; unasked FETCH responses carry flags, never a body.
+            if before.rstrip().upper().endswith(b"BODY[]"):
+                sizes.append(n)
                 return sha
             return None
 
         _, untagged = self._run("FETCH", [b"UID FETCH %d (UID RFC822.SIZE BODY.PEEK[])" % uid], name, route)
-        if uid not in body:
+        bodies = [r for r in self._fetched(untagged) if "BODY[]" in r]
+        if not bodies:
             return None
-        for r in self._fetched(untagged):
-            if r.get("UID") == str(uid) and r.get("RFC822.SIZE") not in (None, str(body[uid])):
-                raise ImapRefused(f"the IMAP server gave {body[uid]} bytes for UID {uid} in {name!r} but "
-                                  f"RFC822.SIZE {r['RFC822.SIZE']}", folder=name)
-        return body[uid], sha.hexdigest()
+        if len(bodies) != 1 or bodies[0].get("UID") != str(uid):
+            raise ImapRefused(f"the IMAP server answered a FETCH of UID {uid} in {name!r} with another message",
+                              folder=name)
+        size = sizes[0]
+        if bodies[0].get("RFC822.SIZE") not in (None, str(size)):
+            raise ImapRefused(f"the IMAP server gave {size} bytes for UID {uid} in {name!r} but "
+                              f"RFC822.SIZE {bodies[0]['RFC822.SIZE']}", folder=name)
+        return size, sha.hexdigest()
 
     def fetch_flags(self, name: str, uids: Iterable[int]) -> dict[int, frozenset[str]]:
-        self._select(name)
+        self._select(name, fresh=True)
         out: dict[int, frozenset[str]] = {}
         for uid_set in _uid_sets(uids):
             _, untagged = self._run("FETCH", [b"UID FETCH " + uid_set + b" (UID FLAGS)"], name)
@@ -243,8 +261,8 @@ class ImapSession:
         self._select(name)
         for sign, flags in ((b"+", list(add)), (b"-", list(remove))):
             if flags:
-                self._run("STORE", [b"UID STORE %d " % uid + sign + b"FLAGS.SILENT ("
-                                    + " ".join(flags).encode("ascii") + b")"], name)
+                self._run("STORE", [b"UID STORE %d " % uid + sign + b"FLAGS.SILENT (" + _flags(flags, name) + b")"],
+                          name)
 
     def move(self, name: str, uid: int, dest: str) -> int | None:
         """Move one message; its UID in `dest` from COPYUID, or None if the server did not say (or it was gone)."""
@@ -288,6 +306,19 @@ class ImapSession:
             pass
         finally:
             self._wire.close()
+
+
+_FLAG = re.compile(r"\\?[^\x00-\x20\x7f-\U0010ffff(){%*\"\\\]]+")
+
+
+def _flags(flags: Iterable[str], folder: str) -> bytes:
+    """A flag list for the wire; a flag that is not an IMAP atom is refused here, before anything is sent."""
+    out = []
+    for flag in flags:
+        if not _FLAG.fullmatch(flag):
+            raise ImapRefused(f"{flag!r} cannot be an IMAP flag or keyword (not an atom)", folder=folder)
+        out.append(flag)
+    return " ".join(out).encode("ascii")
 
 
 def _uid_sets(uids: Iterable[int]) -> Iterator[bytes]:

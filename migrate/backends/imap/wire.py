@@ -70,6 +70,11 @@ class Wire:
     def where(self) -> str:
         return f"{self.endpoint.host}:{self.endpoint.port}"
 
+    @property
+    def tls_version(self) -> str | None:
+        """"TLSv1.3" etc. once TLS is up, None on a plain (loopback) connection."""
+        return self._sock.version() if isinstance(self._sock, ssl.SSLSocket) else None
+
     def start_tls(self, context: ssl.SSLContext) -> None:
         """Wrap the socket in TLS, verifying the certificate against the host name."""
         try:
