@@ -10,6 +10,7 @@ then created outside pytest's root-only tmp dir and given to that account. Outpu
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -51,6 +52,14 @@ class Account:
     uid: int
     gid: int
 
+    @property
+    def group(self) -> str:
+        """The primary group's name (not always the user's name: nobody's is nogroup)."""
+        try:
+            return grp.getgrgid(self.gid).gr_name
+        except KeyError:
+            return str(self.gid)
+
 
 def run_as_account() -> Account:
     """Who the instance runs as: this user, or (as root) the `dovecot` system account."""
@@ -89,7 +98,7 @@ auth_failure_delay = 0
 log_path = {d}/log/dovecot.log
 default_login_user = {a}
 default_internal_user = {a}
-default_internal_group = {a}
+default_internal_group = {account.group}
 first_valid_uid = {account.uid}
 first_valid_gid = {account.gid}
 mail_location = maildir:~/Maildir

@@ -50,6 +50,8 @@ def connect(settings: ImapSettings) -> tuple[Wire, frozenset[str]]:
                 tagged, _ = wire.run([b"STARTTLS"])
                 if not tagged.ok:
                     raise TargetNotTrusted(f"the IMAP server {wire.where} refused STARTTLS: {tagged.text}")
+                if wire.buffered:  # bytes sent before the handshake would be read as if they came over TLS
+                    raise TargetNotTrusted(f"the IMAP server {wire.where} sent data before the TLS handshake")
                 wire.start_tls(ctx)
                 caps = capability(wire)  # never trust what was said before TLS (RFC 3501 §6.2.1)
             elif not endpoint.loopback:

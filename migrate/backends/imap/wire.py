@@ -62,6 +62,7 @@ class Wire:
         except OSError as exc:
             raise ImapConnectionLost(f"cannot connect to the IMAP server {where}: {exc}", reason=str(exc),
                                      where=where) from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small command lines wait for no ACK
         self._sock: socket.socket = sock
         if context is not None:
             self.start_tls(context)
@@ -69,6 +70,11 @@ class Wire:
     @property
     def where(self) -> str:
         return f"{self.endpoint.host}:{self.endpoint.port}"
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet read (must be 0 when TLS starts)."""
+        return len(self._buf)
 
     @property
     def tls_version(self) -> str | None:
@@ -240,9 +246,10 @@ class Wire:
                 self.close()  # the server waits for bytes we do not have: this connection cannot recover
                 raise IntegrityError(f"the message ended {left} bytes before the announced {size}: nothing was "
                                      "stored, the IMAP connection was closed")
-            self.send(chunk)
             left -= len(chunk)
-        self.send(b"\r\n")
+            self.send(chunk if left else chunk + b"\r\n")  # the command's end rides with the last chunk
+        if not size:
+            self.send(b"\r\n")
         return self.finish(tag, untagged)
 
     def close(self) -> None:
