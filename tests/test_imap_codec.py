@@ -50,6 +50,7 @@ def test_keywords_are_deterministic_atoms() -> None:
     assert keyword("Grün").startswith("Grun_")
     assert keyword("Rot!") == "Rot!"  # atom characters stay as they are
     assert keyword("a]b") != keyword("a%b")  # both fold to a_b, the hash keeps them apart
+    assert keyword("L" * 70 + "1") != keyword("L" * 70 + "2")  # shortened, still apart
     for cat in ["$Junk", "\\Seen", "x" * 200, 'q"u(o)t{e}*%', "Ärger über Öl"]:
         kw = keyword(cat)
         assert kw and kw[0] not in "\\$" and len(kw) <= 60

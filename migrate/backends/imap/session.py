@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import BinaryIO
 
-from migrate.errors import FolderNameRefused, ImapRefused
+from migrate.errors import ConfigError, FolderNameRefused, ImapRefused
 
 from .codec import internaldate as format_internaldate
 from .codec import mutf7_decode, mutf7_encode, quote
@@ -43,6 +43,10 @@ class ImapSession:
         wire, caps = connect(settings)
         try:
             caps = sign_in(wire, caps, login)
+            if "UIDPLUS" not in caps:
+                raise ConfigError(f"the IMAP server {wire.where} lacks UIDPLUS (RFC 4315): without it the migration "
+                                  "cannot record where each message landed, and a rerun could store it twice",
+                                  hint="use an IMAP server with UIDPLUS (Dovecot has it)")
             session = cls(wire, caps, login.user)
             session._discover_namespace()
         except BaseException:
