@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from migrate.backends.imap import CrlfHasher, ImapLogin, ImapSession, crlf
+from migrate.backends.imap import CrlfHasher, ImapLogin, ImapSession, MessageInfo, crlf
 from migrate.errors import (
     AuthError,
     ExitCode,
@@ -83,6 +83,8 @@ def test_flags_keywords_and_appenduid_increments(dovecot, mail_user) -> None:
         assert (second.uid, third.uid) == (first.uid + 1, first.uid + 2)
         assert len({first.uidvalidity, second.uidvalidity, third.uidvalidity}) == 1
         flags = imap.fetch_flags("INBOX", [first.uid, second.uid, third.uid, 999])
+        info = imap.fetch_info("INBOX", [first.uid, 999])
+    assert info == {first.uid: MessageInfo(flags=flags[first.uid], internaldate=WHEN, size=len(message(8)))}
     assert flags == {first.uid: frozenset({"\\Seen", "\\Flagged", "$Forwarded", "Rote_Kategorie"}),
                      second.uid: frozenset(), third.uid: frozenset({"\\Answered", "\\Draft"})}
 
