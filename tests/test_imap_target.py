@@ -163,7 +163,7 @@ def test_a_dot_in_a_folder_name_depends_on_the_layout(dovecot, user, accepted) -
 
 def test_names_the_server_cannot_take(dovecot, mail_user) -> None:
     with dovecot.session(mail_user) as imap:
-        for name in ("~home", "x" * 300):
+        for name in ("~home", "x" * 300, "tab\tname"):
             with pytest.raises(FolderNameRefused) as err:
                 imap.create(name)
             assert err.value.folder == name
@@ -232,3 +232,28 @@ def test_login_without_sasl_plain_uses_login_with_the_master_separator(dovecot, 
         assert "UIDPLUS" in caps
     finally:
         wire.close()
+
+
+def test_folder_names_with_quotes_backslashes_and_wildcards_read_back(dovecot, mail_user) -> None:
+    names = ['Say "hi"', "back\\slash", "50% off", "star*", "Ärger/Ölkanne & Söhne"]
+    with dovecot.session(mail_user) as imap:
+        for name in names:
+            imap.create(name)
+        listed = {f.name for f in imap.folders()}
+        statuses = {name: imap.status(name).messages for name in names}
+    assert set(names) <= listed
+    assert statuses == dict.fromkeys(names, 0)
+
+
+def test_categories_become_keywords_the_server_takes(dovecot, mail_user) -> None:
+    from migrate.backends.imap import keyword
+
+    categories = ["Rote Kategorie", "Grün", "Projekt X (2024)", "a]b", "100%", 'say "x"', "Wichtig!"]
+    keywords = [keyword(c) for c in categories]
+    with dovecot.session(mail_user) as imap:
+        uid = append(imap, message(20), flags=keywords).uid
+        assert imap.fetch_flags("INBOX", [uid]) == {uid: frozenset(keywords)}
+        with pytest.raises(ImapRefused) as err:  # refused by us, before anything is sent
+            append(imap, message(21), flags=["Grün"])
+        assert "Grün" in str(err.value)
+        assert imap.status("INBOX").messages == 1
