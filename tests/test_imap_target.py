@@ -223,37 +223,15 @@ def test_refused_sign_in_is_an_auth_error_without_the_password(dovecot, login) -
     assert login.password not in str(err.value) and login.password not in repr(login)
 
 
-def test_login_without_sasl_plain_uses_login_with_the_master_separator(dovecot, mail_user) -> None:
+@pytest.mark.parametrize("without", [{"AUTH=PLAIN"}, {"SASL-IR"}], ids=["LOGIN-user*master", "PLAIN-after-+"])
+def test_the_other_sign_in_routes_with_the_master_user(dovecot, mail_user, without) -> None:
+    """Without AUTH=PLAIN: LOGIN `user*master`; without SASL-IR: AUTHENTICATE PLAIN, the token after the `+`."""
     from migrate.backends.imap.connect import connect, sign_in
 
     wire, caps = connect(dovecot.settings())
     try:
-        caps = sign_in(wire, caps - {"AUTH=PLAIN"}, dovecot.login(mail_user, master=True))
+        caps = sign_in(wire, caps - without, dovecot.login(mail_user, master=True))
         assert "UIDPLUS" in caps
     finally:
         wire.close()
-
-
-def test_folder_names_with_quotes_backslashes_and_wildcards_read_back(dovecot, mail_user) -> None:
-    names = ['Say "hi"', "back\\slash", "50% off", "star*", "Ärger/Ölkanne & Söhne"]
-    with dovecot.session(mail_user) as imap:
-        for name in names:
-            imap.create(name)
-        listed = {f.name for f in imap.folders()}
-        statuses = {name: imap.status(name).messages for name in names}
-    assert set(names) <= listed
-    assert statuses == dict.fromkeys(names, 0)
-
-
-def test_categories_become_keywords_the_server_takes(dovecot, mail_user) -> None:
-    from migrate.backends.imap import keyword
-
-    categories = ["Rote Kategorie", "Grün", "Projekt X (2024)", "a]b", "100%", 'say "x"', "Wichtig!"]
-    keywords = [keyword(c) for c in categories]
-    with dovecot.session(mail_user) as imap:
-        uid = append(imap, message(20), flags=keywords).uid
-        assert imap.fetch_flags("INBOX", [uid]) == {uid: frozenset(keywords)}
-        with pytest.raises(ImapRefused) as err:  # refused by us, before anything is sent
-            append(imap, message(21), flags=["Grün"])
-        assert "Grün" in str(err.value)
-        assert imap.status("INBOX").messages == 1
+    assert f"user=<{mail_user}>" in dovecot.log.read_text()
