@@ -116,6 +116,7 @@ class MailMutations:
             raise MutationError("a well-known folder cannot be renamed")
         self._free(box, box.folders[f.parent_id], name, ignore=f)
         f.name = name
+        box.touch_folder(f.id)
         return f.id
 
     def move_folder(self, user: str | User, folder: str, parent: str) -> str:
@@ -130,6 +131,7 @@ class MailMutations:
             raise MutationError("a well-known folder cannot be moved")
         self._free(box, dest, f.name, ignore=f)
         f.parent_id = dest.id
+        box.touch_folder(f.id)
         return f.id
 
     def delete_folder(self, user: str | User, folder: str) -> str:
@@ -146,14 +148,18 @@ class MailMutations:
                 del box.messages[m.id]
                 box.touch(x.id, m.id)
             del box.folders[x.id]
+            box.touch_folder(x.id)
         return f.id
 
     def expire_delta(self, user: str | User | None = None, folder: str | None = None) -> None:
-        """Every delta token (and nextLink) of the folder, of the user's mailbox or of every mailbox → 410."""
+        """Every delta token (and nextLink) of the folder, of the user's mailbox (its folder delta too) or of every
+        mailbox → 410."""
         if user is None:
             self.mb.epoch += 1
             return
         box = self._box(user)
+        if folder is None:
+            box.folder_epoch += 1
         for f in [self._folder(box, folder)] if folder else list(box.folders.values()):
             box.epochs[f.id] = box.epochs.get(f.id, 0) + 1
 
