@@ -322,7 +322,7 @@ def message_mime(client: Any, user_id: str, message_id: str) -> Iterator[Iterato
         import httpx
 
         try:
-            yield from resp.iter_raw()   # the bytes as sent: no decoding of any kind
+            yield from resp.iter_bytes()   # the body as sent (a gzip transfer is undone; nothing else is decoded)
         except httpx.TransportError as exc:
             raise TransientError(f"{what}: the download broke ({type(exc).__name__})") from None
 

@@ -295,7 +295,7 @@ class _Gen:
         self.put(b.folder("conflicts") or inbox, "plain", "Synchronisierungsproblem")
         big_mb = int(getattr(self.spec, "mail_large_mb", 0))
         if big_mb and self.user.id == self.t.users[0].id:
-            self.put(inbox, "big", "Messdaten (groß)", payload=big_mb * 1024 * 1024)
+            self.put(inbox, "big", "Messdaten (groß)", payload=mail_mime.payload_for(big_mb * 1024 * 1024))
         bulk = int(getattr(self.spec, "mail_bulk", 0))
         if bulk and self.user.id == self.t.users[0].id:
             mass = b.new_folder(inbox.id, "Massenablage")

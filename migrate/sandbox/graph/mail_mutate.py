@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from . import mail_mime
 from .mail import ICON, VERB, Folder, Mailboxes, MailStore, message_data
 from .mutate import MutationError
 from .tenant import User
@@ -44,15 +45,16 @@ class MailMutations:
 
     def deliver(self, user: str | User, folder: str = "inbox", subject: str = "Neue Nachricht", kind: str = "alt",
                 sender: tuple[str, str] | None = None, size_mb: int = 0) -> str:
-        """A new message (kind as generated: plain, alt, attach, inline, smime_enc, invite, raw8bit, ...; a size_mb
-        makes it a large streamed one); returns its immutable id."""
+        """A new message (kind as generated: plain, alt, attach, inline, smime_enc, invite, raw8bit, ...; size_mb
+        makes it a large streamed one of about that many MiB); returns its immutable id."""
         from .mail import _Gen
 
         box = self._box(user)
         f = self._folder(box, folder)
         gen = _Gen(self.mb.tenant, box.user, self.mb.spec)
         gen.n = 1000 + box.order
-        env = gen.env("big" if size_mb else kind, subject, sender=sender, payload=size_mb * 1024 * 1024)
+        env = gen.env("big" if size_mb else kind, subject, sender=sender,
+                      payload=mail_mime.payload_for(size_mb * 1024 * 1024))
         return box.add(f, env, message_data(env, is_read=False, is_draft=kind == "draft")).id
 
     def set_flags(self, user: str | User, message_id: str, *, is_read: bool | None = None, flag: str | None = None,
