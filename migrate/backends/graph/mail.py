@@ -337,9 +337,18 @@ def archive_mailboxes(client: Any) -> list[ArchiveInfo]:
     """Which mailboxes have an online archive, from the mailbox usage report (`Reports.Read.All`): its "Has
     Archive" column. The report gives the primary mailbox's size, not the archive's; it is a few days old; and
     with the tenant's "conceal user names in reports" setting on, the UPNs are hashes (`concealed`)."""
+    from migrate.errors import AuthError, SignInRefused
+
     graph = _graph(client)
-    resp = graph.pacer.call(lambda: graph.request_once("GET", REPORT, kind="mail_report",
-                                                       what="mailbox usage report"), what="mailbox usage report")
+    try:
+        resp = graph.pacer.call(lambda: graph.request_once("GET", REPORT, kind="mail_report",
+                                                           what="mailbox usage report"), what="mailbox usage report")
+    except AuthError as exc:
+        if isinstance(exc, SignInRefused):
+            raise
+        raise AuthError(f"mailbox usage report: {exc}", hint="grant the app the Graph application permission "
+                        "Reports.Read.All (admin consent) to list online archives, or list them in the Exchange "
+                        "admin centre") from exc
     location = resp.headers.get("location")
     if resp.status_code in (301, 302, 303, 307, 308) and location:
         def download() -> bytes:
