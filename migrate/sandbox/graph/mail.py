@@ -12,6 +12,7 @@ messages. Every change is logged with a sequence number: the per-folder delta re
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime as dt
 import hashlib
 import random
@@ -79,6 +80,8 @@ class MailStore:
         self.folder_epoch = 0                  # epoch of the folder delta's tokens
         self.calls = 0                         # $value calls (the regenerate mode's variant)
         self.root = ""
+        self._index: dict[str, list[Message]] = {}
+        self._index_seq = -1
 
     # ---------------------------------------------------------------- lookups
     def folder(self, ref: str) -> Folder | None:
@@ -105,7 +108,19 @@ class MailStore:
         return [f for f in self.folders.values() if f.parent_id == fid]
 
     def in_folder(self, fid: str) -> list[Message]:
-        return sorted((m for m in self.messages.values() if m.folder == fid), key=lambda m: m.order)
+        """The folder's messages in creation order (cached until the next change: every change bumps `seq`)."""
+        if self._index_seq != self.seq:
+            index: dict[str, list[Message]] = {}
+            for m in sorted(self.messages.values(), key=lambda m: m.order):
+                index.setdefault(m.folder, []).append(m)
+            self._index, self._index_seq = index, self.seq
+        return self._index.get(fid, [])
+
+    def changed(self, since: int, upto: int) -> list[tuple[int, str, str]]:
+        """Log entries with since < seq <= upto."""
+        lo = bisect.bisect_right(self.log, since, key=lambda e: e[0])
+        hi = bisect.bisect_right(self.log, upto, key=lambda e: e[0])
+        return self.log[lo:hi]
 
     def path(self, f: Folder) -> str:
         parts = []

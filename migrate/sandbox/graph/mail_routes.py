@@ -11,6 +11,7 @@ ids immutable with `Prefer: IdType="ImmutableId"` and ordinary (changing on a mo
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
 from collections.abc import Callable
@@ -217,15 +218,16 @@ class MailRoutes:
         size = max(1, min(MAX_PAGE, int(m.group(1)))) if m else DEFAULT_PAGE
         q = state["q"]
         if state["r"] == 0:
-            msgs = [x for x in box.in_folder(f.id) if x.order > state["k"]]
-            chunk, more = msgs[:size], len(msgs) > size
+            every = box.in_folder(f.id)
+            start = bisect.bisect_right(every, state["k"], key=lambda x: x.order)
+            chunk, more = every[start:start + size], len(every) > start + size
             values = [self.message_json(req, x, q) for x in chunk]
             nxt = {**state, "k": chunk[-1].order} if more else None
         else:
             entries: list[str] = []
             seen: set[str] = set()
-            for seq, fid, mid in box.log:
-                if state["s"] < seq <= state["n"] and fid == f.id and mid not in seen:
+            for _seq, fid, mid in box.changed(state["s"], state["n"]):
+                if fid == f.id and mid not in seen:
                     seen.add(mid)
                     entries.append(mid)
             part = entries[state["k"]:state["k"] + size]
