@@ -274,6 +274,7 @@ class _Gen:
         angebote = b.new_folder(einkauf.id, "Angebote")
         aeltere = b.new_folder(angebote.id, "Ältere Angebote")
         b.new_folder(root.id, "Leer")
+        sent_own = b.new_folder(root.id, "Sent")          # a user's own folder named like the IMAP special-use one
         privat = b.new_folder(wk["archive"].id, "Privat (versteckt)", hidden=True)
         inbox.other_items = 1                                          # a sticky note dropped into the Inbox
         me = self.me()
@@ -297,6 +298,7 @@ class _Gen:
         self.put(aeltere, "alt", "Angebot 2019")
         self.put(angebote, "plain", "Angebot 2026")
         self.put(privat, "plain", "Privat: Arzttermin")
+        self.put(sent_own, "plain", "Aus dem alten Mailprogramm")
         self.put(wk["sentitems"], "alt", "Re: Quartalsbericht Q1", sender=me, delivered=False,
                  reply_to=(first.env.message_id or ""))
         self.put(wk["sentitems"], "attach", "Unterlagen für Frau Weiß", sender=me, delivered=False)
