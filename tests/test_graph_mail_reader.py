@@ -286,3 +286,15 @@ def test_a_dropped_mime_transfer_raises_transient_and_a_503_is_retried(graph_san
         assert b"".join(chunks) == mime_of(g, u.id, mid)
     assert client.books.requests["mail_mime"] == 4        # the broken one, two refused, the good one
     client.close()
+
+
+def test_a_user_without_a_mailbox_is_named_not_a_crash(graph_sandbox_factory):
+    g = graph_sandbox_factory(spec(mail_no_mailbox_users=1))
+    client = graph_client(g)
+    last = g.tenant.users[-1]
+    with pytest.raises(mail.NoMailbox, match="no Exchange Online mailbox") as err:
+        list(mail.mail_folders(client, last.id))
+    assert isinstance(err.value, ItemNotFound) and "licence" in str(err.value)
+    assert {r.upn for r in mail.archive_mailboxes(client)} == {u.upn for u in g.tenant.users[:-1]}
+    assert list(mail.mail_folders(client, g.tenant.users[0].id))
+    client.close()

@@ -5,7 +5,8 @@ In-process API (names are stable; the rest of the project codes against them)::
     from migrate.sandbox.graph import GraphSandbox, TenantSpec
     spec = TenantSpec(seed=7, users=5, sites=2, teams=2, files_per_drive=40, max_depth=4, large_file_mb=0,
                       awkward_names=True, shares=True, versions=True, onenote=True, no_mysite_users=1,
-                      malware_files=1, mail_messages=6, mail_large_mb=0, mail_bulk=0, mail_archive_users=1)
+                      malware_files=1, mail_messages=6, mail_large_mb=0, mail_bulk=0, mail_archive_users=1,
+                      mail_no_mailbox_users=0)
     with GraphSandbox(spec, tls=True, token_lifetime=3600, shuffle_delta=False, empty_pages=False,
                       enrichment=False, download_url_ttl=300, page_size=200,
                       delta_token_ttl=None, resync_code="resyncRequired", resync_inner=None,

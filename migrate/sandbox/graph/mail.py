@@ -336,6 +336,11 @@ class Mailboxes:
             box = self.boxes[user.id] = _Gen(self.tenant, user, self.spec).build()
         return box
 
+    def enabled(self, user: User) -> bool:
+        """False for the last `mail_no_mailbox_users` users: unlicensed, on-premises or soft-deleted mailboxes."""
+        n = int(getattr(self.spec, "mail_no_mailbox_users", 0))
+        return not n or all(u.id != user.id for u in self.tenant.users[-n:])
+
     def has_archive(self, user: User) -> bool:
         """The first `mail_archive_users` users have an online archive (its content is never served: v1.0 mail
         cannot read archives, so neither can the sandbox)."""

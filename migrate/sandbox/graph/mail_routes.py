@@ -112,6 +112,9 @@ class MailRoutes:
 
     # ------------------------------------------------------------------ dispatch
     def route(self, req: Request, base: str, user: User, segs: list[str]) -> tuple[str, Handler]:
+        if not self.mb.enabled(user):
+            return segs[0], lambda: _err(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, "
+                                         "soft-deleted, or is hosted on-premise.")
         box = self.mb.mailbox(user)
         if segs[0] == "messages":
             if len(segs) == 1:
@@ -309,6 +312,8 @@ def usage_report_csv(mb: Mailboxes) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(REPORT_COLUMNS)
     for u in mb.tenant.users:
+        if not mb.enabled(u):
+            continue
         box = mb.mailbox(u)
         deleted = [m for m in box.messages.values() if box.folders[m.folder].well_known == "deleteditems"]
         upn, name = u.upn, u.display_name
