@@ -298,3 +298,28 @@ def test_a_user_without_a_mailbox_is_named_not_a_crash(graph_sandbox_factory):
     assert {r.upn for r in mail.archive_mailboxes(client)} == {u.upn for u in g.tenant.users[:-1]}
     assert list(mail.mail_folders(client, g.tenant.users[0].id))
     client.close()
+
+
+def test_the_sandbox_truth_matches_what_the_reader_reads(graph_sandbox_factory):
+    g = graph_sandbox_factory(spec(mail_large_mb=3))
+    client = graph_client(g)
+    u = g.tenant.users[0]
+    truth = {r["id"]: r for r in g.mail_truth(u.upn)}
+    folders = {f.id: f for f in mail.mail_folders(client, u.id)}
+    seen = {}
+    for f in folders.values():
+        for page in mail.message_delta(client, u.id, f.id, None):
+            for m in page.messages:
+                seen[m.id] = (f, m)
+    assert set(seen) == set(truth)
+    for mid, (f, m) in seen.items():
+        t = truth[mid]
+        assert t["folder"] == "/".join(f.path) and t["hidden"] == f.hidden and t["well_known"] == f.well_known
+        assert (t["is_read"], t["flag"], tuple(t["categories"])) == (m.is_read, m.flag_status, m.categories)
+    big = next(r for r in truth.values() if r["subject"] == "Messdaten (groß)")
+    h = hashlib.sha256()
+    with mail.message_mime(client, u.id, big["id"]) as chunks:
+        for part in chunks:
+            h.update(part)
+    assert h.hexdigest() == big["sha256"] and big["size"] > 3 * 1024 * 1024 - 1
+    client.close()

@@ -36,6 +36,8 @@ In-process API (names are stable; the rest of the project codes against them)::
         g.set_budget(per_minute=600, per_day=None, block_after=100, block_seconds=60, reset=False)
         g.set_outlook(per_10_minutes=10_000, concurrency=4, delay=0.0, retry_after=1.0)
         g.expire_delta_tokens()   # any older delta token or nextLink → 410 + Location (mail: 410 SyncStateNotFound)
+        g.mail_truth(upn_or_id)  # [{id, folder, well_known, hidden, internet_message_id, subject, received, is_read,
+                                 #   is_draft, flag, categories, last_verb, icon_index, size, sha256}] per message
         g.mailboxes.mailbox(user)  # a user's MailStore (folders, messages with their Envelope; generated lazily)
         g.mail_mutate("deliver", user=upn_or_id, folder="inbox", subject="…", kind="alt", sender=None, size_mb=0)
         g.mail_mutate("set_flags", user=…, message_id=…, is_read=None, flag=None, categories=None, last_verb=None)

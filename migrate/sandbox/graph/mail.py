@@ -346,3 +346,33 @@ class Mailboxes:
         cannot read archives, so neither can the sandbox)."""
         n = int(getattr(self.spec, "mail_archive_users", 1))
         return any(u.id == user.id for u in self.tenant.users[:n])
+
+
+def truth_rows(box: MailStore) -> list[dict[str, Any]]:
+    """Every message of a mailbox as tests compare against (run in the loop thread; hashing is `hash_truth`'s)."""
+    rows = []
+    for f in box.tree():
+        hidden, node = f.hidden, f
+        while node.parent_id and not hidden:
+            node = box.folders[node.parent_id]
+            hidden = node.hidden
+        for m in box.in_folder(f.id):
+            d = m.data
+            rows.append({"id": m.id, "folder_id": f.id, "folder": box.path(f), "well_known": f.well_known,
+                         "hidden": hidden, "internet_message_id": d.get("internetMessageId"),
+                         "subject": d.get("subject"), "received": d.get("receivedDateTime"),
+                         "is_read": d.get("isRead"), "is_draft": d.get("isDraft"),
+                         "flag": (d.get("flag") or {}).get("flagStatus"), "categories": list(d.get("categories") or []),
+                         "last_verb": m.props.get(VERB), "icon_index": m.props.get(ICON), "size": m.size,
+                         "_env": m.env})
+    return rows
+
+
+def hash_truth(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with the sha256 of the MIME `$value` serves (stable mode, CRLF), computed a slice at a time."""
+    env = row.pop("_env")
+    h = hashlib.sha256()
+    for part in (mail_mime.big_chunks(env) if env.kind == "big" else (mail_mime.render(env),)):
+        h.update(part)
+    row["sha256"] = h.hexdigest()
+    return row
