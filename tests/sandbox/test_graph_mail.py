@@ -137,6 +137,9 @@ def test_value_is_text_plain_crlf_mime_and_the_folder_form_is_refused(g, c):
     assert "Rückfrage".encode() in got["raw8bit"].split(b"\r\n\r\n")[0]          # 8-bit UTF-8 in a header
     assert b"=?utf-8?" in got["plain"].split(b"\r\n\r\n")[0]                      # RFC 2047 elsewhere
     assert str(_parse(got["plain"])["Subject"]) == "Grüße aus Köln"
+    mixed = next(i for i, m in folder_messages(g, u.id, "archive").items() if m.env.kind == "mixedeol")
+    body = c.get(f"/users/{u.id}/messages/{mixed}/$value").content
+    assert b"LF\nnoch" in body and b"CR\rEnde" in body and body.count(b"\r\n") > 10     # bare LF and CR kept
     junk = next(iter(folder_messages(g, u.id, "junkemail")))
     spam = c.get(f"/users/{u.id}/messages/{junk}/$value").content
     assert max(map(len, spam.split(b"\r\n"))) > 998                              # an unfolded long header line

@@ -308,6 +308,7 @@ class _Gen:
         self.put(wk["deleteditems"], "plain", "Alte Einladung")
         self.put(wk["junkemail"], "spam", "Sie haben gewonnen!!!", sender=("Gewinnspiel", "win@spam.example"))
         self.put(wk["archive"], "alt", "Archiviert: Jahresabschluss 2024")
+        self.put(wk["archive"], "mixedeol", "Altes Format (Zeilenenden gemischt)")
         self.put(wk["conversationhistory"], "plain", "Teams-Unterhaltung")
         self.put(b.folder("conflicts") or inbox, "plain", "Synchronisierungsproblem")
         big_mb = int(getattr(self.spec, "mail_large_mb", 0))

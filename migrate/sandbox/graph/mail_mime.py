@@ -182,6 +182,9 @@ def _body(env: Envelope, variant: int) -> tuple[list[tuple[str, str]], bytes]:
     k = env.kind
     if k in ("plain", "raw8bit", "draft", "spam"):
         return [], _part('text/plain; charset="utf-8"', _text(env).encode("utf-8"), cte="8bit")
+    if k == "mixedeol":     # an old message whose body has bare LFs and a bare CR among CRLF lines
+        body = _text(env).encode("utf-8") + b"Zeile mit LF\nnoch eine\nund ein CR\rEnde\r\n"
+        return [], _part('text/plain; charset="utf-8"', body, cte="8bit")
     if k == "alt":
         return [], _alternative(env, variant, 1)
     if k == "attach":
