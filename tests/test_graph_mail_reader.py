@@ -323,3 +323,17 @@ def test_the_sandbox_truth_matches_what_the_reader_reads(graph_sandbox_factory):
             h.update(part)
     assert h.hexdigest() == big["sha256"] and big["size"] > 3 * 1024 * 1024 - 1
     client.close()
+
+
+def test_one_message_id_on_several_items_stays_several_items(g, client):
+    u = g.tenant.users[0]
+    truth = g.mail_truth(u.id)
+    by_mid: dict[str, list[dict]] = {}
+    for r in truth:
+        if r["internet_message_id"]:
+            by_mid.setdefault(r["internet_message_id"], []).append(r)
+    shared = {k: sorted(r["folder"] for r in v) for k, v in by_mid.items() if len(v) > 1}
+    assert sorted(shared.values()) == [["Inbox", "Inbox"], ["Inbox", "Sent Items"]]
+    for rows in (v for v in by_mid.values() if len(v) > 1):
+        assert len({r["id"] for r in rows}) == 2 and len({r["sha256"] for r in rows}) == 2
+    assert sum(1 for r in truth if r["internet_message_id"] is None) == 2     # the drafts

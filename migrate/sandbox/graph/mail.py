@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import dataclasses
 import datetime as dt
 import hashlib
 import random
@@ -302,6 +303,16 @@ class _Gen:
         self.put(wk["sentitems"], "alt", "Re: Quartalsbericht Q1", sender=me, delivered=False,
                  reply_to=(first.env.message_id or ""))
         self.put(wk["sentitems"], "attach", "Unterlagen für Frau Weiß", sender=me, delivered=False)
+        # one Message-ID, two items: a note to oneself (Sent Items and Inbox) and a list mail delivered twice
+        note = self.env("plain", "Notiz an mich selbst", sender=me, delivered=False)
+        note = dataclasses.replace(note, to=(me,))
+        b.add(wk["sentitems"], note, message_data(note))
+        got = dataclasses.replace(note, received=note.sent + dt.timedelta(seconds=20))
+        b.add(inbox, got, message_data(got, is_read=False))
+        rund = self.env("alt", "[liste] Rundbrief Dezember", sender=("Verteiler", "liste@lists.example.org"))
+        b.add(inbox, rund, message_data(rund))
+        twice = dataclasses.replace(rund, received=(rund.received or rund.sent) + dt.timedelta(minutes=3))
+        b.add(inbox, twice, message_data(twice))
         self.put(wk["drafts"], "draft", "Entwurf: Antwort an den Vorstand", sender=me, delivered=False, msgid=False,
                  read=True)
         self.put(wk["drafts"], "draft", "Notiz ohne Betreff-Ä", sender=me, delivered=False, msgid=False)
