@@ -380,7 +380,8 @@ def plan(
     # configuration and mappings first, then the state's lock, then the network
     with Run(settings.state_path, "plan", args) as run:
         target = open_target_from_settings(settings)
-        doc = run_plan(run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
+        doc = run_plan(run.store, target, mappings, _selection(batch, drive, user),
+                       options_from_settings(settings, versions_forced=versions is not None),
                        directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
         doc = stamp(doc, state=str(settings.state_path))
         if kinds:   # calendars/contacts in the same report (counts, what cannot be carried, estimate)
@@ -490,7 +491,8 @@ def copy(
         with open_source(settings) as source, Run(settings.state_path, "copy", args, source=source) as run:
             target = open_target_from_settings(settings)
             summary, _ = run_copy(
-                run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
+                run.store, source, target, mappings, _selection(batch, drive, user),
+                options_from_settings(settings, versions_forced=versions is not None),
                 workers=settings.transfer.workers, accounting=Accounting(listener=progress),
                 transfer=TransferOptions(small_file_limit=settings.transfer.small_file_limit,
                                          versions=versions_limit(settings.transfer.versions)),

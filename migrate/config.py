@@ -240,6 +240,15 @@ def _versions(value: object, text: bool) -> str | int:
     raise _Bad('"none" | "all" | a whole number from 1 to 500 (the most recent earlier versions of each file)')
 
 
+def parse_versions(text: str) -> str | int:
+    """A `versions` value written as text (a mapping row's column, the --versions flag): "none", "all" or
+    1-500; raises ValueError saying what is expected."""
+    try:
+        return _versions(text, True)
+    except _Bad as exc:
+        raise ValueError(f"expected {exc}, found {text!r}") from None
+
+
 def versions_limit(policy: str | int) -> int | None:
     """How many earlier versions of a file to carry: 0 for "none", None for "all", else the number."""
     if policy == "none":

@@ -243,7 +243,7 @@ def test_plan_and_doctor_say_what_carrying_versions_costs(tmp_path, graph_sandbo
     r = run_cli("--json", "plan", cwd=tmp_path, env=env)
     assert r.returncode in (0, 3), r.stdout + r.stderr
     doc = json.loads((Path(json.loads(r.stdout)["reports"]) / "plan.json").read_text())
-    assert doc["versions"]["batches"] == [{"batch": "wave1", "files_asked": len(its), "versions": n,
+    assert doc["versions"]["batches"] == [{"batch": "wave1", "policy": "all", "files_asked": len(its), "versions": n,
                                            "bytes": size, "ru": 2 * len(its) + n}]
     assert "## Version history" in (Path(json.loads(r.stdout)["reports"]) / "plan.md").read_text()
     r = run_cli("--json", "plan", "--versions", "1", cwd=tmp_path, env=env)

@@ -34,6 +34,7 @@ class DriveTarget:
     batch: str = ""
     target_kind: str = ""  # user | groupfolder | webdav
     mount: str = ""  # the team folder's mount point, for groupfolder targets
+    versions: str | int | None = None  # the mapping row's own `versions` (None: [transfer] versions)
 
     @property
     def id(self) -> str:
@@ -106,6 +107,7 @@ def assign_drives(
                 t.reason = f"no row for {d['owner_upn'] or 'this OneDrive'} in {mappings.users.path.name}"
             else:
                 t.where, t.batch = _row_where(mappings, row), row.batch or t.batch
+                t.versions = row.versions
                 if row.target_user is None:
                     t.status, t.reason = "not-migrated", "blank target_user"
                 else:
@@ -118,6 +120,7 @@ def assign_drives(
                            f"{mappings.sites.path.name}"
             else:
                 t.where, t.batch = _row_where(mappings, srow), srow.batch or t.batch
+                t.versions = srow.versions
                 target = srow.target
                 if target is None:
                     t.status, t.reason = "not-migrated", "blank target"

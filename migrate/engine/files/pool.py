@@ -180,7 +180,7 @@ def copy_drives(
             drives = [x for x in drives if x["id"] != d["id"]]
 
     transfer = Transfer(store, source, target, acct, options)
-    replay = VersionReplay(transfer, VersionPolicy(options.versions))
+    replay = VersionReplay(transfer, VersionPolicy(options.versions, options.versions_by_drive))
     # Files one by one read ahead of their upload (download and upload overlap); small files go to the target
     # many per request when it offers bulk upload.
     single = Transfer(store, ReadAheadSource(source), target, acct, options)

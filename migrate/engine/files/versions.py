@@ -18,8 +18,8 @@ import datetime as dt
 import logging
 import re
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.engine.files.transfer import Outcome, Transfer, expected_mtime
@@ -105,13 +105,41 @@ def choose(listing: list[SourceVersion], limit: int | None, source_etag: str | N
 
 @dataclass(frozen=True, slots=True)
 class VersionPolicy:
-    """`[transfer] versions` as a number: 0 none, None all, else the most recent N earlier versions."""
+    """`[transfer] versions` as a number: 0 none, None all, else the most recent N earlier versions; `by_drive`
+    holds the drives whose mapping row sets its own (drive_limits)."""
 
     limit: int | None = 0
+    by_drive: Mapping[str, int | None] = field(default_factory=dict)
+
+    def limit_for(self, drive_id: str) -> int | None:
+        return self.by_drive[drive_id] if drive_id in self.by_drive else self.limit
 
     @property
     def wanted(self) -> bool:
-        return self.limit != 0
+        return self.limit != 0 or any(v != 0 for v in self.by_drive.values())
+
+
+def policy_text(limit: int | None) -> str | int:
+    """A limit as people write it: "none", "all" or N."""
+    return "none" if limit == 0 else "all" if limit is None else limit
+
+
+def drive_limits(targets: Iterable[Any], *, forced: bool = False) -> dict[str, int | None]:
+    """Drive id -> limit, for drives whose mapping row has a `versions` value (layout.DriveTarget.versions);
+    none when `forced` (a --versions flag on the command line wins over every row for that run)."""
+    from migrate.config import versions_limit
+
+    if forced:
+        return {}
+    return {t.id: versions_limit(t.versions) for t in targets if getattr(t, "versions", None) is not None}
+
+
+def limits_from_plan(doc: Mapping[str, Any]) -> dict[str, int | None]:
+    """Drive id -> limit for every mapped drive of a plan document (its rows carry the policy in force)."""
+    from migrate.config import versions_limit
+
+    return {d["drive_id"]: versions_limit(d["versions"]) for d in doc.get("drives") or ()
+            if d.get("status") == "mapped" and "versions" in d}
 
 
 def can_replay(source: Any, target: Any) -> bool:
@@ -132,7 +160,8 @@ class VersionReplay:
 
     def wants(self, item: dict[str, Any]) -> bool:
         """Whether this pending file goes through the replay (else it is copied as before)."""
-        return self.policy.wanted and may_have_history(item) and can_replay(self.source, self.target)
+        return self.policy.limit_for(item["drive_id"]) != 0 and may_have_history(item) \
+            and can_replay(self.source, self.target)
 
     # ------------------------------------------------------------------------------------------------ one file
     def run(self, item: dict[str, Any], drive_kind: str = "onedrive") -> Outcome:
@@ -174,7 +203,7 @@ class VersionReplay:
         if rows and rows[-1]["source_etag"] == item["etag"]:
             return {}
         listing = self.source.list_versions(d, i)
-        new = choose(listing, self.policy.limit, item["etag"], item["mtime"])
+        new = choose(listing, self.policy.limit_for(d), item["etag"], item["mtime"])
         placed = item.get("placed_path") is not None
         if placed:
             # Our copy is at the target already (a sync edit): earlier versions it does not hold cannot go
