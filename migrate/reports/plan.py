@@ -192,8 +192,8 @@ def version_text(doc: dict[str, Any]) -> list[str]:
     out = [f"version history ([transfer] versions = {v['policy']!r}{rows}): {t['files_asked']} files asked, up to "
            f"{t['versions']} earlier versions, {human_bytes(t['bytes'])}, {t['ru']} Graph RU ({v['note']})"]
     if v.get("copied_without_history"):
-        out.append(f"  {v['copied_without_history']} files were copied before versions were asked for: they keep "
-                   "their current bytes only (their history cannot go before them)")
+        out.append(f"  {v['copied_without_history']} files were copied before versions were enabled (or raised): "
+                   "the next `copy` or `sync` puts their history under them (counted above)")
     out += [f"  versions count against {a['user']}'s quota: up to {human_bytes(a['bytes'])} ({a['versions']} "
             "versions)" for a in v.get("accounts") or [] if a["versions"]]
     return out

@@ -338,7 +338,7 @@ def label_current(store: Any, target: Any, item: dict[str, Any]) -> bool:
     d, i = item["drive_id"], item["item_id"]
     rows = store.versions_of(d, i)
     cur = rows[-1] if rows and rows[-1]["current"] else None
-    if cur is None or cur["status"] == "carried":
+    if cur is None or cur["status"] != "pending":  # `sent`: history going under it (versions_late) owns it
         return False
     user, path = item["target_user"] or "", item["target_path"]
     fid = target.file_id(user, path)

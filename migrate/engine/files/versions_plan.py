@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from migrate.engine.files.versions import may_have_history, policy_text, version_counter
+from migrate.engine.files.versions_late import wants_late
 
 RU_LISTING = 2
 RU_DOWNLOAD = 1
@@ -70,11 +71,25 @@ def plan_versions(store: Any, drives: list[dict[str, Any]], limit: int | None, *
         add(r["drive_id"], r["target_user"], 1, n, n * (r["size"] or 0), RU_LISTING + n * RU_DOWNLOAD)
     for r in store.listed_history(wanted):
         add(r["drive_id"], r["target_user"], 0, r["n"], r["bytes"], r["n"] * RU_DOWNLOAD)
+    # files copied before their drive asked for (more) history: the next copy or sync puts it under them
+    late = 0
+    for r in store.candidate_history(wanted, ("verified",)):
+        if may_have_history(r):
+            n = _bound(r, limit_of(r["drive_id"]))
+            add(r["drive_id"], r["target_user"], 1, n, n * (r["size"] or 0), RU_LISTING + n * RU_DOWNLOAD)
+            late += 1
+    for d in wanted:
+        for item in store.items_with_versions(d, ("not-carried", "sent")):
+            if item["status"] == "verified" and wants_late(store, item, limit_of(d)):
+                rows = [v for v in store.versions_of(d, item["item_id"]) if not v["current"]]
+                n = len(rows) if limit_of(d) is None else min(len(rows), limit_of(d) or 0)
+                todo = [v for v in rows[len(rows) - n:] if v["status"] != "carried"]
+                add(d, item["target_user"], 1, len(todo), sum(v["size"] or 0 for v in todo),
+                    RU_LISTING + len(todo) * RU_DOWNLOAD)
+                late += 1
     for b in batches.values():
         b["policy"] = ", ".join(str(p) for p in b["policy"])
-    # files copied while versions were not asked for: their history cannot go before their current bytes now
-    out["copied_without_history"] = sum(1 for r in store.candidate_history(wanted, ("verified", "uploaded"))
-                                        if may_have_history(r))
+    out["copied_without_history"] = late
     out["batches"] = [batches[k] for k in sorted(batches)]
     out["accounts"] = [{"user": u, **v} for u, v in sorted(accounts.items())]
     out["totals"] = {k: sum(b[k] for b in out["batches"]) for k in ("files_asked", "versions", "bytes", "ru")}
