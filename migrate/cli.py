@@ -173,13 +173,28 @@ def status(
     g: Globals = ctx.obj
     settings = g.settings(require_file=False)
     with StateStore(settings.state_path, readonly=True) as store:
-        data = status_mod.collect(store, Selection(tuple(batch), tuple(drive), tuple(user)))
+        data = status_mod.collect(store, Selection(tuple(batch), tuple(drive), tuple(user)),
+                                  version_limit_for=_version_limits(settings, store))
     if g.json or json_out:
         echo_json(data)
         return
     from migrate.reports.text import render_status
 
     typer.echo(render_status(data))
+
+
+def _version_limits(settings: Any, store: Any) -> Any:
+    """Drive id -> the version policy in force (mapping row, else [transfer] versions); None when the mapping
+    files cannot be read (status and verify then say nothing of history still to carry)."""
+    from migrate.config import versions_limit
+    from migrate.engine.files.layout import version_limits
+    from migrate.mapping import load_mappings
+
+    try:
+        return version_limits(store, load_mappings(settings.mappings, missing_ok=True),
+                              versions_limit(settings.transfer.versions))
+    except MigrateError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- audit
@@ -608,7 +623,8 @@ def verify(
                 pass  # unreadable mapping files: drives planned by this version already carry their team folder
             drives = _selection(batch, drive, user).drives(run.store)
             summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers, source=source,
-                                    source_hash=getattr(source, "current_hash", None) if source else None)
+                                    source_hash=getattr(source, "current_hash", None) if source else None,
+                                    version_limit_for=_version_limits(settings, run.store))
             run.summary = {**summary.__dict__, "attention": summary.attention}
     finally:
         close_quietly(target)

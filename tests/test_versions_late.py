@@ -41,6 +41,11 @@ def test_files_copied_before_versions_were_on_get_their_history_underneath(tmp_p
     r = run_cli("plan", cwd=tmp_path, env=env)
     assert f"{len(files)} files were copied before versions were enabled" in r.stdout, r.stdout
     assert "the next `copy` or `sync` puts their history under them" in r.stdout, r.stdout
+    late = f"not carried yet: {len(files)} files were copied before versions were enabled (or raised); run `copy`"
+    r = run_cli("status", cwd=tmp_path, env=env)
+    assert late in r.stdout, r.stdout
+    r = run_cli("verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and late in r.stdout, r.stdout + r.stderr  # counted like files not copied yet
     downloads = g.stats()["requests"].get("download", 0)
     r = run_cli("--json", "copy", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -55,7 +60,7 @@ def test_files_copied_before_versions_were_on_get_their_history_underneath(tmp_p
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["versions_checked"] == n + len(files)
     r = run_cli("status", cwd=tmp_path, env=env)
-    assert f"earlier versions: carried {n}" in r.stdout, r.stdout
+    assert f"earlier versions: carried {n}" in r.stdout and "not carried yet" not in r.stdout, r.stdout
     before = len(nc.requests)
     r = run_cli("copy", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -133,3 +133,34 @@ def test_a_bad_versions_value_names_file_line_and_column(tmp_path, graph_sandbox
     r = run_cli("copy", cwd=tmp_path, env=env)
     out = r.stdout + r.stderr
     assert r.returncode == 2 and "sites.csv:2:" in out and "'501'" in out, out
+
+
+def test_a_row_turned_to_all_after_the_copy_gets_its_history_underneath(tmp_path, graph_sandbox_factory,
+                                                                        nextcloud_sandbox):
+    """status and verify follow the row too: only that drive's files are counted as waiting for their history,
+    and the next copy puts it under them (engine.versions_late)."""
+    from tests.test_versions_e2e import versioned
+
+    g = _tenant(graph_sandbox_factory)
+    nc = nextcloud_sandbox
+    env, upns = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nc), transfer='versions = "none"')
+    _rows(tmp_path, upns, {})
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with db(tmp_path) as s:
+        alice_drive = next(d["id"] for d in s.drives() if d["owner_upn"] == upns[0])
+    alice = {k: it for k, it in versioned(g).items() if k[0] == alice_drive}
+    _rows(tmp_path, upns, {"alice": "all"})
+    late = f"not carried yet: {len(alice)} files were copied before versions were enabled"
+    for cmd in ("status", "verify"):
+        r = run_cli(cmd, cwd=tmp_path, env=env)
+        assert r.returncode == 0 and late in r.stdout, r.stdout + r.stderr
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {(x["drive_id"], x["item_id"]): x for x in file_rows(tmp_path)}
+    for k, it in versioned(g).items():
+        got = target_versions(nc, rows[k]["target_user"], rows[k]["target_path"])
+        assert got == (expected(g, it) if k in alice else [(expected_mtime(it.modified), it.content.size, None,
+                                                             b"")]), rows[k]["path"]
+    r = run_cli("verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "not carried yet" not in r.stdout, r.stdout + r.stderr

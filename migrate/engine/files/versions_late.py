@@ -81,6 +81,11 @@ def late_candidates(store: Any, drive_ids: list[str], limit_for: Any) -> Iterato
                 yield item
 
 
+def late_files(store: Any, drive_ids: list[str], limit_for: Any) -> int:
+    """How many verified files still wait for their history (for status and verify: not carried yet)."""
+    return sum(1 for _ in late_candidates(store, drive_ids, limit_for))
+
+
 class LateHistory:
     """Puts one verified file's missing earlier versions under its current bytes (module docstring)."""
 
