@@ -127,3 +127,27 @@ def test_a_file_changed_at_the_target_is_left_alone_and_listed(tmp_path, graph_s
     assert f"not carried ({len(it.old_versions)}): {CHANGED_AT_TARGET}" in r.stdout, r.stdout
     assert real.read_bytes() == b"a person's edit"
     assert len(target_versions(nc, "alice", row["target_path"])) == 1, "nothing was put under their edit"
+
+
+def test_a_sync_edit_before_versions_were_on_keeps_one_version_of_our_copy(tmp_path, graph_sandbox_factory,
+                                                                          nextcloud_sandbox):
+    """Copied with "none", edited at the source, then versions turned on and `sync` run: the overwrite keeps our
+    first copy as a version at the target (Nextcloud does that whatever we ask); the history put under the new
+    bytes uses that version in its turn instead of sending it again, so each source version is there once."""
+    nc = nextcloud_sandbox
+    g, drive, env = _small_migration(tmp_path, graph_sandbox_factory, nc, 'versions = "none"')
+    r = run_cli("copy", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    it = sorted(versioned(g).values(), key=lambda x: x.id)[0]
+    g.mutate.modify(drive, it.id, size=it.content.size + 11)
+    _set_versions(tmp_path, '"all"')
+    downloads = g.stats()["requests"].get("download", 0)
+    r = run_cli("sync", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_histories(g, nc, tmp_path)
+    # every earlier version of every file once, plus the edit's new bytes, minus our first copy of the edited
+    # file, which the target kept as a version when sync overwrote it
+    assert g.stats()["requests"].get("download", 0) - downloads == sum(len(x.old_versions)
+                                                                       for x in versioned(g).values())
+    r = run_cli("verify", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -125,11 +125,8 @@ class LateHistory:
                         r["status"], r["reason"] = "not-carried", NO_RESTORE
             self.store.save_version_list(d, i, new)
             rows = self.store.versions_of(d, i)
-        earlier = [r for r in rows if not r["current"]]
-        first = next((n for n, r in enumerate(earlier) if r["status"] in ("pending", "sent")), None)
-        if first is None:
+        if not any(r["status"] in ("pending", "sent") for r in rows if not r["current"]):
             return "nothing"
-        steps = [r for r in earlier[first:] if r["status"] in ("pending", "sent", "carried")]
         cur = rows[-1]
         cur_ts = expected_mtime(item["mtime"])
         fid = self.target.file_id(user, path)
@@ -140,6 +137,13 @@ class LateHistory:
         # current bytes the first overwrite kept, of a later time than the version current now)
         entry = self.target.stat(user, path)
         now = int(entry.mtime) if entry is not None and entry.mtime is not None else None
+        if not resuming:
+            rows = self._already_there(item, rows, there, cur_ts, user, fid)
+        earlier = [r for r in rows if not r["current"]]
+        first = next((n for n, r in enumerate(earlier) if r["status"] in ("pending", "sent")), None)
+        if first is None:
+            return "nothing"
+        steps = [r for r in earlier[first:] if r["status"] in ("pending", "sent", "carried")]
         if not resuming:
             if entry is None or (item["placed_etag"] and entry.etag != item["placed_etag"]) \
                     or now != cur_ts or entry.size != (item["target_size"] if item["target_size"] is not None
@@ -171,6 +175,21 @@ class LateHistory:
                              size=sent[1], sha1=sent[0], label=label, under_current=True)
         self._finish(item, self.store.versions_of(d, i)[-1], fid, cur_ts, user, path)
         return "carried"
+
+    def _already_there(self, item: dict[str, Any], rows: list[dict[str, Any]], there: dict[int, Any], cur_ts: int,
+                       user: str, fid: str) -> list[dict[str, Any]]:
+        """Earlier versions the target keeps already (a copy sync overwrote while versions were off: Nextcloud
+        kept it, unlabelled): labelled and recorded, then put back in their turn, never sent a second time."""
+        d, i = item["drive_id"], item["item_id"]
+        for r in rows:
+            ts = expected_mtime(r["mtime"]) if r["mtime"] else None
+            if r["current"] or r["status"] != "pending" or ts is None or ts == cur_ts or ts not in there \
+                    or there[ts].size != r["size"]:
+                continue
+            label = label_for(r["version_id"], r["author"], r["mtime"])
+            self.target.label_version(user, fid, ts, label)
+            self.store.set_version(d, i, r["seq"], status="carried", label=label, target_mtime=ts)
+        return self.store.versions_of(d, i)
 
     def _resume_at(self, d: str, i: str, steps: list[dict[str, Any]], there: dict[int, Any], now: int | None,
                    cur_ts: int, user: str, fid: str) -> int:
