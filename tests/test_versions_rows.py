@@ -70,6 +70,9 @@ def test_a_row_with_its_own_versions_is_followed_by_plan_copy_verify_and_sync(tm
     assert drives[alice_drive]["versions"] == "all" and drives[alice_drive]["versions_from"] == "users.csv:2"
     assert "1 drive(s) follow the versions column of their mapping row" in doc["md"]
     assert "| records | all |" in doc["md"], doc["md"]
+    r = run_cli("doctor", cwd=tmp_path, env=env)  # the quota the row's versions will use, not "none"
+    assert "1 drive(s) follow the versions column of their mapping row" in r.stdout, r.stdout
+    assert "versions count against the owners' quota: alice up to" in r.stdout and "bob up to" not in r.stdout
 
     r = run_cli("--json", "copy", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
