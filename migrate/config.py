@@ -508,7 +508,8 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             'Earlier versions of each file carried into Nextcloud\'s version history, oldest first, each labelled '
             'with the source version, its author and time: "none" | "all" | N (the N most recent earlier '
             "versions). Only files whose source facts show an edit are asked (each asking costs Graph 2 RU). "
-            "For one batch: `copy --batch NAME --versions all` (plan takes the same option).",
+            "A mapping row may set its own (a `versions` column in users.csv or sites.csv); for one run: "
+            "`copy --batch NAME --versions all` (plan takes the same option, and it wins over the rows).",
         ),
         "unreachable_after": _Key(
             _whole(1, 3600), 60,
