@@ -89,8 +89,9 @@ def _globals(
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
-VERSIONS_OPTION = typer.Option(None, "--versions", help='Earlier versions per file: "none", "all" or N '
-                               "(default [transfer] versions); e.g. `--batch records --versions all`.")
+VERSIONS_OPTION = typer.Option(None, "--versions", help='Earlier versions per file: "none", "all" or N, for this '
+                               "run (default: the mapping row's versions column, else [transfer] versions); e.g. "
+                               "`--batch records --versions all`.")
 
 
 WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts (comma-separated; "

@@ -71,12 +71,10 @@ def late_candidates(store: Any, drive_ids: list[str], limit_for: Any) -> Iterato
         limit = limit_for(d)
         if limit == 0:
             continue
-        for r in store.candidate_history([d], ("verified",)):
-            if may_have_history(r):
-                item = store.item(d, r["item_id"])
-                if item is not None:
-                    yield item
-        for item in store.items_with_versions(d, ("not-carried", "sent")):
+        for item in store.unlisted_history(d):
+            if may_have_history(item):
+                yield item
+        for item in store.items_with_late_history(d, LATE, beyond(limit) if limit is not None else ""):
             if item["status"] == "verified" and wants_late(store, item, limit):
                 yield item
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from migrate.engine.files.versions import may_have_history, policy_text, version_counter
+from migrate.engine.files.versions import LATE, beyond, may_have_history, policy_text, version_counter
 from migrate.engine.files.versions_late import wants_late
 
 RU_LISTING = 2
@@ -73,14 +73,15 @@ def plan_versions(store: Any, drives: list[dict[str, Any]], limit: int | None, *
         add(r["drive_id"], r["target_user"], 0, r["n"], r["bytes"], r["n"] * RU_DOWNLOAD)
     # files copied before their drive asked for (more) history: the next copy or sync puts it under them
     late = 0
-    for r in store.candidate_history(wanted, ("verified",)):
-        if may_have_history(r):
-            n = _bound(r, limit_of(r["drive_id"]))
-            add(r["drive_id"], r["target_user"], 1, n, n * (r["size"] or 0), RU_LISTING + n * RU_DOWNLOAD)
-            late += 1
     for d in wanted:
-        for item in store.items_with_versions(d, ("not-carried", "sent")):
-            if item["status"] == "verified" and wants_late(store, item, limit_of(d)):
+        for r in store.unlisted_history(d):
+            if may_have_history(r):
+                n = _bound(r, limit_of(d))
+                add(d, r["target_user"], 1, n, n * (r["size"] or 0), RU_LISTING + n * RU_DOWNLOAD)
+                late += 1
+        limit = limit_of(d)
+        for item in store.items_with_late_history(d, LATE, beyond(limit) if limit is not None else ""):
+            if item["status"] == "verified" and wants_late(store, item, limit):
                 rows = [v for v in store.versions_of(d, item["item_id"]) if not v["current"]]
                 n = len(rows) if limit_of(d) is None else min(len(rows), limit_of(d) or 0)
                 todo = [v for v in rows[len(rows) - n:] if v["status"] != "carried"]
