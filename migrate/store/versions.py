@@ -53,15 +53,15 @@ class VersionsMixin(StoreBase):
         sts = list(statuses)
         yield from self._items_where(drive_id, f"status IN ({', '.join('?' for _ in sts)})", sts)
 
-    def items_with_late_history(self, drive_id: str, late_reason: str, settled_reason: str
+    def items_with_late_history(self, drive_id: str, late_prefix: str, settled_reason: str
                                 ) -> Iterator[dict[str, Any]]:
         """Live files of the drive whose history may still go under them (engine.versions_late): a current row
-        `sent` (interrupted), or an earlier row not carried for `late_reason` or for a smaller N than now (a
-        "beyond …" reason other than `settled_reason`, the one the policy in force gives)."""
+        `sent` (interrupted), or an earlier row not carried for a reason starting with `late_prefix` or for a
+        smaller N than now (a "beyond …" reason other than `settled_reason`, the one the policy in force gives)."""
         yield from self._items_where(
             drive_id, "((current = 1 AND status = 'sent') OR (current = 0 AND status = 'not-carried' AND "
-            "(reason = ? OR (reason LIKE 'beyond [transfer] versions = %' AND reason != ?))))",
-            [late_reason, settled_reason])
+            "(substr(reason, 1, ?) = ? OR (reason LIKE 'beyond [transfer] versions = %' AND reason != ?))))",
+            [len(late_prefix), late_prefix, settled_reason])
 
     def _items_where(self, drive_id: str, cond: str, params: list[Any]) -> Iterator[dict[str, Any]]:
         ids_sql = (f"SELECT DISTINCT item_id FROM item_versions WHERE dk = {DK_OF} AND {cond} "

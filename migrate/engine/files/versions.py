@@ -42,7 +42,8 @@ EMPTY = "empty: Nextcloud keeps no version of an empty file"
 SAME_SECOND = "saved in the same second as the next version: Nextcloud keeps one version per second"
 NOT_BEFORE = "its time is not before the next version's: Nextcloud names versions by time, so it would be out of order"
 SUPERSEDED = "edited again at the source before this pass: the target receives the newest edit only"
-LATE = "the file was copied before versions were asked for: its history cannot be put before the current bytes"
+LATE_PREFIX = "the file was copied before versions were"  # (also the text of states written before this one)
+LATE = f"{LATE_PREFIX} enabled: the next `copy` or `sync` puts its history under the current bytes"
 
 
 def beyond(limit: int) -> str:

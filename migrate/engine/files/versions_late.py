@@ -24,7 +24,7 @@ from typing import Any
 
 from migrate.engine.files.transfer import expected_mtime
 from migrate.engine.files.versions import (
-    LATE,
+    LATE_PREFIX,
     VersionReplay,
     beyond,
     choose,
@@ -59,7 +59,7 @@ def wants_late(store: Any, item: dict[str, Any], limit: int | None) -> bool:
         return True  # a late replay a kill interrupted
     earlier = [r for r in rows if not r["current"]]
     for n, r in enumerate(reversed(earlier)):  # newest first, as the limit counts
-        if r["status"] == "not-carried" and (r["reason"] == LATE or (
+        if r["status"] == "not-carried" and ((r["reason"] or "").startswith(LATE_PREFIX) or (
                 (r["reason"] or "").startswith(BEYOND) and (limit is None or n < limit))):
             return True
     return False
@@ -74,7 +74,7 @@ def late_candidates(store: Any, drive_ids: list[str], limit_for: Any) -> Iterato
         for item in store.unlisted_history(d):
             if may_have_history(item):
                 yield item
-        for item in store.items_with_late_history(d, LATE, beyond(limit) if limit is not None else ""):
+        for item in store.items_with_late_history(d, LATE_PREFIX, beyond(limit) if limit is not None else ""):
             if item["status"] == "verified" and wants_late(store, item, limit):
                 yield item
 
@@ -137,11 +137,12 @@ class LateHistory:
         now = int(entry.mtime) if entry is not None and entry.mtime is not None else None
         if not resuming:
             rows = self._already_there(item, rows, there, cur_ts, user, fid)
-        earlier = [r for r in rows if not r["current"]]
-        first = next((n for n, r in enumerate(earlier) if r["status"] in ("pending", "sent")), None)
-        if first is None:
+        # every version that will be at the target, oldest first: the missing ones are sent, those already there
+        # (older ones included) put back in their turn; a fresh pass starts at the oldest missing one
+        steps = [r for r in rows if not r["current"] and r["status"] in ("pending", "sent", "carried")]
+        first = next((n for n, r in enumerate(steps) if r["status"] in ("pending", "sent")), None)
+        if first is None and not resuming:
             return "nothing"
-        steps = [r for r in earlier[first:] if r["status"] in ("pending", "sent", "carried")]
         if not resuming:
             if entry is None or (item["placed_etag"] and entry.etag != item["placed_etag"]) \
                     or now != cur_ts or entry.size != (item["target_size"] if item["target_size"] is not None
@@ -154,9 +155,9 @@ class LateHistory:
             self.store.set_version(d, i, cur["seq"], status="sent", sha1=sha1,
                                    size=item["target_size"] if item["target_size"] is not None else item["size"],
                                    target_mtime=cur_ts)
-            start = 0
+            start = first or 0
         else:
-            start = self._resume_at(d, i, steps, there, now, cur_ts, user, fid)
+            start = self._resume_at(d, i, steps, now, cur_ts, user, fid)
         for r in steps[start:]:
             ts = int(r["target_mtime"]) if r["status"] == "carried" else expected_mtime(r["mtime"])
             if r["status"] == "carried":
@@ -189,15 +190,13 @@ class LateHistory:
             self.store.set_version(d, i, r["seq"], status="carried", label=label, target_mtime=ts)
         return self.store.versions_of(d, i)
 
-    def _resume_at(self, d: str, i: str, steps: list[dict[str, Any]], there: dict[int, Any], now: int | None,
-                   cur_ts: int, user: str, fid: str) -> int:
+    def _resume_at(self, d: str, i: str, steps: list[dict[str, Any]], now: int | None, cur_ts: int, user: str,
+                   fid: str) -> int:
         """The index of the first step still to do after a kill: the target's current time is the last step's."""
         if now == cur_ts:
-            # never started (the first overwrite is not there) or done up to the final restore
-            head = steps[0] if steps else None
-            if head is None or head["status"] == "carried" or expected_mtime(head["mtime"]) not in there:
-                return 0
-            return len(steps)
+            # killed before the first overwrite landed (start at the oldest missing version), or after the final
+            # restore (nothing missing: only the bookkeeping is left)
+            return next((n for n, r in enumerate(steps) if r["status"] in ("pending", "sent")), len(steps))
         for n, r in enumerate(steps):
             ts = int(r["target_mtime"]) if r["status"] == "carried" else expected_mtime(r["mtime"])
             if ts == now:

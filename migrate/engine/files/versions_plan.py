@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from migrate.engine.files.versions import LATE, beyond, may_have_history, policy_text, version_counter
+from migrate.engine.files.versions import LATE_PREFIX, beyond, may_have_history, policy_text, version_counter
 from migrate.engine.files.versions_late import wants_late
 
 RU_LISTING = 2
@@ -80,7 +80,7 @@ def plan_versions(store: Any, drives: list[dict[str, Any]], limit: int | None, *
                 add(d, r["target_user"], 1, n, n * (r["size"] or 0), RU_LISTING + n * RU_DOWNLOAD)
                 late += 1
         limit = limit_of(d)
-        for item in store.items_with_late_history(d, LATE, beyond(limit) if limit is not None else ""):
+        for item in store.items_with_late_history(d, LATE_PREFIX, beyond(limit) if limit is not None else ""):
             if item["status"] == "verified" and wants_late(store, item, limit):
                 rows = [v for v in store.versions_of(d, item["item_id"]) if not v["current"]]
                 n = len(rows) if limit_of(d) is None else min(len(rows), limit_of(d) or 0)
