@@ -89,8 +89,9 @@ def _globals(
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
-VERSIONS_OPTION = typer.Option(None, "--versions", help='Earlier versions per file: "none", "all" or N '
-                               "(default [transfer] versions); e.g. `--batch records --versions all`.")
+VERSIONS_OPTION = typer.Option(None, "--versions", help='Earlier versions per file: "none", "all" or N, for this '
+                               "run (default: the mapping row's versions column, else [transfer] versions); e.g. "
+                               "`--batch records --versions all`.")
 
 
 WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts (comma-separated; "
@@ -173,13 +174,28 @@ def status(
     g: Globals = ctx.obj
     settings = g.settings(require_file=False)
     with StateStore(settings.state_path, readonly=True) as store:
-        data = status_mod.collect(store, Selection(tuple(batch), tuple(drive), tuple(user)))
+        data = status_mod.collect(store, Selection(tuple(batch), tuple(drive), tuple(user)),
+                                  version_limit_for=_version_limits(settings, store))
     if g.json or json_out:
         echo_json(data)
         return
     from migrate.reports.text import render_status
 
     typer.echo(render_status(data))
+
+
+def _version_limits(settings: Any, store: Any) -> Any:
+    """Drive id -> the version policy in force (mapping row, else [transfer] versions); None when the mapping
+    files cannot be read (status and verify then say nothing of history still to carry)."""
+    from migrate.config import versions_limit
+    from migrate.engine.files.layout import version_limits
+    from migrate.mapping import load_mappings
+
+    try:
+        return version_limits(store, load_mappings(settings.mappings, missing_ok=True),
+                              versions_limit(settings.transfer.versions))
+    except MigrateError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- audit
@@ -380,7 +396,8 @@ def plan(
     # configuration and mappings first, then the state's lock, then the network
     with Run(settings.state_path, "plan", args) as run:
         target = open_target_from_settings(settings)
-        doc = run_plan(run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
+        doc = run_plan(run.store, target, mappings, _selection(batch, drive, user),
+                       options_from_settings(settings, versions_forced=versions is not None),
                        directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
         doc = stamp(doc, state=str(settings.state_path))
         if kinds:   # calendars/contacts in the same report (counts, what cannot be carried, estimate)
@@ -490,7 +507,8 @@ def copy(
         with open_source(settings) as source, Run(settings.state_path, "copy", args, source=source) as run:
             target = open_target_from_settings(settings)
             summary, _ = run_copy(
-                run.store, source, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
+                run.store, source, target, mappings, _selection(batch, drive, user),
+                options_from_settings(settings, versions_forced=versions is not None),
                 workers=settings.transfer.workers, accounting=Accounting(listener=progress),
                 transfer=TransferOptions(small_file_limit=settings.transfer.small_file_limit,
                                          versions=versions_limit(settings.transfer.versions)),
@@ -606,7 +624,8 @@ def verify(
                 pass  # unreadable mapping files: drives planned by this version already carry their team folder
             drives = _selection(batch, drive, user).drives(run.store)
             summary = verify_drives(run.store, target, drives, workers=settings.transfer.workers, source=source,
-                                    source_hash=getattr(source, "current_hash", None) if source else None)
+                                    source_hash=getattr(source, "current_hash", None) if source else None,
+                                    version_limit_for=_version_limits(settings, run.store))
             run.summary = {**summary.__dict__, "attention": summary.attention}
     finally:
         close_quietly(target)

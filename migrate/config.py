@@ -240,6 +240,15 @@ def _versions(value: object, text: bool) -> str | int:
     raise _Bad('"none" | "all" | a whole number from 1 to 500 (the most recent earlier versions of each file)')
 
 
+def parse_versions(text: str) -> str | int:
+    """A `versions` value written as text (a mapping row's column, the --versions flag): "none", "all" or
+    1-500; raises ValueError saying what is expected."""
+    try:
+        return _versions(text, True)
+    except _Bad as exc:
+        raise ValueError(f"expected {exc}, found {text!r}") from None
+
+
 def versions_limit(policy: str | int) -> int | None:
     """How many earlier versions of a file to carry: 0 for "none", None for "all", else the number."""
     if policy == "none":
@@ -499,7 +508,8 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             'Earlier versions of each file carried into Nextcloud\'s version history, oldest first, each labelled '
             'with the source version, its author and time: "none" | "all" | N (the N most recent earlier '
             "versions). Only files whose source facts show an edit are asked (each asking costs Graph 2 RU). "
-            "For one batch: `copy --batch NAME --versions all` (plan takes the same option).",
+            "A mapping row may set its own (a `versions` column in users.csv or sites.csv); for one run: "
+            "`copy --batch NAME --versions all` (plan takes the same option, and it wins over the rows).",
         ),
         "unreachable_after": _Key(
             _whole(1, 3600), 60,

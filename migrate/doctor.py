@@ -122,6 +122,28 @@ def run_doctor(settings: Any) -> list[Check]:
     return checks
 
 
+def _row_limits(settings: Any) -> dict[str, int | None]:
+    """Drive id -> the version policy of its mapping row, for the drives whose row sets one (none without a
+    state database or readable mapping files: the mapping check reports those)."""
+    from migrate.config import versions_limit
+    from migrate.engine.files.layout import version_limits
+    from migrate.errors import MigrateError
+    from migrate.mapping import load_mappings
+    from migrate.store import StateStore
+
+    if not settings.state_path.exists():
+        return {}
+    try:
+        with StateStore(settings.state_path, create=False) as store:
+            default = versions_limit(settings.transfer.versions)
+            sentinel = -1
+            limit_for = version_limits(store, load_mappings(settings.mappings, missing_ok=True), sentinel)
+            return {d["id"]: lim for d in store.drives() if (lim := limit_for(d["id"])) != sentinel
+                    and lim != default}
+    except MigrateError:
+        return {}
+
+
 def _versions(settings: Any, target: Any) -> str:
     """[transfer] versions, whether the target keeps versions, and (from the state, once planned) how much the
     carried versions will count against each account's quota."""
@@ -130,18 +152,21 @@ def _versions(settings: Any, target: Any) -> str:
     from migrate.store import StateStore
 
     limit = versions_limit(settings.transfer.versions)
-    if limit == 0:
+    by_drive = _row_limits(settings)
+    if limit == 0 and not any(v != 0 for v in by_drive.values()):
         return '[transfer] versions = "none": only the current bytes of each file are carried'
     supported = bool(getattr(target.features, "versions", False))
     if not supported:
         return (f"[transfer] versions = {settings.transfer.versions!r}, but the target keeps no versions: only "
                 "the current bytes are carried, and the plan lists versions as not preserved")
     text = f"[transfer] versions = {settings.transfer.versions!r}; the target keeps labelled versions"
+    if by_drive:
+        text += f"; {len(by_drive)} drive(s) follow the versions column of their mapping row"
     if not settings.state_path.exists():
         return text + "; run `plan` to see how much they count against each account's quota"
     with StateStore(settings.state_path, create=False) as store:
         drives = [{"drive_id": d["id"], "status": "mapped", "batch": d["batch"]} for d in store.drives()]
-        est = plan_versions(store, drives, limit, supported=True)
+        est = plan_versions(store, drives, limit, supported=True, by_drive=by_drive)
     shares = [f"{a['user']} up to {_size(a['bytes'])} ({a['versions']} versions)" for a in est["accounts"]
               if a["versions"]]
     return text + ("; versions count against the owners' quota: " + ", ".join(shares) if shares else

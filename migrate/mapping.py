@@ -164,6 +164,7 @@ class UserRow:
     batch: str | None
     line: int
     comment: str = ""
+    versions: str | int | None = None  # the row's own [transfer] versions; None: the configured one
 
     @property
     def migrated(self) -> bool:
@@ -190,6 +191,7 @@ class SiteRow:
     batch: str | None
     line: int
     comment: str = ""
+    versions: str | int | None = None  # the row's own [transfer] versions; None: the configured one
 
     @property
     def migrated(self) -> bool:
@@ -322,6 +324,23 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "sites": ("source", "target", "batch"),
 }
 _OPTIONAL = ("comment",)
+_ROW_OPTIONAL = ("versions", "comment")  # users.csv and sites.csv: a row may set its own version history
+
+
+def _check_versions(value: str) -> tuple[str | int | None, str | None]:
+    """(the row's versions policy or None when blank, what is wrong)."""
+    if not value:
+        return None, None
+    from migrate.config import parse_versions
+
+    try:
+        return parse_versions(value), None
+    except ValueError as exc:
+        return None, f"versions: {exc}; or leave it blank to follow [transfer] versions"
+
+
+def _optional(kind: Kind) -> tuple[str, ...]:
+    return _OPTIONAL if kind == "groups" else _ROW_OPTIONAL
 
 
 def _none(value: str) -> str | None:
@@ -345,10 +364,12 @@ def _user_rows(table: CsvTable) -> list[UserRow]:
     for rec in table.records:
         v, c = rec.values, rec.columns
         upn, target, batch = v["source_upn"], v["target_user"], v["batch"]
+        versions, vproblem = _check_versions(v.get("versions", ""))
         bad = [
             ("source_upn", check_upn(upn)),
             ("target_user", target and check_uid(target)),
             ("batch", _check_batch(batch)),
+            ("versions", vproblem),
         ]
         for col, problem in bad:
             if problem:
@@ -376,7 +397,7 @@ def _user_rows(table: CsvTable) -> list[UserRow]:
                 "{first}: two OneDrives cannot "
                 "be written into one Nextcloud user; map one of them to another user or leave it blank",
             )
-        rows.append(UserRow(upn, _none(target), _none(batch), rec.line, v.get("comment", "")))
+        rows.append(UserRow(upn, _none(target), _none(batch), rec.line, v.get("comment", ""), versions))
     if problems:
         raise MappingFileError(problems)
     return rows
@@ -444,6 +465,9 @@ def _site_rows(table: CsvTable) -> list[SiteRow]:
                 problems.append(Problem(table.path, rec.line, c["target"], str(exc)))
         if problem := _check_batch(batch):
             problems.append(Problem(table.path, rec.line, c["batch"], problem))
+        versions, vproblem = _check_versions(v.get("versions", ""))
+        if vproblem:
+            problems.append(Problem(table.path, rec.line, c["versions"], vproblem))
         if (kind, key) in sources:
             problems.append(
                 Problem(
@@ -469,7 +493,7 @@ def _site_rows(table: CsvTable) -> list[SiteRow]:
                 )
             else:
                 targets[target.key()] = rec.line
-        rows.append(SiteRow(source, kind, target, _none(batch), rec.line, v.get("comment", "")))
+        rows.append(SiteRow(source, kind, target, _none(batch), rec.line, v.get("comment", ""), versions))
     if problems:
         raise MappingFileError(problems)
     return rows
@@ -485,7 +509,7 @@ def _table(path: Path, kind: Kind, missing_ok: bool) -> CsvTable | None:
             hint=f"run `m365-migrate discover` to write suggestions, or copy {kind}.example.csv "
             "from the mappings folder of m365-migrate",
         )
-    return read_csv_table(path, _COLUMNS[kind], _OPTIONAL)
+    return read_csv_table(path, _COLUMNS[kind], _optional(kind))
 
 
 def load_users(path: Path, *, missing_ok: bool = False) -> UserMapping:
@@ -571,7 +595,7 @@ def merge_suggestions(
     path = Path(path)
     columns = _COLUMNS[kind]
     if path.exists():
-        table = read_csv_table(path, columns, _OPTIONAL)
+        table = read_csv_table(path, columns, _optional(kind))
         old = path.read_bytes()
         header, delimiter, newline = table.header, table.delimiter, table.newline
         existing = table.records
@@ -584,7 +608,7 @@ def merge_suggestions(
     lines: list[str] = []
     added = 0
     for given in rows:
-        row = {c: (given.get(c) or "").strip() for c in (*columns, *_OPTIONAL)}
+        row = {c: (given.get(c) or "").strip() for c in (*columns, *_optional(kind))}
         if problem := _validate_suggestion(kind, row):
             raise ValueError(f"invalid suggestion for {kind}.csv: {problem}")
         key = _suggestion_key(kind, row[source_col])
@@ -622,6 +646,8 @@ _TEMPLATES = {
 # users.csv: whose OneDrive goes to which Nextcloud user (see README.md next to this file).
 # source_upn  = the Microsoft 365 sign-in name; target_user = the Nextcloud user id (blank: not migrated);
 # batch       = a name to migrate people in waves (`--batch pilot`), may be blank.
+# versions    = optional column (add ",versions" to the header): "none", "all" or N earlier versions of each
+#               file of this OneDrive, instead of [transfer] versions; blank follows the configuration.
 # `m365-migrate discover` appends suggestions at the end and never changes lines you edited.
 source_upn,target_user,batch
 # anna.berg@example.org,anna.berg,pilot
@@ -640,6 +666,8 @@ source_group,target_group
 # source = a site URL, a site id ("host,guid,guid" in double quotes) or a drive id (b!...);
 # target = user:<uid>:/<path> | groupfolder:<name>[:/<path>] | /<WebDAV path> (blank: not migrated);
 # batch  = a name to migrate in waves, may be blank.
+# versions = optional column (add ",versions" to the header): "none", "all" or N earlier versions of each file,
+#          instead of [transfer] versions (e.g. "all" for a records library); blank follows the configuration.
 source,target,batch
 # https://example.sharepoint.com/sites/HR,groupfolder:HR,wave1
 # https://example.sharepoint.com/sites/Board/Shared Documents,user:anna.berg:/Board,wave2

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from migrate.engine import meter
+from migrate.engine.files.versions_late import late_files
 from migrate.models import ItemStatus
 from migrate.reports.grants import report_path
 from migrate.session import Selection
@@ -15,8 +17,10 @@ from migrate.store.lock import run_alive
 RESUMABLE = ("scan", "copy", "share", "sync", "cutover")   # a rerun carries on from the state database
 
 
-def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, Any]:
-    """A JSON-ready picture of the migration, read from the store only (no network)."""
+def collect(store: StateStore, selection: Selection = Selection(), *,
+            version_limit_for: Callable[[str], int | None] | None = None) -> dict[str, Any]:
+    """A JSON-ready picture of the migration, read from the store only (no network); `version_limit_for` (drive
+    id -> its version policy) counts the files copied before versions were enabled."""
     drives = []
     totals = _every_status({})
     for d in selection.drives(store):
@@ -63,7 +67,8 @@ def collect(store: StateStore, selection: Selection = Selection()) -> dict[str, 
         "shares_not_visible": unseen,
         "grants_not_carried_over": {"count": sum(lost.values()), "by_category": lost,
                                     "report": str(report) if report.exists() else None},
-        "versions": store.version_counts(ids),
+        "versions": {**store.version_counts(ids),
+                     "late_files": late_files(store, ids, version_limit_for) if version_limit_for else 0},
         "failures": store.failures(limit=20),
         "recent_runs": recent,
         "graph": meter.status_view(store),

@@ -255,6 +255,22 @@ def test_bad_target_syntax_and_bad_source() -> None:
     assert "sites.csv:3:1: expected a site URL (https://...), a site id" in msg
 
 
+def test_versions_column_is_optional_and_validated_per_row() -> None:
+    path = write("users.csv", "source_upn,target_user,batch,versions\nanna@example.org,anna,,all\n"
+                 "bob@example.org,bob,,12\ncarl@example.org,carl,,\ndora@example.org,dora,,None\n")
+    users = load_users(path)
+    assert [users.get(u).versions for u in ("anna@example.org", "bob@example.org", "carl@example.org",
+                                            "dora@example.org")] == ["all", 12, None, "none"]
+    assert load_users(write("u2.csv", "source_upn,target_user,batch\nanna@example.org,anna,\n")).rows[0].versions \
+        is None
+    bad = write("sites.csv", "source,target,batch,versions\nb!abcdefghijkl,/a,w,most\nb!abcdefghijkm,/b,w,501\n")
+    msg = error_of(load_sites, bad)
+    assert "sites.csv:2:21: versions: expected \"none\" | \"all\" | a whole number from 1 to 500" in msg, msg
+    assert "found 'most'" in msg and "sites.csv:3:21:" in msg and "found '501'" in msg
+    example = load_sites(REPO / "mappings" / "sites.example.csv")
+    assert [r.versions for r in example] == [None, "all", "all", "none", None]
+
+
 def test_bad_upn_bad_uid_bad_batch_all_reported_at_once() -> None:
     path = write(
         "users.csv",

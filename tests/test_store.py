@@ -202,3 +202,19 @@ def test_the_state_database_is_private_to_its_owner(tmp_path) -> None:
             assert stat.S_IMODE(earlier.stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_unlisted_history_pages_and_leaves_out_files_never_edited_and_files_listed(store: StateStore) -> None:
+    """versions_late asks only about verified files whose tags allow an edit and that have no version rows."""
+    _seed(store, 25)
+    tags = {0: ('"{A},1"', None), 1: ('"{A},3"', '"c:{A},1"'), 2: ('"{A},1"', '"c:{A},2"'), 3: ("aGVsbG8", None)}
+    for k in range(25):
+        etag, ctag = tags.get(k, ('"{A},4"', None))
+        store.db.execute("UPDATE items SET status = 'verified', target_path = ?, etag = ?, ctag = ? "
+                         "WHERE item_id = ?", (f"/f{k}", etag, ctag, f"i{k}"))
+    store.save_version_list("d1", "i4", [{"version_id": "1.0", "current": 1, "mtime": 1.0, "size": 1,
+                                          "status": "carried"}])
+    got = [r["item_id"] for r in store.unlisted_history("d1", page=4)]
+    # i0: eTag counter 1; i1: cTag counter 1 (wins over the eTag); i4: listed already
+    assert sorted(got) == sorted(["i2", "i3", *(f"i{k}" for k in range(5, 25))])
+    assert len(got) == len(set(got))

@@ -243,7 +243,7 @@ def test_plan_and_doctor_say_what_carrying_versions_costs(tmp_path, graph_sandbo
     r = run_cli("--json", "plan", cwd=tmp_path, env=env)
     assert r.returncode in (0, 3), r.stdout + r.stderr
     doc = json.loads((Path(json.loads(r.stdout)["reports"]) / "plan.json").read_text())
-    assert doc["versions"]["batches"] == [{"batch": "wave1", "files_asked": len(its), "versions": n,
+    assert doc["versions"]["batches"] == [{"batch": "wave1", "policy": "all", "files_asked": len(its), "versions": n,
                                            "bytes": size, "ru": 2 * len(its) + n}]
     assert "## Version history" in (Path(json.loads(r.stdout)["reports"]) / "plan.md").read_text()
     r = run_cli("--json", "plan", "--versions", "1", cwd=tmp_path, env=env)
@@ -302,20 +302,6 @@ def test_a_version_that_landed_unrecorded_is_ours_on_the_next_run(tmp_path, grap
     r = run_cli("copy", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert_histories(g, nc, tmp_path)
-
-
-def test_files_copied_before_versions_were_asked_for_are_counted_not_replayed(tmp_path, graph_sandbox_factory,
-                                                                               nextcloud_sandbox):
-    nc = nextcloud_sandbox
-    g, _drive, env = _small_migration(tmp_path, graph_sandbox_factory, nc, 'versions = "none"')
-    r = run_cli("copy", cwd=tmp_path, env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
-    before = len(nc.requests)
-    r = run_cli("copy", "--versions", "all", cwd=tmp_path, env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert [x for x in nc.requests[before:] if x[0] in ("PUT", "PROPPATCH")] == [], "no history after the fact"
-    r = run_cli("plan", "--versions", "all", cwd=tmp_path, env=env)
-    assert f"{len(versioned(g))} files were copied before versions were asked for" in r.stdout, r.stdout
 
 
 def test_a_large_version_streams_in_chunks_and_is_carried_whole(tmp_path, graph_sandbox_factory, nextcloud_sandbox):

@@ -23,6 +23,7 @@ from migrate.engine.estimate import PlanBudget, copy_estimate, plan_budget
 from migrate.engine.files.adopt import ADOPT_MARK
 from migrate.engine.files.layout import Assignment, DriveTarget, assign_drives, layout_drive
 from migrate.engine.files.teamfolders import FolderPlan, plan_team_folders
+from migrate.engine.files.versions import drive_limits, policy_text
 from migrate.engine.files.versions_plan import plan_versions
 from migrate.engine.shares.plan import (
     CREATE_SHARE,
@@ -73,6 +74,7 @@ class PlanOptions:
     create_team_folders: bool = False  # copy creates missing team folders and grants them (plan only lists it)
     migration_group: str = "m365-migration"  # the group that gives the service account team-folder access
     versions: int | None = 0  # [transfer] versions as a number: 0 none, None all, else N (engine.versions)
+    versions_forced: bool = False  # given by --versions: wins over the mapping rows' own `versions`
     source_settings: Any = None  # [source]: the Graph budget figures the estimates use
 
 
@@ -307,6 +309,7 @@ def run_plan(
         raise MappingError("\n".join(errors), hint="fix the mapping files (or the target), then run `plan` again")
 
     by_id = {t.id: t for t in assignment.targets}
+    limits = drive_limits(assignment.targets, forced=options.versions_forced)
     not_mounted = {f.mount_point for f in folders if f.seen_as != "team folder"}
     doc: dict[str, Any] = {"renames": [], "conflicts": [], "unsupported": [], "unmapped": [], "shares": [],
                            "grants": [], "not_carried_over": [],
@@ -317,6 +320,9 @@ def run_plan(
         t = by_id[drive_id]
         totals = store.drive_totals(drive_id)
         row = {**t.as_dict(), **{k: totals[k] for k in ("files", "bytes", "folders", "shared", "largest")},
+               "versions": policy_text(limits[drive_id] if drive_id in limits else options.versions),
+               "versions_from": t.where if drive_id in limits else
+               ("--versions" if options.versions_forced else "[transfer] versions"),
                "planned_files": 0, "planned_bytes": 0, "renames": 0, "conflicts": 0, "unsupported": 0,
                "already_files": 0, "already_bytes": 0}
         if t.status != "mapped":
@@ -356,7 +362,7 @@ def run_plan(
     doc["warnings"] += [f"team folder {f.mount_point!r}: {n}" for f in folders for n in f.notes
                         if n.startswith("no group of the site")]
     doc["versions"] = plan_versions(store, doc["drives"], options.versions,
-                                    supported=bool(getattr(target.features, "versions", False)))
+                                    supported=bool(getattr(target.features, "versions", False)), by_drive=limits)
     for a in doc["versions"]["accounts"]:  # carried versions count against the owner's quota too
         if a["user"] in per_user:
             per_user[a["user"]] += a["bytes"]
@@ -514,14 +520,16 @@ def _summary(doc: dict[str, Any], already: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def options_from_settings(settings: Any) -> PlanOptions:
-    """PlanOptions from config.Settings ([target] prefix/service_account/on_conflict and [policy])."""
+def options_from_settings(settings: Any, *, versions_forced: bool = False) -> PlanOptions:
+    """PlanOptions from config.Settings ([target] prefix/service_account/on_conflict and [policy]);
+    `versions_forced` when --versions was given (it then wins over the mapping rows' own `versions`)."""
     pol = settings.policy
     return PlanOptions(prefix=settings.target.prefix, service_account=settings.target.service_account,
                        on_conflict=settings.target.on_conflict, onenote=pol.onenote,
                        create_team_folders=settings.target.create_team_folders,
                        migration_group=settings.target.migration_group,
                        versions=versions_limit(getattr(settings.transfer, "versions", "none")),
+                       versions_forced=versions_forced,
                        share_policy=SharePolicy(pol.anonymous_links, pol.organization_links, pol.external_guests),
                        source_settings=settings.source)
 

@@ -165,14 +165,14 @@ def groupware_problem_rows(gw: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- Markdown
-VERSION_COLS = ["batch", "files asked", "earlier versions", "bytes", "Graph RU"]
+VERSION_COLS = ["batch", "policy", "files asked", "earlier versions", "bytes", "Graph RU"]
 
 
 def version_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Per batch: what carrying earlier versions costs (engine.versions_plan), for every format."""
     v = doc.get("versions") or {}
-    return [{"batch": b["batch"], "files asked": b["files_asked"], "earlier versions": b["versions"],
-             "bytes": human_bytes(b["bytes"]), "Graph RU": b["ru"]} for b in v.get("batches") or []]
+    return [{"batch": b["batch"], "policy": b.get("policy", v.get("policy")), "files asked": b["files_asked"],
+             "earlier versions": b["versions"], "bytes": human_bytes(b["bytes"]), "Graph RU": b["ru"]} for b in v.get("batches") or []]
 
 
 def version_text(doc: dict[str, Any]) -> list[str]:
@@ -180,17 +180,20 @@ def version_text(doc: dict[str, Any]) -> list[str]:
     v = doc.get("versions") or {}
     if not v:
         return []
-    if v.get("policy") == "none":
-        return ["version history: not carried ([transfer] versions = \"none\")"]
+    if not v.get("wanted", v.get("policy") != "none"):
+        return ["version history: not carried ([transfer] versions = \"none\"" +
+                (", and no mapping row asks for versions)" if v.get("overrides") else ")")]
     if not v.get("supported"):
         return [f"version history: the target keeps no versions; [transfer] versions = {v['policy']!r} is not "
                 "carried out (listed as not preserved)"]
     t = v.get("totals") or {"files_asked": 0, "versions": 0, "bytes": 0, "ru": 0}
-    out = [f"version history ([transfer] versions = {v['policy']!r}): {t['files_asked']} files asked, up to "
+    rows = f"; {v['overrides']} drive(s) follow the versions column of their mapping row" \
+        if v.get("overrides") else ""
+    out = [f"version history ([transfer] versions = {v['policy']!r}{rows}): {t['files_asked']} files asked, up to "
            f"{t['versions']} earlier versions, {human_bytes(t['bytes'])}, {t['ru']} Graph RU ({v['note']})"]
     if v.get("copied_without_history"):
-        out.append(f"  {v['copied_without_history']} files were copied before versions were asked for: they keep "
-                   "their current bytes only (their history cannot go before them)")
+        out.append(f"  {v['copied_without_history']} files were copied before versions were enabled (or raised): "
+                   "the next `copy` or `sync` puts their history under them (counted above)")
     out += [f"  versions count against {a['user']}'s quota: up to {human_bytes(a['bytes'])} ({a['versions']} "
             "versions)" for a in v.get("accounts") or [] if a["versions"]]
     return out

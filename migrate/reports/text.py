@@ -120,13 +120,19 @@ def render_status(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+LATE_LINE = ("not carried yet: {n} files were copied before versions were enabled (or raised); run `copy` or "
+             "`sync` to put their history under them")
+
+
 def version_lines(v: dict[str, Any]) -> list[str]:
     """Earlier versions carried, missing at the source and not carried (each reason), for status and copy."""
     by = v.get("by_status") or {}
-    if not by:
+    if not by and not v.get("late_files"):
         return []
-    out = ["", "earlier versions: " + ", ".join(f"{k} {by[k]}" for k in ("carried", "pending", "sent", "missing",
-                                                                          "not-carried") if by.get(k))]
+    out = ["", "earlier versions: " + (", ".join(f"{k} {by[k]}" for k in ("carried", "pending", "sent", "missing",
+                                                                           "not-carried") if by.get(k)) or "none yet")]
+    if v.get("late_files"):
+        out.append(f"  {LATE_LINE.format(n=v['late_files'])}")
     out += [f"  missing at the source ({n}): {why}" for why, n in sorted((v.get("missing") or {}).items())]
     out += [f"  not carried ({n}): {why}" for why, n in sorted((v.get("not_carried") or {}).items())]
     return out
@@ -139,6 +145,8 @@ def render_verify(summary: Any) -> str:
         lines.append(f"{summary.not_copied} files of the selection are not copied yet (see `m365-migrate status`)")
     if getattr(summary, "versions_checked", 0):
         lines.append(f"checked {summary.versions_checked} carried versions (time, bytes, label)")
+    if getattr(summary, "versions_late", 0):
+        lines.append(LATE_LINE.format(n=summary.versions_late))
     for gap in summary.gaps[:200]:
         lines.append(f"  {gap['target']}: {gap['problem']}")
     if len(summary.gaps) > 200:

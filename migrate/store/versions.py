@@ -51,11 +51,24 @@ class VersionsMixin(StoreBase):
         """Live files of the drive that have version rows in one of `statuses`, with the item's columns; found
         from the version rows (index on dk, status), so a drive's other items are never walked."""
         sts = list(statuses)
-        ids_sql = (f"SELECT DISTINCT item_id FROM item_versions WHERE dk = {DK_OF} AND status IN "
-                   f"({', '.join('?' for _ in sts)}) AND item_id > ? ORDER BY item_id LIMIT 500")
+        yield from self._items_where(drive_id, f"status IN ({', '.join('?' for _ in sts)})", sts)
+
+    def items_with_late_history(self, drive_id: str, late_prefix: str, settled_reason: str
+                                ) -> Iterator[dict[str, Any]]:
+        """Live files of the drive whose history may still go under them (engine.versions_late): a current row
+        `sent` (interrupted), or an earlier row not carried for a reason starting with `late_prefix` or for a
+        smaller N than now (a "beyond …" reason other than `settled_reason`, the one the policy in force gives)."""
+        yield from self._items_where(
+            drive_id, "((current = 1 AND status = 'sent') OR (current = 0 AND status = 'not-carried' AND "
+            "(substr(reason, 1, ?) = ? OR (reason LIKE 'beyond [transfer] versions = %' AND reason != ?))))",
+            [len(late_prefix), late_prefix, settled_reason])
+
+    def _items_where(self, drive_id: str, cond: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+        ids_sql = (f"SELECT DISTINCT item_id FROM item_versions WHERE dk = {DK_OF} AND {cond} "
+                   "AND item_id > ? ORDER BY item_id LIMIT 500")
         last = ""
         while True:
-            ids = [r["item_id"] for r in self.query(ids_sql, (drive_id, *sts, last))]
+            ids = [r["item_id"] for r in self.query(ids_sql, (drive_id, *params, last))]
             if not ids:
                 return
             yield from self.query(f"SELECT * FROM items WHERE dk = {DK_OF} AND deleted = 0 AND item_id IN "
@@ -103,6 +116,25 @@ class VersionsMixin(StoreBase):
             f"JOIN drives d ON d.dk = i.dk WHERE d.id IN ({', '.join('?' for _ in ids)}) AND i.deleted = 0 "
             f"AND i.is_folder = 0 AND i.target_path IS NOT NULL AND i.status IN ({', '.join('?' for _ in sts)}) "
             "AND NOT EXISTS (SELECT 1 FROM item_versions v WHERE v.dk = i.dk AND v.item_id = i.item_id)", [*ids, *sts])
+
+    def unlisted_history(self, drive_id: str, page: int = 500) -> Iterator[dict[str, Any]]:
+        """Verified live files of one drive that have no version rows and whose tags do not say "never edited"
+        (a counter of 1 in the cTag, or in the eTag when there is no cTag): what may still want its history put
+        under it. Paged by rowid along the (dk, status) index, so memory stays flat whatever the drive's size."""
+        never = ("(coalesce(i.ctag, '') LIKE '%,1\"' OR coalesce(i.ctag, '') LIKE '%,1' OR "
+                 "(coalesce(i.ctag, '') = '' AND (coalesce(i.etag, '') LIKE '%,1\"' OR "
+                 "coalesce(i.etag, '') LIKE '%,1')))")
+        last = 0
+        while True:
+            rows = self.query(
+                f"SELECT i.* FROM items i WHERE i.dk = {DK_OF} AND i.status = 'verified' AND i.id > ? "
+                f"AND i.deleted = 0 AND i.is_folder = 0 AND i.target_path IS NOT NULL AND NOT {never} "
+                "AND NOT EXISTS (SELECT 1 FROM item_versions v WHERE v.dk = i.dk AND v.item_id = i.item_id) "
+                "ORDER BY i.id LIMIT ?", (drive_id, last, page))
+            yield from rows
+            if len(rows) < page:
+                return
+            last = rows[-1]["id"]
 
     def listed_history(self, drive_ids: Iterable[str]) -> list[dict[str, Any]]:
         """Per drive and target user: listed earlier versions still to carry (pending/sent), count and bytes."""

@@ -394,6 +394,14 @@ class NextcloudTarget:
         """Name one version (labelled versions are never expired by the retention job)."""
         self._versions().label(user, fileid, timestamp, text)
 
+    def restore_version(self, user: str, fileid: str, timestamp: int) -> None:
+        """Make one earlier version current again, server-side (the replaced content becomes a version)."""
+        self._versions().restore(user, fileid, timestamp)
+
+    def recalculate_sha1(self, user: str, path: str) -> str:
+        """The server hashes the stored bytes and keeps the result (`SHA1:<hex>`)."""
+        return self.dav.recalculate_sha1(user, clean_path(path))
+
     def open_version(self, user: str, fileid: str, timestamp: int) -> AbstractContextManager[Iterator[bytes]]:
         """The bytes of one earlier version, streamed."""
         return self._versions().open(user, fileid, timestamp)

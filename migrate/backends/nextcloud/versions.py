@@ -81,6 +81,13 @@ class NextcloudVersions:
             raise TargetItemError(f"{user}: version {timestamp} of file {fileid}: the label was not stored "
                                   f"({resp.text[:200]})")
 
+    def restore(self, user: str, fileid: str, timestamp: int) -> None:
+        """MOVE the version to `…/versions/{uid}/restore/target` (§9.1): the file gets its bytes and time, and
+        the content it replaces is kept as a version named by its own time."""
+        dest = f"{self.dav.base}/remote.php/dav/versions/{quote(user, safe='')}/restore/target"
+        self.dav.send(user, "MOVE", self.url(user, fileid, timestamp),
+                      f"MOVE (restore version) {user}:{fileid}/{timestamp}", headers={"Destination": dest})
+
     def open(self, user: str, fileid: str, timestamp: int) -> AbstractContextManager[Iterator[bytes]]:
         """The bytes of one earlier version (the current one: read the file itself; a home folder answers 404)."""
         return self.dav.session.open_download(self.url(user, fileid, timestamp), auth=self.dav.auth(user), user=user,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from migrate.engine.files.adopt import ADOPT_MARK, adopt_files
 from migrate.engine.files.pool import CopySummary, copy_drives
 from migrate.engine.files.teamfolders import FolderPlan, confirm_mount, mount_problem, prepare_team_folders
 from migrate.engine.files.transfer import TransferOptions
+from migrate.engine.files.versions import limits_from_plan
 from migrate.engine.plan import PlanOptions, find_directory, run_plan
 from migrate.errors import AuthError, ConfigError, MappingError, MigrateError
 from migrate.mapping import Mappings
@@ -117,6 +119,8 @@ def run_copy(
                and not mount_problem(target, d)]
     adopted = adopt_files(store, target, mounted, workers=workers, on_conflict=plan_options.on_conflict, say=say,
                           rules=NameRules.from_features(target.features, windows=plan_options.windows_names))
+    # each drive's version policy as the plan settled it (a mapping row's own `versions`, else the configured)
+    transfer = dataclasses.replace(transfer, versions_by_drive={**limits_from_plan(doc), **transfer.versions_by_drive})
     summary = copy_drives(store, source, target, drives, workers=workers, accounting=accounting, options=transfer,
                           bulk=bulk, guard=lambda d: confirm_mount(target, d))
     summary.adopted = adopted.as_dict()

@@ -34,6 +34,7 @@ class DriveTarget:
     batch: str = ""
     target_kind: str = ""  # user | groupfolder | webdav
     mount: str = ""  # the team folder's mount point, for groupfolder targets
+    versions: str | int | None = None  # the mapping row's own `versions` (None: [transfer] versions)
 
     @property
     def id(self) -> str:
@@ -71,6 +72,27 @@ def _row_where(mappings: Mappings, row: UserRow | SiteRow) -> str:
     return f"{path.name}:{row.line}"
 
 
+def mapping_row(mappings: Mappings, d: dict[str, Any]) -> UserRow | SiteRow | None:
+    """The users.csv row of a OneDrive (by owner UPN) or the sites.csv row of a library; None when unmapped."""
+    if d["kind"] == "onedrive":
+        return mappings.users.get(d["owner_upn"]) if d["owner_upn"] else None
+    return mappings.sites.find(drive_id=d["id"], drive_url=d["web_url"] or None, site_id=d["site_id"] or None,
+                               site_url=d["site_url"] or None)
+
+
+def version_limits(store: StateStore, mappings: Mappings, default: int | None) -> Callable[[str], int | None]:
+    """Drive id -> the version policy in force (its mapping row's own `versions`, else `default`), for the
+    commands that do not lay out (status, verify); reads the store only."""
+    from migrate.config import versions_limit
+
+    own: dict[str, int | None] = {}
+    for d in store.drives():
+        row = mapping_row(mappings, d)
+        if row is not None and row.versions is not None:
+            own[d["id"]] = versions_limit(row.versions)
+    return lambda drive_id: own[drive_id] if drive_id in own else default
+
+
 def assign_drives(
     store: StateStore,
     mappings: Mappings,
@@ -106,6 +128,7 @@ def assign_drives(
                 t.reason = f"no row for {d['owner_upn'] or 'this OneDrive'} in {mappings.users.path.name}"
             else:
                 t.where, t.batch = _row_where(mappings, row), row.batch or t.batch
+                t.versions = row.versions
                 if row.target_user is None:
                     t.status, t.reason = "not-migrated", "blank target_user"
                 else:
@@ -118,6 +141,7 @@ def assign_drives(
                            f"{mappings.sites.path.name}"
             else:
                 t.where, t.batch = _row_where(mappings, srow), srow.batch or t.batch
+                t.versions = srow.versions
                 target = srow.target
                 if target is None:
                     t.status, t.reason = "not-migrated", "blank target"

@@ -14,7 +14,8 @@ from migrate.engine.files import urlfeed
 from migrate.engine.files.batch import Batcher, run_batch
 from migrate.engine.files.readahead import ReadAheadSource
 from migrate.engine.files.transfer import Transfer, TransferOptions, check_entry
-from migrate.engine.files.versions import VersionPolicy, VersionReplay, settle_labels
+from migrate.engine.files.versions import VersionPolicy, VersionReplay, can_replay, settle_labels
+from migrate.engine.files.versions_late import LateHistory, late_candidates
 from migrate.errors import DriveRefused, Fatal, MigrateError, TargetRefused
 from migrate.models import ItemStatus
 from migrate.protocols import Source, Target
@@ -180,12 +181,13 @@ def copy_drives(
             drives = [x for x in drives if x["id"] != d["id"]]
 
     transfer = Transfer(store, source, target, acct, options)
-    replay = VersionReplay(transfer, VersionPolicy(options.versions))
+    replay = VersionReplay(transfer, VersionPolicy(options.versions, options.versions_by_drive))
     # Files one by one read ahead of their upload (download and upload overlap); small files go to the target
     # many per request when it offers bulk upload.
     single = Transfer(store, ReadAheadSource(source), target, acct, options)
     batcher = Batcher(transfer, enabled=bulk)
     fatal: list[BaseException] = []
+    late_failed: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy") as pool:
         running: set[Future[Any]] = set()
 
@@ -244,8 +246,22 @@ def copy_drives(
             if stop.is_set() or fatal:
                 break
             submit(run_batch, transfer, rest)
-        done, _ = wait(running)
+        done, running = wait(running)
         _collect(done, fatal, stop)
+        if replay.policy.wanted and can_replay(source, target):
+            # files copied before their drive asked for (more) history: put it under them (engine.versions_late)
+            late = LateHistory(replay)
+
+            def under(item: dict[str, Any]) -> None:
+                if late.run(item) == "failed":
+                    late_failed.append(item)
+
+            for item in late_candidates(store, [d["id"] for d in drives], replay.policy.limit_for):
+                if stop.is_set() or fatal:
+                    break
+                submit(under, item)
+            done, _ = wait(running)
+            _collect(done, fatal, stop)
     if not fatal and replay.policy.wanted:
         settle_labels(store, target, [d["id"] for d in drives])
         summary.versions = store.version_counts([d["id"] for d in drives])
@@ -257,7 +273,8 @@ def copy_drives(
     summary.failed = [
         {"drive_id": r["drive_id"], "item_id": r["item_id"], "path": r["path"], "error": r["last_error"]}
         for d in drives for r in store.iter_items(d["id"], statuses=("failed",))
-    ]
+    ] + [{"drive_id": r["drive_id"], "item_id": r["item_id"], "path": r["path"], "error": r["last_error"]}
+         for r in (store.item(x["drive_id"], x["item_id"]) for x in late_failed) if r]
     if acct.elapsed > 1 and acct.done_bytes:
         store.record_metric("copy_bytes_per_s", acct.rate, "B/s")
     if fatal:

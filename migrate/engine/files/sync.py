@@ -462,10 +462,12 @@ def clean_path_slash(path: str) -> str:
 
 
 def _layout(store: StateStore, target: Target, mappings: Any, drive_ids: list[str], plan_options: Any,
-            rules: NameRules, summary: SyncSummary) -> list[str]:
-    """Lay out again (store only) the drives that have changes; returns the mapped drive ids."""
+            rules: NameRules, summary: SyncSummary) -> tuple[list[str], dict[str, int | None]]:
+    """Lay out again (store only) the drives that have changes; returns the mapped drive ids, and the version
+    policy of the drives whose mapping row sets its own."""
     from migrate.engine.files.layout import assign_drives
     from migrate.engine.files.relayout import relayout_drive
+    from migrate.engine.files.versions import drive_limits
 
     assignment = assign_drives(store, mappings, prefix=plan_options.prefix,
                                service_account=plan_options.service_account, rules=rules)
@@ -481,7 +483,7 @@ def _layout(store: StateStore, target: Target, mappings: Any, drive_ids: list[st
         lay = relayout_drive(store, t, rules, onenote_policy=plan_options.onenote,
                              max_file_size=plan_options.max_file_size)
         summary.renames += [r for r in lay.renames]
-    return mapped
+    return mapped, drive_limits(assignment.targets)
 
 
 def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, selection: Selection,
@@ -510,7 +512,7 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
     rules = NameRules.from_features(target.features, windows=plan_options.windows_names)
     changed = [d for d in scanned if any(store.waiting_changes(d).values()) or store.has_unsent(d)]
     say(f"laying out {len(changed)} drives with changes")
-    mapped = _layout(store, target, mappings, changed, plan_options, rules, summary)
+    mapped, limits = _layout(store, target, mappings, changed, plan_options, rules, summary)
     changes = detect(store, mapped)
     summary.drives = mapped
     summary.changes = [c.to_dict() for c in changes]
@@ -560,12 +562,12 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
     rows = [r for r in (store.drive(d) for d in mapped) if r]
     say("copying new and changed files")
     cs = copy_drives(store, source, target, rows, workers=options.workers, bulk=options.bulk,
-                     options=TransferOptions(versions=options.versions))
+                     options=TransferOptions(versions=options.versions, versions_by_drive=limits))
     uploaded = cs.files_verified
     edits = [c for c in changes if c.kind == EDIT or (c.kind == MOVE and c.edited)]
     if [c for c in edits if ap.raced(c)]:
         cs = copy_drives(store, source, target, rows, workers=options.workers, bulk=options.bulk,
-                     options=TransferOptions(versions=options.versions))  # ours, beside
+                     options=TransferOptions(versions=options.versions, versions_by_drive=limits))  # ours, beside
         uploaded += cs.files_verified
     summary.copy = {k: v for k, v in cs.__dict__.items() if k not in ("failed", "notes")}
     summary.failed += cs.failed

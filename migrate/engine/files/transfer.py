@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.engine.accounting import Accounting
@@ -35,6 +35,7 @@ class TransferOptions:
     max_reopens: int = 5
     read_size: int = 1024 * 1024
     versions: int | None = 0  # earlier versions carried per file: 0 none, None all, else N (engine.versions)
+    versions_by_drive: Mapping[str, int | None] = field(default_factory=dict)  # a mapping row's own, per drive
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from migrate.engine.files.teamfolders import mount_problem
 from migrate.engine.files.transfer import check_entry
+from migrate.engine.files.versions_late import late_files
 from migrate.engine.files.versions_verify import verify_versions
 from migrate.engine.shares.accept import confirm_visible
 from migrate.models import ItemStatus, RemoteEntry
@@ -34,6 +35,7 @@ class VerifySummary:
     not_copied: int = 0
     folders_listed: int = 0
     versions_checked: int = 0  # earlier and current versions of files whose history was carried
+    versions_late: int = 0  # files copied before versions were enabled whose history is not at the target yet
     shares_checked: int = 0  # made user/group shares checked as their recipients
     shares_not_visible: list[dict[str, Any]] = field(default_factory=list)  # some recipient does not see them
 
@@ -51,6 +53,7 @@ def verify_drives(
     source_hash: Callable[[str, str], str | None] | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 8,
+    version_limit_for: Callable[[str], int | None] | None = None,
 ) -> VerifySummary:
     """Every verified file must exist at the target with its size (and SHA1 and mtime where the target keeps
     them). With `source_hash`, the source's current QuickXorHash must still be the one we copied.
@@ -81,6 +84,8 @@ def verify_drives(
             if not problem and source_hash is not None:
                 problem = _source_problem(item, source_hash(item["drive_id"], item["item_id"]))
             _record(store, s, item, problem, progress)
+    if version_limit_for is not None:  # like files not copied yet: counted with what to do, not a gap
+        s.versions_late = late_files(store, [d["id"] for d in drives], version_limit_for)
     for item, n, problems in verify_versions(store, target, listed, workers=workers):
         s.versions_checked += n
         for p in problems:  # the file itself is whole: its history has a gap, listed (exit 3), not re-sent

@@ -18,8 +18,8 @@ import datetime as dt
 import logging
 import re
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.engine.files.transfer import Outcome, Transfer, expected_mtime
@@ -42,7 +42,8 @@ EMPTY = "empty: Nextcloud keeps no version of an empty file"
 SAME_SECOND = "saved in the same second as the next version: Nextcloud keeps one version per second"
 NOT_BEFORE = "its time is not before the next version's: Nextcloud names versions by time, so it would be out of order"
 SUPERSEDED = "edited again at the source before this pass: the target receives the newest edit only"
-LATE = "the file was copied before versions were asked for: its history cannot be put before the current bytes"
+LATE_PREFIX = "the file was copied before versions were"  # (also the text of states written before this one)
+LATE = f"{LATE_PREFIX} enabled: the next `copy` or `sync` puts its history under the current bytes"
 
 
 def beyond(limit: int) -> str:
@@ -105,13 +106,41 @@ def choose(listing: list[SourceVersion], limit: int | None, source_etag: str | N
 
 @dataclass(frozen=True, slots=True)
 class VersionPolicy:
-    """`[transfer] versions` as a number: 0 none, None all, else the most recent N earlier versions."""
+    """`[transfer] versions` as a number: 0 none, None all, else the most recent N earlier versions; `by_drive`
+    holds the drives whose mapping row sets its own (drive_limits)."""
 
     limit: int | None = 0
+    by_drive: Mapping[str, int | None] = field(default_factory=dict)
+
+    def limit_for(self, drive_id: str) -> int | None:
+        return self.by_drive[drive_id] if drive_id in self.by_drive else self.limit
 
     @property
     def wanted(self) -> bool:
-        return self.limit != 0
+        return self.limit != 0 or any(v != 0 for v in self.by_drive.values())
+
+
+def policy_text(limit: int | None) -> str | int:
+    """A limit as people write it: "none", "all" or N."""
+    return "none" if limit == 0 else "all" if limit is None else limit
+
+
+def drive_limits(targets: Iterable[Any], *, forced: bool = False) -> dict[str, int | None]:
+    """Drive id -> limit, for drives whose mapping row has a `versions` value (layout.DriveTarget.versions);
+    none when `forced` (a --versions flag on the command line wins over every row for that run)."""
+    from migrate.config import versions_limit
+
+    if forced:
+        return {}
+    return {t.id: versions_limit(t.versions) for t in targets if getattr(t, "versions", None) is not None}
+
+
+def limits_from_plan(doc: Mapping[str, Any]) -> dict[str, int | None]:
+    """Drive id -> limit for every mapped drive of a plan document (its rows carry the policy in force)."""
+    from migrate.config import versions_limit
+
+    return {d["drive_id"]: versions_limit(d["versions"]) for d in doc.get("drives") or ()
+            if d.get("status") == "mapped" and "versions" in d}
 
 
 def can_replay(source: Any, target: Any) -> bool:
@@ -132,7 +161,8 @@ class VersionReplay:
 
     def wants(self, item: dict[str, Any]) -> bool:
         """Whether this pending file goes through the replay (else it is copied as before)."""
-        return self.policy.wanted and may_have_history(item) and can_replay(self.source, self.target)
+        return self.policy.limit_for(item["drive_id"]) != 0 and may_have_history(item) \
+            and can_replay(self.source, self.target)
 
     # ------------------------------------------------------------------------------------------------ one file
     def run(self, item: dict[str, Any], drive_kind: str = "onedrive") -> Outcome:
@@ -174,7 +204,7 @@ class VersionReplay:
         if rows and rows[-1]["source_etag"] == item["etag"]:
             return {}
         listing = self.source.list_versions(d, i)
-        new = choose(listing, self.policy.limit, item["etag"], item["mtime"])
+        new = choose(listing, self.policy.limit_for(d), item["etag"], item["mtime"])
         placed = item.get("placed_path") is not None
         if placed:
             # Our copy is at the target already (a sync edit): earlier versions it does not hold cannot go
@@ -309,7 +339,7 @@ def label_current(store: Any, target: Any, item: dict[str, Any]) -> bool:
     d, i = item["drive_id"], item["item_id"]
     rows = store.versions_of(d, i)
     cur = rows[-1] if rows and rows[-1]["current"] else None
-    if cur is None or cur["status"] == "carried":
+    if cur is None or cur["status"] != "pending":  # `sent`: history going under it (versions_late) owns it
         return False
     user, path = item["target_user"] or "", item["target_path"]
     fid = target.file_id(user, path)

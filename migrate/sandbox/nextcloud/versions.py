@@ -225,5 +225,7 @@ class Versions:
         os.replace(tmp, real)
         os.utime(real, (int(ts), int(ts)))
         with self.state.lock:
-            self.state.meta_for(real).author = user
+            meta = self.state.meta_for(real)
+            meta.author = user
+            meta.checksum = None  # the stored checksum was the replaced content's
         return respond(start_response, 201)
