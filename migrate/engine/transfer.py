@@ -9,7 +9,6 @@ file once when its hash does not match.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from migrate.models import ItemStatus, RemoteEntry
 from migrate.protocols import Source, Target
 from migrate.store import StateStore
 from migrate.transport.hashing import HashingStream
+from migrate.transport.spool import FILE_MEMORY, Spool
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,10 @@ class Transfer:
         hs = HashingStream(resilient_stream(self.source, d, i, max_reopens=self.opt.max_reopens))
 
         if size <= self.opt.small_file_limit or enriched:
-            # Read first (small files in memory, enriched Office files spooled to disk), so the SHA1 goes in the
-            # request header and a wrong hash is caught before anything is written.
-            with tempfile.SpooledTemporaryFile(max_size=self.opt.small_file_limit) as spool:
+            # Read first (in memory within the process-wide budget, else spooled to disk), so the SHA1 goes in the
+            # request header and a wrong hash is caught before anything is written. The spool is handed over as
+            # it is: the target sends its pieces (again, on a retry) without joining them into one more copy.
+            with Spool(FILE_MEMORY, size) as spool:
                 for chunk in hs:
                     spool.write(chunk)
                     self.acct.bytes(len(chunk))
@@ -166,9 +167,7 @@ class Transfer:
                             "Office document the library rewrites on download; copied as served")
                 # Before the bytes leave: what the target will hold, so a rerun after a kill can recognise it.
                 self.store.update_item(d, i, target_checksum=f"SHA1:{hs.sha1}", target_size=hs.size)
-                spool.seek(0)
-                chunks = iter(lambda: spool.read(self.opt.read_size), b"")
-                entry = self.target.upload(user, path, chunks, hs.size, mtime=item["mtime"], sha1=hs.sha1,
+                entry = self.target.upload(user, path, spool, hs.size, mtime=item["mtime"], sha1=hs.sha1,
                                            **_guard(item))
                 return entry, hs, note
 
