@@ -1,6 +1,7 @@
 """File bytes held between their read and their write: in memory while a process-wide budget grants the room,
-else in a temp file. One budget for every upload of the process (chunks of large files, whole small files), so
-the memory a copy holds in file data stays bounded whatever the number of workers and the mix of file sizes.
+else in a temp file. One budget for every upload of the process (chunks of large files, whole small files, bulk
+batches, bytes read ahead), so the memory a copy holds in file data stays bounded whatever the number of workers
+and the mix of file sizes.
 """
 
 from __future__ import annotations
@@ -20,21 +21,37 @@ class MemoryBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     def take(self, n: int) -> bool:
+        """Room for `n` bytes if there is some now (the caller goes to disk otherwise)."""
         with self._lock:
             if self.used + n > self.limit:
                 return False
             self.used += n
             return True
 
+    def wait_take(self, n: int) -> int:
+        """Room for `n` bytes (at most the limit), waiting until others give some back; returns what to give.
+        For holders that cannot go to disk (a bulk request's bodies); they take once, so no wait is a cycle."""
+        from migrate.transport import interrupt
+
+        n = min(n, self.limit)
+        with self._lock:
+            while self.used + n > self.limit:
+                self._lock.wait(0.5)
+                interrupt.check()
+            self.used += n
+        return n
+
     def give(self, n: int) -> None:
         with self._lock:
             self.used -= n
+            self._lock.notify_all()
 
 
-# Shared by chunked uploads (one 32 MiB chunk fits) and the whole-file reads of small files.
+# Shared by chunked uploads (one 32 MiB chunk fits), the whole-file reads of small files, bulk batches (≤ 4 MiB
+# each) and downloads read ahead of a streamed upload.
 FILE_MEMORY = MemoryBudget(32 * MiB)
 
 

@@ -81,10 +81,13 @@ class Transfer:
 
     def __init__(
         self, store: StateStore, source: Source, target: Target, accounting: Accounting,
-        options: TransferOptions = TransferOptions(),
+        options: TransferOptions = TransferOptions(), *, streamed: Source | None = None,
     ) -> None:
         self.store = store
         self.source = source
+        # Read for the files streamed to the target as they arrive (e.g. engine.files.readahead: download and
+        # upload overlap); files read whole before their upload gain nothing from it and use `source`.
+        self.streamed = streamed or source
         self.target = target
         self.acct = accounting
         self.opt = options
@@ -148,9 +151,11 @@ class Transfer:
         d, i, size = item["drive_id"], item["item_id"], item["size"]
         user, path = item["target_user"] or "", item["target_path"]
         enriched = _enriched(item, drive_kind)
-        hs = HashingStream(resilient_stream(self.source, d, i, max_reopens=self.opt.max_reopens))
+        read_whole = size <= self.opt.small_file_limit or enriched
+        hs = HashingStream(resilient_stream(self.source if read_whole else self.streamed, d, i,
+                                            max_reopens=self.opt.max_reopens))
 
-        if size <= self.opt.small_file_limit or enriched:
+        if read_whole:
             # Read first (in memory within the process-wide budget, else spooled to disk), so the SHA1 goes in the
             # request header and a wrong hash is caught before anything is written. The spool is handed over as
             # it is: the target sends its pieces (again, on a retry) without joining them into one more copy.
@@ -214,7 +219,7 @@ class Transfer:
         log.info("%s:%s: resuming the upload at byte %d of %d (the chunks before are on the server)", user, path,
                  resume.offset, size)
         self.acct.already_there(resume.offset)
-        tail = HashingStream(resilient_stream(self.source, d, i, offset=resume.offset,
+        tail = HashingStream(resilient_stream(self.streamed, d, i, offset=resume.offset,
                                               max_reopens=self.opt.max_reopens))
 
         def counting() -> Iterator[bytes]:
