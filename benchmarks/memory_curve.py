@@ -8,7 +8,10 @@
     sizes: the old in-memory dict of RemoteEntry against the temp table that replaced it;
 (c) `copy` of one OneDrive with a realistic mix of file sizes (1,026 files / 184 MB and 4,026 files / 676 MB,
     sizes from a fixed log-normal draw between 8 KiB and 6 MiB, median ~56 KB), 8 workers, Graph sandbox →
-    Nextcloud sandbox, each sandbox in its own process: the copy child's own VmHWM, and its RSS after imports.
+    Nextcloud sandbox, each sandbox in its own process: the copy child's own VmHWM (highest of 2 copies), and
+    that of the same command run again with nothing left to copy (start-up, imports, plan refresh); also the
+    1,026 files at 16 workers, and 60 large files (1-48 MiB: read whole, one streamed PUT, chunked).
+    `--copy-code DIR --copy-label before` runs the copy child on another checkout (the figures before a change).
 Writes benchmarks/results/memory_curve.json. Goal: every peak < 150 MB, flat in the item count.
 Usage: .venv/bin/python benchmarks/memory_curve.py [--sizes 10000,100000,1000000]
 """
