@@ -54,6 +54,11 @@ class TenantSpec:
     groupware_recurring: float = 0.3   # share of those that are recurring series
     groupware_contacts: int = 6  # generated contacts per mailbox besides the hand-made one
     groupware_attachment_kb: int = 300  # size of the large event attachment
+    mail_messages: int = 6       # generated messages per Inbox besides the hand-made nasty ones
+    mail_large_mb: int = 0       # >0: a message of about this many MiB in the first user's Inbox (served streamed)
+    mail_bulk: int = 0           # >0: a folder "Inbox/Massenablage" with this many messages (first user)
+    mail_archive_users: int = 1  # the first N users have an online archive (reported, never readable)
+    mail_no_mailbox_users: int = 0   # the last N users have no Exchange Online mailbox (404 MailboxNotEnabledForRESTAPI)
     licences: int = 60_000       # what /subscribedSkus reports: the top RU band, so tests are paced little
 
     @classmethod
