@@ -1,7 +1,7 @@
 """Chunked upload v2 (reference §4.1): MKCOL an upload folder, PUT numbered chunks, MOVE `.file` into place.
 
-Each chunk is gathered from the caller's stream into a buffer (in memory while the process-wide CHUNK_MEMORY
-budget allows, else a temp file), so each chunk PUT can be re-sent by the pacer and memory stays bounded
+Each chunk is gathered from the caller's stream into a buffer (in memory while the process-wide file-memory
+budget allows, else a temp file; transport.spool), so each chunk PUT can be re-sent by the pacer and memory stays bounded
 whatever the number of workers and the file sizes. Up to `parallel` chunk PUTs run at once while the caller's stream
 fills the next spool (the server advertises how many it welcomes, `max_parallel_count`; it assembles chunks by
 name, not by arrival). `Destination` and `OC-Total-Length` go on every request, so a full quota answers 507 at
@@ -15,23 +15,20 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import IO
 
 from migrate.backends.nextcloud.dav import NextcloudDav
 from migrate.backends.webdav.wire import PLAIN_PROPS, if_match_headers, raise_for
 from migrate.errors import ChangedAtTarget, IntegrityError, MigrateError, TargetItemError, Transient
+from migrate.transport.spool import FILE_MEMORY, MemoryBudget, Spool
 
 log = logging.getLogger(__name__)
 
 MIN_CHUNK = 5 * 1024 * 1024
 MAX_CHUNK = 5 * 1024 * 1024 * 1024
 MAX_CHUNKS = 10000
-READ_BLOCK = 1024 * 1024
 
 
 def chunk_size_for(size: int, configured: int) -> int:
@@ -39,69 +36,9 @@ def chunk_size_for(size: int, configured: int) -> int:
     return min(MAX_CHUNK, max(MIN_CHUNK, configured, math.ceil(size / MAX_CHUNKS)))
 
 
-class MemoryBudget:
-    """Bytes of chunk data all uploads of the process may hold in memory together; past it, chunks go to disk."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self._lock = threading.Lock()
-
-    def take(self, n: int) -> bool:
-        with self._lock:
-            if self.used + n > self.limit:
-                return False
-            self.used += n
-            return True
-
-    def give(self, n: int) -> None:
-        with self._lock:
-            self.used -= n
-
-
-CHUNK_MEMORY = MemoryBudget(32 * 1024 * 1024)
-
-
-class ChunkBuffer:
-    """One chunk's bytes, replayable: the caller's pieces kept as they are (no copy) when the budget grants the
-    room, else written to a temp file."""
-
-    def __init__(self, budget: MemoryBudget, room: int) -> None:
-        self._budget = budget
-        self._room = room if budget.take(room) else 0
-        self._pieces: list[bytes] = []
-        self._file: IO[bytes] | None = None if self._room else tempfile.TemporaryFile()  # noqa: SIM115
-
-    @property
-    def in_memory(self) -> bool:
-        return bool(self._room)
-
-    def write(self, piece: bytes) -> None:
-        if self._file is None:
-            self._pieces.append(piece)
-        else:
-            self._file.write(piece)
-
-    def body(self) -> Callable[[], Iterator[bytes]]:
-        """A fresh iterator over the bytes for each attempt of the PUT."""
-        if self._file is None:
-            return lambda: iter(self._pieces)
-        f = self._file
-
-        def replay() -> Iterator[bytes]:
-            f.seek(0)
-            while block := f.read(READ_BLOCK):
-                yield block
-
-        return replay
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._pieces = []
-        if self._room:
-            self._budget.give(self._room)
-            self._room = 0
+# Chunk data in memory counts against the process-wide budget shared with small files' whole reads.
+CHUNK_MEMORY = FILE_MEMORY
+ChunkBuffer = Spool
 
 
 def _chunk_buffers(chunks: Iterable[bytes], chunk_size: int, budget: MemoryBudget

@@ -25,7 +25,7 @@ from migrate.backends.nextcloud.dav import NextcloudDav
 from migrate.backends.nextcloud.provisioning import Provisioning
 from migrate.backends.nextcloud.shares import Shares
 from migrate.backends.nextcloud.teamfolders import TeamFolders
-from migrate.backends.webdav.session import DavSession, make_http
+from migrate.backends.webdav.session import Body, DavSession, make_http, replayable
 from migrate.backends.webdav.wire import (
     CONDITIONAL_OK,
     clean_path,
@@ -249,12 +249,10 @@ class NextcloudTarget:
             self.ensure_folder(user, parent)
         ok = (412,) if if_match else ()
         if size <= REPLAYABLE_LIMIT:
-            data = b"".join(chunks)
-            if len(data) != size:
-                raise IntegrityError(f"{user}:{path}: got {len(data)} bytes to send, expected {size}")
-            resp = self.dav.put(user, path, data, headers, ok=(*ok, 403, 404) if auto else ok)
+            body = replayable(chunks, size, f"{user}:{path}")
+            resp = self.dav.put(user, path, body, headers, ok=(*ok, 403, 404) if auto else ok)
             if auto and resp.status_code in (403, 404):
-                resp = self._put_after_lost_race(user, path, parent, data, headers, resp, ok)
+                resp = self._put_after_lost_race(user, path, parent, body, headers, resp, ok)
         else:
             resp = self.dav.put_stream(user, path, chunks, headers, ok=ok)
         if resp.status_code == 412:
@@ -264,7 +262,7 @@ class NextcloudTarget:
             self._mark_known(user, parent)
         return self._verify(user, path, size, sha1)
 
-    def _put_after_lost_race(self, user: str, path: str, parent: str, data: bytes, headers: dict[str, str],
+    def _put_after_lost_race(self, user: str, path: str, parent: str, data: Body, headers: dict[str, str],
                              lost: Any, ok: tuple[int, ...]) -> Any:
         """32.0.1 answers an Auto-Mkcol PUT 403 "Could not create directory" when another request made that
         folder at the same moment (checked: six PUTs into one new folder), and now and then 404 "File with name

@@ -14,13 +14,23 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from migrate.backends.webdav.wire import StreamConsumed, classify, transport_error
-from migrate.errors import Transient, TransientError, Unanswered
+from migrate.errors import IntegrityError, Transient, TransientError, Unanswered
 from migrate.transport.pacer import Pacer
 
 if TYPE_CHECKING:
     import httpx
 
 Body = bytes | Callable[[], Iterable[bytes]] | None
+
+
+def replayable(chunks: Iterable[bytes], size: int, what: str) -> Callable[[], Iterator[bytes]]:
+    """A body the pacer can send again, of exactly `size` bytes: re-iterable `chunks` (a list, a
+    transport.spool.Spool) are sent piece by piece as they are; a one-shot stream is joined once (keep it small)."""
+    pieces: Iterable[bytes] = [b"".join(chunks)] if isinstance(chunks, Iterator) else chunks
+    got = sum(len(p) for p in pieces)
+    if got != size:
+        raise IntegrityError(f"{what}: got {got} bytes to send, expected {size}")
+    return lambda: iter(pieces)
 
 
 def make_http(ca_bundle: str | None = None, *, timeout: float = 300.0, max_connections: int = 32) -> httpx.Client:

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from migrate.backends.webdav.session import DavSession, make_http
+from migrate.backends.webdav.session import DavSession, make_http, replayable
 from migrate.backends.webdav.wire import (
     CONDITIONAL_OK,
     PLAIN_PROPS,
@@ -153,7 +153,7 @@ class WebDAVTarget:
 
     def upload(self, user: str, path: str, chunks: Iterable[bytes], size: int, *, mtime: float | None = None,
                sha1: str | Callable[[], str] | None = None, if_match: str | None = None) -> RemoteEntry:
-        """Plain PUT streaming `chunks` (held in memory only when ≤ 4 MiB, to allow re-sending); with `if_match`
+        """Plain PUT streaming `chunks` (≤ 4 MiB: held to allow re-sending, see session.replayable); with `if_match`
         only over that version (`If-Match`, or a PROPFIND just before for a weak etag, see `_guard`)."""
         self._check_user(user)
         path = clean_path(path)
@@ -166,11 +166,8 @@ class WebDAVTarget:
             raise changed
         ok = (412,) if guard else ()
         if size <= REPLAYABLE_LIMIT:
-            data = b"".join(chunks)
-            if len(data) != size:
-                raise IntegrityError(f"{what}: got {len(data)} bytes to send, expected {size}")
             resp = self.session.send("PUT", self.url_for(path), auth=self.auth, what=what,
-                                     headers={**headers, **guard}, body=data, ok=ok)
+                                     headers={**headers, **guard}, body=replayable(chunks, size, what), ok=ok)
         else:
             resp = self.session.send_stream("PUT", self.url_for(path), chunks, auth=self.auth, what=what,
                                             headers={**headers, **guard}, ok=ok)

@@ -27,13 +27,14 @@ from migrate.engine.files.transfer import (
 from migrate.errors import Fatal, IntegrityError, MigrateError, Terminal, TransientError
 from migrate.models import ItemStatus, RemoteEntry, SmallFile
 from migrate.transport.hashing import HashingStream
+from migrate.transport.spool import FILE_MEMORY
 
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile("[\x00-\x1f]")  # a header value cannot carry these (one regex: this runs per file)
 SMALL_LIMIT = 1024 * 1024  # files up to this size go in batches
 MAX_FILES = 100  # per batch (the Nextcloud desktop client's batch size)
-MAX_BYTES = 4 * 1024 * 1024  # per batch; each running batch is held in memory (twice, once encoded)
+MAX_BYTES = 4 * 1024 * 1024  # per batch; each running batch is held in memory (once: the body is its pieces)
 
 
 @dataclass
@@ -116,6 +117,10 @@ def run_batch(transfer: Transfer, items: list[dict[str, Any]]) -> list[Outcome]:
         open_.pop((d, i), None)
         outcomes.append(Outcome(ItemStatus.FAILED, error=reason))
 
+    # The batch's bytes are held in memory from their read to the end of the request: they count against the
+    # process-wide budget, waiting for room (the only holder that cannot go to disk), so a run of large "small"
+    # files at 8 workers does not add 8 × MAX_BYTES on top of the chunks, spools and read-ahead.
+    held = FILE_MEMORY.wait_take(sum(it["size"] or 0 for it in items))
     try:
         _prefetch_urls(transfer, items)
         ready: list[_Read] = []
@@ -160,6 +165,8 @@ def run_batch(transfer: Transfer, items: list[dict[str, Any]]) -> list[Outcome]:
     except BaseException:
         _back_to_pending(transfer, open_.values(), "interrupted")
         raise
+    finally:
+        FILE_MEMORY.give(held)
 
 
 def _prefetch_urls(transfer: Transfer, items: list[dict[str, Any]]) -> None:

@@ -182,9 +182,9 @@ def copy_drives(
 
     transfer = Transfer(store, source, target, acct, options)
     replay = VersionReplay(transfer, VersionPolicy(options.versions, options.versions_by_drive))
-    # Files one by one read ahead of their upload (download and upload overlap); small files go to the target
-    # many per request when it offers bulk upload.
-    single = Transfer(store, ReadAheadSource(source), target, acct, options)
+    # Files one by one, those streamed to the target read ahead of their upload (download and upload overlap);
+    # small files go to the target many per request when it offers bulk upload.
+    single = Transfer(store, source, target, acct, options, streamed=ReadAheadSource(source))
     batcher = Batcher(transfer, enabled=bulk)
     fatal: list[BaseException] = []
     late_failed: list[dict[str, Any]] = []

@@ -9,7 +9,6 @@ file once when its hash does not match.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from migrate.models import ItemStatus, RemoteEntry
 from migrate.protocols import Source, Target
 from migrate.store import StateStore
 from migrate.transport.hashing import HashingStream
+from migrate.transport.spool import FILE_MEMORY, Spool
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,13 @@ class Transfer:
 
     def __init__(
         self, store: StateStore, source: Source, target: Target, accounting: Accounting,
-        options: TransferOptions = TransferOptions(),
+        options: TransferOptions = TransferOptions(), *, streamed: Source | None = None,
     ) -> None:
         self.store = store
         self.source = source
+        # Read for the files streamed to the target as they arrive (e.g. engine.files.readahead: download and
+        # upload overlap); files read whole before their upload gain nothing from it and use `source`.
+        self.streamed = streamed or source
         self.target = target
         self.acct = accounting
         self.opt = options
@@ -149,12 +152,15 @@ class Transfer:
         d, i, size = item["drive_id"], item["item_id"], item["size"]
         user, path = item["target_user"] or "", item["target_path"]
         enriched = _enriched(item, drive_kind)
-        hs = HashingStream(resilient_stream(self.source, d, i, max_reopens=self.opt.max_reopens))
+        read_whole = size <= self.opt.small_file_limit or enriched
+        hs = HashingStream(resilient_stream(self.source if read_whole else self.streamed, d, i,
+                                            max_reopens=self.opt.max_reopens))
 
-        if size <= self.opt.small_file_limit or enriched:
-            # Read first (small files in memory, enriched Office files spooled to disk), so the SHA1 goes in the
-            # request header and a wrong hash is caught before anything is written.
-            with tempfile.SpooledTemporaryFile(max_size=self.opt.small_file_limit) as spool:
+        if read_whole:
+            # Read first (in memory within the process-wide budget, else spooled to disk), so the SHA1 goes in the
+            # request header and a wrong hash is caught before anything is written. The spool is handed over as
+            # it is: the target sends its pieces (again, on a retry) without joining them into one more copy.
+            with Spool(FILE_MEMORY, size) as spool:
                 for chunk in hs:
                     spool.write(chunk)
                     self.acct.bytes(len(chunk))
@@ -167,9 +173,7 @@ class Transfer:
                             "Office document the library rewrites on download; copied as served")
                 # Before the bytes leave: what the target will hold, so a rerun after a kill can recognise it.
                 self.store.update_item(d, i, target_checksum=f"SHA1:{hs.sha1}", target_size=hs.size)
-                spool.seek(0)
-                chunks = iter(lambda: spool.read(self.opt.read_size), b"")
-                entry = self.target.upload(user, path, chunks, hs.size, mtime=item["mtime"], sha1=hs.sha1,
+                entry = self.target.upload(user, path, spool, hs.size, mtime=item["mtime"], sha1=hs.sha1,
                                            **_guard(item))
                 return entry, hs, note
 
@@ -216,7 +220,7 @@ class Transfer:
         log.info("%s:%s: resuming the upload at byte %d of %d (the chunks before are on the server)", user, path,
                  resume.offset, size)
         self.acct.already_there(resume.offset)
-        tail = HashingStream(resilient_stream(self.source, d, i, offset=resume.offset,
+        tail = HashingStream(resilient_stream(self.streamed, d, i, offset=resume.offset,
                                               max_reopens=self.opt.max_reopens))
 
         def counting() -> Iterator[bytes]:
