@@ -164,10 +164,16 @@ class UserRow:
     batch: str | None
     line: int
     comment: str = ""
+    imap_user: str | None = None  # the mailbox's IMAP user (--what mail) when it is not target_user
 
     @property
     def migrated(self) -> bool:
         return self.target_user is not None
+
+    @property
+    def mail_user(self) -> str | None:
+        """The IMAP user that receives this person's mailbox: imap_user, else the target user."""
+        return self.imap_user or self.target_user
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +328,12 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "sites": ("source", "target", "batch"),
 }
 _OPTIONAL = ("comment",)
+# users.csv may name the IMAP user of a mailbox (--what mail) when it is not the target user
+_OPTIONAL_OF = {"users": ("comment", "imap_user")}
+
+
+def _optional(kind: str) -> tuple[str, ...]:
+    return _OPTIONAL_OF.get(kind, _OPTIONAL)
 
 
 def _none(value: str) -> str | None:
@@ -376,7 +388,11 @@ def _user_rows(table: CsvTable) -> list[UserRow]:
                 "{first}: two OneDrives cannot "
                 "be written into one Nextcloud user; map one of them to another user or leave it blank",
             )
-        rows.append(UserRow(upn, _none(target), _none(batch), rec.line, v.get("comment", "")))
+        imap_user = (v.get("imap_user") or "").strip()
+        if imap_user and (any(ch.isspace() for ch in imap_user) or "*" in imap_user):
+            problems.append(Problem(table.path, rec.line, c["imap_user"], f"imap_user {imap_user!r}: expected an "
+                                    "IMAP user name (no spaces, no *), or blank for the target user"))
+        rows.append(UserRow(upn, _none(target), _none(batch), rec.line, v.get("comment", ""), _none(imap_user)))
     if problems:
         raise MappingFileError(problems)
     return rows
@@ -485,7 +501,7 @@ def _table(path: Path, kind: Kind, missing_ok: bool) -> CsvTable | None:
             hint=f"run `m365-migrate discover` to write suggestions, or copy {kind}.example.csv "
             "from the mappings folder of m365-migrate",
         )
-    return read_csv_table(path, _COLUMNS[kind], _OPTIONAL)
+    return read_csv_table(path, _COLUMNS[kind], _optional(kind))
 
 
 def load_users(path: Path, *, missing_ok: bool = False) -> UserMapping:
@@ -571,7 +587,7 @@ def merge_suggestions(
     path = Path(path)
     columns = _COLUMNS[kind]
     if path.exists():
-        table = read_csv_table(path, columns, _OPTIONAL)
+        table = read_csv_table(path, columns, _optional(kind))
         old = path.read_bytes()
         header, delimiter, newline = table.header, table.delimiter, table.newline
         existing = table.records
@@ -584,7 +600,7 @@ def merge_suggestions(
     lines: list[str] = []
     added = 0
     for given in rows:
-        row = {c: (given.get(c) or "").strip() for c in (*columns, *_OPTIONAL)}
+        row = {c: (given.get(c) or "").strip() for c in (*columns, *_optional(kind))}
         if problem := _validate_suggestion(kind, row):
             raise ValueError(f"invalid suggestion for {kind}.csv: {problem}")
         key = _suggestion_key(kind, row[source_col])
