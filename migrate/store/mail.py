@@ -219,11 +219,32 @@ class MailMixin(StoreBase):
             for row in page:
                 yield MailMessageRow.of(row)
 
+    def mail_message(self, row_id: int) -> MailMessageRow | None:
+        row = self.query_one("SELECT * FROM mail_messages WHERE id=?", (row_id,))
+        return MailMessageRow.of(row) if row else None
+
     def set_mail_message(self, row_id: int, **fields: Any) -> None:
         if "flags" in fields and not isinstance(fields["flags"], str | None):
             fields["flags"] = flag_text(fields["flags"])
         with self.atomic():
             self.db["mail_messages"].update(row_id, {**fields, "updated_at": utcnow()})
+
+    def mail_uids(self, target_folder_id: int) -> set[int]:
+        """The UIDs the ledger holds for messages we put into this folder."""
+        return {r["uid"] for r in self.query("SELECT uid FROM mail_messages WHERE target_folder_id=? AND uid IS NOT "
+                                             "NULL", (target_folder_id,))}
+
+    def mail_uid_taken(self, target_folder_id: int, uid: int, row_id: int) -> bool:
+        return self.scalar("SELECT 1 FROM mail_messages WHERE target_folder_id=? AND uid=? AND id<>?",
+                           (target_folder_id, uid, row_id)) is not None
+
+    def reset_mail_uids(self, target_folder_id: int) -> int:
+        """The folder's UIDVALIDITY changed: the UIDs we recorded there are void. Its messages go back to
+        `appending` (their digest kept), so the next copy finds each one by Message-ID and digest or appends it."""
+        with self.atomic():
+            cur = self.db.execute("UPDATE mail_messages SET status='appending', uid=NULL, uidvalidity=NULL, "
+                                  "updated_at=? WHERE target_folder_id=? AND status='done'", (utcnow(), target_folder_id))
+            return cur.rowcount
 
     def mail_counts(self, upns: Iterable[str] = ()) -> list[dict[str, Any]]:
         """Messages and approximate bytes per folder and status (live messages), for plan and status."""
