@@ -49,7 +49,7 @@ def ceiling(server: Server, count: int, rounds: int = 2) -> dict[str, Any]:
 
 
 def measure(server: Server, tmp: Path, runs: int, workers: int, ceiling_count: int) -> dict[str, Any]:
-    from migrate.engine.pool import create_folders
+    from migrate.engine.files.pool import create_folders
     from migrate.store import StateStore
 
     tree = list(tree_paths(10, 10, 3))

@@ -41,7 +41,7 @@ def bare_walk(server: Server) -> int:
 
 
 def measure(server: Server, tmp: Path, files: int, runs: int, workers: int) -> dict[str, Any]:
-    from migrate.engine.verify import verify_drives
+    from migrate.engine.files.verify import verify_drives
     from migrate.store import StateStore
 
     folders = list(tree_paths(4, 5, 3))

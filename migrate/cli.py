@@ -98,7 +98,7 @@ WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=Fa
 
 
 def _what(what: list[str]) -> tuple[bool, tuple[str, ...]]:
-    from migrate.engine.groupware import kinds_of, parse_what
+    from migrate.engine.groupware.steps import kinds_of, parse_what
 
     parsed = parse_what(what)
     return "files" in parsed, kinds_of(parsed)
@@ -108,7 +108,7 @@ def _with_groupware(ctx: typer.Context, step: str, files_step: Any, params: dict
                     kinds: tuple[str, ...], user: list[str], *, workers: int | None = None,
                     output: Path | None = None) -> int:
     """Run the files part (when asked for) and then the groupware part of a step; the worse exit code wins."""
-    from migrate.engine.groupware_run import run_step
+    from migrate.engine.groupware.run import run_step
 
     code = ExitCode.OK
     with json_collect() as docs:
@@ -292,7 +292,7 @@ def scan(
     from migrate.backends.graph import open_source
     from migrate.config import require_settings
     from migrate.engine.discover import assign_batches
-    from migrate.engine.scan import scan as run_scan
+    from migrate.engine.files.scan import scan as run_scan
     from migrate.reports.progress import ScanProgress
     from migrate.session import Run
 
@@ -384,7 +384,7 @@ def plan(
                        directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
         doc = stamp(doc, state=str(settings.state_path))
         if kinds:   # calendars/contacts in the same report (counts, what cannot be carried, estimate)
-            from migrate.engine.groupware import plan_groupware
+            from migrate.engine.groupware.steps import plan_groupware
 
             doc["groupware"] = plan_groupware(run.store, kinds, upns=tuple(user))
             doc["summary"]["attention"] = doc["summary"]["attention"] or doc["groupware"]["attention"]
@@ -470,9 +470,9 @@ def copy(
     from migrate.config import require_settings, versions_limit
     from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.accounting import Accounting
-    from migrate.engine.copy import run_copy
+    from migrate.engine.files.copy import run_copy
+    from migrate.engine.files.transfer import TransferOptions
     from migrate.engine.plan import options_from_settings
-    from migrate.engine.transfer import TransferOptions
     from migrate.mapping import load_mappings
     from migrate.reports.transfer_progress import CopyProgress, render_copy
     from migrate.session import Run
@@ -526,7 +526,7 @@ def share(
     from migrate.config import require_settings
     from migrate.connect import close_quietly, open_target_from_settings
     from migrate.engine.plan import options_from_settings
-    from migrate.engine.share import PASSWORDS_FILE, run_share
+    from migrate.engine.shares.apply import PASSWORDS_FILE, run_share
     from migrate.mapping import load_mappings
     from migrate.session import Run
 
@@ -582,8 +582,8 @@ def verify(
         raise typer.Exit(_with_groupware(ctx, "verify", verify, params, kinds, user))
     from migrate.config import require_settings
     from migrate.connect import close_quietly, open_target_from_settings
-    from migrate.engine.teamfolders import backfill_mounts
-    from migrate.engine.verify import verify_drives
+    from migrate.engine.files.teamfolders import backfill_mounts
+    from migrate.engine.files.verify import verify_drives
     from migrate.mapping import load_mappings
     from migrate.reports.text import render_verify
     from migrate.session import Run

@@ -18,8 +18,8 @@ def _prepare(ctx: typer.Context, workers: int | None, json_out: bool) -> tuple[G
     both commands share."""
     from migrate.config import require_settings, versions_limit
     from migrate.connect import open_target_from_settings
-    from migrate.engine.share import PASSWORDS_FILE
-    from migrate.engine.sync import SyncOptions
+    from migrate.engine.files.sync import SyncOptions
+    from migrate.engine.shares.apply import PASSWORDS_FILE
     from migrate.mapping import load_mappings
 
     g: Globals = ctx.obj
@@ -61,7 +61,7 @@ def sync(
     files, kinds = _what(what)
     if kinds:
         from migrate.cli_json import combined, echo_json, json_collect
-        from migrate.engine.groupware_run import run_sync_step
+        from migrate.engine.groupware.run import run_sync_step
 
         code = 0
         with json_collect() as docs:  # one JSON document for both parts
@@ -78,8 +78,8 @@ def sync(
     from migrate.backends.graph import open_source
     from migrate.cli import _selection, echo_json
     from migrate.connect import close_quietly
+    from migrate.engine.files.sync import raise_stopped, run_sync
     from migrate.engine.plan import options_from_settings
-    from migrate.engine.sync import raise_stopped, run_sync
     from migrate.reports.sync import render_sync_text, write_sync_reports
     from migrate.session import Run, state_for
 

@@ -93,7 +93,7 @@ def run_doctor(settings: Any) -> list[Check]:
         users = sorted(load_app_passwords(settings))
         problems = t.validate_credentials(users) if hasattr(t, "validate_credentials") else []
         if problems:
-            from migrate.engine.copy import credentials_error
+            from migrate.engine.files.copy import credentials_error
 
             raise credentials_error(problems, "accounts the target refuses:\n",
                                     "fix the credentials file (`occ user:auth-tokens:add <user>`)")
@@ -126,7 +126,7 @@ def _versions(settings: Any, target: Any) -> str:
     """[transfer] versions, whether the target keeps versions, and (from the state, once planned) how much the
     carried versions will count against each account's quota."""
     from migrate.config import versions_limit
-    from migrate.engine.versions_plan import plan_versions
+    from migrate.engine.files.versions_plan import plan_versions
     from migrate.store import StateStore
 
     limit = versions_limit(settings.transfer.versions)
@@ -179,7 +179,7 @@ def _mapped_accounts(settings: Any, target: Any) -> str:
 def _team_folders(settings: Any) -> str:
     """Every groupfolder:<name> row: the folder exists and the service account sees it mounted, writable."""
     from migrate.connect import close_quietly, open_target_from_settings
-    from migrate.engine.teamfolders import plan_team_folders, rows_as_targets
+    from migrate.engine.files.teamfolders import plan_team_folders, rows_as_targets
     from migrate.errors import ConfigError
     from migrate.mapping import load_mappings
 

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from migrate.engine.adopt import BY_EMPTY, BY_READING, BY_STORED_SHA1
+from migrate.engine.files.adopt import BY_EMPTY, BY_READING, BY_STORED_SHA1
 from migrate.sandbox.graph import TenantSpec
 from tests.conftest import run_cli
 from tests.copy_support import (

@@ -152,7 +152,7 @@ def test_a_name_a_part_header_cannot_carry_goes_one_by_one() -> None:
     """Control characters (and trailing blanks) do not survive a multipart header: such files are not batched."""
     from types import SimpleNamespace
 
-    from migrate.engine.batch import Batcher
+    from migrate.engine.files.batch import Batcher
 
     target = SimpleNamespace(features=SimpleNamespace(bulk_upload=True), upload_many=None)
     b = Batcher(SimpleNamespace(target=target))  # type: ignore[arg-type]

@@ -195,7 +195,7 @@ def test_sync_carries_an_added_and_a_removed_attachment(pair):
 
 HARNESS = """
 import sys, tracemalloc
-from migrate.engine import groupware_attach as ga
+from migrate.engine.groupware import attach as ga
 peaks = []
 carry = ga.Carrier.carry
 def measured(self, coll, obj, summary):

@@ -223,7 +223,7 @@ def test_a_server_that_keeps_answering_database_is_locked_stops_one_collection_a
     copy). A few are retried away; when the retries run out, that object is recorded as failed and its collection
     stops (listed, exit 3) while the others are copied; the next `copy` finishes it, without duplicates."""
     from migrate.backends.dav.target import open_dav_target
-    from migrate.engine.groupware import copy_groupware
+    from migrate.engine.groupware.steps import copy_groupware
     from migrate.transport.pacer import Pacer
     from tests.inventory_support import settings_for
 

@@ -87,7 +87,7 @@ def test_scan_bar_on_a_terminal_has_one_colon(monkeypatch) -> None:
     """On a terminal the total bar reads `scan (1/2 drives): 285 items`, not `scan (1/2 drives): : 285 items`."""
     import io
 
-    from migrate.engine.scan import DriveScan
+    from migrate.engine.files.scan import DriveScan
     from migrate.reports import progress
 
     err = io.StringIO()

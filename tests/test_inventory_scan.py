@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from migrate.backends.graph import GraphOptions, open_source
-from migrate.engine.scan import scan
+from migrate.engine.files.scan import scan
 from migrate.models import Drive, DriveKind
 from migrate.sandbox.graph import TenantSpec
 from migrate.session import Selection

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from migrate.engine.plan import PlanOptions, estimate, run_plan
-from migrate.engine.shareplan import SharePolicy
+from migrate.engine.shares.plan import SharePolicy
 from migrate.errors import MappingError
 from migrate.mapping import load_mappings
 from migrate.models import Drive, DriveKind, Features, Grant, RemoteEntry

@@ -50,7 +50,7 @@ def test_html_opens_in_headless_chromium(tmp_path: Path) -> None:
 
 
 def test_short_durations_read_in_seconds_never_as_0_0_min() -> None:
-    from migrate.engine.groupware_run import estimate_text
+    from migrate.engine.groupware.run import estimate_text
     from migrate.reports.text import human_duration
 
     text = estimate_text({"rescan_seconds_at_outlook_limit": 0.4, "rescan_minutes_at_outlook_limit": 0.0,
@@ -65,7 +65,7 @@ def test_short_durations_read_in_seconds_never_as_0_0_min() -> None:
 
 
 def _team_folder_doc() -> dict:
-    from migrate.engine.teamfolders import FolderPlan, GroupGrant
+    from migrate.engine.files.teamfolders import FolderPlan, GroupGrant
 
     doc = sample_doc()
     doc["team_folders"] = [FolderPlan(

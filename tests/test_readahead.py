@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from migrate.engine.readahead import ReadAheadSource
+from migrate.engine.files.readahead import ReadAheadSource
 from migrate.errors import ItemNotFound, TransientError
 
 

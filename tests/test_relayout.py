@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from migrate.engine.layout import DriveTarget, layout_drive
-from migrate.engine.relayout import relayout_drive
+from migrate.engine.files.layout import DriveTarget, layout_drive
+from migrate.engine.files.relayout import relayout_drive
 from migrate.models import Drive, DriveKind
 from migrate.names import NameRules
 from migrate.store import StateStore

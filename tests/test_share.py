@@ -229,7 +229,7 @@ def test_refusals_are_item_level_and_a_broader_existing_share_is_reported_not_to
 
 
 def test_owner_window_paces_each_owner_alone_and_a_429_waits_for_the_oldest_call() -> None:
-    from migrate.engine.share import OwnerWindows, is_broader
+    from migrate.engine.shares.apply import OwnerWindows, is_broader
 
     now = [100.0]
     slept: list[float] = []
@@ -271,7 +271,7 @@ def test_a_refused_owner_login_stops_before_any_share(tmp_path, tenant, nextclou
 
 
 def test_a_visible_wait_lasts_the_whole_window_and_speaks_while_it_lasts() -> None:
-    from migrate.engine.sharepace import OwnerWindows, visible_wait
+    from migrate.engine.shares.pace import OwnerWindows, visible_wait
 
     now = [0.0]
     lines: list[str] = []
@@ -291,7 +291,7 @@ def test_a_visible_wait_lasts_the_whole_window_and_speaks_while_it_lasts() -> No
 
 def test_remove_our_shares_takes_away_only_what_this_tool_made(store) -> None:
     """The library call `sync` uses for items deleted at the source: our shares go, a person's stay."""
-    from migrate.engine.share import remove_our_shares
+    from migrate.engine.shares.apply import remove_our_shares
     from migrate.models import PlannedShare
 
     store.save_planned_shares([PlannedShare("d", "i1", 0, "bob", "alice", "/a.txt", 1),

@@ -182,8 +182,8 @@ def test_copy_guard_stops_a_drive_whose_mount_is_gone(tmp_path: Path, nc, store)
     """Defence in depth: the mount vanishes after the plan; copy_drives stops that drive before any write, and the
     same `confirm_mount` is what `sync` calls before its first write."""
     from migrate.backends import open_target
-    from migrate.engine.pool import copy_drives
-    from migrate.engine.teamfolders import TeamFolderNotMounted, confirm_mount
+    from migrate.engine.files.pool import copy_drives
+    from migrate.engine.files.teamfolders import TeamFolderNotMounted, confirm_mount
     from migrate.models import Drive, DriveKind
 
     nc.add_group(MIGRATION_GROUP, ["admin"])

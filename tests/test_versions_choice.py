@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from migrate.config import versions_limit
-from migrate.engine.versions import (
+from migrate.engine.files.versions import (
     EMPTY,
     NOT_BEFORE,
     SAME_SECOND,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from migrate.engine.transfer import expected_mtime
-from migrate.engine.versions import EMPTY, SUPERSEDED, label_for
+from migrate.engine.files.transfer import expected_mtime
+from migrate.engine.files.versions import EMPTY, SUPERSEDED, label_for
 from migrate.sandbox.graph import TenantSpec
 from tests.conftest import run_cli
 from tests.copy_support import SPEC, db, file_rows, kill_copy_after, nextcloud_target, setup_migration

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from migrate.backends import open_target
-from migrate.engine.transfer import expected_mtime
-from migrate.engine.versions import label_for
+from migrate.engine.files.transfer import expected_mtime
+from migrate.engine.files.versions import label_for
 from migrate.sandbox.graph import GraphSandbox, TenantSpec
 from tests.conformance.rigs import real_server
 from tests.conftest import run_cli

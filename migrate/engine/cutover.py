@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migrate.engine.sync import SyncOptions, SyncSummary, run_sync
+from migrate.engine.files.sync import SyncOptions, SyncSummary, run_sync
 from migrate.errors import ConfigError
 from migrate.protocols import Source, Target
 from migrate.session import Selection
@@ -76,8 +76,8 @@ def run_cutover(store: StateStore, source: Source, target: Target, mappings: Any
                 source_stats: Callable[[], dict[str, Any]] | None = None) -> CutoverSummary:
     """Run the four steps for one batch (see the module docstring). Fatal errors (auth, target full) stop it and
     are raised; everything else is recorded in the summary, whose `problems` say why the batch is not whole."""
-    from migrate.engine.share import run_share
-    from migrate.engine.verify import verify_drives
+    from migrate.engine.files.verify import verify_drives
+    from migrate.engine.shares.apply import run_share
 
     started = time.monotonic()
     selection = Selection(batches=(batch,))
@@ -130,7 +130,7 @@ def run_cutover(store: StateStore, source: Source, target: Target, mappings: Any
         done({"error": exc.message})
 
     done = _step(s, "second delta pass (must be empty)", say)
-    from migrate.engine.scan import scan
+    from migrate.engine.files.scan import scan
 
     sc = scan(store, source, selection, workers=options.workers, source_stats=source_stats)
     late = {k: 0 for k in ("new", "moved", "edited", "deleted")}

@@ -19,10 +19,12 @@ from typing import Any, Protocol
 
 from migrate.config import versions_limit
 from migrate.engine import meter
-from migrate.engine.adopt import ADOPT_MARK
 from migrate.engine.estimate import PlanBudget, copy_estimate, plan_budget
-from migrate.engine.layout import Assignment, DriveTarget, assign_drives, layout_drive
-from migrate.engine.shareplan import (
+from migrate.engine.files.adopt import ADOPT_MARK
+from migrate.engine.files.layout import Assignment, DriveTarget, assign_drives, layout_drive
+from migrate.engine.files.teamfolders import FolderPlan, plan_team_folders
+from migrate.engine.files.versions_plan import plan_versions
+from migrate.engine.shares.plan import (
     CREATE_SHARE,
     SHARE_GROUP,
     SHARE_LINK,
@@ -32,8 +34,6 @@ from migrate.engine.shareplan import (
     grants_not_carried_over,
     refresh_share_plan,
 )
-from migrate.engine.teamfolders import FolderPlan, plan_team_folders
-from migrate.engine.versions_plan import plan_versions
 from migrate.errors import MappingError
 from migrate.mapping import Mappings
 from migrate.models import ItemStatus, PlannedShare, RemoteEntry

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from migrate.engine.shareplan import NOT_CARRIED_COLUMNS
+from migrate.engine.shares.plan import NOT_CARRIED_COLUMNS
 
 FILE_NAME = "grants-not-carried-over.csv"
 

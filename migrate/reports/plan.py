@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from migrate.engine.shareplan import NOT_CARRIED_COLUMNS
-from migrate.engine.teamfolders import describe_permissions
+from migrate.engine.files.teamfolders import describe_permissions
+from migrate.engine.shares.plan import NOT_CARRIED_COLUMNS
 from migrate.reports.text import human_bytes, permission_words
 from migrate.reports.text import human_duration as _dur
 
@@ -134,7 +134,7 @@ def _final_sync(e: dict[str, Any]) -> str:
 def _groupware_rows(gw: dict[str, Any] | None) -> list[tuple[str, str]]:
     if not gw:
         return []
-    from migrate.engine.groupware_run import estimate_text
+    from migrate.engine.groupware.run import estimate_text
 
     t = gw["totals"]
     return [("Calendars and contacts", f"{t['events']} events/series, {t['contacts']} contacts in "

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrate.engine.share import BROADER_NEXT, FAIL_NEXT, NARROWER_NEXT, WAIT_NEXT, ShareSummary
-from migrate.engine.shareaccept import NOT_VISIBLE_NEXT
+from migrate.engine.shares.accept import NOT_VISIBLE_NEXT
+from migrate.engine.shares.apply import BROADER_NEXT, FAIL_NEXT, NARROWER_NEXT, WAIT_NEXT, ShareSummary
 from migrate.reports.text import permission_words
 
 KINDS = {0: "user", 1: "group", 3: "public link"}

@@ -265,7 +265,7 @@ class ItemsMixin(StoreBase):
         return self.scalar(f"SELECT 1 FROM items WHERE dk = {DK_OF} AND deleted = 0 "
                            "AND status IN ('pending', 'failed') LIMIT 1", (drive_id,)) is not None
 
-    # where copy gets download URLs (engine/urlfeed.py) -----------------------------------------------
+    # where copy gets download URLs (engine/files/urlfeed.py) -----------------------------------------------
     _TO_SEND = ("deleted = 0 AND is_folder = 0 AND target_path IS NOT NULL AND (status = 'pending' OR "
                 "(status = 'failed' AND attempts < ?))")
 

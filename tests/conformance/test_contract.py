@@ -193,7 +193,7 @@ def test_encode_path_escapes_every_segment() -> None:
 def test_conditional_move_and_delete_for_sync(rig: Rig) -> None:
     """What `sync` relies on: MOVE never over an existing destination and only while the etag is ours (folders
     whole, the etag kept), DELETE only while the etag is ours; outcomes named, nothing raised."""
-    from migrate.engine.sync import _Applier
+    from migrate.engine.files.sync import _Applier
 
     t, u = rig.target(), rig.user
     a = put(rig, t, "sync/a.txt", b"alpha")

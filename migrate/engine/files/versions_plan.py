@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrate.engine.versions import may_have_history, version_counter
+from migrate.engine.files.versions import may_have_history, version_counter
 
 RU_LISTING = 2
 RU_DOWNLOAD = 1

@@ -7,11 +7,11 @@ from typing import Any
 
 from migrate.engine import meter
 from migrate.engine.accounting import Accounting
-from migrate.engine.adopt import ADOPT_MARK, adopt_files
+from migrate.engine.files.adopt import ADOPT_MARK, adopt_files
+from migrate.engine.files.pool import CopySummary, copy_drives
+from migrate.engine.files.teamfolders import FolderPlan, confirm_mount, mount_problem, prepare_team_folders
+from migrate.engine.files.transfer import TransferOptions
 from migrate.engine.plan import PlanOptions, find_directory, run_plan
-from migrate.engine.pool import CopySummary, copy_drives
-from migrate.engine.teamfolders import FolderPlan, confirm_mount, mount_problem, prepare_team_folders
-from migrate.engine.transfer import TransferOptions
 from migrate.errors import AuthError, ConfigError, MappingError, MigrateError
 from migrate.mapping import Mappings
 from migrate.names import NameRules

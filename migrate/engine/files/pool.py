@@ -9,12 +9,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.engine import urlfeed
 from migrate.engine.accounting import Accounting
-from migrate.engine.batch import Batcher, run_batch
-from migrate.engine.readahead import ReadAheadSource
-from migrate.engine.transfer import Transfer, TransferOptions, check_entry
-from migrate.engine.versions import VersionPolicy, VersionReplay, settle_labels
+from migrate.engine.files import urlfeed
+from migrate.engine.files.batch import Batcher, run_batch
+from migrate.engine.files.readahead import ReadAheadSource
+from migrate.engine.files.transfer import Transfer, TransferOptions, check_entry
+from migrate.engine.files.versions import VersionPolicy, VersionReplay, settle_labels
 from migrate.errors import DriveRefused, Fatal, MigrateError, TargetRefused
 from migrate.models import ItemStatus
 from migrate.protocols import Source, Target
@@ -59,7 +59,7 @@ def resume_in_flight(store: StateStore, target: Target, drive_ids: Iterable[str]
     per file. Returns (finalised, reset). A file is finalised only if the target shows the full size and the
     SHA1 recorded before its bytes left (where the target keeps checksums); anything less is sent again.
     """
-    from migrate.engine.verify import list_folders  # one listing helper for verify and resume
+    from migrate.engine.files.verify import list_folders  # one listing helper for verify and resume
 
     finalised = reset = 0
     for drive_id in drive_ids:

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from migrate.backends.webdav.wire import clean_path
-from migrate.engine.changes import NEW_FILE, Change
+from migrate.engine.files.changes import NEW_FILE, Change
 from migrate.models import RemoteEntry
 from migrate.protocols import Target
 

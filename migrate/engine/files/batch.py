@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.engine.transfer import (
+from migrate.engine.files.transfer import (
     Outcome,
     Transfer,
     _enriched,

@@ -23,7 +23,7 @@ class StepResult:
 
 def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tuple[str, ...] = (),
              workers: int | None = None, output: Path | None = None, say: Any = None) -> StepResult:
-    from migrate.engine import groupware as gw
+    from migrate.engine.groupware import steps as gw
 
     say = say or (lambda m: None)
     workers = workers or settings.transfer.workers
@@ -70,7 +70,7 @@ def run_step(step: str, settings: Settings, kinds: tuple[str, ...], *, upns: tup
         if step == "copy":
             import contextlib
 
-            from migrate.engine.groupware_attach import open_carrier
+            from migrate.engine.groupware.attach import open_carrier
 
             with contextlib.ExitStack() as stack:
                 source = None   # Graph is read only for attachments that go to Files (Nextcloud targets)
@@ -120,7 +120,7 @@ def verify_files(settings: Settings, store: Any, kinds: tuple[str, ...], upns: t
     if "calendar" not in kinds or getattr(settings.target, "kind", None) != "nextcloud":
         return None
     from migrate.connect import close_quietly, open_target_from_settings
-    from migrate.engine.groupware_attach import verify_attachments
+    from migrate.engine.groupware.attach import verify_attachments
 
     files = open_target_from_settings(settings)
     try:
@@ -222,7 +222,7 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
     from migrate.backends.graph import open_source
     from migrate.config import require_settings
     from migrate.connect import close_quietly
-    from migrate.engine.groupware_sync import render_sync, sync_groupware
+    from migrate.engine.groupware.sync import render_sync, sync_groupware
     from migrate.errors import ExitCode
     from migrate.mapping import load_mappings
     from migrate.session import Run, state_for
@@ -248,7 +248,7 @@ def run_sync_step(g: Any, kinds: tuple[str, ...], user: list[str], workers: int 
                                                                    "dry_run": dry_run}, source=source))
             attach = None
             if not dry_run:
-                from migrate.engine.groupware_attach import open_carrier
+                from migrate.engine.groupware.attach import open_carrier
 
                 attach = open_carrier(settings, run.store, source.client, kinds, stack)
             s = sync_groupware(run.store, source, target, mappings, kinds, deletions=settings.policy.deletions,

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine.groupware import GwCopySummary, Say, _Summary, copy_groupware, scan_groupware
+from migrate.engine.groupware.steps import GwCopySummary, Say, _Summary, copy_groupware, scan_groupware
 from migrate.errors import TargetError, TransientError
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def render_sync(s: GwSyncSummary) -> str:
              f"([policy] deletions = {s.deletions_policy}); {len(s.new_collections)} new and "
              f"{len(s.renamed_collections)} renamed collections"]
     if not s.dry_run:
-        from migrate.engine.groupware_run import attachments_text
+        from migrate.engine.groupware.run import attachments_text
 
         lines.append(f"  written: {s.created} created, {s.updated} updated, {s.removed} deleted at the target, "
                      f"{s.kept} kept; {len(s.conflicts)} conflicts, {len(s.failed)} failed; {s.requests} requests "

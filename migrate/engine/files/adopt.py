@@ -30,8 +30,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from migrate.engine.transfer import expected_mtime, target_notes
-from migrate.engine.verify import list_folders
+from migrate.engine.files.transfer import expected_mtime, target_notes
+from migrate.engine.files.verify import list_folders
 from migrate.errors import Fatal, MigrateError
 from migrate.models import ItemStatus, RemoteEntry
 from migrate.names import NameRules, with_suffix

@@ -51,7 +51,7 @@ def calendar_changes(store: StateStore, client: Any, user: dict[str, Any], coll:
                      now: dt.datetime, summary: Any) -> bool:
     """Apply one delta round to the rows; False when the link expired (the caller reads in full)."""
     from migrate.backends.graph import calendars as cal_api
-    from migrate.engine.groupware import _add, event_object
+    from migrate.engine.groupware.steps import _add, event_object
 
     refetch: set[str] = set()
     removed: set[str] = set()
@@ -98,7 +98,7 @@ def contact_changes(store: StateStore, client: Any, user: dict[str, Any], coll: 
     """Read a contact folder through its delta (first round = full read); False for the default folder."""
     from migrate.backends.graph import calendars as cal_api
     from migrate.backends.graph.contacts import DEFAULT_FOLDER, ListedContact, photo_flags
-    from migrate.engine.groupware import _add, contact_object
+    from migrate.engine.groupware.steps import _add, contact_object
 
     if folder.id == DEFAULT_FOLDER:
         return False

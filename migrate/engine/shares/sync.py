@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from migrate.engine.share import apply_share_plan, view
-from migrate.engine.shareplan import refresh_share_plan
+from migrate.engine.shares.apply import apply_share_plan, view
+from migrate.engine.shares.plan import refresh_share_plan
 from migrate.protocols import Target
 from migrate.store import StateStore
 

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from migrate.backends.nextcloud.shares import ShareRateLimited
-from migrate.engine.copy import check_credentials
+from migrate.engine.files.copy import check_credentials
 from migrate.engine.plan import PlanOptions, find_directory, run_plan
-from migrate.engine.shareaccept import confirm_visible
-from migrate.engine.sharepace import UNKNOWN_WINDOW, OwnerWindows, duration, visible_wait
-from migrate.engine.shareplan import SHARE, SHARE_GROUP, SHARE_LINK, SHARE_USER
+from migrate.engine.shares.accept import confirm_visible
+from migrate.engine.shares.pace import UNKNOWN_WINDOW, OwnerWindows, duration, visible_wait
+from migrate.engine.shares.plan import SHARE, SHARE_GROUP, SHARE_LINK, SHARE_USER
 from migrate.errors import ConfigError, Fatal, MigrateError
 from migrate.mapping import Mappings
 from migrate.models import PlannedShare

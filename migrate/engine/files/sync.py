@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate.backends.webdav.wire import clean_path
-from migrate.engine.adopt import adopt_one
-from migrate.engine.changes import DELETE, EDIT, MOVE, NEW_FILE, NEW_FOLDER, Change, detect, summarise
-from migrate.engine.sync_listing import FolderListings
-from migrate.engine.sync_shares import apply_share_changes
+from migrate.engine.files.adopt import adopt_one
+from migrate.engine.files.changes import DELETE, EDIT, MOVE, NEW_FILE, NEW_FOLDER, Change, detect, summarise
+from migrate.engine.files.sync_listing import FolderListings
+from migrate.engine.shares.sync import apply_share_changes
 from migrate.errors import (
     ChangedAtTarget,
     ConfigError,
@@ -464,8 +464,8 @@ def clean_path_slash(path: str) -> str:
 def _layout(store: StateStore, target: Target, mappings: Any, drive_ids: list[str], plan_options: Any,
             rules: NameRules, summary: SyncSummary) -> list[str]:
     """Lay out again (store only) the drives that have changes; returns the mapped drive ids."""
-    from migrate.engine.layout import assign_drives
-    from migrate.engine.relayout import relayout_drive
+    from migrate.engine.files.layout import assign_drives
+    from migrate.engine.files.relayout import relayout_drive
 
     assignment = assign_drives(store, mappings, prefix=plan_options.prefix,
                                service_account=plan_options.service_account, rules=rules)
@@ -490,9 +490,9 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
              source_stats: Callable[[], dict[str, Any]] | None = None) -> SyncSummary:
     """One delta pass and the changes applied (see the module docstring); `dry_run` lists them, writes nothing
     to the target. Raises MappingError (exit 2) on bad mappings; fatal target errors stop the run, resumable."""
-    from migrate.engine.pool import copy_drives
-    from migrate.engine.scan import scan
-    from migrate.engine.transfer import TransferOptions
+    from migrate.engine.files.pool import copy_drives
+    from migrate.engine.files.scan import scan
+    from migrate.engine.files.transfer import TransferOptions
 
     started = time.monotonic()
     summary = SyncSummary(dry_run=options.dry_run, deletions=options.deletions)
@@ -585,7 +585,7 @@ def run_sync(store: StateStore, source: Source, target: Target, mappings: Any, s
 def _unmounted(store: StateStore, target: Target, drive_ids: list[str], summary: SyncSummary) -> set[str]:
     """Drives going to a team folder their writer does not see mounted (and writable): nothing of them is
     written by this pass (a write there would create a look-alike folder); each is listed as failed."""
-    from migrate.engine.teamfolders import confirm_mount
+    from migrate.engine.files.teamfolders import confirm_mount
 
     stopped = set()
     for drive_id in drive_ids:
@@ -610,7 +610,7 @@ def _unmounted(store: StateStore, target: Target, drive_ids: list[str], summary:
 def raise_stopped(summary: SyncSummary) -> None:
     """Like `copy`: drives stopped because their team folder is not mounted make the run end with that error
     (exit 2, a setup problem to fix), after the other drives were synced and the report written."""
-    from migrate.engine.teamfolders import TeamFolderNotMounted
+    from migrate.engine.files.teamfolders import TeamFolderNotMounted
 
     if summary.stopped:
         lines = "\n".join(f"  drive {d['name']!r} ({d['drive_id']}): {d['error']}" for d in summary.stopped)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine.groupware import IN_FLIGHT
+from migrate.engine.groupware.steps import IN_FLIGHT
 from migrate.errors import AuthError, ItemNotFound, MigrateError, TargetError, Transient, TransientError
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.engine.shareplan import SHARE_GROUP, SHARE_USER
+from migrate.engine.shares.plan import SHARE_GROUP, SHARE_USER
 from migrate.errors import ConfigError, Fatal, MigrateError
 from migrate.models import PlannedShare
 from migrate.store import StateStore

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine import groupware_delta as gw_delta
+from migrate.engine.groupware import delta as gw_delta
 from migrate.errors import AuthError, ConfigError, Fatal, MigrateError, TargetError, TransientError
 from migrate.groupware.attachments import file_sizes
 
@@ -268,7 +268,7 @@ def event_object(client: Any, user_id: str, ev: dict[str, Any], now: dt.datetime
                  for i in cal_api.instances(client, user_id, ev["id"], lo, hi)]
     atts = cal_api.attachments(client, user_id, ev["id"]) if ev.get("hasAttachments") else None
     if atts:
-        from migrate.engine.groupware_attach import read_inline
+        from migrate.engine.groupware.attach import read_inline
 
         atts = read_inline(client, user_id, ev["id"], atts)
     uid = str(ev.get("iCalUId") or ev["id"])

@@ -15,10 +15,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.engine.shareaccept import confirm_visible
-from migrate.engine.teamfolders import mount_problem
-from migrate.engine.transfer import check_entry
-from migrate.engine.versions_verify import verify_versions
+from migrate.engine.files.teamfolders import mount_problem
+from migrate.engine.files.transfer import check_entry
+from migrate.engine.files.versions_verify import verify_versions
+from migrate.engine.shares.accept import confirm_visible
 from migrate.models import ItemStatus, RemoteEntry
 from migrate.protocols import Source, Target
 from migrate.store import StateStore

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from migrate.engine.transfer import Outcome, Transfer, expected_mtime
+from migrate.engine.files.transfer import Outcome, Transfer, expected_mtime
 from migrate.errors import (
     AuthError,
     Fatal,

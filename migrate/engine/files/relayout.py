@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from migrate.engine.layout import (
+from migrate.engine.files.layout import (
     DriveLayout,
     DriveTarget,
     layout_digest,

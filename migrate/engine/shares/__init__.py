@@ -1,0 +1,1 @@
+"""Sharing: source grants planned into target shares (never broader), created, accepted, kept in step."""
