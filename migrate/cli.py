@@ -93,8 +93,8 @@ VERSIONS_OPTION = typer.Option(None, "--versions", help='Earlier versions per fi
                                "(default [transfer] versions); e.g. `--batch records --versions all`.")
 
 
-WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts (comma-separated; "
-                           "default files).")
+WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts, mail "
+                           "(comma-separated; default files).")
 
 
 def _what(what: list[str]) -> tuple[bool, tuple[str, ...]]:
@@ -119,13 +119,31 @@ def _with_groupware(ctx: typer.Context, step: str, files_step: Any, params: dict
                 code = exc.exit_code
     g: Globals = ctx.obj
     settings = g.settings(require_file=step != "status", **{"transfer.workers": workers})
-    res = run_step(step, settings, kinds, upns=tuple(user), workers=workers, output=output,
-                   say=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
+    say = None if g.quiet or g.json else lambda m: typer.echo(m, err=True)
+    gw_kinds = tuple(k for k in kinds if k != "mail")
+    parts, attention, mail = [], False, None
+    if gw_kinds:
+        res = run_step(step, settings, gw_kinds, upns=tuple(user), workers=workers, output=output, say=say)
+        parts.append(res.data)
+        attention = res.attention
+        if not g.json:
+            typer.echo(res.text)
+    if "mail" in kinds:
+        from migrate.engine.mail.run import run_mail_step
+
+        mail = run_mail_step(step, settings, upns=tuple(user), workers=workers, output=output, say=say)
+        parts.append({"mail": mail.data} if gw_kinds or params is not None else mail.data)
+        attention = attention or mail.attention
+        if not g.json:
+            typer.echo(mail.text)
     if g.json:
-        echo_json(combined(docs[0] if docs else None, res.data))
-    else:
-        typer.echo(res.text)
-    return max(code, ExitCode.ATTENTION if res.attention and step != "status" else ExitCode.OK)
+        doc = parts[0] if len(parts) == 1 else {**parts[0], **parts[1]}
+        echo_json(combined(docs[0] if docs else None, doc))
+    if mail is not None and mail.summary is not None:
+        from migrate.engine.mail.copy import raise_mailbox_errors
+
+        raise_mailbox_errors(mail.summary)   # a full mailbox: exit 5; a refused sign-in: exit 4
+    return max(code, ExitCode.ATTENTION if attention and step != "status" else ExitCode.OK)
 
 
 # ----------------------------------------------------------------------------------------------- init
@@ -383,11 +401,17 @@ def plan(
         doc = run_plan(run.store, target, mappings, _selection(batch, drive, user), options_from_settings(settings),
                        directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
         doc = stamp(doc, state=str(settings.state_path))
-        if kinds:   # calendars/contacts in the same report (counts, what cannot be carried, estimate)
+        gw_kinds = tuple(k for k in kinds if k != "mail")
+        if gw_kinds:   # calendars/contacts in the same report (counts, what cannot be carried, estimate)
             from migrate.engine.groupware.steps import plan_groupware
 
-            doc["groupware"] = plan_groupware(run.store, kinds, upns=tuple(user))
+            doc["groupware"] = plan_groupware(run.store, gw_kinds, upns=tuple(user))
             doc["summary"]["attention"] = doc["summary"]["attention"] or doc["groupware"]["attention"]
+        if "mail" in kinds:   # mailboxes in the same report
+            from migrate.engine.mail.plan import plan_mail
+
+            doc["mail"] = plan_mail(run.store, settings.mail, upns=tuple(user))
+            doc["summary"]["attention"] = doc["summary"]["attention"] or doc["mail"]["attention"]
         folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
         run.summary = {"plan": doc, "attention": doc["summary"]["attention"], "reports": str(folder)}
         close_quietly(target)

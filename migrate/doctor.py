@@ -119,6 +119,10 @@ def run_doctor(settings: Any) -> list[Check]:
     finally:
         for t in opened:
             close_quietly(t)
+    if settings.mail.url:   # mailboxes too (--what mail): the IMAP server, sign-ins, special folders, quotas
+        from migrate.engine.mail.doctor import mail_checks
+
+        checks += mail_checks(settings, Check, _attempt)
     return checks
 
 

@@ -78,7 +78,7 @@ def copy_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
 
     Raises the worst mailbox-level error after every mailbox had its turn: MailboxFull/TargetFull (exit 5) when
     a mailbox is full, AuthError (exit 4) when a sign-in was refused; the summary lists them all."""
-    from migrate.engine.groupware import MAILBOX_INTERVAL
+    from migrate.engine.groupware.steps import MAILBOX_INTERVAL
 
     say = say or (lambda m: None)
     s = MailCopySummary()

@@ -105,7 +105,7 @@ class MailClient:
     """The Graph client seen through one mailbox's pacer (Outlook's per-mailbox limits), for the mail reader."""
 
     def __init__(self, client: Any, upn: str, interval: float) -> None:
-        from migrate.engine.groupware import MailboxClient
+        from migrate.engine.groupware.steps import MailboxClient
 
         self.inner = MailboxClient(client, upn, interval)
         self.client, self.pacer, self.request_once = client, self.inner.pacer, client.request_once
@@ -126,7 +126,7 @@ class MailClient:
 def scan_mail(store: StateStore, source: Any, mappings: Mappings, mail: MailSettings, *, upns: tuple[str, ...] = (),
               workers: int = 4, say: Any = None, interval: float | None = None) -> MailScanSummary:
     """Read every mapped mailbox's folders and message delta into the state database (idempotent, resumable)."""
-    from migrate.engine.groupware import MAILBOX_INTERVAL
+    from migrate.engine.groupware.steps import MAILBOX_INTERVAL
 
     say = say or (lambda m: None)
     s = MailScanSummary()

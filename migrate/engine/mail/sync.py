@@ -68,7 +68,7 @@ class MailSyncSummary:
 def sync_mail(store: StateStore, source: Any, settings: Settings, mappings: Mappings, *, upns: tuple[str, ...] = (),
               workers: int = 4, dry_run: bool = False, say: Any = None, interval: float | None = None,
               boxes: list[Mailbox] | None = None) -> MailSyncSummary:
-    from migrate.engine.groupware import MAILBOX_INTERVAL
+    from migrate.engine.groupware.steps import MAILBOX_INTERVAL
     from migrate.engine.mail.boxes import mailboxes
 
     say = say or (lambda m: None)
