@@ -226,8 +226,8 @@ class GraphClient:
             raise err
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def open_stream(self, path_or_url: str, *, kind: str, what: str = "", pacer: Pacer | None = None
-                    ) -> httpx.Response:
+    def open_stream(self, path_or_url: str, *, kind: str, what: str = "", pacer: Pacer | None = None,
+                    headers: Mapping[str, str] | None = None) -> httpx.Response:
         """A GET whose body is read as it arrives (`iter_bytes`, then `close`): an attachment's `$value` is sent
         with our token and can be large. The start goes through the pacer; the caller reads and closes it."""
         import httpx
@@ -241,7 +241,7 @@ class GraphClient:
                 self.count(kind, url)   # booked to its mailbox (Outlook's per-mailbox limits)
                 try:
                     resp = self.http.send(self.http.build_request("GET", url, headers={
-                        "Authorization": f"Bearer {token}"}), stream=True)
+                        **(headers or {}), "Authorization": f"Bearer {token}"}), stream=True)
                 except httpx.TimeoutException as exc:
                     raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
                 except httpx.TransportError as exc:

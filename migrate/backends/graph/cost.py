@@ -4,7 +4,7 @@ SharePoint charges resource units per request (reference graph-api.md §8.3): 1 
 token and a download; 2 RU a multi-item query (children, a delta without a token, a list of drives or sites, a
 version list) and a write; 5 RU anything about permissions. Every `$batch` step counts on its own and throttled
 requests count too. Directory requests (users, groups, the organisation, licences) are Entra ID, not SharePoint, and
-calendar and contact requests are Outlook's: they cost no SharePoint RU but are counted (Outlook limits requests
+calendar, contact and mail requests are Outlook's: they cost no SharePoint RU but are counted (Outlook limits requests
 per mailbox; see `OUTLOOK_KINDS`).
 
 The kind is what the caller passes (`GraphClient.request_once(kind=...)`); a kind not in the table costs 1 RU, so a
@@ -24,10 +24,11 @@ RU = {
     "permissions": 5,
     "batch": 0,          # the envelope: its steps are charged one by one
     "users": 0, "user": 0, "groups": 0, "group": 0, "organization": 0, "licences": 0, "sdk": 0,
+    "mail_report": 0,    # the usage reports (online archives): not SharePoint
 }
 OUTLOOK_KINDS = frozenset({"calendars", "calendar", "events", "event", "instances", "attachments", "attachment",
                            "calendarView", "calendarDelta", "contactFolders", "contacts", "contact", "contactDelta",
-                           "photo"})
+                           "photo", "mail_folders", "mail_folder", "mail_messages", "mail_delta", "mail_mime"})
 
 
 def kind_of(url: str) -> str:

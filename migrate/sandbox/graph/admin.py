@@ -51,6 +51,10 @@ def handle(app: GraphApp, req: Request, what: str) -> Response:
             return _j({"rules": app.faults.rules(), "log": app.faults.log})
         if what == "mutate" and post:
             return _j(app.mutator.apply(**body))
+        if what == "mail-mutate" and post and app.mail is not None:
+            from .mail_mutate import MailMutations
+
+            return _j({"result": MailMutations(app.mail.mb).apply(**body)})
         if what == "expire-delta-tokens" and post:
             app.expire_delta_tokens()
             return _j({"ok": True})

@@ -22,6 +22,8 @@ from .faults import Faults, Rule, Stats, error_body
 from .groupware_routes import SEGMENTS as GW_SEGMENTS
 from .groupware_routes import GroupwareRoutes
 from .http import Request, Response, parse_query
+from .mail_routes import SEGMENTS as MAIL_SEGMENTS
+from .mail_routes import MailRoutes
 from .mutate import Mutator
 from .outlook import MailboxLimits, OutlookOptions
 from .render import (
@@ -97,6 +99,7 @@ class GraphApp:
         self._paths: dict[str, tuple[int, dict[str, str]]] = {}
         self._texts: dict[str, tuple[int, dict[tuple[str, bool], tuple[str, bool]]]] = {}
         self.groupware: GroupwareRoutes | None = None   # mailboxes (calendars, contacts), set by GraphSandbox
+        self.mail: MailRoutes | None = None             # mailboxes (mail folders, messages), set by GraphSandbox
 
     # ------------------------------------------------------------------ helpers used by render/delta
     def folder_size(self, d: Drive, it: Item) -> int:
@@ -171,6 +174,8 @@ class GraphApp:
 
     def handle_download(self, req: Request) -> Response:
         """The pre-authenticated URL: no bearer token, but SharePoint charges it (1 RU) against the budget."""
+        if req.path.startswith("/reports/data/download/"):
+            return self._count(self._report(req))
         self.stats.requests["download"] = self.stats.requests.get("download", 0) + 1
         cost = ru_cost("download")
         self.stats.charge("download", cost)
@@ -378,6 +383,9 @@ class GraphApp:
             if segs[2] in GW_SEGMENTS and self.groupware is not None:
                 self._mailbox = u.id
                 return self.groupware.route(req, base, u, segs[2:])
+            if segs[2] in MAIL_SEGMENTS and self.mail is not None:
+                self._mailbox = u.id
+                return self.mail.route(req, base, u, segs[2:])
             if segs[2] in ("drive", "drives") and u.drive_id is None:
                 status, code, msg = MYSITE_ERRORS[self.mysite_error]
                 return ("drive" if segs[2] == "drive" else "drives"), lambda: err(status, code, msg)
@@ -386,6 +394,8 @@ class GraphApp:
                 return "drives", lambda: self._list(base, "drives", [self._drive(d)])
             if segs[2] == "drive":
                 return self._drive_routes(req, base, self.tenant.drives[u.drive_id], segs[3:], item_path)  # type: ignore[index]
+        elif head == "reports" and len(segs) == 2 and segs[1].startswith("getMailboxUsageDetail"):
+            return "report", self._report_link
         elif head == "groups":
             if len(segs) == 1:
                 return "groups", lambda: self._paged(req, base, "/groups", [select(group_json(g), _fields(q))
@@ -586,6 +596,22 @@ class GraphApp:
                 return jresp(200, o)
         return err(404, "itemNotFound", f"Version {rest[0]} does not exist.")
 
+    def _report_link(self) -> Response:
+        """A usage report answers 302 to a pre-authenticated download URL valid for a few minutes."""
+        exp = str(int(time.time()) + 300)
+        sig = hashlib.blake2s(f"report:{exp}".encode(), key=self.secret, digest_size=16).hexdigest()
+        return Response(302, headers=[("Location", f"{self.download_base}/reports/data/download/{exp}.{sig}")],
+                        content_type="text/plain")
+
+    def _report(self, req: Request) -> Response:
+        exp, _, sig = req.path.rsplit("/", 1)[-1].partition(".")
+        good = hashlib.blake2s(f"report:{exp}".encode(), key=self.secret, digest_size=16).hexdigest()
+        if not hmac.compare_digest(sig, good) or not exp.isdigit() or int(exp) < time.time() or self.mail is None:
+            return err(401, "unauthenticated", "Invalid or expired report link.")
+        from .mail_routes import usage_report_csv
+
+        return Response(200, usage_report_csv(self.mail.mb), content_type="application/octet-stream")
+
     def _download(self, req: Request) -> Response:
         tok = req.query.get("tempauth", "")
         raw_b64, _, sig_b64 = tok.partition(".")
@@ -621,6 +647,8 @@ class GraphApp:
     def expire_delta_tokens(self) -> None:
         for d in self.tenant.drive_list:
             d.epoch += 1
+        if self.mail is not None:
+            self.mail.mb.epoch += 1
 
 
 def _fields(q: dict[str, str]) -> list[str] | None:

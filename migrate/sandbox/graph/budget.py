@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 # Entra ID and Exchange, not SharePoint: counted, never charged SharePoint RU.
 DIRECTORY_ROUTES = frozenset({"users", "user", "groups", "group", "organization", "subscribedSkus", "token",
-                              "batch"})
+                              "batch", "report"})
 
 RU_COST = {"sites": 2, "drives": 2, "children": 2, "versions": 2, "delta_full": 2, "write": 2, "permissions": 5,
            "site": 1, "drive": 1, "item": 1, "content": 1, "download": 1, "version": 1, "version_content": 1,

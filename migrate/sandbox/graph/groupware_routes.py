@@ -267,10 +267,7 @@ class GroupwareRoutes:
         page = values[skip:skip + top]
         body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#{what}", "value": page}
         if skip + top < len(values):
-            qs = "&".join(f"{k}={quote(v, safe=',$()')}" for k, v in req.query.items() if k not in ("$skip", "$top"))
-            path = req.path.split("?")[0]
-            path = path[path.index("/", 1):] if path.startswith(("/v1.0", "/beta")) else path
-            body["@odata.nextLink"] = f"{base}{path}?{qs + '&' if qs else ''}$top={top}&$skip={skip + top}"
+            body["@odata.nextLink"] = skip_link(req, base, top, skip + top)
         return _j(200, body)
 
     # ------------------------------------------------------------------ delta
@@ -375,6 +372,14 @@ def _att_value(att: dict[str, Any]) -> Response:
         return Response(200, att.get("_mime") or b"", [], content_type="message/rfc822")
     return Response(200, base64.b64decode(att.get("contentBytes") or ""), [],
                     content_type=att.get("contentType") or "application/octet-stream")
+
+
+def skip_link(req: Request, base: str, top: int, skip: int) -> str:
+    """The nextLink of a `$top`/`$skip` page: the same query with the next `$skip`, absolute, on our host."""
+    qs = "&".join(f"{k}={quote(v, safe=',$()')}" for k, v in req.query.items() if k not in ("$skip", "$top"))
+    path = req.path.split("?")[0]
+    path = path[path.index("/", 1):] if path.startswith(("/v1.0", "/beta")) else path
+    return f"{base}{path}?{qs + '&' if qs else ''}$top={top}&$skip={skip}"
 
 
 def _maxpage(req: Request) -> int:

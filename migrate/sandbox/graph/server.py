@@ -22,6 +22,9 @@ from .faults import Faults
 from .generate import TenantSpec, generate
 from .groupware_routes import GroupwareRoutes
 from .http import HTTPServer
+from .mail import Mailboxes
+from .mail_mutate import MailMutations
+from .mail_routes import MailRoutes
 from .outlook import OutlookOptions
 from .tenant import Tenant
 
@@ -80,6 +83,9 @@ class GraphSandbox:
         self.groupware = Groupware(self.tenant, self.spec)
         self.groupware_mutations = GroupwareMutations(self.groupware)
         self.app.groupware = GroupwareRoutes(self.groupware)
+        self.mailboxes = Mailboxes(self.tenant, self.spec)
+        self.mail_mutations = MailMutations(self.mailboxes)
+        self.app.mail = MailRoutes(self.mailboxes)
         self.mutate = _Mutate(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -199,6 +205,10 @@ class GraphSandbox:
 
     def expire_delta_tokens(self) -> None:
         self.call(self.app.expire_delta_tokens)
+
+    def mail_mutate(self, op: str, **kwargs: Any) -> Any:
+        """A mail change in the loop thread: see `mail_mutate.MailMutations` for the ops."""
+        return self.call(self.mail_mutations.apply, op, **kwargs)
 
     def expire_access_tokens(self) -> None:
         self.call(self.authority_obj.expire_all)
