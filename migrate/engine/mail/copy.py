@@ -126,11 +126,11 @@ def raise_mailbox_errors(s: Any) -> None:
     from migrate.errors import AuthError as Auth
     from migrate.errors import TargetFull as Full
 
-    if s.full:
+    if getattr(s, "full", None):
         raise Full("mailbox full at the IMAP server, stopped there: " + "; ".join(s.full),
                    hint="raise the quota of these users at the server (above the source mailbox size plus 10 %), "
                    "then run the same command again: what was copied stays, the rest follows")
-    if s.refused_login:
+    if getattr(s, "refused_login", None):
         raise Auth("the IMAP server refused the sign-in of: " + "; ".join(s.refused_login),
                    hint="check the user names (users.csv target_user / imap_user), the master user and its password "
                    "([mail] master_user, M365_MIGRATE_IMAP_MASTER_PASSWORD) or the passwords in [mail] credentials; "
