@@ -171,6 +171,54 @@ class TargetLocked(TargetError, Transient):
     """The target path is locked (423); retry later."""
 
 
+class MailboxFull(TargetFull):
+    """The IMAP server answered [OVERQUOTA]: the target mailbox is full. Fatal for that mailbox (raise its quota,
+    then rerun); the message was refused before its bytes were sent."""
+
+
+class ImapRefused(TargetItemError):
+    """The IMAP server refused this one operation (NO/BAD): the item is recorded as failed, the others go on.
+    `code` is the response code (`CANNOT`, `LIMIT`, ...) or "", `folder` the UTF-8 folder name involved."""
+
+    exit_code = ExitCode.ATTENTION
+
+    def __init__(self, message: str, *, code: str = "", folder: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.folder = folder
+
+
+class FolderNameRefused(ImapRefused):
+    """The server cannot take this folder name ([CANNOT], too long, not mUTF-7): rename it by the name rules."""
+
+
+class FolderMissing(ImapRefused):
+    """The folder does not exist at the server ([TRYCREATE], or gone between two calls): create it and retry."""
+
+
+class ImapBusy(ThrottledError):
+    """The server refused for now ([LIMIT] too many connections, [INUSE], [UNAVAILABLE]): retry later."""
+
+
+class ImapConnectionLost(Unanswered):
+    """The IMAP connection failed, dropped or timed out, or the server answered something we cannot parse: the
+    session is unusable; a new one may succeed."""
+
+
+class MailLoginRefused(AuthError):
+    """The IMAP server refused the sign-in of one mailbox's user (wrong password, unknown user, master user not
+    allowed). `user` names the mailbox user, never the password."""
+
+    def __init__(self, message: str, *, user: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.user = user
+
+
+class TargetNotTrusted(AuthError):
+    """The server's TLS certificate did not verify (or it offers no TLS where TLS is required): nothing is sent.
+    Verification is never switched off; the fix is the server's certificate or the `ca_bundle` setting."""
+
+
 class IntegrityError(MigrateError, Terminal):
     """Bytes written do not match the bytes read (size or hash mismatch)."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = [
-    name for name in ("tests.fixtures_graph", "tests.fixtures_nextcloud") if importlib.util.find_spec(name)
+    name for name in ("tests.fixtures_graph", "tests.fixtures_nextcloud", "tests.fixtures_dovecot") if importlib.util.find_spec(name)
 ]
 
 REPO = Path(__file__).resolve().parent.parent

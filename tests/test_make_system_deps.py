@@ -67,7 +67,7 @@ def test_install_waits_for_the_lock_then_runs(tmp_path) -> None:
     calls = log.read_text().splitlines()
     assert calls[0].endswith(" update -qq")
     assert calls[1].startswith("DEBIAN_FRONTEND=noninteractive ")
-    assert "-o DPkg::Lock::Timeout=60 install -y -qq --no-install-recommends apache2 apache2-utils chromium" \
+    assert "-o DPkg::Lock::Timeout=60 install -y -qq --no-install-recommends apache2 apache2-utils chromium dovecot-imapd" \
         in calls[1]
     assert (tmp_path / "venv" / ".system-deps").exists()
 
