@@ -86,6 +86,27 @@ class MessageDeltaPage:
 
 
 @dataclass(frozen=True)
+class FolderChange:
+    """A folder as the folder delta gives it: no path (the caller rebuilds paths from its stored tree)."""
+
+    id: str
+    parent_id: str | None       # None: a top-level folder
+    name: str
+    hidden: bool                # the folder's own isHidden
+    total: int
+    unread: int
+    child_count: int
+
+
+@dataclass(frozen=True)
+class FolderDeltaPage:
+    folders: list[FolderChange]
+    removed: list[str]
+    next_link: str | None
+    delta_link: str | None
+
+
+@dataclass(frozen=True)
 class ArchiveInfo:
     upn: str                    # as the report gives it: a hash when the tenant conceals user names in reports
     has_archive: bool
@@ -213,6 +234,34 @@ def mail_folders(client: Any, user_id: str, *, hidden: bool = True) -> Iterator[
         stack.extend(reversed(level(f"{base}/{q(mf.id)}/childFolders", mf)))
 
 
+def folder_delta(client: Any, user_id: str, link: str | None, *, page_size: int = PAGE) -> Iterator[FolderDeltaPage]:
+    """A round of `/mailFolders/delta` (the whole mailbox, hidden folders too): every folder on the first round,
+    then added, renamed and moved ones, and removed ids. For a final pass that catches folder changes; messages
+    come from the per-folder delta. DeltaExpired on 410 (start without a link)."""
+    root = str(_get(client, f"/users/{q(user_id)}/mailFolders/msgfolderroot", {"$select": "id"}, kind="mail_folder",
+                    what=f"root folder of {user_id}").get("id") or "")
+    url = link or f"/users/{q(user_id)}/mailFolders/delta?$select={FOLDER_SELECT}"
+    what = f"folder delta of {user_id}"
+    while True:
+        data = _get(client, url, kind="mail_delta", what=what, page=page_size)
+        nxt, dlink = data.get("@odata.nextLink"), data.get("@odata.deltaLink")
+        folders, removed = [], []
+        for f in data.get("value") or ():
+            if "@removed" in f:
+                removed.append(str(f["id"]))
+                continue
+            parent = str(f.get("parentFolderId") or "")
+            folders.append(FolderChange(id=str(f["id"]), parent_id=None if parent in ("", root) else parent,
+                                        name=str(f.get("displayName") or ""), hidden=bool(f.get("isHidden")),
+                                        total=int(f.get("totalItemCount") or 0),
+                                        unread=int(f.get("unreadItemCount") or 0),
+                                        child_count=int(f.get("childFolderCount") or 0)))
+        yield FolderDeltaPage(folders, removed, nxt, None if nxt else dlink)
+        if not nxt:
+            return
+        url = nxt
+
+
 # ------------------------------------------------------------------------------------------------------ messages
 def delta_start(user_id: str, folder_id: str) -> str:
     """The path of a first delta round of a folder (the query is frozen into the links Graph returns)."""
@@ -273,7 +322,7 @@ def message_mime(client: Any, user_id: str, message_id: str) -> Iterator[Iterato
         import httpx
 
         try:
-            yield from resp.iter_raw()   # the bytes as sent: no decoding of any kind
+            yield from resp.iter_bytes()   # the body as sent (a gzip transfer is undone; nothing else is decoded)
         except httpx.TransportError as exc:
             raise TransientError(f"{what}: the download broke ({type(exc).__name__})") from None
 

@@ -20,7 +20,7 @@ from typing import Any
 ROUTES = ("batch", "users", "user", "groups", "group", "organization", "subscribedSkus", "sites", "site", "drive",
           "drives", "item", "children", "delta", "content", "download", "permissions", "versions", "version",
           "version_content", "write", "attachment", "token", "mailFolders", "mailFolder", "messages", "message",
-          "messageDelta", "mime", "report")
+          "messageDelta", "mailFolderDelta", "mime", "report")
 
 _CODES = {429: ("TooManyRequests", "Please retry again later."),
           503: ("serviceNotAvailable", "The service is temporarily unavailable. Please retry later."),

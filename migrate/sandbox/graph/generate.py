@@ -55,7 +55,7 @@ class TenantSpec:
     groupware_contacts: int = 6  # generated contacts per mailbox besides the hand-made one
     groupware_attachment_kb: int = 300  # size of the large event attachment
     mail_messages: int = 6       # generated messages per Inbox besides the hand-made nasty ones
-    mail_large_mb: int = 0       # >0: a message with an attachment of this size in the first user's Inbox (streamed)
+    mail_large_mb: int = 0       # >0: a message of about this many MiB in the first user's Inbox (served streamed)
     mail_bulk: int = 0           # >0: a folder "Inbox/Massenablage" with this many messages (first user)
     mail_archive_users: int = 1  # the first N users have an online archive (reported, never readable)
     licences: int = 60_000       # what /subscribedSkus reports: the top RU band, so tests are paced little

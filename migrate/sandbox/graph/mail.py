@@ -74,7 +74,9 @@ class MailStore:
         self.seq = 0
         self.order = 0
         self.log: list[tuple[int, str, str]] = []
+        self.folder_log: list[tuple[int, str]] = []     # (seq, folder id): folder delta
         self.epochs: dict[str, int] = {}       # folder id -> epoch of its delta tokens
+        self.folder_epoch = 0                  # epoch of the folder delta's tokens
         self.calls = 0                         # $value calls (the regenerate mode's variant)
         self.root = ""
 
@@ -122,12 +124,27 @@ class MailStore:
             m.data["changeKey"] = _change_key(m.id, self.seq)
             m.data["@odata.etag"] = f'W/"{m.data["changeKey"]}"'
 
+    def touch_folder(self, folder_id: str) -> None:
+        self.seq += 1
+        self.folder_log.append((self.seq, folder_id))
+
+    def tree(self) -> list[Folder]:
+        """Every folder but the root, parents first (depth-first in listing order)."""
+        out: list[Folder] = []
+        stack = list(reversed(self.children(self.root)))
+        while stack:
+            f = stack.pop()
+            out.append(f)
+            stack.extend(reversed(self.children(f.id)))
+        return out
+
     # ---------------------------------------------------------------- building
     def new_folder(self, parent: str | None, name: str, well_known: str | None = None, hidden: bool = False) -> Folder:
         raw = hashlib.sha256(f"{self.user.id}:folder:{len(self.folders)}:{name}".encode()).digest()
         fid = "AAMkAG" + base64.urlsafe_b64encode(raw[:30]).decode() + "AAA="
         f = self.folders[fid] = Folder(fid, parent, name, well_known, hidden)
         self.epochs[fid] = 0
+        self.touch_folder(fid)
         return f
 
     def add(self, folder: Folder, env: Envelope, data: dict[str, Any], props: dict[str, str] | None = None,
@@ -278,7 +295,7 @@ class _Gen:
         self.put(b.folder("conflicts") or inbox, "plain", "Synchronisierungsproblem")
         big_mb = int(getattr(self.spec, "mail_large_mb", 0))
         if big_mb and self.user.id == self.t.users[0].id:
-            self.put(inbox, "big", "Messdaten (groß)", payload=big_mb * 1024 * 1024)
+            self.put(inbox, "big", "Messdaten (groß)", payload=mail_mime.payload_for(big_mb * 1024 * 1024))
         bulk = int(getattr(self.spec, "mail_bulk", 0))
         if bulk and self.user.id == self.t.users[0].id:
             mass = b.new_folder(inbox.id, "Massenablage")
@@ -302,8 +319,8 @@ class Mailboxes:
             box = self.boxes[user.id] = _Gen(self.tenant, user, self.spec).build()
         return box
 
-    def archive_bytes(self, user: User) -> int:
-        """Size of the user's online archive (0: none): the first `mail_archive_users` users have one."""
+    def has_archive(self, user: User) -> bool:
+        """The first `mail_archive_users` users have an online archive (its content is never served: v1.0 mail
+        cannot read archives, so neither can the sandbox)."""
         n = int(getattr(self.spec, "mail_archive_users", 1))
-        idx = next((i for i, u in enumerate(self.tenant.users) if u.id == user.id), 0)
-        return 0 if idx >= n else 1_234_567_890 + idx * 1_000_003
+        return any(u.id == user.id for u in self.tenant.users[:n])

@@ -251,6 +251,11 @@ def _b64_length(n: int) -> int:
     return full * 78 + ((rest + 2) // 3 * 4 + 2 if rest else 0)
 
 
+def payload_for(total: int) -> int:
+    """The attachment size that makes a large message about `total` bytes long (base64 adds 78/57)."""
+    return total * LINE // 78
+
+
 def big_length(env: Envelope, variant: int = 0) -> int:
     head, tail = _big_parts(env, variant)
     return len(head) + _b64_length(env.payload) - 2 + len(tail)   # the last CRLF of the body is the tail's

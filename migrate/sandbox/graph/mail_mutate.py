@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from . import mail_mime
 from .mail import ICON, VERB, Folder, Mailboxes, MailStore, message_data
 from .mutate import MutationError
 from .tenant import User
@@ -44,15 +45,16 @@ class MailMutations:
 
     def deliver(self, user: str | User, folder: str = "inbox", subject: str = "Neue Nachricht", kind: str = "alt",
                 sender: tuple[str, str] | None = None, size_mb: int = 0) -> str:
-        """A new message (kind as generated: plain, alt, attach, inline, smime_enc, invite, raw8bit, ...; a size_mb
-        makes it a large streamed one); returns its immutable id."""
+        """A new message (kind as generated: plain, alt, attach, inline, smime_enc, invite, raw8bit, ...; size_mb
+        makes it a large streamed one of about that many MiB); returns its immutable id."""
         from .mail import _Gen
 
         box = self._box(user)
         f = self._folder(box, folder)
         gen = _Gen(self.mb.tenant, box.user, self.mb.spec)
         gen.n = 1000 + box.order
-        env = gen.env("big" if size_mb else kind, subject, sender=sender, payload=size_mb * 1024 * 1024)
+        env = gen.env("big" if size_mb else kind, subject, sender=sender,
+                      payload=mail_mime.payload_for(size_mb * 1024 * 1024))
         return box.add(f, env, message_data(env, is_read=False, is_draft=kind == "draft")).id
 
     def set_flags(self, user: str | User, message_id: str, *, is_read: bool | None = None, flag: str | None = None,
@@ -116,6 +118,7 @@ class MailMutations:
             raise MutationError("a well-known folder cannot be renamed")
         self._free(box, box.folders[f.parent_id], name, ignore=f)
         f.name = name
+        box.touch_folder(f.id)
         return f.id
 
     def move_folder(self, user: str | User, folder: str, parent: str) -> str:
@@ -130,6 +133,7 @@ class MailMutations:
             raise MutationError("a well-known folder cannot be moved")
         self._free(box, dest, f.name, ignore=f)
         f.parent_id = dest.id
+        box.touch_folder(f.id)
         return f.id
 
     def delete_folder(self, user: str | User, folder: str) -> str:
@@ -146,14 +150,18 @@ class MailMutations:
                 del box.messages[m.id]
                 box.touch(x.id, m.id)
             del box.folders[x.id]
+            box.touch_folder(x.id)
         return f.id
 
     def expire_delta(self, user: str | User | None = None, folder: str | None = None) -> None:
-        """Every delta token (and nextLink) of the folder, of the user's mailbox or of every mailbox → 410."""
+        """Every delta token (and nextLink) of the folder, of the user's mailbox (its folder delta too) or of every
+        mailbox → 410."""
         if user is None:
             self.mb.epoch += 1
             return
         box = self._box(user)
+        if folder is None:
+            box.folder_epoch += 1
         for f in [self._folder(box, folder)] if folder else list(box.folders.values()):
             box.epochs[f.id] = box.epochs.get(f.id, 0) + 1
 

@@ -125,6 +125,8 @@ class MailRoutes:
                 return "mime", lambda: self._mime(box, m)
             return "message", lambda: _err(400, "BadRequest", f"Resource not found for the segment '{segs[-1]}'.")
         # mailFolders
+        if segs[1:] == ["delta"]:
+            return "mailFolderDelta", lambda: self._folder_delta(req, base, user, box)
         if len(segs) == 1:
             top = self._visible(req, box.children(box.root))
             return "mailFolders", lambda: self._paged(req, base, top, lambda f: self.folder_json(box, f))
@@ -247,6 +249,44 @@ class MailRoutes:
             body["@odata.deltaLink"] = f"{base}{path}?$deltatoken={_tok({**state, 'r': 1, 's': state['n'], 'k': 0})}"
         return _j(200, body)
 
+    def _folder_delta(self, req: Request, base: str, user: User, box: MailStore) -> Response:
+        """`/mailFolders/delta`: every folder of the mailbox (hidden ones too) on the first round, then the
+        added, renamed or moved ones and `@removed` for deleted ones; same link mechanics as the message delta."""
+        epoch = [self.mb.epoch, box.folder_epoch]
+        tok = req.query.get("$skiptoken") or req.query.get("$deltatoken")
+        if tok:
+            state = _untok(tok)
+            if state is None or state.get("fd") != 1:
+                return _err(400, "ErrorInvalidUrlQuery", "The delta token is not valid for folders.")
+            if state.get("e") != epoch:
+                return _err(410, "SyncStateNotFound", "The sync state generation is not found.")
+            if state["r"] == 1 and "$deltatoken" in req.query:
+                state = {**state, "n": box.seq, "k": 0}
+        else:
+            state = {"fd": 1, "r": 0, "s": 0, "n": box.seq, "k": 0, "e": epoch}
+        m = re.search(r"odata\.maxpagesize=(\d+)", req.headers.get("prefer", ""))
+        size = max(1, min(MAX_PAGE, int(m.group(1)))) if m else DEFAULT_PAGE
+        if state["r"] == 0:
+            ids = [f.id for f in box.tree()]
+        else:
+            ids, seen = [], set()
+            for seq, fid in box.folder_log:
+                if state["s"] < seq <= state["n"] and fid not in seen:
+                    seen.add(fid)
+                    ids.append(fid)
+        values: list[dict[str, Any]] = []
+        for fid in ids[state["k"]:state["k"] + size]:
+            f = box.folders.get(fid)
+            values.append(self.folder_json(box, f) if f is not None else
+                          {"@odata.type": "#microsoft.graph.mailFolder", "id": fid, "@removed": {"reason": "deleted"}})
+        path = f"/users/{user.id}/mailFolders/delta"
+        body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#Collection(mailFolder)", "value": values}
+        if state["k"] + size < len(ids):
+            body["@odata.nextLink"] = f"{base}{path}?$skiptoken={_tok({**state, 'k': state['k'] + size})}"
+        else:
+            body["@odata.deltaLink"] = f"{base}{path}?$deltatoken={_tok({**state, 'r': 1, 's': state['n'], 'k': 0})}"
+        return _j(200, body)
+
 
 # ---------------------------------------------------------------------------------------------- usage report
 REPORT_COLUMNS = ["Report Refresh Date", "User Principal Name", "Display Name", "Is Deleted", "Deleted Date",
@@ -276,5 +316,5 @@ def usage_report_csv(mb: Mailboxes) -> bytes:
         w.writerow(["2026-12-05", upn, name, "False", "", "2024-01-15", "2026-12-04", len(box.messages),
                     sum(m.size for m in box.messages.values()), 105226698752, 106300440576, 107374182400,
                     len(deleted), sum(m.size for m in deleted), 32212254720,
-                    "True" if mb.archive_bytes(u) else "False", "7"])
+                    "True" if mb.has_archive(u) else "False", "7"])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
