@@ -65,6 +65,10 @@ def run_doctor(settings: Any) -> list[Check]:
         return f"{len(load_app_passwords(settings))} target app passwords readable, permissions 0600"
 
     checks.append(_attempt("secrets", secrets))
+    if settings.mail.url:   # mailboxes too (--what mail): the IMAP server, sign-ins, special folders, quotas
+        from migrate.engine.mail.doctor import mail_checks
+
+        checks += mail_checks(settings, Check, _attempt)
     if missing:
         return checks
     failed = {c.name for c in checks if not c.ok}
@@ -119,10 +123,6 @@ def run_doctor(settings: Any) -> list[Check]:
     finally:
         for t in opened:
             close_quietly(t)
-    if settings.mail.url:   # mailboxes too (--what mail): the IMAP server, sign-ins, special folders, quotas
-        from migrate.engine.mail.doctor import mail_checks
-
-        checks += mail_checks(settings, Check, _attempt)
     return checks
 
 

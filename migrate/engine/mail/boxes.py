@@ -44,7 +44,7 @@ def mailboxes(store: StateStore, mappings: Mappings, upns: tuple[str, ...] = (),
         if batch and (row.batch or "").casefold() != batch.casefold():
             continue
         out.append(Mailbox(u["id"], u["upn"], row.mail_user, row.batch))
-    if not out and not unmapped:
+    if not known:
         raise ConfigError("no users are recorded in the state database",
                           hint="run `m365-migrate discover` first, then map users in users.csv")
     return out, unmapped

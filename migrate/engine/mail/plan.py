@@ -59,10 +59,14 @@ def plan_mail(store: StateStore, mail: MailSettings, *, upns: tuple[str, ...] = 
                 not_carried.append({"user": f.upn, "folder": path_text(f.path), "items": 1, "reason": reason,
                                     "message": m.internet_message_id or m.message_id, "bytes": m.size})
                 per[f.upn]["not_carried_messages"] += 1
-    for a in archives or ():
-        not_carried.append({"user": a.get("user", ""), "folder": "online archive", "items": a.get("items", 0),
-                            "bytes": a.get("bytes"), "reason": "online archive: not readable through the Graph "
-                            "v1.0 mail API; move it into the mailbox first or carry it another way (see the runbook)"})
+    last = store.last_run_summary("scan-mail")
+    scanned = (last or {}).get("summary") or {}
+    for a in archives if archives is not None else scanned.get("archives") or ():
+        not_carried.append({"user": a.get("user", ""), "folder": "online archive", "items": 0, "bytes": None,
+                            "reason": "online archive: not readable through the Graph v1.0 mail API; its size is "
+                            "not in Graph's report (the primary mailbox holds "
+                            f"{a.get('primary_bytes') or 0:,} bytes): see it in the Exchange admin centre, and move "
+                            "it into the mailbox first or carry it another way (runbooks/mail.md)"})
     rows = sorted(per.values(), key=lambda r: r["user"])
     busiest = max((r["messages"] for r in rows), default=0)
     estimate = {"requests_per_mailbox_max": busiest,
@@ -72,8 +76,9 @@ def plan_mail(store: StateStore, mail: MailSettings, *, upns: tuple[str, ...] = 
     totals = {"mailboxes": len(rows), "folders": sum(r["folders"] for r in rows),
               "messages": sum(r["messages"] for r in rows), "bytes": sum(r["bytes"] for r in rows),
               "not_carried": len(not_carried)}
+    notes = [CRLF_NOTE] + ([scanned["archive_note"]] if scanned.get("archive_note") else [])
     return {"mailboxes": rows, "not_carried": not_carried, "totals": totals, "estimate": estimate,
-            "notes": [CRLF_NOTE], "attention": bool(not_carried)}
+            "notes": notes, "attention": bool(not_carried)}
 
 
 def write_plan(doc: dict[str, Any], reports: Path, output: Path | None) -> Path:

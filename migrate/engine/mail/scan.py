@@ -47,6 +47,8 @@ class MailScanSummary:
     not_carried: list[str] = field(default_factory=list)   # folders left out, with the reason
     unmapped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    archives: list[dict[str, Any]] = field(default_factory=list)   # online archives: never readable, listed
+    archive_note: str = ""
     requests: int = 0
     seconds: float = 0.0
 
@@ -153,9 +155,34 @@ def scan_mail(store: StateStore, source: Any, mappings: Mappings, mail: MailSett
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="mail-scan") as pool:
         for f in [pool.submit(one, b) for b in boxes]:
             f.result()
+    online_archives(source, boxes, s)
     s.requests = sum(source.client.counts.values()) - before
     s.seconds = round(time.monotonic() - started, 3)
     return s
+
+
+def online_archives(source: Any, boxes: list[Mailbox], s: MailScanSummary) -> None:
+    """Which mapped mailboxes have an online archive (the mailbox usage report): the v1.0 mail API cannot read
+    them, so the plan lists them. Needs Reports.Read.All; without it the plan says the check was not made."""
+    from migrate.backends.graph import mail as graph_mail
+
+    try:
+        rows = graph_mail.archive_mailboxes(source.client)
+    except MigrateError as exc:
+        if isinstance(exc, Fatal) and not isinstance(exc, AuthError):
+            raise
+        s.archive_note = (f"online archives not checked: {exc.message} (grant the app Reports.Read.All to have "
+                          "the plan list them)")
+        return
+    mapped = {b.upn.lower() for b in boxes}
+    concealed = any(r.concealed for r in rows)
+    for r in rows:
+        if r.has_archive and (r.upn.lower() in mapped or r.concealed):
+            s.archives.append({"user": r.upn, "primary_bytes": r.primary_bytes, "items": r.items,
+                               "report_date": r.report_date, "concealed": r.concealed})
+    if concealed:
+        s.archive_note = ("the usage report conceals user names (Microsoft 365 admin centre, Reports, privacy "
+                          "setting): archives are listed by hash")
 
 
 def scan_mailbox(store: StateStore, client: Any, box: Mailbox, mail: MailSettings, s: MailScanSummary) -> None:

@@ -1,0 +1,69 @@
+"""Mail beyond the first copy, through the CLI against the Graph sandbox and a real Dovecot: what is not carried
+(and why), doctor's IMAP checks, deletions by [policy] deletions = trash, and cutover --what mail."""
+
+from __future__ import annotations
+
+import json
+
+from migrate.sandbox.graph import GraphSandbox
+from tests.conftest import run_cli
+from tests.mail_e2e_support import as_json, server_messages, setup_mail
+from tests.mail_graph_support import spec
+
+
+def test_not_carried_doctor_trash_and_cutover(tmp_path, dovecot):
+    users = [dovecot.fresh_user(), dovecot.fresh_user()]
+    with GraphSandbox(spec(users=2, mail_large_mb=1, mail_archive_users=1)) as g:
+        env, upns = setup_mail(tmp_path, g, dovecot, users,
+                               extra='max_message_size = "512KiB"\n\n[policy]\ndeletions = "trash"')
+        assert run_cli("scan", "--what", "mail", cwd=tmp_path, env=env).returncode == 0
+        # doctor: the server, its special-use folders, every mapped mailbox signs in
+        r = run_cli("--json", "doctor", cwd=tmp_path, env=env)
+        checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+        assert checks["IMAP server"]["ok"] and "signed in as" in checks["IMAP server"]["detail"], checks
+        assert checks["IMAP special-use folders"]["ok"] and "\\Sent = Sent" in checks["IMAP special-use folders"]["detail"]
+        assert checks["IMAP mailboxes"]["ok"] and "2 mailboxes sign in" in checks["IMAP mailboxes"]["detail"]
+
+        # a message deleted in Outlook after the scan: listed by copy, never fatal
+        box = g.call(lambda: g.mailboxes.mailbox(g.tenant.user(upns[1])))
+        gone = g.call(lambda: next(m.id for m in box.in_folder(box.folder("inbox").id)))
+        g.mail_mutate("delete_message", user=upns[1], message_id=gone)
+        plan = as_json(run_cli("--json", "plan", "--what", "mail", cwd=tmp_path, env=env))
+        reasons = [n["reason"] for n in plan["not_carried"]]
+        assert any("max_message_size" in x for x in reasons), reasons        # the 1 MB message, over 512 KiB
+        assert any(x.startswith("online archive") for x in reasons), reasons  # the first user has one
+        assert any("hidden folder" in x for x in reasons) and any("Outbox" in x for x in reasons)
+        r = run_cli("--json", "copy", "--what", "mail", cwd=tmp_path, env=env)
+        copy = as_json(r)
+        assert r.returncode == 3 and copy["failed"] == [], copy   # not everything carried: listed, exit 3
+        assert any("no longer in the mailbox at the source" in x for x in copy["skipped"]), copy["skipped"]
+        assert any("max_message_size" in x for x in copy["skipped"])
+
+        # deleted in Outlook with deletions = trash: our copy moves into the server's Trash, nothing is expunged
+        inbox = g.call(lambda: [m.id for m in box.in_folder(box.folder("inbox").id)])
+        victim = inbox[0]
+        g.mail_mutate("delete_message", user=upns[1], message_id=victim)
+        before = {f: len(m) for f, m in server_messages(dovecot, users[1]).items()}
+        s = as_json(run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env))
+        assert s["trashed"] == 1 and s["conflicts"] == [], s
+        after = {f: len(m) for f, m in server_messages(dovecot, users[1]).items()}
+        assert after["INBOX"] == before["INBOX"] - 1 and after["Trash"] == before["Trash"] + 1
+
+        # cutover: final sync carries the last mail, verify is whole, the second pass is empty → exit 0
+        new_id = g.mail_mutate("deliver", user=upns[0], folder="inbox", subject="Letzte Nachricht vor dem Umzug")
+        r = run_cli("--json", "cutover", "--batch", "wave1", "--what", "mail", cwd=tmp_path, env=env)
+        cut = json.loads(r.stdout[r.stdout.index("{"):])
+        assert r.returncode == 0 and cut["whole"], cut
+        assert cut["sync"]["appended"] == 1 and cut["late_changes"] == {"new": 0, "changed": 0, "removed": 0}
+        subjects = dovecot.doveadm("-f", "tab", "fetch", "-u", users[0], "hdr.subject", "mailbox", "INBOX", "all")
+        assert "Letzte Nachricht vor dem Umzug" in subjects
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{tmp_path / 'state' / 'migration.db'}?mode=ro", uri=True)
+        assert db.execute("SELECT status FROM mail_messages WHERE message_id=?", (new_id,)).fetchone() == ("done",)
+        # run again (mail still arriving in Exchange until the MX switch): the final sync carries it, still whole
+        g.mail_mutate("deliver", user=upns[0], folder="inbox", subject="Nachzügler")
+        r = run_cli("cutover", "--batch", "wave1", "--what", "mail", cwd=tmp_path, env=env)
+        assert r.returncode == 0 and "WHOLE" in r.stdout and "appended 1" in r.stdout, r.stdout + r.stderr
+        r = run_cli("cutover", "--batch", "nosuchbatch", "--what", "mail", cwd=tmp_path, env=env)
+        assert r.returncode == 2 and "no mailbox belongs to batch 'nosuchbatch'" in r.stderr, r.stderr
