@@ -61,6 +61,12 @@ def test_scan_plan_copy_say_what_they_did(journey):
     assert journey["steps"]["copy"].returncode in (0, 3), copy
     assert copy["appended"] + len(copy["skipped"]) == scan["messages"] and copy["failed"] == []
     assert copy["bytes"] > LARGE_MB * 1024 * 1024
+    # maildir++ (Dovecot's default layout) refuses '.' in a name: renamed by the name rules, and listed;
+    # a '/' inside an Outlook folder name is not taken as a level
+    assert any("Projekt 2.0 → INBOX/Projekt 2_0" in x and "refused" in x for x in copy["renamed"]), copy["renamed"]
+    assert any("'/'" in x for x in copy["renamed"]), copy["renamed"]
+    status = as_json(run_cli("--json", "status", "--what", "mail", cwd=journey["tmp"], env=journey["env"]))
+    assert sum(r.get("done", 0) for r in status["mail"]) == copy["appended"] and len(status["mail"]) == 3
 
 
 def test_every_message_is_byte_exact_with_flags_and_internaldate(journey):

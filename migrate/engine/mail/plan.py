@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine.mail.folders import path_text
+from migrate.engine.mail.folders import NOT_CARRIED, path_text
 
 if TYPE_CHECKING:
     from migrate.config import MailSettings
@@ -37,8 +37,10 @@ def plan_mail(store: StateStore, mail: MailSettings, *, upns: tuple[str, ...] = 
         if f.skip_reason:
             box["not_carried_folders"] += 1
             box["not_carried_messages"] += f.total
+            # Outlook's own folders (Outbox, Sync Issues, ...) are left out by design: listed, nothing to decide
+            decide = f.well_known not in NOT_CARRIED and not f.skip_reason.startswith("inside") and f.total > 0
             not_carried.append({"user": f.upn, "folder": path_text(f.path), "items": f.total,
-                                "reason": f.skip_reason})
+                                "reason": f.skip_reason, "decide": decide})
         else:
             box["folders"] += 1
     limit = mail.max_message_size
@@ -57,7 +59,8 @@ def plan_mail(store: StateStore, mail: MailSettings, *, upns: tuple[str, ...] = 
             if too_big or m.status == "skipped":
                 reason = m.reason or f"larger than [mail] max_message_size ({m.size:,} bytes)"
                 not_carried.append({"user": f.upn, "folder": path_text(f.path), "items": 1, "reason": reason,
-                                    "message": m.internet_message_id or m.message_id, "bytes": m.size})
+                                    "message": m.internet_message_id or m.message_id, "bytes": m.size,
+                                    "decide": True})
                 per[f.upn]["not_carried_messages"] += 1
     last = store.last_run_summary("scan-mail")
     scanned = (last or {}).get("summary") or {}
@@ -66,7 +69,7 @@ def plan_mail(store: StateStore, mail: MailSettings, *, upns: tuple[str, ...] = 
                             "reason": "online archive: not readable through the Graph v1.0 mail API; its size is "
                             "not in Graph's report (the primary mailbox holds "
                             f"{a.get('primary_bytes') or 0:,} bytes): see it in the Exchange admin centre, and move "
-                            "it into the mailbox first or carry it another way (runbooks/mail.md)"})
+                            "it into the mailbox first or carry it another way (runbooks/mail.md)", "decide": True})
     rows = sorted(per.values(), key=lambda r: r["user"])
     busiest = max((r["messages"] for r in rows), default=0)
     estimate = {"requests_per_mailbox_max": busiest,
@@ -78,7 +81,7 @@ def plan_mail(store: StateStore, mail: MailSettings, *, upns: tuple[str, ...] = 
               "not_carried": len(not_carried)}
     notes = [CRLF_NOTE] + ([scanned["archive_note"]] if scanned.get("archive_note") else [])
     return {"mailboxes": rows, "not_carried": not_carried, "totals": totals, "estimate": estimate,
-            "notes": notes, "attention": bool(not_carried)}
+            "notes": notes, "attention": any(n["decide"] for n in not_carried)}
 
 
 def write_plan(doc: dict[str, Any], reports: Path, output: Path | None) -> Path:
