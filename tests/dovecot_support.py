@@ -10,10 +10,12 @@ then created outside pytest's root-only tmp dir and given to that account. Outpu
 
 from __future__ import annotations
 
+import ctypes
 import grp
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -254,7 +256,8 @@ class DovecotServer:
         log = (self.dir / "log" / "master.out").open("ab")
         try:
             self.proc = subprocess.Popen([str(DOVECOT), "-F", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, **self._as_account())
+                                         stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                                         **self._as_account())
         finally:
             log.close()
         deadline = time.monotonic() + timeout
@@ -291,6 +294,25 @@ class DovecotServer:
         while pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.proc = None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM the master when the test process dies, even by kill -9, so no instance
+    outlives its tests (Linux prctl PR_SET_PDEATHSIG; Python runs this after the switch to the account, which
+    would clear it). Nothing may be imported here: the child of a fork must not take the import lock."""
+    if _PRCTL is not None:
+        _PRCTL(1, _SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def _libc_prctl():
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _libc_prctl()
+_SIGTERM = int(signal.SIGTERM)
 
 
 def _listening(port: int) -> bool:

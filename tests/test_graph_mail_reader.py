@@ -286,3 +286,54 @@ def test_a_dropped_mime_transfer_raises_transient_and_a_503_is_retried(graph_san
         assert b"".join(chunks) == mime_of(g, u.id, mid)
     assert client.books.requests["mail_mime"] == 4        # the broken one, two refused, the good one
     client.close()
+
+
+def test_a_user_without_a_mailbox_is_named_not_a_crash(graph_sandbox_factory):
+    g = graph_sandbox_factory(spec(mail_no_mailbox_users=1))
+    client = graph_client(g)
+    last = g.tenant.users[-1]
+    with pytest.raises(mail.NoMailbox, match="no Exchange Online mailbox") as err:
+        list(mail.mail_folders(client, last.id))
+    assert isinstance(err.value, ItemNotFound) and "licence" in str(err.value)
+    assert {r.upn for r in mail.archive_mailboxes(client)} == {u.upn for u in g.tenant.users[:-1]}
+    assert list(mail.mail_folders(client, g.tenant.users[0].id))
+    client.close()
+
+
+def test_the_sandbox_truth_matches_what_the_reader_reads(graph_sandbox_factory):
+    g = graph_sandbox_factory(spec(mail_large_mb=3))
+    client = graph_client(g)
+    u = g.tenant.users[0]
+    truth = {r["id"]: r for r in g.mail_truth(u.upn)}
+    folders = {f.id: f for f in mail.mail_folders(client, u.id)}
+    seen = {}
+    for f in folders.values():
+        for page in mail.message_delta(client, u.id, f.id, None):
+            for m in page.messages:
+                seen[m.id] = (f, m)
+    assert set(seen) == set(truth)
+    for mid, (f, m) in seen.items():
+        t = truth[mid]
+        assert t["folder"] == "/".join(f.path) and t["hidden"] == f.hidden and t["well_known"] == f.well_known
+        assert (t["is_read"], t["flag"], tuple(t["categories"])) == (m.is_read, m.flag_status, m.categories)
+    big = next(r for r in truth.values() if r["subject"] == "Messdaten (groß)")
+    h = hashlib.sha256()
+    with mail.message_mime(client, u.id, big["id"]) as chunks:
+        for part in chunks:
+            h.update(part)
+    assert h.hexdigest() == big["sha256"] and big["size"] > 3 * 1024 * 1024 - 1
+    client.close()
+
+
+def test_one_message_id_on_several_items_stays_several_items(g, client):
+    u = g.tenant.users[0]
+    truth = g.mail_truth(u.id)
+    by_mid: dict[str, list[dict]] = {}
+    for r in truth:
+        if r["internet_message_id"]:
+            by_mid.setdefault(r["internet_message_id"], []).append(r)
+    shared = {k: sorted(r["folder"] for r in v) for k, v in by_mid.items() if len(v) > 1}
+    assert sorted(shared.values()) == [["Inbox", "Inbox"], ["Inbox", "Sent Items"]]
+    for rows in (v for v in by_mid.values() if len(v) > 1):
+        assert len({r["id"] for r in rows}) == 2 and len({r["sha256"] for r in rows}) == 2
+    assert sum(1 for r in truth if r["internet_message_id"] is None) == 2     # the drafts

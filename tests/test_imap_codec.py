@@ -50,6 +50,7 @@ def test_keywords_are_deterministic_atoms() -> None:
     assert keyword("Grün").startswith("Grun_")
     assert keyword("Rot!") == "Rot!"  # atom characters stay as they are
     assert keyword("a]b") != keyword("a%b")  # both fold to a_b, the hash keeps them apart
+    assert keyword("L" * 70 + "1") != keyword("L" * 70 + "2")  # shortened, still apart
     for cat in ["$Junk", "\\Seen", "x" * 200, 'q"u(o)t{e}*%', "Ärger über Öl"]:
         kw = keyword(cat)
         assert kw and kw[0] not in "\\$" and len(kw) <= 60
@@ -114,3 +115,14 @@ def test_settings_parse_and_refuse() -> None:
 def test_login_repr_hides_the_password() -> None:
     login = ImapLogin(user="alice", password="s3cret-pw", master="migrator")
     assert "s3cret-pw" not in repr(login) and "s3cret-pw" not in str(login) and "alice" in repr(login)
+
+
+def test_every_keyword_is_an_atom_the_session_sends() -> None:
+    from migrate.backends.imap.session import _FLAG
+
+    rnd = random.Random(11)
+    alphabet = "aZ09 _-.!?()[]{}%*\"\\/:;&$~äöüßéñ日本😀\t"
+    for _ in range(2000):
+        cat = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 80)))
+        kw = keyword(cat)
+        assert kw is None or (_FLAG.fullmatch(kw) and not kw.startswith(("\\", "$")) and kw == keyword(cat)), cat

@@ -99,3 +99,21 @@ def test_the_per_user_connection_cap_is_busy_not_auth(dovecot, mail_user) -> Non
     finally:
         for s in sessions:
             s.close()
+
+
+def test_an_interrupt_mid_append_stores_nothing_and_closes(dovecot, mail_user) -> None:
+    import io
+
+    class Interrupting(io.BytesIO):
+        def read(self, n: int | None = -1) -> bytes:
+            if self.tell() >= 300_000:
+                raise KeyboardInterrupt
+            return super().read(n)
+
+    data = b"Subject: big\r\n\r\n" + (b"z" * 998 + b"\r\n") * 1000
+    with dovecot.session(mail_user) as imap:
+        with pytest.raises(KeyboardInterrupt):
+            imap.append("INBOX", Interrupting(data), len(data), (), WHEN)
+        assert imap.closed
+    with dovecot.session(mail_user) as imap:
+        assert imap.status("INBOX").messages == 0

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from migrate.backends.imap import CrlfHasher, ImapLogin, ImapSession, crlf
+from migrate.backends.imap import CrlfHasher, ImapLogin, ImapSession, MessageInfo, crlf
 from migrate.errors import (
     AuthError,
     ExitCode,
@@ -83,6 +83,8 @@ def test_flags_keywords_and_appenduid_increments(dovecot, mail_user) -> None:
         assert (second.uid, third.uid) == (first.uid + 1, first.uid + 2)
         assert len({first.uidvalidity, second.uidvalidity, third.uidvalidity}) == 1
         flags = imap.fetch_flags("INBOX", [first.uid, second.uid, third.uid, 999])
+        info = imap.fetch_info("INBOX", [first.uid, 999])
+    assert info == {first.uid: MessageInfo(flags=flags[first.uid], internaldate=WHEN, size=len(message(8)))}
     assert flags == {first.uid: frozenset({"\\Seen", "\\Flagged", "$Forwarded", "Rote_Kategorie"}),
                      second.uid: frozenset(), third.uid: frozenset({"\\Answered", "\\Draft"})}
 
@@ -161,7 +163,7 @@ def test_a_dot_in_a_folder_name_depends_on_the_layout(dovecot, user, accepted) -
 
 def test_names_the_server_cannot_take(dovecot, mail_user) -> None:
     with dovecot.session(mail_user) as imap:
-        for name in ("~home", "x" * 300):
+        for name in ("~home", "x" * 300, "tab\tname"):
             with pytest.raises(FolderNameRefused) as err:
                 imap.create(name)
             assert err.value.folder == name
@@ -221,12 +223,15 @@ def test_refused_sign_in_is_an_auth_error_without_the_password(dovecot, login) -
     assert login.password not in str(err.value) and login.password not in repr(login)
 
 
-def test_login_without_sasl_plain_uses_login_with_the_master_separator(dovecot, mail_user) -> None:
+@pytest.mark.parametrize("without", [{"AUTH=PLAIN"}, {"SASL-IR"}], ids=["LOGIN-user*master", "PLAIN-after-+"])
+def test_the_other_sign_in_routes_with_the_master_user(dovecot, mail_user, without) -> None:
+    """Without AUTH=PLAIN: LOGIN `user*master`; without SASL-IR: AUTHENTICATE PLAIN, the token after the `+`."""
     from migrate.backends.imap.connect import connect, sign_in
 
     wire, caps = connect(dovecot.settings())
     try:
-        caps = sign_in(wire, caps - {"AUTH=PLAIN"}, dovecot.login(mail_user, master=True))
+        caps = sign_in(wire, caps - without, dovecot.login(mail_user, master=True))
         assert "UIDPLUS" in caps
     finally:
         wire.close()
+    assert f"user=<{mail_user}>" in dovecot.log.read_text()

@@ -50,7 +50,7 @@ def test_folders_hidden_only_on_request_well_known_names_and_paging(g, c):
     plain = [f["displayName"] for p in _all(c, f"/users/{u.id}/mailFolders") for f in p]
     pages = _all(c, f"/users/{u.id}/mailFolders", {"includeHiddenFolders": "true", "$top": 3})
     every = [f for p in pages for f in p]
-    assert len(pages) == 4 and [len(p) for p in pages] == [3, 3, 3, 2]
+    assert [len(p) for p in pages] == [3, 3, 3, 3]           # 12 top-level folders, 3 a page
     assert "Sync Issues" not in plain and "Sync Issues" in [f["displayName"] for f in every]
     assert set(plain) == {f["displayName"] for f in every} - {"Sync Issues"}
     sync = next(f for f in every if f["displayName"] == "Sync Issues")
@@ -137,6 +137,12 @@ def test_value_is_text_plain_crlf_mime_and_the_folder_form_is_refused(g, c):
     assert "Rückfrage".encode() in got["raw8bit"].split(b"\r\n\r\n")[0]          # 8-bit UTF-8 in a header
     assert b"=?utf-8?" in got["plain"].split(b"\r\n\r\n")[0]                      # RFC 2047 elsewhere
     assert str(_parse(got["plain"])["Subject"]) == "Grüße aus Köln"
+    mixed = next(i for i, m in folder_messages(g, u.id, "archive").items() if m.env.kind == "mixedeol")
+    body = c.get(f"/users/{u.id}/messages/{mixed}/$value").content
+    assert b"LF\nnoch" in body and b"CR\rEnde" in body and body.count(b"\r\n") > 10     # bare LF and CR kept
+    junk = next(iter(folder_messages(g, u.id, "junkemail")))
+    spam = c.get(f"/users/{u.id}/messages/{junk}/$value").content
+    assert max(map(len, spam.split(b"\r\n"))) > 998                              # an unfolded long header line
     r = c.get(f"/users/{u.id}/mailFolders/inbox/messages/{kinds['alt']}/$value")
     assert r.status_code == 405 and r.json()["error"]["code"] == "ErrorInvalidRequest"
     assert c.get(f"/users/{u.id}/messages/AAkALgnothere/$value").json()["error"]["code"] == "ErrorItemNotFound"

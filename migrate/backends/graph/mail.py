@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from migrate.errors import SourceError, TransientError
+from migrate.errors import ItemNotFound, SourceError, TransientError
 
 PREFER = 'IdType="ImmutableId"'
 PAGE = 200                 # delta page size (Prefer: odata.maxpagesize)
@@ -114,6 +114,10 @@ class ArchiveInfo:
     items: int | None           # "Item Count" of the primary mailbox
     report_date: str
     concealed: bool             # the UPN is not readable (the admin centre's "concealed names" setting)
+
+
+class NoMailbox(ItemNotFound):
+    """The user has no Exchange Online mailbox Graph can read (unlicensed, inactive, soft-deleted, on-premises)."""
 
 
 def q(ident: str) -> str:
@@ -218,16 +222,24 @@ def _folder(f: Mapping[str, Any], parent: MailFolder | None, wk: dict[str, str])
 def mail_folders(client: Any, user_id: str, *, hidden: bool = True) -> Iterator[MailFolder]:
     """The whole folder tree, depth-first (a folder, then its subtree, then the next one), children asked of
     every folder (the child count is not trusted). `hidden=False` leaves hidden folders and all under them out.
-    An explicit stack: no recursion limit on deep trees."""
-    wk = well_known_ids(client, user_id)
+    An explicit stack: no recursion limit on deep trees. NoMailbox when the user has no mailbox Graph can read."""
     base = f"/users/{q(user_id)}/mailFolders"
     what = f"mail folders of {user_id}"
+    try:
+        top = list(_folder_pages(client, base, hidden, what))
+    except ItemNotFound as exc:
+        if "mailboxnotenabledforrestapi" in str(exc).lower():
+            raise NoMailbox(f"{user_id} has no Exchange Online mailbox Graph can read ({exc})",
+                            hint="the user needs an Exchange Online licence and a cloud mailbox; leave the user "
+                            "out of the mail migration, or move the mailbox to Exchange Online first") from None
+        raise
+    wk = well_known_ids(client, user_id)
 
     def level(path: str, parent: MailFolder | None) -> list[MailFolder]:
         out = [_folder(f, parent, wk) for f in _folder_pages(client, path, hidden, what)]
         return [f for f in out if hidden or not f.hidden]
 
-    stack = list(reversed(level(base, None)))
+    stack = list(reversed([f for f in (_folder(x, None, wk) for x in top) if hidden or not f.hidden]))
     while stack:
         mf = stack.pop()
         yield mf
@@ -337,9 +349,18 @@ def archive_mailboxes(client: Any) -> list[ArchiveInfo]:
     """Which mailboxes have an online archive, from the mailbox usage report (`Reports.Read.All`): its "Has
     Archive" column. The report gives the primary mailbox's size, not the archive's; it is a few days old; and
     with the tenant's "conceal user names in reports" setting on, the UPNs are hashes (`concealed`)."""
+    from migrate.errors import AuthError, SignInRefused
+
     graph = _graph(client)
-    resp = graph.pacer.call(lambda: graph.request_once("GET", REPORT, kind="mail_report",
-                                                       what="mailbox usage report"), what="mailbox usage report")
+    try:
+        resp = graph.pacer.call(lambda: graph.request_once("GET", REPORT, kind="mail_report",
+                                                           what="mailbox usage report"), what="mailbox usage report")
+    except AuthError as exc:
+        if isinstance(exc, SignInRefused):
+            raise
+        raise AuthError(f"mailbox usage report: {exc}", hint="grant the app the Graph application permission "
+                        "Reports.Read.All (admin consent) to list online archives, or list them in the Exchange "
+                        "admin centre") from exc
     location = resp.headers.get("location")
     if resp.status_code in (301, 302, 303, 307, 308) and location:
         def download() -> bytes:

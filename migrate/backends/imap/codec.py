@@ -71,8 +71,8 @@ def keyword(category: str) -> str | None:
     """A deterministic IMAP keyword for an Outlook category, or None when nothing usable is left.
 
     Accents are folded (`Grün` → `Grun`), every other forbidden character becomes `_`, runs of `_` shrink to one.
-    A name that had to change gets a short hash of the original appended, so two categories that fold to the
-    same text stay apart (`Rot!` and `Rot?` both fold to `Rot_`). The result never starts with `\\` or `$`, so a
+    A name that had to change (or be shortened) gets a short hash of the original appended, so two categories that
+    fold to the same text stay apart (`Rot!` and `Rot?` both fold to `Rot_`). The result never starts with `\\` or `$`, so a
     category cannot pose as a system flag or a registered keyword such as `$Junk`.
     """
     text = unicodedata.normalize("NFKD", category.strip())
@@ -81,10 +81,10 @@ def keyword(category: str) -> str | None:
     folded = re.sub(r"_+", "_", folded).strip("_").lstrip("$")
     if not folded.strip("_"):
         return None
-    if folded != category:
+    if folded != category or len(folded) > _KEYWORD_MAX:
         digest = hashlib.sha256(category.encode("utf-8")).hexdigest()[:6]
         folded = f"{folded[:_KEYWORD_MAX - 7]}_{digest}"
-    return folded[:_KEYWORD_MAX]
+    return folded
 
 
 def internaldate(dt: datetime) -> str:

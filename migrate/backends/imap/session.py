@@ -13,14 +13,14 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import BinaryIO
 
-from migrate.errors import FolderNameRefused, ImapRefused
+from migrate.errors import ConfigError, FolderNameRefused, ImapRefused
 
 from .codec import internaldate as format_internaldate
-from .codec import mutf7_decode, mutf7_encode, quote
+from .codec import mutf7_decode, mutf7_encode, parse_internaldate, quote
 from .connect import connect, sign_in
 from .parse import Response
 from .refusal import refusal
-from .types import AppendedUid, FolderStatus, ImapFolder, ImapLogin, ImapSettings
+from .types import AppendedUid, FolderStatus, ImapFolder, ImapLogin, ImapSettings, MessageInfo
 from .wire import Literal, Sink, Wire
 
 SPECIAL_USE = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
@@ -43,6 +43,10 @@ class ImapSession:
         wire, caps = connect(settings)
         try:
             caps = sign_in(wire, caps, login)
+            if "UIDPLUS" not in caps:
+                raise ConfigError(f"the IMAP server {wire.where} lacks UIDPLUS (RFC 4315): without it the migration "
+                                  "cannot record where each message landed, and a rerun could store it twice",
+                                  hint="use an IMAP server with UIDPLUS (Dovecot has it)")
             session = cls(wire, caps, login.user)
             session._discover_namespace()
         except BaseException:
@@ -105,8 +109,8 @@ class ImapSession:
 
     def folders(self) -> list[ImapFolder]:
         """Every folder, with its attributes (special-use ones included where the server has RFC 6154)."""
-        ext = "SPECIAL-USE" in self.capabilities or "LIST-EXTENDED" in self.capabilities
-        cmd = b'LIST "" "*" RETURN (SPECIAL-USE)' if ext else b'LIST "" "*"'
+        # RETURN (SPECIAL-USE) is RFC 6154's; a server without SPECIAL-USE may refuse it, so plain LIST there
+        cmd = b'LIST "" "*" RETURN (SPECIAL-USE)' if "SPECIAL-USE" in self.capabilities else b'LIST "" "*"'
         _, untagged = self._run("LIST", [cmd])
         out: list[ImapFolder] = []
         for r in untagged:
@@ -241,13 +245,21 @@ class ImapSession:
         return size, sha.hexdigest()
 
     def fetch_flags(self, name: str, uids: Iterable[int]) -> dict[int, frozenset[str]]:
+        """Flags and keywords per UID (\\Recent left out: it is the server's, per session); gone UIDs are absent."""
+        return {uid: info.flags for uid, info in self.fetch_info(name, uids).items()}
+
+    def fetch_info(self, name: str, uids: Iterable[int]) -> dict[int, MessageInfo]:
+        """Flags, INTERNALDATE and RFC822.SIZE per UID, in batches; UIDs no longer there are absent."""
         self._select(name, fresh=True)
-        out: dict[int, frozenset[str]] = {}
+        out: dict[int, MessageInfo] = {}
         for uid_set in _uid_sets(uids):
-            _, untagged = self._run("FETCH", [b"UID FETCH " + uid_set + b" (UID FLAGS)"], name)
+            _, untagged = self._run("FETCH", [b"UID FETCH " + uid_set + b" (UID FLAGS INTERNALDATE RFC822.SIZE)"],
+                                    name)
             for r in self._fetched(untagged):
-                if "UID" in r and "FLAGS" in r:
-                    out[int(r["UID"])] = frozenset(str(f) for f in r["FLAGS"] if str(f) != "\\Recent")
+                if {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE"} <= r.keys():
+                    out[int(r["UID"])] = MessageInfo(
+                        flags=frozenset(str(f) for f in r["FLAGS"] if str(f).lower() != "\\recent"),
+                        internaldate=parse_internaldate(r["INTERNALDATE"]), size=int(r["RFC822.SIZE"]))
         return out
 
     @staticmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from migrate.errors import ConfigError
@@ -95,3 +96,12 @@ class AppendedUid:
 
     uidvalidity: int
     uid: int
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """What `fetch_info` reads of a stored message: enough to check flags, date and size without its bytes."""
+
+    flags: frozenset[str]
+    internaldate: datetime
+    size: int

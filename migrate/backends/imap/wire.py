@@ -181,7 +181,17 @@ class Wire:
             on_continue: Callable[[Response], bytes | None] | None = None) -> tuple[Response, list[Response]]:
         """Send one command (its arguments already formatted; `Literal`s wait for `+`) and read to its tagged
         answer. A tagged answer that comes instead of a `+` ends the command there: the rest is never sent, so
-        the connection stays in step. `on_continue` answers further `+` (AUTHENTICATE)."""
+        the connection stays in step. `on_continue` answers further `+` (AUTHENTICATE). Anything that escapes
+        half-way (an interrupt, a failing sink) closes the connection: its state is unknown, and an unfinished
+        APPEND is then dropped by the server rather than stored."""
+        try:
+            return self._command(parts, router, on_continue)
+        except BaseException:
+            self.close()
+            raise
+
+    def _command(self, parts: list[bytes | Literal], router: LiteralRouter | None,
+                 on_continue: Callable[[Response], bytes | None] | None) -> tuple[Response, list[Response]]:
         tag = self.next_tag()
         untagged: list[Response] = []
         pending = bytearray(tag.encode() + b" ")
@@ -234,7 +244,16 @@ class Wire:
 
     def send_literal_from(self, tag: str, head: bytes, message: BinaryIO, size: int,
                           untagged: list[Response]) -> Response:
-        """APPEND's shape: `head` ends in `{size}`; after `+`, stream exactly `size` bytes of `message`."""
+        """APPEND's shape: `head` ends in `{size}`; after `+`, stream exactly `size` bytes of `message`. Like
+        `run`, anything escaping half-way closes the connection."""
+        try:
+            return self._literal_from(tag, head, message, size, untagged)
+        except BaseException:
+            self.close()
+            raise
+
+    def _literal_from(self, tag: str, head: bytes, message: BinaryIO, size: int,
+                      untagged: list[Response]) -> Response:
         self.send(head + b"\r\n")
         refused = self._await_continuation(tag, untagged, None)
         if refused is not None:

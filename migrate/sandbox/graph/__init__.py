@@ -5,7 +5,8 @@ In-process API (names are stable; the rest of the project codes against them)::
     from migrate.sandbox.graph import GraphSandbox, TenantSpec
     spec = TenantSpec(seed=7, users=5, sites=2, teams=2, files_per_drive=40, max_depth=4, large_file_mb=0,
                       awkward_names=True, shares=True, versions=True, onenote=True, no_mysite_users=1,
-                      malware_files=1, mail_messages=6, mail_large_mb=0, mail_bulk=0, mail_archive_users=1)
+                      malware_files=1, mail_messages=6, mail_large_mb=0, mail_bulk=0, mail_archive_users=1,
+                      mail_no_mailbox_users=0)
     with GraphSandbox(spec, tls=True, token_lifetime=3600, shuffle_delta=False, empty_pages=False,
                       enrichment=False, download_url_ttl=300, page_size=200,
                       delta_token_ttl=None, resync_code="resyncRequired", resync_inner=None,
@@ -35,6 +36,8 @@ In-process API (names are stable; the rest of the project codes against them)::
         g.set_budget(per_minute=600, per_day=None, block_after=100, block_seconds=60, reset=False)
         g.set_outlook(per_10_minutes=10_000, concurrency=4, delay=0.0, retry_after=1.0)
         g.expire_delta_tokens()   # any older delta token or nextLink → 410 + Location (mail: 410 SyncStateNotFound)
+        g.mail_truth(upn_or_id)  # [{id, folder, well_known, hidden, internet_message_id, subject, received, is_read,
+                                 #   is_draft, flag, categories, last_verb, icon_index, size, sha256}] per message
         g.mailboxes.mailbox(user)  # a user's MailStore (folders, messages with their Envelope; generated lazily)
         g.mail_mutate("deliver", user=upn_or_id, folder="inbox", subject="…", kind="alt", sender=None, size_mb=0)
         g.mail_mutate("set_flags", user=…, message_id=…, is_read=None, flag=None, categories=None, last_verb=None)

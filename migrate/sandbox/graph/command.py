@@ -42,7 +42,7 @@ def graph_command(
     block_seconds: float = typer.Option(60, help="How long a block lasts (every request 503)."),
     mailbox_requests: int = typer.Option(10_000, help="Outlook requests per mailbox per 10 minutes."),
     mailbox_concurrency: int = typer.Option(4, help="Outlook requests in flight per mailbox."),
-    outlook_delay: float = typer.Option(0, help="Seconds each calendar/contact answer is held back."),
+    outlook_delay: float = typer.Option(0, help="Seconds each mailbox (calendar, contact, mail) answer is held back."),
     licences: int = typer.Option(0, help="Licences /subscribedSkus reports (0 = the tenant spec's, 60,000)."),
 ) -> None:
     """Run the Graph sandbox tenant on 127.0.0.1 until interrupted; prints one JSON line to connect with."""

@@ -58,6 +58,7 @@ class TenantSpec:
     mail_large_mb: int = 0       # >0: a message of about this many MiB in the first user's Inbox (served streamed)
     mail_bulk: int = 0           # >0: a folder "Inbox/Massenablage" with this many messages (first user)
     mail_archive_users: int = 1  # the first N users have an online archive (reported, never readable)
+    mail_no_mailbox_users: int = 0   # the last N users have no Exchange Online mailbox (404 MailboxNotEnabledForRESTAPI)
     licences: int = 60_000       # what /subscribedSkus reports: the top RU band, so tests are paced little
 
     @classmethod

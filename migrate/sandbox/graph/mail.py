@@ -12,6 +12,8 @@ messages. Every change is logged with a sequence number: the per-folder delta re
 from __future__ import annotations
 
 import base64
+import bisect
+import dataclasses
 import datetime as dt
 import hashlib
 import random
@@ -79,6 +81,8 @@ class MailStore:
         self.folder_epoch = 0                  # epoch of the folder delta's tokens
         self.calls = 0                         # $value calls (the regenerate mode's variant)
         self.root = ""
+        self._index: dict[str, list[Message]] = {}
+        self._index_seq = -1
 
     # ---------------------------------------------------------------- lookups
     def folder(self, ref: str) -> Folder | None:
@@ -105,7 +109,19 @@ class MailStore:
         return [f for f in self.folders.values() if f.parent_id == fid]
 
     def in_folder(self, fid: str) -> list[Message]:
-        return sorted((m for m in self.messages.values() if m.folder == fid), key=lambda m: m.order)
+        """The folder's messages in creation order (cached until the next change: every change bumps `seq`)."""
+        if self._index_seq != self.seq:
+            index: dict[str, list[Message]] = {}
+            for m in sorted(self.messages.values(), key=lambda m: m.order):
+                index.setdefault(m.folder, []).append(m)
+            self._index, self._index_seq = index, self.seq
+        return self._index.get(fid, [])
+
+    def changed(self, since: int, upto: int) -> list[tuple[int, str, str]]:
+        """Log entries with since < seq <= upto."""
+        lo = bisect.bisect_right(self.log, since, key=lambda e: e[0])
+        hi = bisect.bisect_right(self.log, upto, key=lambda e: e[0])
+        return self.log[lo:hi]
 
     def path(self, f: Folder) -> str:
         parts = []
@@ -259,6 +275,7 @@ class _Gen:
         angebote = b.new_folder(einkauf.id, "Angebote")
         aeltere = b.new_folder(angebote.id, "Ältere Angebote")
         b.new_folder(root.id, "Leer")
+        sent_own = b.new_folder(root.id, "Sent")          # a user's own folder named like the IMAP special-use one
         privat = b.new_folder(wk["archive"].id, "Privat (versteckt)", hidden=True)
         inbox.other_items = 1                                          # a sticky note dropped into the Inbox
         me = self.me()
@@ -282,15 +299,27 @@ class _Gen:
         self.put(aeltere, "alt", "Angebot 2019")
         self.put(angebote, "plain", "Angebot 2026")
         self.put(privat, "plain", "Privat: Arzttermin")
+        self.put(sent_own, "plain", "Aus dem alten Mailprogramm")
         self.put(wk["sentitems"], "alt", "Re: Quartalsbericht Q1", sender=me, delivered=False,
                  reply_to=(first.env.message_id or ""))
         self.put(wk["sentitems"], "attach", "Unterlagen für Frau Weiß", sender=me, delivered=False)
+        # one Message-ID, two items: a note to oneself (Sent Items and Inbox) and a list mail delivered twice
+        note = self.env("plain", "Notiz an mich selbst", sender=me, delivered=False)
+        note = dataclasses.replace(note, to=(me,))
+        b.add(wk["sentitems"], note, message_data(note))
+        got = dataclasses.replace(note, received=note.sent + dt.timedelta(seconds=20))
+        b.add(inbox, got, message_data(got, is_read=False))
+        rund = self.env("alt", "[liste] Rundbrief Dezember", sender=("Verteiler", "liste@lists.example.org"))
+        b.add(inbox, rund, message_data(rund))
+        twice = dataclasses.replace(rund, received=(rund.received or rund.sent) + dt.timedelta(minutes=3))
+        b.add(inbox, twice, message_data(twice))
         self.put(wk["drafts"], "draft", "Entwurf: Antwort an den Vorstand", sender=me, delivered=False, msgid=False,
                  read=True)
         self.put(wk["drafts"], "draft", "Notiz ohne Betreff-Ä", sender=me, delivered=False, msgid=False)
         self.put(wk["deleteditems"], "plain", "Alte Einladung")
         self.put(wk["junkemail"], "spam", "Sie haben gewonnen!!!", sender=("Gewinnspiel", "win@spam.example"))
         self.put(wk["archive"], "alt", "Archiviert: Jahresabschluss 2024")
+        self.put(wk["archive"], "mixedeol", "Altes Format (Zeilenenden gemischt)")
         self.put(wk["conversationhistory"], "plain", "Teams-Unterhaltung")
         self.put(b.folder("conflicts") or inbox, "plain", "Synchronisierungsproblem")
         big_mb = int(getattr(self.spec, "mail_large_mb", 0))
@@ -319,8 +348,43 @@ class Mailboxes:
             box = self.boxes[user.id] = _Gen(self.tenant, user, self.spec).build()
         return box
 
+    def enabled(self, user: User) -> bool:
+        """False for the last `mail_no_mailbox_users` users: unlicensed, on-premises or soft-deleted mailboxes."""
+        n = int(getattr(self.spec, "mail_no_mailbox_users", 0))
+        return not n or all(u.id != user.id for u in self.tenant.users[-n:])
+
     def has_archive(self, user: User) -> bool:
         """The first `mail_archive_users` users have an online archive (its content is never served: v1.0 mail
         cannot read archives, so neither can the sandbox)."""
         n = int(getattr(self.spec, "mail_archive_users", 1))
         return any(u.id == user.id for u in self.tenant.users[:n])
+
+
+def truth_rows(box: MailStore) -> list[dict[str, Any]]:
+    """Every message of a mailbox as tests compare against (run in the loop thread; hashing is `hash_truth`'s)."""
+    rows = []
+    for f in box.tree():
+        hidden, node = f.hidden, f
+        while node.parent_id and not hidden:
+            node = box.folders[node.parent_id]
+            hidden = node.hidden
+        for m in box.in_folder(f.id):
+            d = m.data
+            rows.append({"id": m.id, "folder_id": f.id, "folder": box.path(f), "well_known": f.well_known,
+                         "hidden": hidden, "internet_message_id": d.get("internetMessageId"),
+                         "subject": d.get("subject"), "received": d.get("receivedDateTime"),
+                         "is_read": d.get("isRead"), "is_draft": d.get("isDraft"),
+                         "flag": (d.get("flag") or {}).get("flagStatus"), "categories": list(d.get("categories") or []),
+                         "last_verb": m.props.get(VERB), "icon_index": m.props.get(ICON), "size": m.size,
+                         "_env": m.env})
+    return rows
+
+
+def hash_truth(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with the sha256 of the MIME `$value` serves (stable mode, CRLF), computed a slice at a time."""
+    env = row.pop("_env")
+    h = hashlib.sha256()
+    for part in (mail_mime.big_chunks(env) if env.kind == "big" else (mail_mime.render(env),)):
+        h.update(part)
+    row["sha256"] = h.hexdigest()
+    return row

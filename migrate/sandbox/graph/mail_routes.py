@@ -11,6 +11,7 @@ ids immutable with `Prefer: IdType="ImmutableId"` and ordinary (changing on a mo
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
 from collections.abc import Callable
@@ -111,6 +112,9 @@ class MailRoutes:
 
     # ------------------------------------------------------------------ dispatch
     def route(self, req: Request, base: str, user: User, segs: list[str]) -> tuple[str, Handler]:
+        if not self.mb.enabled(user):
+            return segs[0], lambda: _err(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, "
+                                         "soft-deleted, or is hosted on-premise.")
         box = self.mb.mailbox(user)
         if segs[0] == "messages":
             if len(segs) == 1:
@@ -217,15 +221,16 @@ class MailRoutes:
         size = max(1, min(MAX_PAGE, int(m.group(1)))) if m else DEFAULT_PAGE
         q = state["q"]
         if state["r"] == 0:
-            msgs = [x for x in box.in_folder(f.id) if x.order > state["k"]]
-            chunk, more = msgs[:size], len(msgs) > size
+            every = box.in_folder(f.id)
+            start = bisect.bisect_right(every, state["k"], key=lambda x: x.order)
+            chunk, more = every[start:start + size], len(every) > start + size
             values = [self.message_json(req, x, q) for x in chunk]
             nxt = {**state, "k": chunk[-1].order} if more else None
         else:
             entries: list[str] = []
             seen: set[str] = set()
-            for seq, fid, mid in box.log:
-                if state["s"] < seq <= state["n"] and fid == f.id and mid not in seen:
+            for _seq, fid, mid in box.changed(state["s"], state["n"]):
+                if fid == f.id and mid not in seen:
                     seen.add(mid)
                     entries.append(mid)
             part = entries[state["k"]:state["k"] + size]
@@ -307,6 +312,8 @@ def usage_report_csv(mb: Mailboxes) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(REPORT_COLUMNS)
     for u in mb.tenant.users:
+        if not mb.enabled(u):
+            continue
         box = mb.mailbox(u)
         deleted = [m for m in box.messages.values() if box.folders[m.folder].well_known == "deleteditems"]
         upn, name = u.upn, u.display_name

@@ -206,6 +206,18 @@ class GraphSandbox:
     def expire_delta_tokens(self) -> None:
         self.call(self.app.expire_delta_tokens)
 
+    def mail_truth(self, user: str) -> list[dict[str, Any]]:
+        """Every message of a user's mailbox (id or UPN): id, folder path, well_known, hidden (also inside a hidden
+        folder), internet_message_id, subject, received, is_read, is_draft, flag, categories, last_verb,
+        icon_index, size and sha256 of the MIME `$value` serves in the stable mode."""
+        from .mail import hash_truth, truth_rows
+
+        u = self.tenant.user(user)
+        if u is None:
+            raise KeyError(f"no user {user!r}")
+        rows = self.call(lambda: truth_rows(self.mailboxes.mailbox(u)))
+        return [hash_truth(r) for r in rows]
+
     def mail_mutate(self, op: str, **kwargs: Any) -> Any:
         """A mail change in the loop thread: see `mail_mutate.MailMutations` for the ops."""
         return self.call(self.mail_mutations.apply, op, **kwargs)
