@@ -100,3 +100,19 @@ def received_text(data: dict[str, Any]) -> str:
     when = data.get("receivedDateTime") or data.get("sentDateTime") or data.get("createdDateTime")
     t = dt.datetime.fromisoformat(when.replace("Z", "+00:00")).astimezone(dt.UTC)
     return t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def assert_one_copy_each(db_path: Path, dovecot: Any, user: str) -> int:
+    """Per folder of `user`, the server holds exactly the messages the ledger says we put there (no duplicate,
+    no gap); Message-IDs cannot say this (a list mail delivered twice shares one). Returns how many."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    total = 0
+    for folder, msgs in server_messages(dovecot, user).items():
+        ours = sorted(str(u) for (u,) in db.execute(
+            "SELECT m.uid FROM mail_messages m JOIN mail_folders f ON f.id=m.target_folder_id WHERE f.imap_user=? "
+            "AND f.target_name=? AND m.status IN ('done','removed')", (user, folder)))
+        assert sorted(m["uid"] for m in msgs) == ours, (user, folder, len(msgs), len(ours))
+        total += len(ours)
+    return total
