@@ -85,3 +85,12 @@ def login_source(settings: Settings) -> Callable[[str], Any]:
         return ImapLogin(user=user, password=p.reveal())
 
     return own
+
+
+def imap_pacer(settings: Settings) -> Any:
+    """The one pacer of IMAP work of a run: transient refusals ([LIMIT], [INUSE]) and dropped connections are
+    retried with backoff; a server that answers nothing for [transfer] unreachable_after stops the run (exit 4)."""
+    from migrate.connect import fault_budget
+    from migrate.transport.pacer import Pacer
+
+    return Pacer("imap", max_attempts=5, faults=fault_budget(settings, "IMAP server", settings.mail.url, "[mail] url"))

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine.mail.boxes import Mailbox, imap_settings, login_source, mailboxes
+from migrate.engine.mail.boxes import Mailbox, imap_pacer, imap_settings, login_source, mailboxes
 from migrate.engine.mail.scan import MailClient
 from migrate.engine.mail.target import prepare_folders
 from migrate.errors import AuthError, Fatal, ItemNotFound, MigrateError, TargetFull, Terminal, TransientError
@@ -85,12 +85,12 @@ def copy_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
     started, before = time.monotonic(), sum(source.client.counts.values())
     boxes, s.unmapped = mailboxes(store, mappings, upns)
     s.mailboxes = len(boxes)
-    imap, login_for = imap_settings(settings), login_source(settings)
+    imap, login_for, pacer = imap_settings(settings), login_source(settings), imap_pacer(settings)
 
     def one(box: Mailbox) -> None:
         client = MailClient(source.client, box.upn, MAILBOX_INTERVAL if interval is None else interval)
         try:
-            copy_mailbox(store, client, imap, login_for(box.imap_user), box, settings, s)
+            copy_mailbox(store, client, Sessions(imap, login_for(box.imap_user), pacer), box, settings, s)
             say(f"mail: copied the mailbox of {box.upn}")
         except TargetFull as exc:
             s.note("full", f"{box.upn} ({box.imap_user}): {exc.message}")
@@ -138,15 +138,29 @@ def raise_mailbox_errors(s: Any) -> None:
 
 
 class Sessions:
-    """One IMAP session per worker thread of a mailbox (sessions are not thread-safe), all closed at the end."""
+    """One IMAP session per worker thread of a mailbox (sessions are not thread-safe), all closed at the end.
+    `call` runs an operation through the run's IMAP pacer: a transient failure drops the session (the retry opens
+    a new one), so a broken connection never serves the next message."""
 
-    def __init__(self, imap: Any, login: Any) -> None:
+    def __init__(self, imap: Any, login: Any, pacer: Any = None) -> None:
         from migrate.backends.imap import ImapSession
+        from migrate.transport.pacer import Pacer
 
         self.open_one = lambda: ImapSession.open(imap, login)
+        self.pacer = pacer or Pacer("imap", max_attempts=3)
         self.local = threading.local()
         self.all: list[Any] = []
         self.lock = threading.Lock()
+
+    def call(self, fn: Any, *, what: str = "") -> Any:
+        def attempt() -> Any:
+            try:
+                return fn(self.get())
+            except TransientError:
+                self.drop()
+                raise
+
+        return self.pacer.call(attempt, what=what or "IMAP")
 
     def get(self) -> Any:
         sess = getattr(self.local, "session", None)
@@ -158,10 +172,13 @@ class Sessions:
         return sess
 
     def drop(self) -> None:
-        """The session broke: close it; the next call opens a new one."""
+        """Close this thread's session (broken, or not needed any more); the next call opens a new one."""
         sess = getattr(self.local, "session", None)
         self.local.session = None
         if sess is not None:
+            with self.lock:
+                if sess in self.all:
+                    self.all.remove(sess)
             with contextlib.suppress(Exception):
                 sess.close()
 
@@ -171,11 +188,12 @@ class Sessions:
                 sess.close()
 
 
-def copy_mailbox(store: StateStore, client: Any, imap: Any, login: Any, box: Mailbox, settings: Settings,
+def copy_mailbox(store: StateStore, client: Any, sessions: Sessions, box: Mailbox, settings: Settings,
                  s: MailCopySummary) -> None:
-    sessions = Sessions(imap, login)
     try:
-        setup = prepare_folders(store, sessions.get(), box.user_id, box.upn)
+        setup = sessions.call(lambda sess: prepare_folders(store, sess, box.user_id, box.upn),
+                              what=f"folders of {box.imap_user}")
+        sessions.drop()   # the workers open their own: at most [mail] connections at once
         for name in ("created", "renamed", "uidvalidity_changed"):
             for text in getattr(setup, name):
                 s.note("folders_created" if name == "created" else name, text)
@@ -232,7 +250,8 @@ def copy_one(store: StateStore, client: Any, sessions: Sessions, box: Mailbox, r
     if row.status == "appending" and row.sha256 and row.target_folder_id is not None:
         target = folder if row.target_folder_id == folder_id else store.mail_folder(row.target_folder_id)
         name = target if isinstance(target, str) else (target.target_name if target else None)
-        if name and _adopt(store, sessions.get(), box, row, name, int(row.target_folder_id), s):
+        tid = int(row.target_folder_id)
+        if name and sessions.call(lambda sess: _adopt(store, sess, box, row, name, tid, s), what=where):
             return
     try:
         with tempfile.TemporaryFile(prefix="m365-mail-") as spool:
@@ -252,8 +271,20 @@ def copy_one(store: StateStore, client: Any, sessions: Sessions, box: Mailbox, r
             flags = sorted(row.want_flags)
             store.set_mail_message(row.id, status="appending", sha256=hasher.hexdigest(), length=hasher.length,
                                    target_folder_id=folder_id, flags=flag_text(flags), attempts=row.attempts + 1)
-            spool.seek(0)
-            got = _append(sessions, folder, spool, size, flags, _when(row.received))
+            pending = store.mail_message(row.id)
+            tries = [0]
+
+            def append(sess: Any) -> Any:
+                # a retry after a dropped connection first looks for what the lost attempt may have stored
+                tries[0] += 1
+                if tries[0] > 1 and pending is not None and _adopt(store, sess, box, pending, folder, folder_id, s):
+                    return None
+                spool.seek(0)
+                return sess.append(folder, spool, size, flags, _when(row.received))
+
+            got = sessions.call(append, what=where)
+            if got is None:
+                return
     except ItemNotFound:
         store.set_mail_message(row.id, status="skipped", gone=1, reason="no longer in the mailbox at the source "
                                "(deleted after the scan)")
@@ -274,19 +305,6 @@ def copy_one(store: StateStore, client: Any, sessions: Sessions, box: Mailbox, r
                 flags=flag_text(flags), received=row.received)
     s.add("appended")
     s.add("bytes", size)
-
-
-def _append(sessions: Sessions, folder: str, spool: Any, size: int, flags: list[str], when: dt.datetime) -> Any:
-    """APPEND on this thread's session; a dropped connection is retried once on a new session (the row is
-    `appending`, so a second landing is found by the next run, never left as a silent duplicate)."""
-    from migrate.errors import ImapConnectionLost
-
-    try:
-        return sessions.get().append(folder, spool, size, flags, when)
-    except ImapConnectionLost:
-        sessions.drop()
-        spool.seek(0)
-        return sessions.get().append(folder, spool, size, flags, when)
 
 
 def _when(received: str | None) -> dt.datetime:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine.mail.boxes import Mailbox, imap_settings, login_source
+from migrate.engine.mail.boxes import Mailbox, imap_pacer, imap_settings, login_source
 from migrate.engine.mail.copy import MailCopySummary, Sessions, copy_messages
 from migrate.engine.mail.scan import MailClient, MailScanSummary, scan_mail
 from migrate.engine.mail.target import prepare_folders
@@ -83,11 +83,11 @@ def sync_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
         return s
     if boxes is None:
         boxes, _ = mailboxes(store, mappings, upns)
-    imap, login_for = imap_settings(settings), login_source(settings)
+    imap, login_for, pacer = imap_settings(settings), login_source(settings), imap_pacer(settings)
 
     def one(box: Mailbox) -> None:
         client = MailClient(source.client, box.upn, MAILBOX_INTERVAL if interval is None else interval)
-        sessions = Sessions(imap, login_for(box.imap_user))
+        sessions = Sessions(imap, login_for(box.imap_user), pacer)
         try:
             sync_mailbox(store, client, sessions, box, settings, s)
             say(f"mail: synced the mailbox of {box.upn}")
@@ -116,46 +116,24 @@ def sync_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
 
 def sync_mailbox(store: StateStore, client: Any, sessions: Sessions, box: Mailbox, settings: Settings,
                  s: MailSyncSummary) -> None:
-    session = sessions.get()
-    setup = prepare_folders(store, session, box.user_id, box.upn)
+    setup = sessions.call(lambda sess: prepare_folders(store, sess, box.user_id, box.upn),
+                          what=f"folders of {box.imap_user}")
     targets = setup.targets
-    trash = session.special_use().get("\\Trash")
+    trash = sessions.call(lambda sess: sess.special_use().get("\\Trash"), what="special-use folders")
     trash_id = next((fid for fid, name in targets.items() if name == trash), None)
+    policy = settings.policy.deletions
     for fid in list(targets):
         for row in store.iter_mail_messages(target_folder_id=fid, statuses=("done",), gone=None):
-            here = targets[fid]
             try:
-                if row.gone:
-                    _deleted(store, session, box, row, here, trash, trash_id, settings.policy.deletions, s)
-                    continue
-                if row.folder_id != fid:
-                    dest = targets.get(row.folder_id)
-                    if dest is None:   # moved into a folder that is not carried: like a deletion at the source
-                        _deleted(store, session, box, row, here, trash, trash_id, settings.policy.deletions, s,
-                                 why="moved in Outlook into a folder that is not carried")
-                        continue
-                    if not _unchanged(session, here, row):
-                        s.note("conflicts", f"{box.upn}: {here}: {_name(row)}: moved in Outlook to {dest}, but "
-                                            "changed at the target since we wrote it: left where it is")
-                        continue
-                    new_uid = session.move(here, int(row.uid or 0), dest)
-                    status = session.status(dest)
-                    store.set_mail_message(row.id, target_folder_id=row.folder_id, uid=new_uid,
-                                           uidvalidity=status.uidvalidity,
-                                           **({} if new_uid else {"status": "appending"}))
-                    store.audit("mail.move", f"{box.imap_user}/{here}", to=dest, uid=row.uid, new_uid=new_uid,
-                                message=row.internet_message_id)
-                    s.add("moved")
-                    here = dest
-                    row = store_row(store, row.id)
-                if row.flags is not None and row.want_flags != row.flags:
-                    _flags(store, session, box, row, here, s)
+                sessions.call(lambda sess, r=row, f=fid: _sync_one(store, sess, box, r, f, targets, trash, trash_id,
+                                                                  policy, s), what=f"{box.upn}: {_name(row)}")
             except (TargetFull, AuthError):
                 raise
             except MigrateError as exc:
                 if isinstance(exc, Fatal):
                     raise
-                s.note("failed", f"{box.upn}: {here}: {_name(row)}: {exc.message}")
+                s.note("failed", f"{box.upn}: {targets[fid]}: {_name(row)}: {exc.message}")
+    sessions.drop()   # the copy's workers open their own: at most [mail] connections at once
     cs = MailCopySummary()
     copy_messages(store, client, sessions, box, targets, settings, cs)
     s.add("appended", cs.appended)
@@ -163,6 +141,36 @@ def sync_mailbox(store: StateStore, client: Any, sessions: Sessions, box: Mailbo
         s.note("failed", text)
     for text in cs.skipped:
         s.note("skipped", text)
+
+
+def _sync_one(store: StateStore, session: Any, box: Mailbox, row: MailMessageRow, fid: int, targets: dict[int, str],
+              trash: str | None, trash_id: int | None, policy: str, s: MailSyncSummary) -> None:
+    """One message we wrote: deleted in Outlook, moved there, or its flags changed there."""
+    here = targets[fid]
+    if row.gone:
+        _deleted(store, session, box, row, here, trash, trash_id, policy, s)
+        return
+    if row.folder_id != fid:
+        dest = targets.get(row.folder_id)
+        if dest is None:   # moved into a folder that is not carried: like a deletion at the source
+            _deleted(store, session, box, row, here, trash, trash_id, policy, s,
+                     why="moved in Outlook into a folder that is not carried")
+            return
+        if not _unchanged(session, here, row):
+            s.note("conflicts", f"{box.upn}: {here}: {_name(row)}: moved in Outlook to {dest}, but changed at the "
+                                "target since we wrote it: left where it is")
+            return
+        new_uid = session.move(here, int(row.uid or 0), dest)
+        status = session.status(dest)
+        store.set_mail_message(row.id, target_folder_id=row.folder_id, uid=new_uid, uidvalidity=status.uidvalidity,
+                               **({} if new_uid else {"status": "appending"}))
+        store.audit("mail.move", f"{box.imap_user}/{here}", to=dest, uid=row.uid, new_uid=new_uid,
+                    message=row.internet_message_id)
+        s.add("moved")
+        here = dest
+        row = store_row(store, row.id)
+    if row.flags is not None and row.want_flags != row.flags:
+        _flags(store, session, box, row, here, s)
 
 
 def store_row(store: StateStore, row_id: int) -> MailMessageRow:
