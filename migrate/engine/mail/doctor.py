@@ -111,13 +111,15 @@ def _mailboxes(settings: Any, opened: dict[str, Any]) -> str:
         if quota is not None and need and (quota[1] - quota[0]) * 1024 < need:
             small.append(f"{box.upn} → {box.imap_user}: {quota[1] - quota[0]:,} KiB free, the mailbox needs about "
                          f"{need // 1024:,} KiB (its size plus 10 %)")
+    lines = (["the IMAP server refused the sign-in of:", *refused] if refused else []) + \
+        (["quota too small for the mailbox:", *small] if small else [])
+    hints = (["check users.csv (target_user / imap_user) and the master user or the passwords file"] if refused
+             else []) + (["raise these users' quota at the server before `copy --what mail`"] if small else [])
     if refused:
         from migrate.errors import AuthError
 
-        raise AuthError("the IMAP server refused the sign-in of:\n" + "\n".join(refused),
-                        hint="check users.csv (target_user / imap_user) and the master user or the passwords file")
+        raise AuthError("\n".join(lines), hint="; ".join(hints))
     if small:
-        raise TargetFull("quota too small for the mailbox:\n" + "\n".join(small),
-                         hint="raise these users' quota at the server before `copy --what mail`")
+        raise TargetFull("\n".join(lines), hint="; ".join(hints))
     return f"{ok} mailboxes sign in" + ("; quotas leave room for the scanned mailboxes" if sizes else
                                         "; run `scan --what mail` to compare quotas with the mailboxes' sizes")
