@@ -413,6 +413,10 @@ def plan(
             doc["mail"] = plan_mail(run.store, settings.mail, upns=tuple(user))
             doc["summary"]["attention"] = doc["summary"]["attention"] or doc["mail"]["attention"]
         folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
+        if "mail" in doc:   # mail-plan.md/.json and mail-not-carried.csv beside the files' reports
+            from migrate.engine.mail.plan import write_plan as write_mail_plan
+
+            write_mail_plan(doc["mail"], folder, folder)
         run.summary = {"plan": doc, "attention": doc["summary"]["attention"], "reports": str(folder)}
         close_quietly(target)
     _plan_done(g, doc, folder)
@@ -488,7 +492,7 @@ def copy(
         return
     if kinds:
         params = dict(batch=batch, drive=drive, user=user, workers=workers, dry_run=False,
-                      json_out=json_out) if files else None
+                      json_out=json_out, versions=versions) if files else None
         raise typer.Exit(_with_groupware(ctx, "copy", copy, params, kinds, user, workers=workers))
     from migrate.backends.graph import open_source
     from migrate.config import require_settings, versions_limit

@@ -67,3 +67,30 @@ def test_not_carried_doctor_trash_and_cutover(tmp_path, dovecot):
         assert r.returncode == 0 and "WHOLE" in r.stdout and "appended 1" in r.stdout, r.stdout + r.stderr
         r = run_cli("cutover", "--batch", "nosuchbatch", "--what", "mail", cwd=tmp_path, env=env)
         assert r.returncode == 2 and "no mailbox belongs to batch 'nosuchbatch'" in r.stderr, r.stderr
+
+
+def test_files_and_mail_in_one_journey_with_imap_user_column(tmp_path, dovecot, nextcloud_sandbox):
+    from tests.copy_support import nextcloud_target, setup_migration
+    from tests.dovecot_support import MASTER_PASSWORD, MASTER_USER
+
+    with GraphSandbox(spec(users=1)) as g:
+        env, upns = setup_migration(tmp_path, g, target=nextcloud_target(tmp_path, nextcloud_sandbox),
+                                    targets=("alice",), scan=False)
+        mailbox = dovecot.fresh_user()
+        cfg = tmp_path / "m365-migrate.toml"
+        cfg.write_text(cfg.read_text() + f'\n[mail]\nurl = "{dovecot.settings().url}"\nmaster_user = "{MASTER_USER}"\n')
+        env["M365_MIGRATE_IMAP_MASTER_PASSWORD"] = MASTER_PASSWORD
+        (tmp_path / "mappings" / "users.csv").write_text(f"source_upn,target_user,batch,imap_user\n"
+                                                         f"{upns[0]},alice,wave1,{mailbox}\n")
+        assert run_cli("scan", "--what", "files,mail", cwd=tmp_path, env=env).returncode == 0
+        r = run_cli("--json", "plan", "--what", "files,mail", cwd=tmp_path, env=env)
+        doc = json.loads(r.stdout[r.stdout.index("{"):])
+        reports = doc["reports"]
+        import pathlib
+
+        assert (pathlib.Path(reports) / "mail-plan.md").is_file() and (pathlib.Path(reports) / "plan.md").is_file()
+        r = run_cli("--json", "copy", "--what", "files,mail", cwd=tmp_path, env=env)
+        doc = json.loads(r.stdout[r.stdout.index("{"):])
+        assert r.returncode in (0, 3) and doc["groupware"]["mail"]["appended"] > 5, r.stdout + r.stderr
+        assert doc["files_verified"] > 0 and doc["failed"] == []   # the files part ran in the same command
+        assert server_messages(dovecot, mailbox)["INBOX"]   # the mail went to the imap_user, not to "alice"
