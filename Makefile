@@ -35,7 +35,7 @@ SYSTEM_DEPS_MISSING ?= $(shell [ -x /usr/sbin/apache2 ] && [ -x /usr/sbin/doveco
 	&& command -v chromium >/dev/null 2>&1 || echo yes)
 APT_WAITED = $(SUDO) $(PYTHON) tools/apt_wait.py --timeout $(APT_WAIT) $(addprefix --lock ,$(APT_LOCKS)) --
 
-$(VENV)/.system-deps: | $(BIN)/python
+$(VENV)/.system-deps: Makefile | $(BIN)/python
 	@if [ -n "$(SYSTEM_DEPS_MISSING)" ]; then \
 		$(APT_WAITED) $(APT_GET) update -qq && \
 		$(APT_WAITED) env DEBIAN_FRONTEND=noninteractive $(APT_GET) -o DPkg::Lock::Timeout=$(APT_WAIT) \
