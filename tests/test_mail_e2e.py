@@ -155,6 +155,11 @@ def test_sync_carries_outlook_changes_and_leaves_a_persons_flags(journey):
     g.mail_mutate("set_flags", user=upn, message_id=person, flag="flagged")
     dovecot.doveadm("flags", "add", "-u", user, "$PersonalTag", "mailbox", "INBOX", "uid", str(uid_of[person]))
     g.mail_mutate("expire_delta", user=upn, folder="archive")   # one folder is read again from the start
+    before = server_messages(dovecot, user)
+    dry = run_cli("--json", "sync", "--what", "mail", "--dry-run", cwd=tmp, env=env)
+    d = as_json(dry)
+    assert dry.returncode == 0 and d["scan"]["new"] >= 1 and d["appended"] == 0, d
+    assert server_messages(dovecot, user) == before   # a dry run writes nothing (nor advances the real state)
     r = run_cli("--json", "sync", "--what", "mail", cwd=tmp, env=env)
     s = as_json(r)
     assert r.returncode == 3, s   # the person's change is a conflict: reported, exit 3

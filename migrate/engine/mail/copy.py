@@ -254,7 +254,8 @@ def copy_one(store: StateStore, client: Any, sessions: Sessions, box: Mailbox, r
         if name and sessions.call(lambda sess: _adopt(store, sess, box, row, name, tid, s), what=where):
             return
     try:
-        with tempfile.TemporaryFile(prefix="m365-mail-") as spool:
+        # spooled beside the state database, not in /tmp (often a RAM disk): a 150 MB message stays on disk
+        with tempfile.TemporaryFile(prefix="mail-spool-", dir=settings.state_path.parent) as spool:
             hasher = CrlfHasher()
             size = 0
             with graph_mail.message_mime(client, box.user_id, row.message_id) as chunks:
