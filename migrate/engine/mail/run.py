@@ -76,9 +76,10 @@ def run_mail_step(step: str, settings: Settings, *, upns: tuple[str, ...] = (), 
             s = scan_mail(run.store, source, mappings, settings.mail, upns=upns, workers=workers, say=say)
             run.summary = s.to_dict()
         text = _lines(f"mail: read {s.mailboxes} mailboxes: {s.folders} folders, {s.messages} messages listed "
-                      f"({s.new} new, {s.changed} changed, {s.removed} gone at the source); {s.requests} Graph "
-                      f"requests in {s.seconds:.1f} s", not_carried=s.not_carried, read_again=s.restarted,
-                      not_mapped=s.unmapped, FAILED=s.failed)
+                      f"({s.new} new, {s.changed} changed, {s.removed} gone at the source); {len(s.not_carried)} "
+                      f"folders not carried (hidden, Outlook's own; `plan --what mail` lists them); {s.requests} "
+                      f"Graph requests in {s.seconds:.1f} s", read_again=s.restarted, not_mapped=s.unmapped,
+                      FAILED=s.failed)
         return MailResult(s.to_dict(), text, s.attention, s)
     if step == "copy":
         from migrate.engine.mail.copy import copy_mail
