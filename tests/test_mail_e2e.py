@@ -182,6 +182,8 @@ def test_sync_carries_outlook_changes_and_leaves_a_persons_flags(journey):
     assert str(new_uid) in {m["uid"] for m in server["INBOX"]}
     # the archive was read again after its delta link expired: nothing doubled there (nor anywhere)
     assert_one_copy_each(tmp / "state" / "migration.db", dovecot, user)
+    again = as_json(run_cli("--json", "sync", "--what", "mail", cwd=tmp, env=env))
+    assert (again["appended"], again["moved"], again["flags"], again["kept"]) == (0, 0, 0, []), again
     v = run_cli("--json", "verify", "--what", "mail", cwd=tmp, env=env)
     assert v.returncode == 0, v.stdout
     audit = run_cli("audit", "export", "--format", "jsonl", cwd=tmp, env=env).stdout

@@ -219,7 +219,7 @@ def _deleted(store: StateStore, session: Any, box: Mailbox, row: MailMessageRow,
              trash_id: int | None, policy: str, s: MailSyncSummary, *, why: str = "deleted in Outlook") -> None:
     where = f"{box.upn}: {folder}: {_name(row)}"
     if policy != "trash" or not trash or folder == trash:
-        if row.reason != why:
+        if not (row.reason or "").startswith(why):   # listed once, when it happens
             store.set_mail_message(row.id, reason=f"{why}; kept at the target ([policy] deletions = {policy})")
             s.note("kept", f"{where}: {why}; kept")
         return
