@@ -103,3 +103,36 @@ def test_a_folder_recreated_at_the_server_is_found_by_its_uidvalidity(tmp_path, 
 
 def _json_of(r):
     return json.loads(r.stdout[r.stdout.index("{"):])
+
+
+def test_ctrl_c_mid_copy_exits_130_and_the_rerun_resumes(tmp_path, dovecot):
+    import signal
+
+    user = dovecot.fresh_user()
+    with GraphSandbox(spec(users=1, mail_bulk=300), outlook_delay=0.01) as g:
+        env, _ = setup_mail(tmp_path, g, dovecot, [user])
+        assert run_cli("scan", "--what", "mail", cwd=tmp_path, env=env).returncode == 0
+        exe = Path(sys.executable).with_name("m365-migrate")
+        proc = subprocess.Popen([str(exe), "copy", "--what", "mail"], cwd=tmp_path, env={**os.environ, **env},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        db_path = tmp_path / "state" / "migration.db"
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                done = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True).execute(
+                    "SELECT COUNT(*) FROM mail_messages WHERE status='done'").fetchone()[0]
+            except sqlite3.Error:
+                continue
+            if done >= 40:
+                proc.send_signal(signal.SIGINT)
+                break
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+        left = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM mail_messages WHERE status IN ('new', "
+                                                "'appending')").fetchone()[0]
+        assert left > 50, "the copy had finished before the interrupt: nothing was tested"
+        r = run_cli("--json", "copy", "--what", "mail", cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        appended = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM mail_messages WHERE status='done'").fetchone()[0]
+        assert assert_one_copy_each(db_path, dovecot, user) == appended > 300
