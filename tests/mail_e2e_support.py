@@ -116,3 +116,41 @@ def assert_one_copy_each(db_path: Path, dovecot: Any, user: str) -> int:
         assert sorted(m["uid"] for m in msgs) == ours, (user, folder, len(msgs), len(ours))
         total += len(ours)
     return total
+
+
+class BackgroundCopy:
+    """`copy --what mail` of one bulk mailbox (300 messages, Outlook slowed a little) running as a child process,
+    for tests that interrupt it: `wait_done(n)` waits until the ledger records n messages appended."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.db_path = tmp / "state" / "migration.db"
+        exe = Path(sys.executable).with_name("m365-migrate")
+        self.proc = subprocess.Popen([str(exe), "--json", "copy", "--what", "mail"], cwd=tmp,
+                                     env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+
+    def count(self, where: str = "status='done'") -> int:
+        import sqlite3
+
+        try:
+            return sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True).execute(
+                f"SELECT COUNT(*) FROM mail_messages WHERE {where}").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    def wait_done(self, n: int, timeout: float = 120) -> bool:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            if self.count() >= n:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def finish(self, timeout: float = 300) -> tuple[str, str]:
+        return self.proc.communicate(timeout=timeout)

@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ import pytest
 from migrate.sandbox.graph import GraphSandbox
 from tests.conftest import run_cli
 from tests.mail_e2e_support import (
+    BackgroundCopy,
     as_json,
     assert_one_copy_each,
     crlf_digest,
@@ -209,35 +207,22 @@ def test_kill_9_mid_copy_then_rerun_no_duplicate_no_gap(tmp_path, dovecot):
     with GraphSandbox(spec(users=1, mail_bulk=300), outlook_delay=0.01) as g:
         env, upns = setup_mail(tmp_path, g, dovecot, [user])
         assert run_cli("scan", "--what", "mail", cwd=tmp_path, env=env).returncode == 0
-        exe = Path(sys.executable).with_name("m365-migrate")
-        proc = subprocess.Popen([str(exe), "copy", "--what", "mail"], cwd=tmp_path, env={**os.environ, **env},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        db_path = tmp_path / "state" / "migration.db"
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            try:
-                done = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True).execute(
-                    "SELECT COUNT(*) FROM mail_messages WHERE status='done'").fetchone()[0]
-            except sqlite3.Error:
-                continue
-            if done >= 40:
-                break
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        left = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True).execute(
-            "SELECT COUNT(*) FROM mail_messages m JOIN mail_folders f ON f.id=m.folder_id WHERE f.skip_reason IS NULL "
-            "AND m.status NOT IN ('done','skipped')").fetchone()[0]
+        bg = BackgroundCopy(tmp_path, env)
+        bg.wait_done(40)
+        os.kill(bg.proc.pid, signal.SIGKILL)
+        bg.finish(10)
+        left = bg.count("status NOT IN ('done','skipped') AND folder_id IN (SELECT id FROM mail_folders WHERE "
+                        "skip_reason IS NULL)")
         assert left > 100, "the kill came after the copy had finished: nothing was tested"
         r = run_cli("--json", "copy", "--what", "mail", cwd=tmp_path, env=env)
         data = as_json(r)
         assert r.returncode in (0, 3) and data["failed"] == [], data
-        db = sqlite3.connect(db_path)
+        db = sqlite3.connect(bg.db_path)
         total, done = db.execute("SELECT COUNT(*), SUM(status IN ('done','skipped')) FROM mail_messages m JOIN "
                                  "mail_folders f ON f.id=m.folder_id WHERE f.skip_reason IS NULL").fetchone()
         assert total == done   # no gap
         appended = db.execute("SELECT COUNT(*) FROM mail_messages WHERE status='done'").fetchone()[0]
-        assert assert_one_copy_each(db_path, dovecot, user) == appended > 300   # no duplicate
+        assert assert_one_copy_each(bg.db_path, dovecot, user) == appended > 300   # no duplicate
         assert run_cli("verify", "--what", "mail", cwd=tmp_path, env=env).returncode == 0
 
 
