@@ -49,6 +49,21 @@ def test_not_carried_doctor_trash_and_cutover(tmp_path, dovecot):
         after = {f: len(m) for f, m in server_messages(dovecot, users[1]).items()}
         assert after["INBOX"] == before["INBOX"] - 1 and after["Trash"] == before["Trash"] + 1
 
+        # a whole folder deleted in Outlook: its messages go to the server's Trash, the folder itself stays
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{tmp_path / 'state' / 'migration.db'}?mode=ro", uri=True)
+        leaf, name, n = db.execute(
+            "SELECT f.source_id, f.target_name, COUNT(*) FROM mail_folders f JOIN mail_messages m ON m.folder_id=f.id "
+            "WHERE f.upn=? AND f.skip_reason IS NULL AND f.well_known IS NULL AND m.status='done' AND NOT EXISTS "
+            "(SELECT 1 FROM mail_folders c WHERE c.parent_id=f.source_id) GROUP BY f.id ORDER BY COUNT(*) DESC",
+            (upns[1],)).fetchone()
+        g.mail_mutate("delete_folder", user=upns[1], folder=leaf)
+        s = as_json(run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env))
+        assert s["trashed"] == n and s["scan"]["removed"] == n and s["conflicts"] == [], s
+        final = {f: len(m) for f, m in server_messages(dovecot, users[1]).items()}
+        assert final[name] == 0 and final["Trash"] == after["Trash"] + n
+
         # cutover: final sync carries the last mail, verify is whole, the second pass is empty → exit 0
         new_id = g.mail_mutate("deliver", user=upns[0], folder="inbox", subject="Letzte Nachricht vor dem Umzug")
         r = run_cli("--json", "cutover", "--batch", "wave1", "--what", "mail", cwd=tmp_path, env=env)

@@ -137,11 +137,15 @@ class MailMixin(StoreBase):
             self.db["mail_folders"].update(folder_id, {**fields, "updated_at": utcnow()})
 
     def mark_mail_folders_gone(self, user_id: str, seen: Iterable[str]) -> int:
-        """Folders of this mailbox that the last walk did not find (deleted at the source)."""
+        """Folders of this mailbox that the last walk did not find (deleted at the source), and the messages still
+        recorded in them (deleted with the folder; one moved out first was already re-homed by its new folder's
+        delta, read before this). Returns how many messages."""
         keep = list(seen)
         with self.atomic():
-            cur = self.db.execute(f"UPDATE mail_folders SET gone=1, updated_at=? WHERE user_id=? AND gone=0 AND "
-                                  f"source_id NOT IN ({','.join('?' * len(keep))})", (utcnow(), user_id, *keep))
+            self.db.execute(f"UPDATE mail_folders SET gone=1, updated_at=? WHERE user_id=? AND gone=0 AND "
+                            f"source_id NOT IN ({','.join('?' * len(keep))})", (utcnow(), user_id, *keep))
+            cur = self.db.execute("UPDATE mail_messages SET gone=1, updated_at=? WHERE gone=0 AND folder_id IN "
+                                  "(SELECT id FROM mail_folders WHERE user_id=? AND gone=1)", (utcnow(), user_id))
             return cur.rowcount
 
     def begin_mail_folder_scan(self, folder_id: int) -> int:

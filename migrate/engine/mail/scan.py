@@ -208,7 +208,7 @@ def scan_mailbox(store: StateStore, client: Any, box: Mailbox, mail: MailSetting
         s.add("folders")
         scan_folder(store, client, box, row.id, row.delta_link, s, label=" / ".join(f.path))
     if seen:
-        store.mark_mail_folders_gone(box.user_id, seen)
+        s.add("removed", store.mark_mail_folders_gone(box.user_id, seen))
 
 
 def scan_folder(store: StateStore, client: Any, box: Mailbox, folder_id: int, link: str | None,

@@ -122,17 +122,20 @@ def sync_mailbox(store: StateStore, client: Any, sessions: Sessions, box: Mailbo
     trash = sessions.call(lambda sess: sess.special_use().get("\\Trash"), what="special-use folders")
     trash_id = next((fid for fid, name in targets.items() if name == trash), None)
     policy = settings.policy.deletions
-    for fid in list(targets):
+    # every folder we wrote into, also one deleted in Outlook since (its messages: deleted there, or moved out)
+    written = {f.id: f.target_name for f in store.mail_folders(live=False)
+               if f.user_id == box.user_id and f.created and f.target_name}
+    for fid, here in written.items():
         for row in store.iter_mail_messages(target_folder_id=fid, statuses=("done",), gone=None):
             try:
-                sessions.call(lambda sess, r=row, f=fid: _sync_one(store, sess, box, r, f, targets, trash, trash_id,
-                                                                  policy, s), what=f"{box.upn}: {_name(row)}")
+                sessions.call(lambda sess, r=row, f=fid: _sync_one(store, sess, box, r, f, written, targets, trash,
+                                                                  trash_id, policy, s), what=f"{box.upn}: {_name(row)}")
             except (TargetFull, AuthError):
                 raise
             except MigrateError as exc:
                 if isinstance(exc, Fatal):
                     raise
-                s.note("failed", f"{box.upn}: {targets[fid]}: {_name(row)}: {exc.message}")
+                s.note("failed", f"{box.upn}: {here}: {_name(row)}: {exc.message}")
     sessions.drop()   # the copy's workers open their own: at most [mail] connections at once
     cs = MailCopySummary()
     copy_messages(store, client, sessions, box, targets, settings, cs)
@@ -143,10 +146,12 @@ def sync_mailbox(store: StateStore, client: Any, sessions: Sessions, box: Mailbo
         s.note("skipped", text)
 
 
-def _sync_one(store: StateStore, session: Any, box: Mailbox, row: MailMessageRow, fid: int, targets: dict[int, str],
-              trash: str | None, trash_id: int | None, policy: str, s: MailSyncSummary) -> None:
-    """One message we wrote: deleted in Outlook, moved there, or its flags changed there."""
-    here = targets[fid]
+def _sync_one(store: StateStore, session: Any, box: Mailbox, row: MailMessageRow, fid: int, written: dict[int, str],
+              targets: dict[int, str], trash: str | None, trash_id: int | None, policy: str, s: MailSyncSummary
+              ) -> None:
+    """One message we wrote: deleted in Outlook, moved there, or its flags changed there. `written`: where we put
+    messages (folders gone at the source included); `targets`: the carried folders now."""
+    here = written[fid]
     if row.gone:
         _deleted(store, session, box, row, here, trash, trash_id, policy, s)
         return
