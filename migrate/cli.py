@@ -302,7 +302,8 @@ def scan(
 ) -> None:
     """Enumerate the selected drives through Graph delta into the state database; resumable, a checkpoint per page.
 
-    With --what calendars,contacts also read the mapped users' calendars and contacts (one row per object)."""
+    With --what calendars,contacts also read the mapped users' calendars and contacts (one row per object); with
+    --what mail their mail folders and each folder's message delta (see runbooks/mail.md)."""
     files, kinds = _what(what)
     if kinds:
         params = dict(batch=batch, drive=drive, user=user, workers=workers, full=full) if files else None
@@ -484,7 +485,8 @@ def copy(
     """Stream files to the target in parallel, verify each one, keep modification times; resumable.
 
     With --what calendars,contacts also write the scanned events and contacts over CalDAV/CardDAV, never
-    inviting anyone (no invitations, no copies into other users' calendars)."""
+    inviting anyone (no invitations, no copies into other users' calendars); with --what mail APPEND every
+    scanned message into the IMAP server with its flags and received time, never sending anything."""
     files, kinds = _what(what)
     if dry_run:
         ctx.invoke(plan, ctx=ctx, batch=batch, drive=drive, user=user, output=None, json_out=json_out, what=what,
@@ -602,7 +604,8 @@ def verify(
 ) -> None:
     """Re-check the target against the state database (existence, size, checksum, mtime); exit 3 on any gap.
 
-    With --what calendars,contacts also compare each collection's objects (counts and content hashes)."""
+    With --what calendars,contacts also compare each collection's objects (counts and content hashes); with --what
+    mail each IMAP folder's count and every message's SHA-256."""
     files, kinds = _what(what)
     if kinds:
         params = dict(batch=batch, drive=drive, user=user, source_check=source_check,

@@ -52,7 +52,8 @@ def sync(
 ) -> None:
     """Apply every source change since the last pass (new, edited, renamed, moved, deleted), never over a person's work.
 
-    With --what calendars,contacts also carry new, changed and deleted events and contacts (see runbooks/groupware.md)."""
+    With --what calendars,contacts also carry new, changed and deleted events and contacts (see runbooks/groupware.md);
+    with --what mail new mail, moves, flag changes and deletions (see runbooks/mail.md)."""
     import contextlib
     import dataclasses
 
