@@ -94,8 +94,8 @@ VERSIONS_OPTION = typer.Option(None, "--versions", help='Earlier versions per fi
                                "`--batch records --versions all`.")
 
 
-WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts (comma-separated; "
-                           "default files).")
+WHAT_OPTION = typer.Option(["files"], "--what", metavar="KINDS", show_default=False, help="What to work on: files, calendars, contacts, mail "
+                           "(comma-separated; default files).")
 
 
 def _what(what: list[str]) -> tuple[bool, tuple[str, ...]]:
@@ -120,13 +120,31 @@ def _with_groupware(ctx: typer.Context, step: str, files_step: Any, params: dict
                 code = exc.exit_code
     g: Globals = ctx.obj
     settings = g.settings(require_file=step != "status", **{"transfer.workers": workers})
-    res = run_step(step, settings, kinds, upns=tuple(user), workers=workers, output=output,
-                   say=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
+    say = None if g.quiet or g.json else lambda m: typer.echo(m, err=True)
+    gw_kinds = tuple(k for k in kinds if k != "mail")
+    parts, attention, mail = [], False, None
+    if gw_kinds:
+        res = run_step(step, settings, gw_kinds, upns=tuple(user), workers=workers, output=output, say=say)
+        parts.append(res.data)
+        attention = res.attention
+        if not g.json:
+            typer.echo(res.text)
+    if "mail" in kinds:
+        from migrate.engine.mail.run import run_mail_step
+
+        mail = run_mail_step(step, settings, upns=tuple(user), workers=workers, output=output, say=say)
+        parts.append({"mail": mail.data} if gw_kinds or params is not None else mail.data)
+        attention = attention or mail.attention
+        if not g.json:
+            typer.echo(mail.text)
     if g.json:
-        echo_json(combined(docs[0] if docs else None, res.data))
-    else:
-        typer.echo(res.text)
-    return max(code, ExitCode.ATTENTION if res.attention and step != "status" else ExitCode.OK)
+        doc = parts[0] if len(parts) == 1 else {**parts[0], **parts[1]}
+        echo_json(combined(docs[0] if docs else None, doc))
+    if mail is not None and mail.summary is not None:
+        from migrate.engine.mail.copy import raise_mailbox_errors
+
+        raise_mailbox_errors(mail.summary)   # a full mailbox: exit 5; a refused sign-in: exit 4
+    return max(code, ExitCode.ATTENTION if attention and step != "status" else ExitCode.OK)
 
 
 # ----------------------------------------------------------------------------------------------- init
@@ -300,7 +318,8 @@ def scan(
 ) -> None:
     """Enumerate the selected drives through Graph delta into the state database; resumable, a checkpoint per page.
 
-    With --what calendars,contacts also read the mapped users' calendars and contacts (one row per object)."""
+    With --what calendars,contacts also read the mapped users' calendars and contacts (one row per object); with
+    --what mail their mail folders and each folder's message delta (see runbooks/mail.md)."""
     files, kinds = _what(what)
     if kinds:
         params = dict(batch=batch, drive=drive, user=user, workers=workers, full=full) if files else None
@@ -400,12 +419,22 @@ def plan(
                        options_from_settings(settings, versions_forced=versions is not None),
                        directory=find_directory(target), progress=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
         doc = stamp(doc, state=str(settings.state_path))
-        if kinds:   # calendars/contacts in the same report (counts, what cannot be carried, estimate)
+        gw_kinds = tuple(k for k in kinds if k != "mail")
+        if gw_kinds:   # calendars/contacts in the same report (counts, what cannot be carried, estimate)
             from migrate.engine.groupware.steps import plan_groupware
 
-            doc["groupware"] = plan_groupware(run.store, kinds, upns=tuple(user))
+            doc["groupware"] = plan_groupware(run.store, gw_kinds, upns=tuple(user))
             doc["summary"]["attention"] = doc["summary"]["attention"] or doc["groupware"]["attention"]
+        if "mail" in kinds:   # mailboxes in the same report
+            from migrate.engine.mail.plan import plan_mail
+
+            doc["mail"] = plan_mail(run.store, settings.mail, upns=tuple(user))
+            doc["summary"]["attention"] = doc["summary"]["attention"] or doc["mail"]["attention"]
         folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
+        if "mail" in doc:   # mail-plan.md/.json and mail-not-carried.csv beside the files' reports
+            from migrate.engine.mail.plan import write_plan as write_mail_plan
+
+            write_mail_plan(doc["mail"], folder, folder)
         run.summary = {"plan": doc, "attention": doc["summary"]["attention"], "reports": str(folder)}
         close_quietly(target)
     _plan_done(g, doc, folder)
@@ -473,7 +502,8 @@ def copy(
     """Stream files to the target in parallel, verify each one, keep modification times; resumable.
 
     With --what calendars,contacts also write the scanned events and contacts over CalDAV/CardDAV, never
-    inviting anyone (no invitations, no copies into other users' calendars)."""
+    inviting anyone (no invitations, no copies into other users' calendars); with --what mail APPEND every
+    scanned message into the IMAP server with its flags and received time, never sending anything."""
     files, kinds = _what(what)
     if dry_run:
         ctx.invoke(plan, ctx=ctx, batch=batch, drive=drive, user=user, output=None, json_out=json_out, what=what,
@@ -481,7 +511,7 @@ def copy(
         return
     if kinds:
         params = dict(batch=batch, drive=drive, user=user, workers=workers, dry_run=False,
-                      json_out=json_out) if files else None
+                      json_out=json_out, versions=versions) if files else None
         raise typer.Exit(_with_groupware(ctx, "copy", copy, params, kinds, user, workers=workers))
     from migrate.backends.graph import open_source
     from migrate.config import require_settings, versions_limit
@@ -592,7 +622,8 @@ def verify(
 ) -> None:
     """Re-check the target against the state database (existence, size, checksum, mtime); exit 3 on any gap.
 
-    With --what calendars,contacts also compare each collection's objects (counts and content hashes)."""
+    With --what calendars,contacts also compare each collection's objects (counts and content hashes); with --what
+    mail each IMAP folder's count and every message's SHA-256."""
     files, kinds = _what(what)
     if kinds:
         params = dict(batch=batch, drive=drive, user=user, source_check=source_check,

@@ -26,19 +26,19 @@ _PLAN_3 = ("the plan lists something to decide before `copy`: conflicts at the t
 # command -> (the codes it can end with, what 3 means for it or "" when it never ends with 3)
 COMMANDS: dict[str, tuple[tuple[int, ...], str]] = {
     "init": ((0, 1, 2), ""),
-    "doctor": ((0, 1, 2, 4), ""),
+    "doctor": ((0, 1, 2, 4, 5), ""),
     "discover": ((0, 1, 2, 4, 130), ""),
-    "scan": ((0, 1, 2, 3, 4, 130), "a drive failed or vanished at the source, or a calendar/contact could not be "
-                                   "read (run `scan` again to resume)"),
+    "scan": ((0, 1, 2, 3, 4, 130), "a drive failed or vanished at the source, or a calendar/contact or mailbox could "
+                                   "not be read (run `scan` again to resume)"),
     "plan": ((0, 1, 2, 3, 4, 130), _PLAN_3),
-    "copy": ((0, 1, 2, 3, 4, 5, 130), "files or calendar/contact objects failed (listed; run `copy` again, it "
-                                      "resumes); with --dry-run as `plan`"),
+    "copy": ((0, 1, 2, 3, 4, 5, 130), "files, calendar/contact objects or messages failed or were not carried (listed; "
+                                      "run `copy` again, it resumes); with --dry-run as `plan`"),
     "share": ((0, 1, 2, 3, 4, 130), "shares failed, were refused as broader, or wait (listed); never with "
                                     "--dry-run"),
     "sync": ((0, 1, 2, 3, 4, 5, 130), "changes failed or conflict with a person's work at the target (listed); "
                                       "never with --dry-run"),
-    "verify": ((0, 1, 2, 3, 4, 130), "a gap: a file, event or contact missing, incomplete or different at the "
-                                   "target"),
+    "verify": ((0, 1, 2, 3, 4, 130), "a gap: a file, event, contact or message missing, incomplete or different at "
+                                   "the target"),
     "cutover": ((0, 1, 2, 3, 4, 5, 130), "the batch is not whole (the report says what is missing)"),
     "status": ((0, 1, 2), ""),
     "demo": ((0, 1, 2, 3, 130), "a step of the rehearsal needed attention (its output says which)"),

@@ -52,7 +52,8 @@ def sync(
 ) -> None:
     """Apply every source change since the last pass (new, edited, renamed, moved, deleted), never over a person's work.
 
-    With --what calendars,contacts also carry new, changed and deleted events and contacts (see runbooks/groupware.md)."""
+    With --what calendars,contacts also carry new, changed and deleted events and contacts (see runbooks/groupware.md);
+    with --what mail new mail, moves, flag changes and deletions (see runbooks/mail.md)."""
     import contextlib
     import dataclasses
 
@@ -64,15 +65,26 @@ def sync(
         from migrate.engine.groupware.run import run_sync_step
 
         code = 0
-        with json_collect() as docs:  # one JSON document for both parts
+        gw_kinds = tuple(k for k in kinds if k != "mail")
+        mail = None
+        with json_collect() as docs:  # one JSON document for all parts
             if files:
                 try:
                     sync(ctx, batch, drive, user, workers, dry_run, output, json_out, what=["files"])
                 except typer.Exit as exc:
                     code = exc.exit_code
-            code = max(code, run_sync_step(ctx.obj, kinds, user, workers, dry_run, json_out))
+            if gw_kinds:
+                code = max(code, run_sync_step(ctx.obj, gw_kinds, user, workers, dry_run, json_out))
+            if "mail" in kinds:
+                mail, mail_code = _sync_mail(ctx.obj, user, workers, dry_run, json_out)
+                code = max(code, mail_code)
         if docs:
-            echo_json(combined(docs[0] if files and len(docs) > 1 else None, docs[-1]))
+            doc = docs[-1] if not (mail and gw_kinds) else {**docs[-2], "mail": docs[-1]}
+            echo_json(combined(docs[0] if files and len(docs) > 1 + bool(mail and gw_kinds) else None, doc))
+        if mail is not None:
+            from migrate.engine.mail.copy import raise_mailbox_errors
+
+            raise_mailbox_errors(mail)
         raise typer.Exit(code)
 
     from migrate.backends.graph import open_source
@@ -112,14 +124,86 @@ def sync(
         raise typer.Exit(ExitCode.ATTENTION)
 
 
+def _sync_mail(g: Globals, user: list[str], workers: int | None, dry_run: bool, json_out: bool) -> tuple[Any, int]:
+    """`sync --what mail`: the mail part; returns its summary (for the mailbox-level errors) and exit code."""
+    from migrate.cli_json import echo_json
+    from migrate.engine.mail.run import run_mail_step
+
+    g.json = g.json or json_out
+    settings = g.settings(**{"transfer.workers": workers})
+    res = run_mail_step("sync", settings, upns=tuple(user), workers=workers, dry_run=dry_run,
+                        say=None if g.quiet or g.json else lambda m: typer.echo(m, err=True))
+    if g.json:
+        echo_json(res.data)
+    else:
+        typer.echo(res.text)
+    return res.summary, int(ExitCode.ATTENTION) if res.attention and not dry_run else int(ExitCode.OK)
+
+
+def _cutover_mail(g: Globals, batch: str, workers: int | None, json_out: bool) -> tuple[Any, int]:
+    """The mail part of `cutover`; returns the final sync's summary (for mailbox-level errors) and the exit code."""
+    from migrate.backends.graph import open_source
+    from migrate.cli_json import echo_json
+    from migrate.config import require_settings
+    from migrate.engine.mail.cutover import cutover_mail, render
+    from migrate.mapping import load_mappings
+    from migrate.session import Run
+
+    g.json = g.json or json_out
+    settings = g.settings(**{"transfer.workers": workers})
+    require_settings(settings, "source", "mail")
+    mappings = load_mappings(settings.mappings)
+    say = (lambda m: None) if g.quiet or g.json else (lambda m: typer.echo(m, err=True))
+    with open_source(settings) as source, Run(settings.state_path, "cutover-mail", {"batch": batch},
+                                               source=source) as run:
+        s, y = cutover_mail(run.store, source, settings, mappings, batch,
+                            workers=workers or settings.transfer.workers, say=say)
+        run.summary = {"whole": s.whole, "problems": s.problems, "attention": not s.whole}
+    if g.json:
+        echo_json(s.to_dict())
+    else:
+        typer.echo(render(s))
+    return y, int(ExitCode.ATTENTION) if not s.whole else int(ExitCode.OK)
+
+
 def cutover(
     ctx: typer.Context,
     batch: str = typer.Option(..., "--batch", metavar="NAME", help="The batch to switch over (its drives were frozen in Microsoft 365)."),
     workers: int = WORKERS,
     output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the report (default <state dir>/reports/cutover-<batch>-<time>)."),
     json_out: bool = JSON_OPTION,
+    what: list[str] = WHAT_OPTION,
 ) -> None:
-    """Switchover day for one batch: final sync, verify, share, a second delta that must be empty; exit 0 only when whole."""
+    """Switchover day for one batch: final sync, verify, share, a second delta that must be empty; exit 0 only when whole.
+
+    With --what mail (or files,mail) the batch's mailboxes too: final mail sync, verify, an empty second pass
+    (see runbooks/mail.md: MX switch and freeze first)."""
+    from migrate.cli import _what
+
+    files, kinds = _what(what)
+    if kinds:
+        if any(k != "mail" for k in kinds):
+            from migrate.errors import ConfigError
+
+            raise ConfigError("cutover takes --what files, mail or files,mail (calendars and contacts are "
+                              "finished with `sync --what calendars,contacts`)")
+        from migrate.cli_json import echo_json, json_collect
+
+        code = 0
+        with json_collect() as docs:
+            if files:
+                try:
+                    cutover(ctx, batch, workers, output, json_out, what=["files"])
+                except typer.Exit as exc:
+                    code = exc.exit_code
+            mail, mail_code = _cutover_mail(ctx.obj, batch, workers, json_out)
+            code = max(code, mail_code)
+        if docs:
+            echo_json({**docs[0], "mail": docs[-1]} if files and len(docs) > 1 else docs[-1])
+        from migrate.engine.mail.copy import raise_mailbox_errors
+
+        raise_mailbox_errors(mail)
+        raise typer.Exit(code)
     from migrate.backends.graph import open_source
     from migrate.cli import echo_json
     from migrate.connect import close_quietly

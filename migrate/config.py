@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from migrate.credentials import (  # noqa: F401 - part of this module's API
     ENV_CERTIFICATE_PASSWORD,
     ENV_CLIENT_SECRET,
+    ENV_IMAP_MASTER_PASSWORD,
     Secret,
     check_secret_file,
     load_app_passwords,
@@ -115,6 +116,26 @@ class PolicySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MailSettings:
+    """[mail]: the organisation's IMAP server that receives the mailboxes (`--what mail`), and how to sign in.
+    Passwords never come from the TOML: the master password from M365_MIGRATE_IMAP_MASTER_PASSWORD or
+    master_password_file, users' own passwords from the credentials CSV (both mode 0600)."""
+
+    url: str = ""  # imaps://host[:993] | imap://host[:143] (STARTTLS); plain only on loopback
+    ca_bundle: Path | None = None
+    login: str = "master"  # master | credentials
+    master_user: str = ""
+    master_password_file: Path | None = None
+    credentials: Path | None = None
+    connections: int = 2  # IMAP connections (and Graph MIME reads) per mailbox at once, 1 to 4
+    hidden_folders: bool = False
+    deleted_items: bool = True
+    junk: bool = True
+    max_message_size: int = 0  # bytes; 0 = no limit of ours
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a command needs, resolved once; pass it explicitly, never through globals."""
 
@@ -126,6 +147,7 @@ class Settings:
     state_path: Path
     config_path: Path | None  # None when no file was read (require_file=False and none present)
     origins: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # ("transfer.workers", "option")
+    mail: MailSettings = field(default_factory=MailSettings)
 
     def origin(self, key: str) -> str:
         """Where the value of "section.key" came from: default, the file, an environment variable or an option."""
@@ -341,6 +363,41 @@ def _prefix(value: object, text: bool) -> str:
     return "/".join(p for p in v.split("/") if p)
 
 
+def _imap_url(value: object, text: bool) -> str:
+    """imaps://host[:port] (TLS from the start) or imap://host[:port] (STARTTLS, required); no path, no user."""
+    url = _text(value, text).rstrip("/")
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme in ("imaps", "imap") and parts.hostname and port_ok and not parts.path and not parts.username:
+        return url
+    raise _Bad('an IMAP URL such as "imaps://mail.example.org" (port 993, TLS) or "imap://mail.example.org" (port '
+               "143, STARTTLS required); plain IMAP without TLS only to 127.0.0.1/localhost")
+
+
+def _imap_user(value: object, text: bool) -> str:
+    v = _text(value, text)
+    if any(c.isspace() for c in v) or "*" in v:
+        raise _Bad('an IMAP user name such as "migrator" (no spaces, no "*": the server joins user*master itself)')
+    return v
+
+
+def _seconds(lo: float, hi: float) -> Callable[[object, bool], float]:
+    inner = _fraction(lo, hi)
+
+    def parse(value: object, text: bool) -> float:
+        try:
+            return inner(value, text)
+        except _Bad:
+            raise _Bad(f"a number of seconds from {lo:g} to {hi:g}") from None
+
+    return parse
+
+
 @dataclass(frozen=True, slots=True)
 class _Key:
     parse: Callable[[object, bool], Any]
@@ -551,6 +608,39 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             "person might still need disappears because of a source deletion.",
         ),
     },
+    "mail": {
+        "url": _Key(
+            _imap_url, "",
+            'The IMAP server that receives the mailboxes (--what mail), e.g. "imaps://mail.example.org" '
+            '(implicit TLS, 993) or "imap://mail.example.org" (STARTTLS, 143); certificates are always verified.'),
+        "ca_bundle": _Key(_path, "", "Extra CA certificates (PEM) to trust for the IMAP server.", path=True),
+        "login": _Key(
+            _choice("master", "credentials"), "master",
+            'How the tool signs in to each mailbox: "master" (a Dovecot master user, user*master) | "credentials" '
+            "(each user's own password from the credentials CSV)."),
+        "master_user": _Key(
+            _imap_user, "",
+            'login = "master": the master user\'s name. Its password: M365_MIGRATE_IMAP_MASTER_PASSWORD in the '
+            "environment, or master_password_file; never this file."),
+        "master_password_file": _Key(
+            _path, "", "File holding the master user's password (login = \"master\"), mode 0600.", path=True),
+        "credentials": _Key(
+            _path, "secrets/imap-passwords.csv",
+            'login = "credentials": CSV with a header user,password (the IMAP user names), mode 0600.', path=True),
+        "connections": _Key(
+            _whole(1, 4), 2,
+            "IMAP connections per mailbox at once (and Graph reads of its messages); Outlook allows 4 per mailbox "
+            "and Dovecot counts ours against the user's 10 (mail_max_userip_connections)."),
+        "hidden_folders": _Key(
+            _bool, False, "Copy Outlook's hidden mail folders too (they are listed in the plan either way)."),
+        "deleted_items": _Key(_bool, True, "Copy the Deleted Items folder (into the server's \\Trash folder)."),
+        "junk": _Key(_bool, True, "Copy the Junk Email folder (into the server's \\Junk folder)."),
+        "max_message_size": _Key(
+            _size(0, 10 * 1024**3), 0,
+            'Messages larger than this are not copied and are listed (e.g. the server\'s own limit, "50MiB"); '
+            "0 = no limit of ours."),
+        "timeout": _Key(_seconds(5, 3600), 60.0, "Seconds an IMAP answer may take (a large APPEND included)."),
+    },
     "state": {
         "path": _Key(
             _path,
@@ -591,6 +681,9 @@ def _secret_key_error(where: str, section: str, key: str) -> ConfigError:
         )
     elif "password" in key.lower() and section == "source":
         hint = f"set {ENV_CERTIFICATE_PASSWORD} in the environment"
+    elif section == "mail":
+        hint = ("the master password: M365_MIGRATE_IMAP_MASTER_PASSWORD in the environment or [mail] "
+                "master_password_file (chmod 600); users' own passwords: the CSV named by [mail] credentials")
     else:
         hint = "app passwords go in the CSV file named by [target] credentials (user,app_password, chmod 600)"
     return SecretsError(
@@ -714,7 +807,7 @@ def _env_values(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]
     known[ENV_STATE] = ("state", "path")
     found: dict[tuple[str, str], tuple[str, str]] = {}
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG or value == "":
+        if not name.startswith(ENV_PREFIX) or name in (ENV_CONFIG, ENV_IMAP_MASTER_PASSWORD) or value == "":
             continue
         if name in known:
             if name == ENV_STATE or known[name] not in found:
@@ -814,6 +907,7 @@ def load_settings(
         state_path=v["state"]["path"],
         config_path=loaded,
         origins=tuple(origins),
+        mail=MailSettings(**v["mail"]),
     )
 
 
@@ -838,11 +932,18 @@ def missing_settings(settings: Settings, needs: tuple[str, ...] = ("source", "ta
             need("target", "url")
         if settings.target.credentials is None:
             need("target", "credentials")
+    if "mail" in needs:
+        if not settings.mail.url:
+            need("mail", "url", " (the IMAP server for --what mail)")
+        if settings.mail.login == "master" and not settings.mail.master_user:
+            need("mail", "master_user", ' (login = "master")')
+        if settings.mail.login == "credentials" and settings.mail.credentials is None:
+            need("mail", "credentials", ' (login = "credentials")')
     return out
 
 
 def require_settings(settings: Settings, *needs: str) -> None:
-    """Raise ConfigError listing every missing setting of these sections ("source", "target")."""
+    """Raise ConfigError listing every missing setting of these sections ("source", "target", "mail")."""
     missing = missing_settings(settings, needs or ("source", "target"))
     if missing:
         raise ConfigError("\n".join(missing), hint="`m365-migrate doctor` checks the whole configuration")
@@ -857,6 +958,8 @@ _SECTION_DOCS = {
     "mappings": "Mapping files (see mappings/README.md); relative paths are relative to this file's folder.",
     "transfer": "How files are moved.",
     "policy": "Sharing that has no exact equivalent at the target; never broader than the source.",
+    "mail": "Mailboxes (--what mail) into the organisation's IMAP server. No passwords here: see master_user and "
+            "credentials.",
     "state": "The migration's own records.",
 }
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 ENV_CLIENT_SECRET = "M365_CLIENT_SECRET"
 ENV_CERTIFICATE_PASSWORD = "M365_CERTIFICATE_PASSWORD"
+ENV_IMAP_MASTER_PASSWORD = "M365_MIGRATE_IMAP_MASTER_PASSWORD"
 
 
 def _env_name(section: str, key: str) -> str:
@@ -148,6 +149,56 @@ def load_app_passwords(settings: Settings) -> dict[str, Secret]:
             problems.append(f"{shown}:{rec.line}:{rec.columns['app_password']}: app_password is empty")
         if user and not check_uid(user):
             lines.setdefault(user.casefold(), rec.line)
+            result[user] = Secret(password)
+    if problems:
+        raise SecretsError("\n".join(problems), hint=hint)
+    return result
+
+
+def load_imap_master_password(settings: Settings, env: Mapping[str, str] = os.environ) -> Secret:
+    """The IMAP master user's password: $M365_MIGRATE_IMAP_MASTER_PASSWORD, else [mail] master_password_file
+    (mode 0600); raises SecretsError saying where to put it."""
+    if env.get(ENV_IMAP_MASTER_PASSWORD):
+        return Secret(env[ENV_IMAP_MASTER_PASSWORD])
+    path = settings.mail.master_password_file
+    if path is None:
+        raise SecretsError(
+            f'no password for the IMAP master user {settings.mail.master_user!r} ([mail] login = "master")',
+            hint=f"set {ENV_IMAP_MASTER_PASSWORD} in the environment, or put the password in a file only you can "
+            "read (chmod 600) and name it in [mail] master_password_file")
+    value = check_secret_file(path, "master password file ([mail] master_password_file)").read_text("utf-8")
+    value = value.strip("\r\n")
+    if not value:
+        raise SecretsError(f"{display_path(path)}: master password file is empty")
+    return Secret(value)
+
+
+def load_imap_passwords(settings: Settings) -> dict[str, Secret]:
+    """IMAP user -> password from the [mail] credentials CSV (header user,password, mode 0600); raises
+    SecretsError naming file:line:column, never a value."""
+    path = settings.mail.credentials
+    if path is None:
+        raise SecretsError('[mail] credentials is not set (needed for login = "credentials")')
+    check_secret_file(path, "IMAP credentials file ([mail] credentials)")
+    hint = "the file has a header line user,password and one line per IMAP user (the target user of users.csv)"
+    try:
+        table = read_csv_table(path, ("user", "password"), reveal_values=False)
+    except MappingFileError as exc:
+        raise SecretsError("\n".join(str(p) for p in exc.problems), hint=hint) from None
+    except MappingError as exc:
+        raise SecretsError(exc.message, hint=hint) from None
+    problems: list[str] = []
+    result: dict[str, Secret] = {}
+    shown = display_path(path)
+    for rec in table.records:
+        user, password = rec.values["user"], rec.values["password"]
+        if not user or any(c.isspace() for c in user):
+            problems.append(f"{shown}:{rec.line}:{rec.columns['user']}: expected an IMAP user name")
+        elif user.casefold() in {u.casefold() for u in result}:
+            problems.append(f"{shown}:{rec.line}:{rec.columns['user']}: user {user!r} appears twice")
+        if not password:
+            problems.append(f"{shown}:{rec.line}:{rec.columns['password']}: password is empty")
+        elif user:
             result[user] = Secret(password)
     if problems:
         raise SecretsError("\n".join(problems), hint=hint)

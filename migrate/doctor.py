@@ -44,7 +44,9 @@ def run_doctor(settings: Any) -> list[Check]:
     settings = dataclasses.replace(settings, transfer=dataclasses.replace(
         settings.transfer, unreachable_after=min(settings.transfer.unreachable_after, DOCTOR_BUDGET)))
     checks: list[Check] = []
-    missing = missing_settings(settings)
+    # a mail-only migration ([mail] set, no [target] url) has no files target to check
+    mail_only = bool(settings.mail.url) and not settings.target.url
+    missing = missing_settings(settings, ("source",) if mail_only else ("source", "target"))
     checks.append(Check("configuration", not missing,
                         "\n".join(missing) if missing else f"{settings.config_path or 'defaults'} is complete",
                         ExitCode.USAGE if missing else ExitCode.OK))
@@ -62,9 +64,15 @@ def run_doctor(settings: Any) -> list[Check]:
     def secrets() -> str:
         if settings.source.auth == "client-secret":
             load_client_secret(settings)
+        if mail_only:
+            return "the Graph secret is readable (no [target] url: mail only, no app passwords needed)"
         return f"{len(load_app_passwords(settings))} target app passwords readable, permissions 0600"
 
     checks.append(_attempt("secrets", secrets))
+    if settings.mail.url:   # mailboxes too (--what mail): the IMAP server, sign-ins, special folders, quotas
+        from migrate.engine.mail.doctor import mail_checks
+
+        checks += mail_checks(settings, Check, _attempt)
     if missing:
         return checks
     failed = {c.name for c in checks if not c.ok}
@@ -77,6 +85,8 @@ def run_doctor(settings: Any) -> list[Check]:
         return f"signed in to {settings.source.graph_url} as app {settings.source.client_id} and read users"
 
     checks.append(_attempt("Microsoft Graph", graph))
+    if mail_only:
+        return checks
 
     from migrate.connect import close_quietly, open_target_from_settings
 

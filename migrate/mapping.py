@@ -165,10 +165,16 @@ class UserRow:
     line: int
     comment: str = ""
     versions: str | int | None = None  # the row's own [transfer] versions; None: the configured one
+    imap_user: str | None = None  # the mailbox's IMAP user (--what mail) when it is not target_user
 
     @property
     def migrated(self) -> bool:
         return self.target_user is not None
+
+    @property
+    def mail_user(self) -> str | None:
+        """The IMAP user that receives this person's mailbox: imap_user, else the target user."""
+        return self.imap_user or self.target_user
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +346,10 @@ def _check_versions(value: str) -> tuple[str | int | None, str | None]:
 
 
 def _optional(kind: Kind) -> tuple[str, ...]:
-    return _OPTIONAL if kind == "groups" else _ROW_OPTIONAL
+    if kind == "groups":
+        return _OPTIONAL
+    # users.csv may also name the IMAP user of a mailbox (--what mail) when it is not the target user
+    return (*_ROW_OPTIONAL, "imap_user") if kind == "users" else _ROW_OPTIONAL
 
 
 def _none(value: str) -> str | None:
@@ -397,7 +406,12 @@ def _user_rows(table: CsvTable) -> list[UserRow]:
                 "{first}: two OneDrives cannot "
                 "be written into one Nextcloud user; map one of them to another user or leave it blank",
             )
-        rows.append(UserRow(upn, _none(target), _none(batch), rec.line, v.get("comment", ""), versions))
+        imap_user = (v.get("imap_user") or "").strip()
+        if imap_user and (any(ch.isspace() for ch in imap_user) or "*" in imap_user):
+            problems.append(Problem(table.path, rec.line, c["imap_user"], f"imap_user {imap_user!r}: expected an "
+                                    "IMAP user name (no spaces, no *), or blank for the target user"))
+        rows.append(UserRow(upn, _none(target), _none(batch), rec.line, v.get("comment", ""), versions,
+                            _none(imap_user)))
     if problems:
         raise MappingFileError(problems)
     return rows

@@ -515,3 +515,64 @@ def m018_adopted(db: Database) -> None:
     db.execute("""CREATE TRIGGER items_adopted_cleared AFTER UPDATE OF status ON items
                   WHEN OLD.status = 'verified' AND NEW.status != 'verified' AND NEW.adopted IS NOT NULL
                   BEGIN UPDATE items SET adopted = NULL WHERE id = NEW.id; END""")
+
+
+@migrations()
+def m019_mail(db: Database) -> None:
+    # Mailboxes (--what mail, reference mail.md): one row per source mail folder with where it goes at the IMAP
+    # server (target_name, its UIDVALIDITY when we last wrote there) and its message delta link; and the message
+    # ledger keyed on (user, immutable message id). A message row says where it is at the source (folder_id) and
+    # where we put it (target_folder_id + uidvalidity + uid), the flags we set (`flags`) and the ones the source
+    # has now (`want_flags`), and the SHA-256 and length of the bytes appended (LF turned into CRLF, what the server
+    # gives back). Status: new → appending → done | failed | skipped | removed; `appending` is written before the
+    # APPEND, so a run killed between the APPEND and the record finds the message by Message-ID and size/hash.
+    db.execute("""CREATE TABLE mail_folders (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            upn TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            parent_id TEXT,
+            path TEXT NOT NULL,
+            well_known TEXT,
+            hidden INTEGER NOT NULL DEFAULT 0,
+            total INTEGER NOT NULL DEFAULT 0,
+            unread INTEGER NOT NULL DEFAULT 0,
+            imap_user TEXT,
+            target_name TEXT,
+            rename_reason TEXT,
+            skip_reason TEXT,
+            uidvalidity INTEGER,
+            created INTEGER NOT NULL DEFAULT 0,
+            delta_link TEXT,
+            scan_state TEXT NOT NULL DEFAULT 'new',
+            scan_generation INTEGER NOT NULL DEFAULT 0,
+            gone INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (user_id, source_id))""")
+    db.execute("""CREATE TABLE mail_messages (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            folder_id INTEGER NOT NULL REFERENCES mail_folders(id),
+            internet_message_id TEXT,
+            received TEXT,
+            want_flags TEXT NOT NULL DEFAULT '',
+            flags TEXT,
+            size INTEGER,
+            kind TEXT NOT NULL DEFAULT 'message',
+            change_key TEXT,
+            sha256 TEXT,
+            length INTEGER,
+            target_folder_id INTEGER REFERENCES mail_folders(id),
+            uidvalidity INTEGER,
+            uid INTEGER,
+            status TEXT NOT NULL DEFAULT 'new',
+            reason TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            gone INTEGER NOT NULL DEFAULT 0,
+            scan_generation INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            UNIQUE (user_id, message_id))""")
+    db.execute("CREATE INDEX mail_messages_folder ON mail_messages(folder_id, status)")
+    db.execute("CREATE INDEX mail_messages_target ON mail_messages(target_folder_id, uid)")

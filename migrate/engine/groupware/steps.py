@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from migrate.store.groupware import GwCollection, GwObject
 
 log = logging.getLogger(__name__)
-WHAT = ("files", "calendars", "contacts")
+WHAT = ("files", "calendars", "contacts", "mail")
 # Outlook allows one app 10,000 requests per 10 minutes per mailbox (§1.4): each mailbox is paced just under it.
 MAILBOX_INTERVAL = 600 / 10_000 / 0.95
 IN_FLIGHT = 4   # Outlook runs at most 4 concurrent requests per app and mailbox (§1.4, "MailboxConcurrency")
@@ -62,7 +62,7 @@ def _add(summary: Any, name: str, n: int = 1) -> None:
 
 
 def parse_what(values: list[str] | str | None) -> frozenset[str]:
-    """`--what files,calendars,contacts` (repeatable or comma-separated); default files."""
+    """`--what files,calendars,contacts,mail` (repeatable or comma-separated); default files."""
     items = [values] if isinstance(values, str) else list(values or [])
     parts = {p.strip().lower() for v in items for p in v.split(",") if p.strip()} or {"files"}
     unknown = parts - set(WHAT)
@@ -73,7 +73,8 @@ def parse_what(values: list[str] | str | None) -> frozenset[str]:
 
 
 def kinds_of(what: frozenset[str]) -> tuple[str, ...]:
-    return tuple(KIND[w] for w in ("calendars", "contacts") if w in what)
+    """The non-file kinds of a --what, in journey order: "calendar", "addressbook", then "mail" (engine.mail)."""
+    return tuple(KIND[w] for w in ("calendars", "contacts") if w in what) + (("mail",) if "mail" in what else ())
 
 
 def slug(name: str, source_id: str) -> str:
