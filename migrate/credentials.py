@@ -22,7 +22,7 @@ ENV_IMAP_MASTER_PASSWORD = "M365_MIGRATE_IMAP_MASTER_PASSWORD"
 
 
 def _env_name(section: str, key: str) -> str:
-    from migrate.config import _env_name as name
+    from migrate.config.schema import _env_name as name
 
     return name(section, key)
 

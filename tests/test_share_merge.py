@@ -228,7 +228,7 @@ def test_pacing_shows_owner_progress_and_when_the_window_opens(tmp_path, tenant)
 
 
 def test_readme_policy_example_matches_the_defaults() -> None:
-    from migrate.config import _SCHEMA
+    from migrate.config.schema import _SCHEMA
 
     text = (REPO / "README.md").read_text(encoding="utf-8")
     block = next(b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[policy]" in b)
