@@ -84,3 +84,22 @@ class CountProgress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class MessageProgress:
+    """One bar over the messages a mail copy has to handle (appended, found, skipped or failed alike); nothing
+    off a terminal, where the per-mailbox lines say enough."""
+
+    def __init__(self, total: int, desc: str = "mail", *, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self._lock = threading.Lock()
+        self.bar = tqdm(total=total, desc=desc, unit=" msgs", disable=not (enabled and on_terminal()),
+                        dynamic_ncols=True)
+
+    def step(self) -> None:
+        with self._lock:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

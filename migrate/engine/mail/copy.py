@@ -24,7 +24,17 @@ from typing import TYPE_CHECKING, Any
 from migrate.engine.mail.boxes import Mailbox, imap_pacer, imap_settings, login_source, mailboxes
 from migrate.engine.mail.scan import MailClient
 from migrate.engine.mail.target import prepare_folders
-from migrate.errors import AuthError, Fatal, ItemNotFound, MigrateError, TargetFull, Terminal, TransientError
+from migrate.errors import (
+    AuthError,
+    Fatal,
+    ItemNotFound,
+    MailLoginRefused,
+    MigrateError,
+    TargetFull,
+    TargetNotTrusted,
+    Terminal,
+    TransientError,
+)
 from migrate.store.mail import flag_text
 
 if TYPE_CHECKING:
@@ -55,6 +65,7 @@ class MailCopySummary:
     unmapped: list[str] = field(default_factory=list)
     requests: int = 0
     seconds: float = 0.0
+    tick = None   # not a field: called once per message handled (the progress bar), never stored or reported
 
     @property
     def attention(self) -> bool:
@@ -73,7 +84,8 @@ class MailCopySummary:
 
 
 def copy_mail(store: StateStore, source: Any, settings: Settings, mappings: Mappings, *, upns: tuple[str, ...] = (),
-              workers: int = 4, say: Any = None, interval: float | None = None) -> MailCopySummary:
+              workers: int = 4, say: Any = None, interval: float | None = None, progress: Any = None
+              ) -> MailCopySummary:
     """Copy every scanned, carried message of the mapped mailboxes (resumable, idempotent).
 
     Raises the worst mailbox-level error after every mailbox had its turn: MailboxFull/TargetFull (exit 5) when
@@ -82,6 +94,8 @@ def copy_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
 
     say = say or (lambda m: None)
     s = MailCopySummary()
+    if progress is not None:
+        s.tick = progress.step
     started, before = time.monotonic(), sum(source.client.counts.values())
     boxes, s.unmapped = mailboxes(store, mappings, upns)
     s.mailboxes = len(boxes)
@@ -114,10 +128,7 @@ def copy_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
 
 
 def _is_login(exc: AuthError) -> bool:
-    try:
-        from migrate.errors import MailLoginRefused, TargetNotTrusted
-    except ImportError:   # pragma: no cover
-        return False
+    """A refusal of this mailbox's sign-in (or of the server's certificate): the other mailboxes go on."""
     return isinstance(exc, MailLoginRefused | TargetNotTrusted)
 
 
@@ -224,6 +235,8 @@ def copy_messages(store: StateStore, client: Any, sessions: Sessions, box: Mailb
             fatal.append(exc)
         finally:
             gate.release()
+            if s.tick is not None:
+                s.tick()
 
     with ThreadPoolExecutor(width, thread_name_prefix="mail-append") as pool:
         for folder_id, folder in targets.items():

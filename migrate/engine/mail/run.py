@@ -82,11 +82,19 @@ def run_mail_step(step: str, settings: Settings, *, upns: tuple[str, ...] = (), 
                       FAILED=s.failed)
         return MailResult(s.to_dict(), text, s.attention, s)
     if step == "copy":
-        from migrate.engine.mail.copy import copy_mail
+        from migrate.engine.mail.copy import TODO, copy_mail
 
         require_settings(settings, "mail")
+        from migrate.reports.progress import MessageProgress
+
         with open_source(settings) as source, Run(settings.state_path, "copy-mail", args, source=source) as run:
-            c = copy_mail(run.store, source, settings, mappings, upns=upns, workers=workers, say=say)
+            todo = sum(r["n"] for r in run.store.mail_counts(upns) if r["status"] in TODO and not r["skip_reason"])
+            bar = MessageProgress(todo, "mail copy", enabled=say is not None)
+            try:
+                c = copy_mail(run.store, source, settings, mappings, upns=upns, workers=workers, say=say,
+                              progress=bar)
+            finally:
+                bar.close()
             run.summary = c.to_dict()
         text = _lines(f"mail: {c.appended} messages appended ({c.bytes:,} bytes), {c.adopted} found already there "
                       f"after an interrupted run, {len(c.skipped)} not carried, {len(c.failed)} failed; "
