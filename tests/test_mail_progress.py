@@ -5,9 +5,9 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-import termios
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 from migrate.sandbox.graph import GraphSandbox
