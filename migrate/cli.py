@@ -428,13 +428,10 @@ def plan(
         if "mail" in kinds:   # mailboxes in the same report
             from migrate.engine.mail.plan import plan_mail
 
-            doc["mail"] = plan_mail(run.store, settings.mail, upns=tuple(user))
+            doc["mail"] = plan_mail(run.store, settings.mail, upns=tuple(user), workers=settings.transfer.workers)
             doc["summary"]["attention"] = doc["summary"]["attention"] or doc["mail"]["attention"]
+        # with mail: mail-plan.html/.md/.json and mail-not-carried.csv beside plan.html, which links to them
         folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output)
-        if "mail" in doc:   # mail-plan.md/.json and mail-not-carried.csv beside the files' reports
-            from migrate.engine.mail.plan import write_plan as write_mail_plan
-
-            write_mail_plan(doc["mail"], folder, folder)
         run.summary = {"plan": doc, "attention": doc["summary"]["attention"], "reports": str(folder)}
         close_quietly(target)
     _plan_done(g, doc, folder)
@@ -457,7 +454,9 @@ def report_plan(
     output: Path = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Folder for the reports (default <state dir>/reports/plan-<time>)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
-    """Render the last plan again from the state database (Markdown, HTML, CSV, JSON); contacts no server."""
+    """Render the last plan again from the state database (Markdown, HTML, CSV, JSON); contacts no server.
+
+    A plan with mail renders mail-plan.html beside plan.html; after `plan --what mail` alone, the mail plan."""
     from migrate.errors import ConfigError, StateError
     from migrate.reports.plan import write_plan_reports
     from migrate.store import StateStore
@@ -467,17 +466,35 @@ def report_plan(
     settings = g.settings(require_file=False)
     with StateStore(settings.state_path, readonly=True) as store:
         last = store.last_run_summary("plan", ("ok", "attention"))
-    if last is None or "plan" not in last["summary"]:
+        mail = store.last_run_summary("plan-mail", ("ok", "attention"))
+    if last is not None and "plan" not in last["summary"]:
+        last = None
+    if mail is not None and "mail" not in mail["summary"]:
+        mail = None   # a mail plan stored before the whole plan was kept
+    if last is None and mail is None:
         raise StateError("no finished plan in the state database", hint="run `m365-migrate plan` first")
-    doc = last["summary"]["plan"]
+    reports = settings.state_path.parent / "reports"
     try:
-        folder = write_plan_reports(doc, settings.state_path.parent / "reports", output=output,
-                                    shared=output is None)
+        if mail is not None and (last is None or mail["run_id"] > last["run_id"]):
+            raise typer.Exit(_mail_plan_done(g, mail["summary"]["mail"], reports, output))
+        doc = last["summary"]["plan"]
+        folder = write_plan_reports(doc, reports, output=output, shared=output is None)
     except OSError as exc:
         raise ConfigError(f"cannot write the plan reports: {exc.strerror}: {exc.filename}",
                           hint="pass --output FOLDER on writable storage (a read-only state is read as it is)"
                           ) from None
     _plan_done(g, doc, folder)
+
+
+def _mail_plan_done(g: Globals, doc: dict[str, Any], reports: Path, output: Path | None) -> int:
+    from migrate.engine.mail.plan import render_plan, write_plan
+
+    folder = write_plan(doc, reports, output)
+    if g.json:
+        echo_json({**doc, "reports": str(folder)})
+    else:
+        typer.echo(render_plan(doc, folder))
+    return ExitCode.ATTENTION if doc["attention"] else ExitCode.OK
 
 
 # ------------------------------------------------------------------------------- copy, verify, demo

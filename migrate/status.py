@@ -8,6 +8,7 @@ from typing import Any
 
 from migrate.engine import meter
 from migrate.engine.files.versions_late import late_files
+from migrate.engine.mail.plan import mail_totals
 from migrate.models import ItemStatus
 from migrate.reports.grants import report_path
 from migrate.session import Selection
@@ -69,6 +70,7 @@ def collect(store: StateStore, selection: Selection = Selection(), *,
                                     "report": str(report) if report.exists() else None},
         "versions": {**store.version_counts(ids),
                      "late_files": late_files(store, ids, version_limit_for) if version_limit_for else 0},
+        "mail": mail_totals(store, selection.users),   # per mailbox: `status --what mail`
         "failures": store.failures(limit=20),
         "recent_runs": recent,
         "graph": meter.status_view(store),

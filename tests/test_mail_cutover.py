@@ -104,6 +104,12 @@ def test_files_and_mail_in_one_journey_with_imap_user_column(tmp_path, dovecot, 
         import pathlib
 
         assert (pathlib.Path(reports) / "mail-plan.md").is_file() and (pathlib.Path(reports) / "plan.md").is_file()
+        # one report for the cutover: plan.html links to mail-plan.html beside it, and `report plan` renders both
+        assert '<a href="mail-plan.html">' in (pathlib.Path(reports) / "plan.html").read_text()
+        page = (pathlib.Path(reports) / "mail-plan.html").read_text()
+        assert f"{upns[0]} → {mailbox} (" in page and "<td>INBOX</td>" in page, page[:3000]
+        again = run_cli("report", "plan", "-o", str(tmp_path / "again"), cwd=tmp_path, env=env)
+        assert (tmp_path / "again" / "mail-plan.html").read_text().count("<tr>") == page.count("<tr>"), again.stderr
         r = run_cli("--json", "copy", "--what", "files,mail", cwd=tmp_path, env=env)
         doc = json.loads(r.stdout[r.stdout.index("{"):])
         assert r.returncode in (0, 3) and doc["groupware"]["mail"]["appended"] > 5, r.stdout + r.stderr

@@ -256,6 +256,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out += (["| " + " | ".join(GW_PROBLEM_COLS) + " |", "|" + "---|" * len(GW_PROBLEM_COLS)]
                 + ["| " + " | ".join(_md(r.get(c)) for c in GW_PROBLEM_COLS) + " |" for r in probs[:HTML_ROWS]]
                 if probs else ["None."])
+    if doc.get("mail"):
+        from migrate.reports.mail_plan import mail_section_markdown
+
+        out += mail_section_markdown(doc["mail"])
     out += ["", "## Rules and policies", "", "```json",
             json.dumps({"policies": doc["policies"], "name_rules": doc["name_rules"]}, indent=2,
                        ensure_ascii=False).replace("`", "'"), "```", ""]
@@ -384,6 +388,10 @@ def render_html(doc: dict[str, Any]) -> str:
         h.append(f"<h2>Calendars and contacts not carried as is ({len(probs)})</h2><details"
                  f"{' open' if 0 < len(probs) <= 200 else ''}><summary>{len(probs)} rows</summary>"
                  + (_table(GW_PROBLEM_COLS, probs[:HTML_ROWS]) if probs else "<p>None.</p>") + "</details>")
+    if doc.get("mail"):   # plan --what files,mail: one report for the cutover, the mail details beside it
+        from migrate.reports.mail_plan import mail_section_html
+
+        h.append(mail_section_html(doc["mail"]))
     h.append("<h2>Rules and policies</h2><pre>" + _h(json.dumps({"policies": doc["policies"],
                                                                  "name_rules": doc["name_rules"]}, indent=2,
                                                                 ensure_ascii=False)) + "</pre>")
@@ -409,6 +417,10 @@ def write_plan_reports(doc: dict[str, Any], base: Path, *, output: Path | None =
     from migrate.reports.grants import write_not_carried_over
 
     write_not_carried_over(doc.get("not_carried_over") or [], folder)
+    if doc.get("mail"):   # mail-plan.html etc. beside plan.html, which links to it (and into plan-latest/)
+        from migrate.reports.mail_plan import write_mail_plan
+
+        write_mail_plan(doc["mail"], folder)
     if shared:  # the state's own copy of the list (`report plan -o` leaves the state's folder alone)
         write_not_carried_over(doc.get("not_carried_over") or [], Path(base))
     for key, (_title, cols) in lists.items():
@@ -448,6 +460,14 @@ def render_summary_text(doc: dict[str, Any], folder: Path) -> str:
             lines.append(f"  groups: {'; '.join(r['groups'])}")
         lines += [f"  not carried over: {n}" for n in r["not_carried"]]
         lines += [f"  note: {n}" for n in r["notes"]]
-    lines.append(f"reports: {folder / 'plan.html'} (also plan.md, plan.json and a CSV/JSON per list)")
+    if doc.get("mail"):
+        from migrate.engine.mail.plan import estimate_text
+
+        m = doc["mail"]["totals"]
+        lines.append(f"mail: {m['messages']} messages ({human_bytes(m['bytes'])}) in {m['folders']} folders of "
+                     f"{m['mailboxes']} mailboxes, {m['not_carried']} not carried; "
+                     f"{estimate_text(doc['mail']['estimate'], _dur)}")
+    lines.append(f"reports: {folder / 'plan.html'} (also plan.md, plan.json and a CSV/JSON per list"
+                 + ("; the mail plan in mail-plan.html, linked from plan.html)" if doc.get("mail") else ")"))
     lines.append("next: read the report; fix mappings or conflicts and run `plan` again, or run `m365-migrate copy`")
     return "\n".join(lines)

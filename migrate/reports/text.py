@@ -93,6 +93,11 @@ def render_status(data: dict[str, Any]) -> str:
         out += [f"grants not carried over: {lost['count']} ("
                 + ", ".join(f"{k} {v}" for k, v in lost["by_category"].items()) + f"), listed with the reason in {where}"]
     out += version_lines(data.get("versions") or {})
+    m = data.get("mail")
+    if m:
+        out += ["", f"mail: {m['mailboxes']} mailboxes, {m['done']} of {m['messages']} messages done, {m['left']} "
+                f"left, {m['failed']} failed, {m['not_carried']} not carried (per mailbox: `m365-migrate status "
+                "--what mail`)"]
     if data["failures"] or data.get("share_failures") or data.get("shares_not_visible"):
         out += ["", "needs attention:"]
         out += [f"  {f['status']:8} {f['path'] or f['item_id']}: {f['last_error'] or ''}" for f in data["failures"]]

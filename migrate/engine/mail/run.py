@@ -47,9 +47,11 @@ def run_mail_step(step: str, settings: Settings, *, upns: tuple[str, ...] = (), 
     args = {"what": ["mail"], "user": list(upns), "workers": workers}
     if step == "plan":
         with Run(settings.state_path, "plan-mail", args) as run:
-            doc = mail_plan.plan_mail(run.store, settings.mail, upns=upns)
+            doc = mail_plan.plan_mail(run.store, settings.mail, upns=upns, workers=workers)
             folder = mail_plan.write_plan(doc, settings.state_path.parent / "reports", output)
-            run.summary = {"totals": doc["totals"], "attention": doc["attention"], "reports": str(folder)}
+            # the whole plan, so `report plan` renders it again without the network
+            run.summary = {"totals": doc["totals"], "attention": doc["attention"], "reports": str(folder),
+                           "mail": doc}
         return MailResult({**doc, "reports": str(folder)}, mail_plan.render_plan(doc, folder), doc["attention"])
     if step == "verify":
         from migrate.engine.mail.verify import verify_mail
