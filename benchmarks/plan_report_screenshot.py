@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from migrate.engine.plan import estimate
+from migrate.store import StateStore
+from migrate.store.mail import MessageFacts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -77,22 +79,86 @@ def sample_doc() -> dict[str, Any]:
     }
 
 
+MAIL_EVIL = "<script>alert(1)</script> & Co"
+
+
+def seed_mail_state(state: Path) -> None:
+    """Two mailboxes as a scan and a partial copy leave them: folders to any depth with a hostile name, a hidden
+    folder, Outlook's Outbox, a message without MIME, one over the size limit, and an online archive."""
+    with StateStore(state) as store:
+        def folder(upn, sid, parent, path, wk=None, hidden=False, total=0, imap="adele"):
+            return store.upsert_mail_folder(user_id=f"u-{upn}", upn=upn, source_id=sid, parent_id=parent,
+                                            path=json.dumps(path), well_known=wk, hidden=hidden, total=total,
+                                            unread=0, imap_user=imap)
+
+        inbox = folder("adele@example.org", "f-in", None, ["Inbox"], "inbox", total=3)
+        evil = folder("adele@example.org", "f-ev", "f-in", ["Inbox", MAIL_EVIL], total=2)
+        slash = folder("adele@example.org", "f-sl", "f-in", ["Inbox", "A/B"], total=1)
+        sent = folder("adele@example.org", "f-se", None, ["Sent Items"], "sentitems", total=1)
+        hid = folder("adele@example.org", "f-hi", None, ["Hidden stuff"], hidden=True, total=4)
+        out = folder("adele@example.org", "f-ob", None, ["Outbox"], "outbox", total=1)
+        store.set_mail_folder(hid.id, skip_reason="hidden folder ([mail] hidden_folders = false)")
+        store.set_mail_folder(out.id, skip_reason="Outbox (unsent items; nothing is ever sent by the migration)")
+        store.set_mail_folder(sent.id, target_name="Sent", rename_reason="the server's \\Sent folder", created=1)
+        bob = folder("bob@example.org", "b-in", None, ["Inbox"], "inbox", total=2, imap="bob")
+        n = 0
+
+        def msgs(f, count, size=1000, status=None, reason=None):
+            nonlocal n
+            facts = []
+            for _ in range(count):
+                n += 1
+                facts.append(MessageFacts(f"m{n}", f"<m{n}@x>", None, "", size, "message", None))
+            store.upsert_mail_messages(f.id, f.user_id, 1, facts)
+            if status:
+                for r in store.iter_mail_messages(folder_id=f.id):
+                    if r.message_id in {x.message_id for x in facts}:
+                        store.set_mail_message(r.id, status=status, reason=reason)
+
+        msgs(inbox, 2, status="done")
+        msgs(inbox, 1, size=80_000_000)                     # over [mail] max_message_size
+        msgs(evil, 1, status="done")
+        msgs(evil, 1, status="failed", reason="APPEND refused: NO [LIMIT]")
+        msgs(slash, 1, status="skipped", reason="no MIME: Graph returned no content for this item")
+        msgs(sent, 1)
+        msgs(bob, 2)
+        run = store.start_run("scan-mail")
+        store.finish_run(run, "ok", {"archives": [{"user": "adele@example.org", "primary_bytes": 123_456, "items": 9}]})
+
+
+def sample_mail_doc(folder: Path) -> dict[str, Any]:
+    """The mail plan of the seeded state (plan_mail on a real state database in `folder`)."""
+    from migrate.config import MailSettings
+    from migrate.engine.mail.plan import plan_mail
+
+    seed_mail_state(folder / "migration.db")
+    with StateStore(folder / "migration.db", readonly=True) as store:
+        return plan_mail(store, MailSettings(max_message_size=50_000_000), workers=2)
+
+
+def _shot(page: Path, png: Path, profile: Path) -> None:
+    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1280,2000", page.as_uri()]
+    subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+
+
 def main() -> None:
     from migrate.reports.plan import write_plan_reports
 
     RESULTS.mkdir(parents=True, exist_ok=True)
+    png, mail_png = RESULTS / "plan_report.png", RESULTS / "mail_plan_report.png"
     with tempfile.TemporaryDirectory() as tmp:
-        folder = write_plan_reports(sample_doc(), Path(tmp), output=Path(tmp) / "out")
-        png = RESULTS / "plan_report.png"
-        cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={Path(tmp) / 'profile'}", f"--screenshot={png}", "--window-size=1280,2000",
-               (folder / "plan.html").as_uri()]
-        subprocess.run(cmd, capture_output=True, timeout=120, check=False)
-    ok = png.exists() and png.stat().st_size > 20_000
-    (RESULTS / "plan_report_screenshot.json").write_text(json.dumps({"png": str(png), "bytes": png.stat().st_size
-                                                                     if png.exists() else 0, "ok": ok}, indent=2))
-    print(png if ok else "screenshot failed")
+        doc = sample_doc()
+        doc["mail"] = sample_mail_doc(Path(tmp))   # plan --what files,mail: mail-plan.html beside plan.html
+        folder = write_plan_reports(doc, Path(tmp), output=Path(tmp) / "out")
+        _shot(folder / "plan.html", png, Path(tmp) / "profile")
+        _shot(folder / "mail-plan.html", mail_png, Path(tmp) / "profile")
+    ok = all(p.exists() and p.stat().st_size > 20_000 for p in (png, mail_png))
+    (RESULTS / "plan_report_screenshot.json").write_text(json.dumps(
+        {"png": str(png), "bytes": png.stat().st_size if png.exists() else 0, "mail_png": str(mail_png),
+         "mail_bytes": mail_png.stat().st_size if mail_png.exists() else 0, "ok": ok}, indent=2))
+    print(f"{png} {mail_png}" if ok else "screenshot failed")
     sys.exit(0 if ok else 1)
 
 

@@ -14,56 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.plan_report_screenshot import MAIL_EVIL, seed_mail_state
 from migrate.store import StateStore
-from migrate.store.mail import MessageFacts
 from tests.conftest import run_cli
 
-EVIL = "<script>alert(1)</script> & Co"
+EVIL = MAIL_EVIL
 UPN = "adele@example.org"
-
-
-def seed(state: Path) -> None:
-    """Two mailboxes as a scan and a partial copy leave them: folders to any depth with a hostile name, a hidden
-    folder, Outlook's Outbox, a message without MIME, one over the size limit, and an online archive."""
-    with StateStore(state) as store:
-        def folder(upn, sid, parent, path, wk=None, hidden=False, total=0, imap="adele"):
-            return store.upsert_mail_folder(user_id=f"u-{upn}", upn=upn, source_id=sid, parent_id=parent,
-                                            path=json.dumps(path), well_known=wk, hidden=hidden, total=total,
-                                            unread=0, imap_user=imap)
-
-        inbox = folder(UPN, "f-in", None, ["Inbox"], "inbox", total=3)
-        evil = folder(UPN, "f-ev", "f-in", ["Inbox", EVIL], total=2)
-        slash = folder(UPN, "f-sl", "f-in", ["Inbox", "A/B"], total=1)
-        sent = folder(UPN, "f-se", None, ["Sent Items"], "sentitems", total=1)
-        hid = folder(UPN, "f-hi", None, ["Hidden stuff"], hidden=True, total=4)
-        out = folder(UPN, "f-ob", None, ["Outbox"], "outbox", total=1)
-        store.set_mail_folder(hid.id, skip_reason="hidden folder ([mail] hidden_folders = false)")
-        store.set_mail_folder(out.id, skip_reason="Outbox (unsent items; nothing is ever sent by the migration)")
-        store.set_mail_folder(sent.id, target_name="Sent", rename_reason="the server's \\Sent folder", created=1)
-        bob = folder("bob@example.org", "b-in", None, ["Inbox"], "inbox", total=2, imap="bob")
-        n = 0
-
-        def msgs(f, count, size=1000, status=None, reason=None):
-            nonlocal n
-            facts = []
-            for _ in range(count):
-                n += 1
-                facts.append(MessageFacts(f"m{n}", f"<m{n}@x>", None, "", size, "message", None))
-            store.upsert_mail_messages(f.id, f.user_id, 1, facts)
-            if status:
-                for r in store.iter_mail_messages(folder_id=f.id):
-                    if r.message_id in {x.message_id for x in facts}:
-                        store.set_mail_message(r.id, status=status, reason=reason)
-
-        msgs(inbox, 2, status="done")
-        msgs(inbox, 1, size=80_000_000)                     # over [mail] max_message_size
-        msgs(evil, 1, status="done")
-        msgs(evil, 1, status="failed", reason="APPEND refused: NO [LIMIT]")
-        msgs(slash, 1, status="skipped", reason="no MIME: Graph returned no content for this item")
-        msgs(sent, 1)
-        msgs(bob, 2)
-        run = store.start_run("scan-mail")
-        store.finish_run(run, "ok", {"archives": [{"user": UPN, "primary_bytes": 123_456, "items": 9}]})
 
 
 @pytest.fixture
@@ -74,7 +30,7 @@ def project(tmp_path: Path) -> Path:
     assert "\nmax_message_size = 0\n" in text
     cfg.write_text(text.replace("\nmax_message_size = 0\n", "\nmax_message_size = 50000000\n"))
     (tmp_path / "state").mkdir(exist_ok=True)
-    seed(tmp_path / "state" / "migration.db")
+    seed_mail_state(tmp_path / "state" / "migration.db")
     return tmp_path
 
 
@@ -90,6 +46,8 @@ def test_mail_plan_lists_folders_targets_and_what_is_not_carried(project: Path) 
     doc = _doc(project)
     adele = next(b for b in doc["mailboxes"] if b["user"] == UPN)
     rows = {r["folder"]: r for r in adele["folder_list"]}
+    order = list(rows)
+    assert order.index("Inbox") < order.index("Inbox / A/B") < order.index("Outbox"), order   # tree order
     assert rows["Inbox"]["target"] == "INBOX" and rows["Inbox"]["messages"] == 3
     assert rows[f"Inbox / {EVIL}"]["messages"] == 2 and rows[f"Inbox / {EVIL}"]["bytes"] == 2000
     assert rows["Sent Items"] == {**rows["Sent Items"], "target": "Sent", "target_state": "placed"}

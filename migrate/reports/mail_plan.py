@@ -23,6 +23,10 @@ RENAME_COLS = ["user", "folder", "IMAP folder", "target", "reason"]
 ROWS = 2000   # per list in the HTML and Markdown; mail-plan.json and mail-not-carried.csv hold every row
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def _estimate(e: dict[str, Any]) -> str:
     from migrate.engine.mail.plan import estimate_text
 
@@ -71,7 +75,7 @@ def render_mail_markdown(doc: dict[str, Any]) -> str:
             f"{_dur(r.get('seconds_at_outlook_limit', 0))} |" for r in doc["mailboxes"]]
     for r in doc["mailboxes"]:
         rows = _folder_rows(r)
-        out += ["", f"### {_md(r['user'])} → {_md(r['imap_user'])} ({len(rows)} folders)", ""]
+        out += ["", f"### {_md(r['user'])} → {_md(r['imap_user'])} ({_n(len(rows), 'folder')})", ""]
         out += ["| " + " | ".join(FOLDER_COLS) + " |", "|" + "---|" * len(FOLDER_COLS)]
         out += ["| " + " | ".join(_md(x[c]) for c in FOLDER_COLS) + " |" for x in rows[:ROWS]]
     renames = _rename_rows(doc)
@@ -125,14 +129,14 @@ def render_mail_html(doc: dict[str, Any]) -> str:
         rows = _folder_rows(r)
         more = f"<p class=note>Showing {ROWS} of {len(rows)}; every folder is in mail-plan.json.</p>" \
             if len(rows) > ROWS else ""
-        h.append(f"<h2>{_h(r['user'])} → {_h(r['imap_user'])} ({len(rows)} folders)</h2><details"
-                 f"{' open' if len(rows) <= 200 else ''}><summary>{len(rows)} folders</summary>"
+        h.append(f"<h2>{_h(r['user'])} → {_h(r['imap_user'])} ({_n(len(rows), 'folder')})</h2><details"
+                 f"{' open' if len(rows) <= 200 else ''}><summary>{_n(len(rows), 'folder')}</summary>"
                  + _table(FOLDER_COLS, rows[:ROWS], {"messages", "size"}) + more + "</details>")
     h.append(f"<h2>Folders renamed at the server ({len(renames)})</h2><details"
-             f"{' open' if 0 < len(renames) <= 200 else ''}><summary>{len(renames)} rows</summary>"
+             f"{' open' if 0 < len(renames) <= 200 else ''}><summary>{_n(len(renames), 'row')}</summary>"
              + (_table(RENAME_COLS, renames[:ROWS]) if renames else "<p>None.</p>") + "</details>")
     h.append(f"<h2>Not carried, and why ({len(nc)})</h2><details{' open' if 0 < len(nc) <= 200 else ''}>"
-             f"<summary>{len(nc)} rows</summary>"
+             f"<summary>{_n(len(nc), 'row')}</summary>"
              + (_table(NOT_CARRIED_COLS, nc[:ROWS], {"items", "bytes"}) if nc else "<p>None.</p>")
              + (f"<p class=note>Showing {ROWS} of {len(nc)}; every row is in mail-not-carried.csv.</p>"
                 if len(nc) > ROWS else "") + "</details>")

@@ -42,7 +42,8 @@ def plan_mail(store: StateStore, mail: MailSettings, *, upns: tuple[str, ...] = 
               archives: list[dict[str, Any]] | None = None, workers: int = 4) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {}
     not_carried: list[dict[str, Any]] = []
-    folders = {f.id: f for f in store.mail_folders(upns)}
+    # in tree order (a folder before what is inside it), as Outlook shows them
+    folders = {f.id: f for f in sorted(store.mail_folders(upns), key=lambda f: (f.upn, path_parts(f.path)))}
     counts: dict[int, list[int]] = {}
     for r in store.mail_counts(upns):
         if r["status"]:
