@@ -262,5 +262,7 @@ def test_rename_carries_children_and_keeps_uidvalidity_and_uids(dovecot, mail_us
         with pytest.raises(FolderNameRefused) as refused:
             imap.rename("Taken", "~home")
         assert refused.value.folder == "~home"
+        imap.delete("Taken")
+        assert "Taken" not in {f.name for f in imap.folders()}
     listed = dovecot.doveadm("mailbox", "list", "-u", mail_user).splitlines()
     assert "Archiv 2027/Projekte (alt)/Größe & Übersicht" in listed

@@ -178,6 +178,13 @@ class ImapSession:
                                     code=tagged.code, folder=new) from None
         raise err
 
+    def delete(self, name: str) -> None:
+        """DELETE an (empty) folder. The caller checks it is empty first: IMAP DELETE takes the messages with it."""
+        if self._selected == name:
+            self._run("CLOSE", [b"CLOSE"], name)   # leave it first; CLOSE expunges nothing we did not mark
+            self._selected = None
+        self._run("DELETE", [b"DELETE ", self._name(name)], name)
+
     def status(self, name: str) -> FolderStatus:
         _, untagged = self._run("STATUS", [b"STATUS ", self._name(name), b" (UIDVALIDITY UIDNEXT MESSAGES)"], name)
         for r in untagged:

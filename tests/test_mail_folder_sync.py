@@ -1,0 +1,114 @@
+"""Folder changes in Outlook between two passes, carried by `sync --what mail` through the CLI (Graph sandbox and a
+real Dovecot): a rename, a move under another folder, a parent's rename (children follow), a new folder, deletions
+by [policy] deletions (keep, then trash), and a person's rename at the server respected."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from datetime import UTC, datetime
+
+from migrate.sandbox.graph import GraphSandbox
+from tests.conftest import run_cli
+from tests.mail_e2e_support import as_json, assert_one_copy_each, server_messages, setup_mail
+from tests.mail_graph_support import spec
+
+
+def _folder_id(g, upn: str, path: str) -> str:
+    return g.call(lambda: g.mailboxes.mailbox(g.tenant.user(upn)).by_path(path).id)
+
+
+def _uidvalidity(dovecot, user: str, folder: str) -> str:
+    out = dovecot.doveadm("-f", "tab", "mailbox", "status", "-u", user, "uidvalidity", folder)
+    return out.splitlines()[-1].split("\t")[-1].strip()
+
+
+def test_folder_renames_moves_new_and_deleted_folders(tmp_path, dovecot):
+    user = dovecot.fresh_user()
+    with GraphSandbox(spec(users=1)) as g:
+        env, (upn,) = setup_mail(tmp_path, g, dovecot, [user])
+        for step in ("scan", "copy"):
+            assert run_cli(step, "--what", "mail", cwd=tmp_path, env=env).returncode in (0, 3)
+        db_path = tmp_path / "state" / "migration.db"
+        first = server_messages(dovecot, user)
+        child = "INBOX/Projekte/Größe & Übersicht"
+        assert {"INBOX/Projekte", child, "INBOX/Kunden_Lieferanten", "Einkauf ✓ 2026/Angebote/Ältere Angebote",
+                "Leer"} <= set(first), sorted(first)
+        validity = _uidvalidity(dovecot, user, child)
+        child_uids = [m["uid"] for m in first[child]]
+
+        # in Outlook: a parent renamed, a folder moved under the archive (with its subfolder), a new folder with
+        # mail, an empty folder deleted; at the server a person renamed a folder that Outlook renames too
+        g.mail_mutate("rename_folder", user=upn, folder=_folder_id(g, upn, "Inbox/Projekte"), name="Projekte 2027")
+        g.mail_mutate("move_folder", user=upn, folder=_folder_id(g, upn, "Einkauf ✓ 2026/Angebote"), parent="archive")
+        new = g.mail_mutate("add_folder", user=upn, parent="msgfolderroot", name="Neu & Ünicode")
+        g.mail_mutate("deliver", user=upn, folder=new, subject="Im neuen Ordner")
+        g.mail_mutate("delete_folder", user=upn, folder=_folder_id(g, upn, "Leer"))
+        kunden = g.call(lambda: next(f.id for f in g.mailboxes.mailbox(g.tenant.user(upn)).folders.values()
+                                     if f.name == "Kunden/Lieferanten"))
+        g.mail_mutate("rename_folder", user=upn, folder=kunden, name="Lieferanten")
+        g.mail_mutate("deliver", user=upn, folder=kunden, subject="Neue Lieferung")
+        dovecot.doveadm("mailbox", "rename", "-u", user, "INBOX/Kunden_Lieferanten", "Kunden (meine)")
+
+        before = server_messages(dovecot, user)
+        dry = run_cli("--json", "sync", "--what", "mail", "--dry-run", cwd=tmp_path, env=env)
+        assert dry.returncode == 0 and as_json(dry)["folders_renamed"] == [], dry.stdout
+        assert server_messages(dovecot, user) == before   # a dry run changes nothing at the server
+
+        r = run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env)
+        s = as_json(r)
+        assert r.returncode == 3, s   # the person's rename is a conflict: reported
+        assert sorted(s["folders_renamed"]) == sorted([
+            f"{upn}: Inbox / Projekte 2027: INBOX/Projekte → INBOX/Projekte 2027",
+            f"{upn}: Archive / Angebote: Einkauf ✓ 2026/Angebote → Archive/Angebote",
+        ]), s["folders_renamed"]
+        assert any("Neu & Ünicode" in x for x in s["folders_created"]) and s["appended"] == 2, s
+        assert any("Kunden (meine)" in c and "renamed at the server by a person" in c for c in s["conflicts"]), s
+        assert any("Leer" in x and "deletions = keep" in x for x in s["folders_kept"]), s["folders_kept"]
+        now = server_messages(dovecot, user)
+        assert "INBOX/Projekte" not in now and child not in now and "Einkauf ✓ 2026/Angebote" not in now
+        moved = "INBOX/Projekte 2027/Größe & Übersicht"
+        # the subfolder followed its parent, with its UIDVALIDITY and UIDs: nothing appended again
+        assert [m["uid"] for m in now[moved]] == child_uids and _uidvalidity(dovecot, user, moved) == validity
+        assert len(now["Archive/Angebote/Ältere Angebote"]) == len(first["Einkauf ✓ 2026/Angebote/Ältere Angebote"])
+        assert len(now["Neu & Ünicode"]) == 1 and "Leer" in now
+        # the person's name stays; the new message of that folder went there
+        assert "INBOX/Lieferanten" not in now and len(now["Kunden (meine)"]) == len(first["INBOX/Kunden_Lieferanten"]) + 1
+        assert_one_copy_each(db_path, dovecot, user)
+        v = run_cli("--json", "verify", "--what", "mail", cwd=tmp_path, env=env)
+        assert v.returncode == 0, v.stdout
+
+        again = as_json(run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env))
+        assert (again["folders_renamed"], again["folders_created"], again["folders_kept"], again["conflicts"],
+                again["appended"]) == ([], [], [], [], 0), again
+
+        # [policy] deletions = trash: a deleted folder's messages go to Trash and the emptied folders are deleted;
+        # a folder holding a message a person put there stays
+        cfg = tmp_path / "m365-migrate.toml"
+        cfg.write_text(cfg.read_text() + '\n[policy]\ndeletions = "trash"\n')
+        with dovecot.session(user, master=True) as imap:
+            mine = b"From: p@example.org\r\nSubject: meine Notiz\r\nMessage-ID: <notiz@example.org>\r\n\r\nHallo\r\n"
+            imap.append("INBOX/Projekte 2027", io.BytesIO(mine), len(mine), [], datetime(2026, 1, 1, tzinfo=UTC))
+        g.mail_mutate("delete_folder", user=upn, folder=_folder_id(g, upn, "Archive/Angebote"))
+        g.mail_mutate("delete_folder", user=upn, folder=_folder_id(g, upn, "Inbox/Projekte 2027"))
+        trash_before = len(now.get("Trash", []))
+        gone_msgs = sum(len(now[f]) for f in ("Archive/Angebote", "Archive/Angebote/Ältere Angebote",
+                                               "INBOX/Projekte 2027", moved))
+        r = run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env)
+        s = as_json(r)
+        assert r.returncode == 0, s
+        assert s["trashed"] == gone_msgs and sorted(x.split(": ")[-1].split(" (")[0] for x in s["folders_deleted"]) \
+            == ["Archive/Angebote", "Archive/Angebote/Ältere Angebote", moved], s
+        assert any("INBOX/Projekte 2027 still holds 1 messages" in x for x in s["folders_kept"]), s["folders_kept"]
+        final = server_messages(dovecot, user)
+        assert not {"Archive/Angebote", "Archive/Angebote/Ältere Angebote", moved} & set(final)
+        assert [m["message_id"] for m in final["INBOX/Projekte 2027"]] == ["<notiz@example.org>"]
+        assert len(final["Trash"]) == trash_before + gone_msgs
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        assert db.execute("SELECT COUNT(*) FROM mail_folders WHERE target_name=? AND created=1",
+                          (moved,)).fetchone() == (0,)
+        audit = run_cli("audit", "export", "--format", "jsonl", cwd=tmp_path, env=env).stdout
+        for kind in ("mail.folder-rename", "mail.folder-followed", "mail.folder-delete", "mail.create"):
+            assert f'"{kind}"' in audit, kind
+        last = as_json(run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env))
+        assert (last["folders_deleted"], last["folders_kept"], last["trashed"], last["conflicts"]) == ([], [], 0, []), last
