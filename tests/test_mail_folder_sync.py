@@ -52,7 +52,14 @@ def test_folder_renames_moves_new_and_deleted_folders(tmp_path, dovecot):
 
         before = server_messages(dovecot, user)
         dry = run_cli("--json", "sync", "--what", "mail", "--dry-run", cwd=tmp_path, env=env)
-        assert dry.returncode == 0 and as_json(dry)["folders_renamed"] == [], dry.stdout
+        d = as_json(dry)
+        assert dry.returncode == 0 and d["appended"] == 0, d
+        assert sorted(d["folders_renamed"]) == [
+            f"{upn}: Archive / Angebote: Einkauf ✓ 2026/Angebote → Archive/Angebote (would be renamed)",
+            f"{upn}: Inbox / Lieferanten: INBOX/Kunden_Lieferanten → INBOX/Lieferanten (would be renamed)",
+            f"{upn}: Inbox / Projekte 2027: INBOX/Projekte → INBOX/Projekte 2027 (would be renamed)"], d
+        assert d["folders_created"] == [f"{upn}: Neu & Ünicode (would be created)"]
+        assert any("Leer" in x and "would be kept" in x for x in d["folders_kept"]), d
         assert server_messages(dovecot, user) == before   # a dry run changes nothing at the server
 
         r = run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env)

@@ -188,3 +188,30 @@ def retire_folders(store: StateStore, session: Any, box: Mailbox, policy: str, s
         store.set_mail_folder(r.id, created=0)
         store.audit("mail.folder-delete", f"{r.imap_user}/{name}", source=r.source_id, why=why)
         s.note("folders_deleted", f"{where}: {name} ({why}; empty at the server)")
+
+
+def preview(store: StateStore, session: Any, box: Mailbox, policy: str, s: Any) -> None:
+    """What a sync would do to the folders, for `--dry-run`: reads the server (LIST), writes nothing. A person's
+    changes at the server are found only by the real run (they need a STATUS of every folder)."""
+    sep = session.separator or "/"
+    special = session.special_use()
+    rows = _ours(store, box, live=True)
+    mapped = map_folders(_inputs(rows), special, sep)
+    for r in rows:
+        out = mapped.get(r.source_id)
+        if out is not None and not r.created:
+            s.note("folders_created", f"{box.upn}: {out.target} (would be created)")
+    for r in sorted(rows, key=lambda x: len(path_parts(x.path))):
+        if _mine(r) and r.skip_reason is None and r.held is None and r.placed not in (None, placed_of(r)):
+            out = map_folders(_inputs(rows, free=r.source_id), special, sep).get(r.source_id)
+            if out is not None and out.target != r.target_name:
+                s.note("folders_renamed", f"{box.upn}: {path_text(r.path)}: {r.target_name} → {out.target} "
+                                          "(would be renamed)")
+    for r in _ours(store, box):
+        if _mine(r) and (r.gone or r.skip_reason) and r.held is None:
+            if policy == "trash":
+                s.note("folders_deleted", f"{box.upn}: {path_text(r.path)}: {r.target_name} (would be deleted if "
+                                          "empty at the server once our messages went to Trash)")
+            else:
+                s.note("folders_kept", f"{box.upn}: {path_text(r.path)}: {r.target_name} (would be kept: "
+                                       f"[policy] deletions = {policy})")

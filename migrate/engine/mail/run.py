@@ -118,7 +118,9 @@ def run_mail_step(step: str, settings: Settings, *, upns: tuple[str, ...] = (), 
             run.summary = y.to_dict()
         sc = y.scan
         text = _lines(f"mail: {sc.get('new', 0)} new, {sc.get('changed', 0)} changed, {sc.get('removed', 0)} gone in "
-                      f"Outlook since the last pass" + ("" if dry_run else
+                      f"Outlook since the last pass" + (f"; folders: {len(y.folders_created)} to create, {len(y.folders_renamed)} "
+                      f"to rename or move, {len(y.folders_deleted)} to delete, {len(y.folders_kept)} to keep (dry run: "
+                      "nothing written)" if dry_run else
                       f"; {y.appended} appended, {y.moved} moved, {y.flags} flag changes, {y.trashed} moved to Trash, "
                       f"{len(y.kept)} deletions kept, {len(y.conflicts)} conflicts; folders: "
                       f"{len(y.folders_created)} created, {len(y.folders_renamed)} renamed or moved, "

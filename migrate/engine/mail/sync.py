@@ -82,12 +82,25 @@ def sync_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
                                     interval=interval)
     s.scan = sc.to_dict()
     s.failed += sc.failed
-    if dry_run:
-        s.seconds = round(time.monotonic() - started, 3)
-        return s
     if boxes is None:
         boxes, _ = mailboxes(store, mappings, upns)
     imap, login_for, pacer = imap_settings(settings), login_source(settings), imap_pacer(settings)
+    if dry_run:   # the folder changes to come, from the server's LIST; nothing is written
+        from migrate.engine.mail.folder_sync import preview
+
+        for box in boxes:
+            sessions = Sessions(imap, login_for(box.imap_user), pacer)
+            try:
+                sessions.call(lambda sess, b=box: preview(store, sess, b, settings.policy.deletions, s),
+                              what=f"folders of {box.imap_user}")
+            except (AuthError, MigrateError) as exc:
+                if isinstance(exc, Fatal) and not isinstance(exc, AuthError):
+                    raise
+                s.note("failed", f"{box.upn}: folder changes not previewed: {exc.message}")
+            finally:
+                sessions.close()
+        s.seconds = round(time.monotonic() - started, 3)
+        return s
 
     def one(box: Mailbox) -> None:
         client = MailClient(source.client, box.upn, MAILBOX_INTERVAL if interval is None else interval)
