@@ -41,6 +41,7 @@ def test_folder_renames_moves_new_and_deleted_folders(tmp_path, dovecot):
         # mail, an empty folder deleted; at the server a person renamed a folder that Outlook renames too
         g.mail_mutate("rename_folder", user=upn, folder=_folder_id(g, upn, "Inbox/Projekte"), name="Projekte 2027")
         g.mail_mutate("move_folder", user=upn, folder=_folder_id(g, upn, "Einkauf ✓ 2026/Angebote"), parent="archive")
+        g.mail_mutate("rename_folder", user=upn, folder=_folder_id(g, upn, "Einkauf ✓ 2026"), name="trash")
         new = g.mail_mutate("add_folder", user=upn, parent="msgfolderroot", name="Neu & Ünicode")
         g.mail_mutate("deliver", user=upn, folder=new, subject="Im neuen Ordner")
         g.mail_mutate("delete_folder", user=upn, folder=_folder_id(g, upn, "Leer"))
@@ -54,7 +55,8 @@ def test_folder_renames_moves_new_and_deleted_folders(tmp_path, dovecot):
         dry = run_cli("--json", "sync", "--what", "mail", "--dry-run", cwd=tmp_path, env=env)
         d = as_json(dry)
         assert dry.returncode == 0 and d["appended"] == 0, d
-        assert sorted(d["folders_renamed"]) == [
+        assert f"{upn}: trash: Einkauf ✓ 2026 → trash (" in " ".join(d["folders_renamed"]), d
+        assert sorted(x for x in d["folders_renamed"] if "Einkauf ✓ 2026 →" not in x) == [
             f"{upn}: Archive / Angebote: Einkauf ✓ 2026/Angebote → Archive/Angebote (would be renamed)",
             f"{upn}: Inbox / Lieferanten: INBOX/Kunden_Lieferanten → INBOX/Lieferanten (would be renamed)",
             f"{upn}: Inbox / Projekte 2027: INBOX/Projekte → INBOX/Projekte 2027 (would be renamed)"], d
@@ -65,9 +67,14 @@ def test_folder_renames_moves_new_and_deleted_folders(tmp_path, dovecot):
         r = run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env)
         s = as_json(r)
         assert r.returncode == 3, s   # the person's rename is a conflict: reported
-        assert sorted(s["folders_renamed"]) == sorted([
+        # a name taken by a special-use folder gets the mapping's collision suffix; Trash itself is never touched
+        renamed_top = [x for x in s["folders_renamed"] if "Einkauf ✓ 2026 →" in x]
+        assert len(renamed_top) == 1 and renamed_top[0].split(" → ")[1].startswith("trash"), s["folders_renamed"]
+        assert renamed_top[0].split(" → ")[1] != "trash", renamed_top
+        suffixed = renamed_top[0].split(" → ")[1]   # the parent went first (top-down), then its child moved
+        assert sorted(x for x in s["folders_renamed"] if "Einkauf ✓ 2026 →" not in x) == sorted([
             f"{upn}: Inbox / Projekte 2027: INBOX/Projekte → INBOX/Projekte 2027",
-            f"{upn}: Archive / Angebote: Einkauf ✓ 2026/Angebote → Archive/Angebote",
+            f"{upn}: Archive / Angebote: {suffixed}/Angebote → Archive/Angebote",
         ]), s["folders_renamed"]
         assert any("Neu & Ünicode" in x for x in s["folders_created"]) and s["appended"] == 2, s
         assert any("Kunden (meine)" in c and "renamed at the server by a person" in c for c in s["conflicts"]), s
@@ -79,6 +86,8 @@ def test_folder_renames_moves_new_and_deleted_folders(tmp_path, dovecot):
         assert [m["uid"] for m in now[moved]] == child_uids and _uidvalidity(dovecot, user, moved) == validity
         assert len(now["Archive/Angebote/Ältere Angebote"]) == len(first["Einkauf ✓ 2026/Angebote/Ältere Angebote"])
         assert len(now["Neu & Ünicode"]) == 1 and "Leer" in now
+        assert suffixed in now and len(now["Trash"]) == len(first["Trash"]) and "Einkauf ✓ 2026" not in now
+        assert any("a person renamed it at the server" in c for c in s["conflicts"]), s["conflicts"]
         # the person's name stays; the new message of that folder went there
         assert "INBOX/Lieferanten" not in now and len(now["Kunden (meine)"]) == len(first["INBOX/Kunden_Lieferanten"]) + 1
         assert_one_copy_each(db_path, dovecot, user)
