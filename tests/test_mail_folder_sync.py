@@ -128,3 +128,41 @@ def test_folder_renames_moves_new_and_deleted_folders(tmp_path, dovecot):
             assert f'"{kind}"' in audit, kind
         last = as_json(run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env))
         assert (last["folders_deleted"], last["folders_kept"], last["trashed"], last["conflicts"]) == ([], [], 0, []), last
+
+
+def test_a_folder_deleted_at_the_server_waits_and_one_moved_out_of_reach_is_trashed(tmp_path, dovecot):
+    user = dovecot.fresh_user()
+    with GraphSandbox(spec(users=1)) as g:
+        env, (upn,) = setup_mail(tmp_path, g, dovecot, [user], extra='\n[policy]\ndeletions = "trash"')
+        for step in ("scan", "copy"):
+            assert run_cli(step, "--what", "mail", cwd=tmp_path, env=env).returncode in (0, 3)
+        first = server_messages(dovecot, user)
+        kunden_name, punkt = "INBOX/Kunden_Lieferanten", "INBOX/Projekt 2_0"
+        assert first[kunden_name] and first[punkt]
+        # a person deletes a folder at the server; Outlook keeps delivering into it
+        dovecot.doveadm("mailbox", "delete", "-u", user, kunden_name)
+        kunden = g.call(lambda: next(f.id for f in g.mailboxes.mailbox(g.tenant.user(upn)).folders.values()
+                                     if f.name == "Kunden/Lieferanten"))
+        g.mail_mutate("deliver", user=upn, folder=kunden, subject="Neue Lieferung")
+        # in Outlook a folder moves into a hidden one (not carried): like a deletion, by the policy
+        g.mail_mutate("move_folder", user=upn, folder=_folder_id(g, upn, "Inbox/Projekt 2.0"),
+                      parent=_folder_id(g, upn, "Archive/Privat (versteckt)"))
+        r = run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env)
+        s = as_json(r)
+        assert r.returncode == 3 and s["failed"] == [], s
+        assert [c for c in s["conflicts"] if "deleted at the server by a person" in c and kunden_name in c], s
+        assert s["appended"] == 0 and s["trashed"] == len(first[punkt]), s
+        assert [x.split(": ")[-1] for x in s["folders_deleted"]] == [
+            f"{punkt} (moved in Outlook into a folder that is not carried; empty at the server)"], s
+        now = server_messages(dovecot, user)
+        assert kunden_name not in now and punkt not in now   # the person's deletion is not undone
+        assert len(now["Trash"]) == len(first["Trash"]) + len(first[punkt])
+        quiet = as_json(run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env))
+        assert (quiet["conflicts"], quiet["failed"], quiet["appended"], quiet["trashed"]) == ([], [], 0, 0), quiet
+        # the person makes the folder again: its messages are carried again (the old ones and the new one)
+        dovecot.doveadm("mailbox", "create", "-u", user, kunden_name)
+        back = as_json(run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env))
+        assert back["appended"] == len(first[kunden_name]) + 1 and back["failed"] == [], back
+        assert len(server_messages(dovecot, user)[kunden_name]) == len(first[kunden_name]) + 1
+        assert_one_copy_each(tmp_path / "state" / "migration.db", dovecot, user)
+        assert run_cli("verify", "--what", "mail", cwd=tmp_path, env=env).returncode == 0
