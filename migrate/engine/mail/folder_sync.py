@@ -95,13 +95,15 @@ def carry_renames(store: StateStore, session: Any, box: Mailbox, s: Any) -> None
         if r.held == "kept" and r.skip_reason is None:   # back in Outlook (restored): ours again
             store.set_mail_folder(r.id, held=None)
     special = session.special_use()
-    for _ in range(len(_ours(store, box)) + 1):
+    tried: set[int] = set()   # a RENAME refused is tried once a sync
+    while True:
         rows = _ours(store, box, live=True)
         changed = [r for r in rows if _mine(r) and r.skip_reason is None and r.held != "gone"
-                   and r.placed is not None and r.placed != placed_of(r)]
+                   and r.placed is not None and r.placed != placed_of(r) and r.id not in tried]
         if not changed:
             return
         r = min(changed, key=lambda x: (len(path_parts(x.path)), x.id))
+        tried.add(r.id)
         where = f"{box.upn}: {path_text(r.path)}"
         if r.held == "renamed":
             s.note("conflicts", f"{where}: renamed or moved in Outlook, but a person renamed it at the server "
@@ -155,12 +157,32 @@ def _rename_one(store: StateStore, session: Any, box: Mailbox, r: MailFolderRow,
         return
 
 
+def out_of_reach(store: StateStore, box: Mailbox) -> set[int]:
+    """Folders we made that Outlook moved (themselves or a folder above them) into one that is not carried (a
+    hidden folder, Deleted Items with deleted_items = false): handled like a deletion. A folder left out only
+    because the settings changed since ([mail] hidden_folders, junk, ...) is not: nothing at the server changes."""
+    rows = _ours(store, box, live=True)
+    by_source = {r.source_id: r for r in rows}
+    out: set[int] = set()
+    for r in rows:
+        if not (_mine(r) and r.skip_reason):
+            continue
+        node: MailFolderRow | None = r
+        while node is not None:
+            if node.created and node.placed not in (None, placed_of(node)):
+                out.add(r.id)
+                break
+            node = by_source.get(node.parent_id or "")
+    return out
+
+
 def retire_folders(store: StateStore, session: Any, box: Mailbox, policy: str, s: Any) -> None:
     """Folders deleted in Outlook (or moved where they are not carried), after their messages were handled:
     `keep` leaves them; `trash` deletes each one that is empty at the server (deepest first), never one that
     holds anything (a person's message, a subfolder, a message changed at the server and so left there)."""
     sep = session.separator or "/"
-    retired = [r for r in _ours(store, box) if _mine(r) and (r.gone or r.skip_reason) and r.held is None]
+    away = out_of_reach(store, box)
+    retired = [r for r in _ours(store, box) if _mine(r) and (r.gone or r.id in away) and r.held is None]
     if not retired:
         return
     names = {f.name.casefold(): f.name for f in session.folders()}
@@ -207,8 +229,9 @@ def preview(store: StateStore, session: Any, box: Mailbox, policy: str, s: Any) 
             if out is not None and out.target != r.target_name:
                 s.note("folders_renamed", f"{box.upn}: {path_text(r.path)}: {r.target_name} → {out.target} "
                                           "(would be renamed)")
+    away = out_of_reach(store, box)
     for r in _ours(store, box):
-        if _mine(r) and (r.gone or r.skip_reason) and r.held is None:
+        if _mine(r) and (r.gone or r.id in away) and r.held is None:
             if policy == "trash":
                 s.note("folders_deleted", f"{box.upn}: {path_text(r.path)}: {r.target_name} (would be deleted if "
                                           "empty at the server once our messages went to Trash)")

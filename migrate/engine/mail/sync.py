@@ -153,11 +153,13 @@ def sync_mailbox(store: StateStore, client: Any, sessions: Sessions, box: Mailbo
     # but not one a person deleted at the server (nothing of ours left there)
     written = {f.id: f.target_name for f in store.mail_folders(live=False)
                if f.user_id == box.user_id and f.created and f.target_name and f.held != "gone"}
+    away = folder_sync.out_of_reach(store, box)
     for fid, here in written.items():
         for row in store.iter_mail_messages(target_folder_id=fid, statuses=("done",), gone=None):
             try:
-                sessions.call(lambda sess, r=row, f=fid: _sync_one(store, sess, box, r, f, written, targets, trash,
-                                                                  trash_id, policy, s), what=f"{box.upn}: {_name(row)}")
+                sessions.call(lambda sess, r=row, f=fid: _sync_one(store, sess, box, r, f, written, targets, away,
+                                                                  trash, trash_id, policy, s),
+                              what=f"{box.upn}: {_name(row)}")
             except (TargetFull, AuthError):
                 raise
             except MigrateError as exc:
@@ -176,15 +178,16 @@ def sync_mailbox(store: StateStore, client: Any, sessions: Sessions, box: Mailbo
 
 
 def _sync_one(store: StateStore, session: Any, box: Mailbox, row: MailMessageRow, fid: int, written: dict[int, str],
-              targets: dict[int, str], trash: str | None, trash_id: int | None, policy: str, s: MailSyncSummary
-              ) -> None:
+              targets: dict[int, str], away: set[int], trash: str | None, trash_id: int | None, policy: str,
+              s: MailSyncSummary) -> None:
     """One message we wrote: deleted in Outlook, moved there, or its flags changed there. `written`: where we put
-    messages (folders gone at the source included); `targets`: the carried folders now."""
+    messages (folders gone at the source included); `targets`: the carried folders now; `away`: folders Outlook
+    moved where they are not carried."""
     here = written[fid]
     if row.gone:
         _deleted(store, session, box, row, here, trash, trash_id, policy, s)
         return
-    if row.folder_id == fid and fid not in targets:   # its folder was deleted in Outlook, or is no longer carried
+    if row.folder_id == fid and fid in away:   # its folder was moved in Outlook where it is not carried
         _deleted(store, session, box, row, here, trash, trash_id, policy, s,
                  why="its folder was moved in Outlook into a folder that is not carried")
         return
