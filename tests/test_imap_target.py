@@ -235,3 +235,34 @@ def test_the_other_sign_in_routes_with_the_master_user(dovecot, mail_user, witho
     finally:
         wire.close()
     assert f"user=<{mail_user}>" in dovecot.log.read_text()
+
+
+def test_rename_carries_children_and_keeps_uidvalidity_and_uids(dovecot, mail_user) -> None:
+    with dovecot.session(mail_user) as imap:
+        imap.create("Projekte")
+        imap.create("Projekte/Größe & Übersicht")
+        landed = append(imap, message(19), folder="Projekte/Größe & Übersicht")
+        top = append(imap, message(20), folder="Projekte")
+        before = imap.status("Projekte/Größe & Übersicht").uidvalidity
+        assert imap.uids("Projekte") == [top.uid]   # selected: the rename must not leave a stale selection
+        imap.rename("Projekte", "Archiv 2027/Projekte (alt)")   # a new parent is made on the way
+        names = {f.name for f in imap.folders()}
+        assert "Projekte" not in names and "Projekte/Größe & Übersicht" not in names
+        assert {"Archiv 2027/Projekte (alt)", "Archiv 2027/Projekte (alt)/Größe & Übersicht"} <= names
+        moved = "Archiv 2027/Projekte (alt)/Größe & Übersicht"
+        assert imap.status(moved).uidvalidity == before == landed.uidvalidity   # Dovecot keeps it on RENAME
+        assert imap.uids(moved) == [landed.uid] and imap.uids("Archiv 2027/Projekte (alt)") == [top.uid]
+        assert imap.fetch_digest(moved, landed.uid) == (len(message(19)), hashlib.sha256(message(19)).hexdigest())
+        imap.create("Taken")
+        with pytest.raises(ImapRefused) as err:
+            imap.rename("Archiv 2027/Projekte (alt)", "Taken")
+        assert err.value.code == "ALREADYEXISTS"
+        with pytest.raises(FolderMissing):
+            imap.rename("Nope", "Nope 2")
+        with pytest.raises(FolderNameRefused) as refused:
+            imap.rename("Taken", "~home")
+        assert refused.value.folder == "~home"
+        imap.delete("Taken")
+        assert "Taken" not in {f.name for f in imap.folders()}
+    listed = dovecot.doveadm("mailbox", "list", "-u", mail_user).splitlines()
+    assert "Archiv 2027/Projekte (alt)/Größe & Übersicht" in listed

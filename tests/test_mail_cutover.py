@@ -49,7 +49,7 @@ def test_not_carried_doctor_trash_and_cutover(tmp_path, dovecot):
         after = {f: len(m) for f, m in server_messages(dovecot, users[1]).items()}
         assert after["INBOX"] == before["INBOX"] - 1 and after["Trash"] == before["Trash"] + 1
 
-        # a whole folder deleted in Outlook: its messages go to the server's Trash, the folder itself stays
+        # a whole folder deleted in Outlook: its messages go to the server's Trash, then the emptied folder goes
         import sqlite3
 
         db = sqlite3.connect(f"file:{tmp_path / 'state' / 'migration.db'}?mode=ro", uri=True)
@@ -62,7 +62,8 @@ def test_not_carried_doctor_trash_and_cutover(tmp_path, dovecot):
         s = as_json(run_cli("--json", "sync", "--what", "mail", cwd=tmp_path, env=env))
         assert s["trashed"] == n and s["scan"]["removed"] == n and s["conflicts"] == [], s
         final = {f: len(m) for f, m in server_messages(dovecot, users[1]).items()}
-        assert final[name] == 0 and final["Trash"] == after["Trash"] + n
+        assert name not in final and final["Trash"] == after["Trash"] + n
+        assert [x.split(": ")[-1] for x in s["folders_deleted"]] == [f"{name} (deleted in Outlook; empty at the server)"]
 
         # cutover: final sync carries the last mail, verify is whole, the second pass is empty → exit 0
         new_id = g.mail_mutate("deliver", user=upns[0], folder="inbox", subject="Letzte Nachricht vor dem Umzug")

@@ -51,13 +51,15 @@ class MailFolderRow:
     scan_generation: int
     gone: bool
     last_error: str | None
+    placed: str | None = None  # JSON [source parent id, name] when target_name was set (a change = moved in Outlook)
+    held: str | None = None    # 'renamed' | 'gone' (by a person at the server) | 'kept' (by policy): not ours to move
 
     @classmethod
     def of(cls, r: dict[str, Any]) -> MailFolderRow:
         return cls(r["id"], r["user_id"], r["upn"], r["source_id"], r["parent_id"], r["path"], r["well_known"],
                    bool(r["hidden"]), r["total"], r["unread"], r["imap_user"], r["target_name"], r["rename_reason"],
                    r["skip_reason"], r["uidvalidity"], bool(r["created"]), r["delta_link"], r["scan_state"],
-                   r["scan_generation"], bool(r["gone"]), r["last_error"])
+                   r["scan_generation"], bool(r["gone"]), r["last_error"], r.get("placed"), r.get("held"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -576,3 +576,14 @@ def m019_mail(db: Database) -> None:
             UNIQUE (user_id, message_id))""")
     db.execute("CREATE INDEX mail_messages_folder ON mail_messages(folder_id, status)")
     db.execute("CREATE INDEX mail_messages_target ON mail_messages(target_folder_id, uid)")
+
+
+@migrations()
+def m020_mail_folder_placement(db: Database) -> None:
+    # Folder changes in Outlook after the first copy: `placed` is the source [parent id, name] the folder had when
+    # its IMAP name (target_name) was last set, so sync sees a rename or move in Outlook and renames the folder at
+    # the server; `held` says the name at the server is no longer ours to change: 'renamed' (a person renamed or
+    # moved it there: messages follow it), 'gone' (a person deleted it there: its messages wait), 'kept' (deleted
+    # in Outlook, kept at the server by [policy] deletions).
+    db.execute("ALTER TABLE mail_folders ADD COLUMN placed TEXT")
+    db.execute("ALTER TABLE mail_folders ADD COLUMN held TEXT")

@@ -155,6 +155,36 @@ class ImapSession:
                                     hint="the folder gets another name by the name rules and is listed") from None
         raise err
 
+    def rename(self, old: str, new: str) -> None:
+        """RENAME `old` to `new` (UTF-8 paths; parents of `new` implicit). Its subfolders move with it and the
+        server keeps its UIDVALIDITY and UIDs (Dovecot does), so recorded UIDs stay valid. A name the server
+        cannot take is a FolderNameRefused, a missing `old` a FolderMissing, a taken `new` an ImapRefused with
+        code ALREADYEXISTS."""
+        try:
+            parts = [b"RENAME ", self._name(old), b" ", self._name(new)]
+        except ValueError as exc:
+            raise FolderNameRefused(f"the folder name {new!r} cannot be sent to the IMAP server", folder=new) \
+                from exc
+        if self._selected is not None and (self._selected == old or self._selected.startswith(old + self.separator)):
+            self._selected = None   # the selected folder's name is gone: select again by its new name
+        tagged, _ = self._wire.run(parts)
+        if tagged.ok:
+            return
+        err = refusal(tagged, "RENAME", old)
+        text = tagged.text.lower()
+        if type(err) is ImapRefused and tagged.code != "ALREADYEXISTS" and (
+                tagged.code == "CANNOT" or "mutf-7" in text or "too long" in text or "invalid" in text):
+            raise FolderNameRefused(f"the IMAP server cannot take the folder name {new!r}: {tagged.text.strip()}",
+                                    code=tagged.code, folder=new) from None
+        raise err
+
+    def delete(self, name: str) -> None:
+        """DELETE an (empty) folder. The caller checks it is empty first: IMAP DELETE takes the messages with it."""
+        if self._selected == name:
+            self._run("CLOSE", [b"CLOSE"], name)   # leave it first; CLOSE expunges nothing we did not mark
+            self._selected = None
+        self._run("DELETE", [b"DELETE ", self._name(name)], name)
+
     def status(self, name: str) -> FolderStatus:
         _, untagged = self._run("STATUS", [b"STATUS ", self._name(name), b" (UIDVALIDITY UIDNEXT MESSAGES)"], name)
         for r in untagged:

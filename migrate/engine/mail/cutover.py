@@ -69,7 +69,9 @@ def cutover_mail(store: StateStore, source: Any, settings: Settings, mappings: M
     y = sync_mail(store, source, settings, mappings, upns=upns, workers=workers, say=say, boxes=boxes)
     s.sync = {k: v for k, v in y.to_dict().items() if k != "scan"}
     s.steps.append({"step": "final mail sync", "seconds": round(time.monotonic() - t, 2), "appended": y.appended,
-                    "moved": y.moved, "flags": y.flags, "conflicts": len(y.conflicts), "failed": len(y.failed)})
+                    "moved": y.moved, "flags": y.flags, "folders_renamed": len(y.folders_renamed),
+                    "folders_created": len(y.folders_created), "folders_deleted": len(y.folders_deleted),
+                    "conflicts": len(y.conflicts), "failed": len(y.failed)})
     if y.failed or y.full or y.refused_login:
         s.problems.append(f"the final mail sync could not apply {len(y.failed) + len(y.full) + len(y.refused_login)}"
                           " changes or mailboxes (listed under sync)")

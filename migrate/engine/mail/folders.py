@@ -87,11 +87,13 @@ def rules_for(separator: str, *, strict: bool = False) -> NameRules:
 
 
 def map_folders(folders: Iterable[FolderIn], special: dict[str, str], separator: str, *,
-                strict: frozenset[str] = frozenset()) -> dict[str, FolderOut]:
+                strict: frozenset[str] = frozenset(), taken: Iterable[str] = ()) -> dict[str, FolderOut]:
     """Target names of the carried folders of one mailbox. `special` is the server's special-use map
-    ({"\\\\Sent": "Sent", ...}); `strict` names source ids the server refused once (stricter rules for them)."""
+    ({"\\\\Sent": "Sent", ...}); `strict` names source ids the server refused once (stricter rules for them);
+    `taken` are full names at the server that are not ours (a folder renamed there never lands on one)."""
     sep = separator or "/"
     items = list(folders)
+    others = list(taken)
     by_id = {f.source_id: f for f in items}
     out: dict[str, FolderOut] = {}
     homes = {a.lower(): n for a, n in special.items()}
@@ -129,6 +131,8 @@ def map_folders(folders: Iterable[FolderIn], special: dict[str, str], separator:
                           if (o.target.rsplit(sep, 1)[0] if sep in o.target else "") == parent_target]
         if not parent_target:
             siblings_taken += list(reserved_top)
+        siblings_taken += [n.rsplit(sep, 1)[-1] for n in others
+                           if (n.rsplit(sep, 1)[0] if sep in n else "").casefold() == parent_target.casefold()]
         fixed = [f for f in level if f.target]
         for f in fixed:
             out[f.source_id] = FolderOut(f.source_id, f.target or "", None)

@@ -120,10 +120,15 @@ def run_mail_step(step: str, settings: Settings, *, upns: tuple[str, ...] = (), 
             run.summary = y.to_dict()
         sc = y.scan
         text = _lines(f"mail: {sc.get('new', 0)} new, {sc.get('changed', 0)} changed, {sc.get('removed', 0)} gone in "
-                      f"Outlook since the last pass" + ("" if dry_run else
+                      f"Outlook since the last pass" + (f"; folders: {len(y.folders_created)} to create, {len(y.folders_renamed)} "
+                      f"to rename or move, {len(y.folders_deleted)} to delete, {len(y.folders_kept)} to keep (dry run: "
+                      "nothing written)" if dry_run else
                       f"; {y.appended} appended, {y.moved} moved, {y.flags} flag changes, {y.trashed} moved to Trash, "
-                      f"{len(y.kept)} deletions kept, {len(y.conflicts)} conflicts"),
-                      CONFLICT=y.conflicts, kept=y.kept, not_carried=y.skipped, FAILED=y.failed, FULL=y.full,
-                      SIGN_IN_REFUSED=y.refused_login)
+                      f"{len(y.kept)} deletions kept, {len(y.conflicts)} conflicts; folders: "
+                      f"{len(y.folders_created)} created, {len(y.folders_renamed)} renamed or moved, "
+                      f"{len(y.folders_deleted)} deleted, {len(y.folders_kept)} kept"),
+                      folder_created=y.folders_created, folder_renamed=y.folders_renamed,
+                      folder_deleted=y.folders_deleted, folder_kept=y.folders_kept, CONFLICT=y.conflicts, kept=y.kept,
+                      not_carried=y.skipped, FAILED=y.failed, FULL=y.full, SIGN_IN_REFUSED=y.refused_login)
         return MailResult(y.to_dict(), text, y.attention, y)
     raise ValueError(f"unknown mail step {step!r}")

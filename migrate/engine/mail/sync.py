@@ -41,6 +41,10 @@ class MailSyncSummary:
     flags: int = 0
     trashed: int = 0
     kept: list[str] = field(default_factory=list)        # deleted in Outlook, kept at the server by policy
+    folders_created: list[str] = field(default_factory=list)   # new in Outlook since the last pass
+    folders_renamed: list[str] = field(default_factory=list)   # renamed or moved in Outlook: RENAME at the server
+    folders_deleted: list[str] = field(default_factory=list)   # deleted in Outlook, empty at the server: deleted
+    folders_kept: list[str] = field(default_factory=list)      # deleted in Outlook, kept at the server
     conflicts: list[str] = field(default_factory=list)   # changed by a person at the target: left alone
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -78,12 +82,25 @@ def sync_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
                                     interval=interval)
     s.scan = sc.to_dict()
     s.failed += sc.failed
-    if dry_run:
-        s.seconds = round(time.monotonic() - started, 3)
-        return s
     if boxes is None:
         boxes, _ = mailboxes(store, mappings, upns)
     imap, login_for, pacer = imap_settings(settings), login_source(settings), imap_pacer(settings)
+    if dry_run:   # the folder changes to come, from the server's LIST; nothing is written
+        from migrate.engine.mail.folder_sync import preview
+
+        for box in boxes:
+            sessions = Sessions(imap, login_for(box.imap_user), pacer)
+            try:
+                sessions.call(lambda sess, b=box: preview(store, sess, b, settings.policy.deletions, s),
+                              what=f"folders of {box.imap_user}")
+            except (AuthError, MigrateError) as exc:
+                if isinstance(exc, Fatal) and not isinstance(exc, AuthError):
+                    raise
+                s.note("failed", f"{box.upn}: folder changes not previewed: {exc.message}")
+            finally:
+                sessions.close()
+        s.seconds = round(time.monotonic() - started, 3)
+        return s
 
     def one(box: Mailbox) -> None:
         client = MailClient(source.client, box.upn, MAILBOX_INTERVAL if interval is None else interval)
@@ -116,26 +133,40 @@ def sync_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
 
 def sync_mailbox(store: StateStore, client: Any, sessions: Sessions, box: Mailbox, settings: Settings,
                  s: MailSyncSummary) -> None:
-    setup = sessions.call(lambda sess: prepare_folders(store, sess, box.user_id, box.upn),
-                          what=f"folders of {box.imap_user}")
-    targets = setup.targets
+    from migrate.engine.mail import folder_sync
+
+    what = f"folders of {box.imap_user}"
+    # a person's renames and deletions at the server first (they win), then new folders, then Outlook's renames
+    sessions.call(lambda sess: folder_sync.follow_server(store, sess, box, s), what=what)
+    setup = sessions.call(lambda sess: prepare_folders(store, sess, box.user_id, box.upn), what=what)
+    for text in setup.created:
+        s.note("folders_created", text)
+    for text in setup.refused:
+        s.note("failed", f"{text}: its messages wait (rename the folder in Outlook, or change the server's layout)")
+    sessions.call(lambda sess: folder_sync.carry_renames(store, sess, box, s), what=what)
+    now = {f.id: f.target_name for f in store.mail_folders() if f.user_id == box.user_id}
+    targets = {fid: now.get(fid) or name for fid, name in setup.targets.items()}
     trash = sessions.call(lambda sess: sess.special_use().get("\\Trash"), what="special-use folders")
     trash_id = next((fid for fid, name in targets.items() if name == trash), None)
     policy = settings.policy.deletions
-    # every folder we wrote into, also one deleted in Outlook since (its messages: deleted there, or moved out)
+    # every folder we wrote into, also one deleted in Outlook since (its messages: deleted there, or moved out),
+    # but not one a person deleted at the server (nothing of ours left there)
     written = {f.id: f.target_name for f in store.mail_folders(live=False)
-               if f.user_id == box.user_id and f.created and f.target_name}
+               if f.user_id == box.user_id and f.created and f.target_name and f.held != "gone"}
+    away = folder_sync.out_of_reach(store, box)
     for fid, here in written.items():
         for row in store.iter_mail_messages(target_folder_id=fid, statuses=("done",), gone=None):
             try:
-                sessions.call(lambda sess, r=row, f=fid: _sync_one(store, sess, box, r, f, written, targets, trash,
-                                                                  trash_id, policy, s), what=f"{box.upn}: {_name(row)}")
+                sessions.call(lambda sess, r=row, f=fid: _sync_one(store, sess, box, r, f, written, targets, away,
+                                                                  trash, trash_id, policy, s),
+                              what=f"{box.upn}: {_name(row)}")
             except (TargetFull, AuthError):
                 raise
             except MigrateError as exc:
                 if isinstance(exc, Fatal):
                     raise
                 s.note("failed", f"{box.upn}: {here}: {_name(row)}: {exc.message}")
+    sessions.call(lambda sess: folder_sync.retire_folders(store, sess, box, policy, s), what=what)
     sessions.drop()   # the copy's workers open their own: at most [mail] connections at once
     cs = MailCopySummary()
     copy_messages(store, client, sessions, box, targets, settings, cs)
@@ -147,13 +178,18 @@ def sync_mailbox(store: StateStore, client: Any, sessions: Sessions, box: Mailbo
 
 
 def _sync_one(store: StateStore, session: Any, box: Mailbox, row: MailMessageRow, fid: int, written: dict[int, str],
-              targets: dict[int, str], trash: str | None, trash_id: int | None, policy: str, s: MailSyncSummary
-              ) -> None:
+              targets: dict[int, str], away: set[int], trash: str | None, trash_id: int | None, policy: str,
+              s: MailSyncSummary) -> None:
     """One message we wrote: deleted in Outlook, moved there, or its flags changed there. `written`: where we put
-    messages (folders gone at the source included); `targets`: the carried folders now."""
+    messages (folders gone at the source included); `targets`: the carried folders now; `away`: folders Outlook
+    moved where they are not carried."""
     here = written[fid]
     if row.gone:
         _deleted(store, session, box, row, here, trash, trash_id, policy, s)
+        return
+    if row.folder_id == fid and fid in away:   # its folder was moved in Outlook where it is not carried
+        _deleted(store, session, box, row, here, trash, trash_id, policy, s,
+                 why="its folder was moved in Outlook into a folder that is not carried")
         return
     if row.folder_id != fid:
         dest = targets.get(row.folder_id)

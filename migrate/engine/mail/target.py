@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,9 +28,16 @@ class FolderSetup:
     uidvalidity_changed: list[str] = field(default_factory=list)
 
 
-def _inputs(rows: list[MailFolderRow]) -> list[FolderIn]:
+def placed_of(r: MailFolderRow) -> str:
+    """The source place a folder's IMAP name was decided for: [parent id, name] (a change: moved in Outlook)."""
+    return json.dumps([r.parent_id, path_parts(r.path)[-1]], ensure_ascii=False)
+
+
+def _inputs(rows: list[MailFolderRow], free: str | None = None) -> list[FolderIn]:
+    """The mapping's view; every folder made at the server keeps its name, except `free` (a source id to name
+    afresh: renamed or moved in Outlook)."""
     return [FolderIn(r.source_id, r.parent_id, path_parts(r.path)[-1], r.well_known, r.skip_reason is None,
-                     r.target_name if r.created else None) for r in rows]
+                     r.target_name if r.created and r.source_id != free else None) for r in rows]
 
 
 def prepare_folders(store: StateStore, session: Any, user_id: str, upn: str, *, create: bool = True) -> FolderSetup:
@@ -55,6 +63,8 @@ def prepare_folders(store: StateStore, session: Any, user_id: str, upn: str, *, 
             if out is None:
                 continue
             name = out.target
+            if r.held == "gone":   # deleted at the server by a person: its messages wait (sync reports it)
+                continue
             if not create or (r.created and r.target_name == name):
                 setup.targets[r.id] = name
                 continue
@@ -74,7 +84,7 @@ def prepare_folders(store: StateStore, session: Any, user_id: str, upn: str, *, 
                 continue
             st = session.status(name)
             store.set_mail_folder(r.id, target_name=name, rename_reason=out.reason, created=1,
-                                  uidvalidity=st.uidvalidity, last_error=None)
+                                  uidvalidity=st.uidvalidity, last_error=None, placed=placed_of(r))
             if out.reason and "server's" not in out.reason:
                 setup.renamed.append(f"{upn}: {' / '.join(path_parts(r.path))} → {name} ({out.reason})")
             setup.targets[r.id] = name
