@@ -27,9 +27,10 @@ DOVECOT = Path("/usr/sbin/dovecot")
 DOVEADM = Path("/usr/bin/doveadm")
 MASTER_USER = "migrator"
 MASTER_PASSWORD = "masterpw"
+SMALL_QUOTA = "userdb_quota_rule=*:storage=100K"   # userdb fields of a user whose mailbox fills at 100 KiB
 USERS = {
     "alice": ("alicepw", ""),                                          # maildir, default (maildir++) layout
-    "bob": ("bobpw", "userdb_quota_rule=*:storage=100K"),                # small quota
+    "bob": ("bobpw", SMALL_QUOTA),                # small quota
     "carol": ("carolpw", "userdb_mail=maildir:~/Maildir:LAYOUT=fs"),     # accepts '.' in names
     "dave": ("davepw", "userdb_mail=mdbox:~/mdbox"),                     # mdbox
 }
@@ -225,13 +226,14 @@ class DovecotServer:
                 raise DovecotError(f"Dovecot did not pick up the new user {name}:\n{self.log_tail()}")
             time.sleep(0.2)
 
-    def fresh_user(self) -> str:
-        """A user nobody has used yet (from a pool made at start, else added), so tests do not share mail."""
-        if self._pool:
+    def fresh_user(self, extra: str = "") -> str:
+        """A user nobody has used yet (from a pool made at start, else added), so tests do not share mail;
+        `extra` (userdb fields, e.g. SMALL_QUOTA) always makes a new one."""
+        if self._pool and not extra:
             return self._pool.pop(0)
         self._added += 1
         name = f"extra{self._added}"
-        self.add_user(name, f"{name}-pw")
+        self.add_user(name, f"{name}-pw", extra)
         return name
 
     def doveadm(self, *args: str, check: bool = True) -> str:

@@ -20,6 +20,7 @@ from migrate.errors import (
     MailLoginRefused,
     exit_code_for,
 )
+from tests.dovecot_support import SMALL_QUOTA
 
 WHEN = datetime(2019, 3, 15, 9, 20, 30, tzinfo=UTC)
 
@@ -99,8 +100,8 @@ def test_a_refused_flag_does_not_desynchronise_the_connection(dovecot, mail_user
 
 
 def test_over_quota_is_refused_before_the_literal_and_is_target_full(dovecot) -> None:
-    big = message(12, body=(b"y" * 76 + b"\r\n") * 780)  # ~60 KB, bob's limit is 100 KiB
-    with dovecot.session("bob") as imap:
+    big = message(12, body=(b"y" * 76 + b"\r\n") * 780)  # ~60 KB, the user's limit is 100 KiB
+    with dovecot.session(dovecot.fresh_user(SMALL_QUOTA)) as imap:
         before = imap.quota()
         append(imap, big)
         sent = _CountingReader(big)

@@ -16,6 +16,7 @@ import pytest
 
 from migrate.sandbox.graph import GraphSandbox
 from tests.conftest import run_cli
+from tests.dovecot_support import SMALL_QUOTA
 from tests.mail_e2e_support import (
     BackgroundCopy,
     as_json,
@@ -228,20 +229,21 @@ def test_kill_9_mid_copy_then_rerun_no_duplicate_no_gap(tmp_path, dovecot):
 
 def test_bad_input_gives_a_clear_message_and_exit_code(tmp_path, dovecot):
     with GraphSandbox(spec(users=2)) as g:
-        env, upns = setup_mail(tmp_path, g, dovecot, ["bob", "nosuchuser"])
+        small = dovecot.fresh_user(SMALL_QUOTA)
+        env, upns = setup_mail(tmp_path, g, dovecot, [small, "nosuchuser"])
         assert run_cli("scan", "--what", "mail", cwd=tmp_path, env=env).returncode == 0
         # no master password anywhere: exit 2, saying where it goes
         r = run_cli("copy", "--what", "mail", cwd=tmp_path, env={**env, "M365_MIGRATE_IMAP_MASTER_PASSWORD": ""})
         assert r.returncode == 2 and "M365_MIGRATE_IMAP_MASTER_PASSWORD" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
-        # bob's quota is 100K: his mailbox stops with exit 5 and what to do; the unknown user is named (exit 4
+        # a 100K quota: that mailbox stops with exit 5 and what to do; the unknown user is named (exit 4
         # is outranked by the full mailbox, but both are listed)
         r = run_cli("copy", "--what", "mail", cwd=tmp_path, env=env)
         assert r.returncode == 5, r.stdout + r.stderr
-        assert "raise the quota" in r.stderr and "bob" in r.stderr and "Traceback" not in r.stderr
+        assert "raise the quota" in r.stderr and small in r.stderr and "Traceback" not in r.stderr
         assert "nosuchuser" in r.stdout
         write_only = tmp_path / "mappings" / "users.csv"
-        write_only.write_text(write_only.read_text().replace(f"{upns[0]},bob,wave1\n", ""))
+        write_only.write_text(write_only.read_text().replace(f"{upns[0]},{small},wave1\n", ""))
         r = run_cli("copy", "--what", "mail", cwd=tmp_path, env=env)
         assert r.returncode == 4 and "nosuchuser" in r.stderr and "Traceback" not in r.stderr, r.stderr
         r = run_cli("scan", "--what", "mail", "--user", "nobody@example.org", cwd=tmp_path, env=env)

@@ -9,6 +9,7 @@ import sqlite3
 
 from migrate.sandbox.graph import GraphSandbox
 from tests.conftest import run_cli
+from tests.dovecot_support import SMALL_QUOTA
 from tests.mail_e2e_support import BackgroundCopy, assert_one_copy_each, setup_mail
 from tests.mail_graph_support import spec
 
@@ -31,13 +32,14 @@ def test_dropped_connections_mid_copy_are_retried_without_duplicates(tmp_path, d
 
 def test_doctor_names_refused_sign_ins_and_small_quotas(tmp_path, dovecot):
     with GraphSandbox(spec(users=2)) as g:
-        env, _ = setup_mail(tmp_path, g, dovecot, ["bob", "nosuchuser"])
+        small = dovecot.fresh_user(SMALL_QUOTA)
+        env, _ = setup_mail(tmp_path, g, dovecot, [small, "nosuchuser"])
         assert run_cli("scan", "--what", "mail", cwd=tmp_path, env=env).returncode == 0
         r = run_cli("--json", "doctor", cwd=tmp_path, env=env)
         checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
         box = checks["IMAP mailboxes"]
         assert not box["ok"] and "nosuchuser" in box["detail"] and "quota too small" in box["detail"], box
-        assert "→ bob:" in box["detail"] and r.returncode == 4   # a refused sign-in outranks the small quota
+        assert f"→ {small}:" in box["detail"] and r.returncode == 4   # a refused sign-in outranks the small quota
 
 
 def test_tls_is_verified_with_the_configured_ca(tmp_path, dovecot_tls):

@@ -526,6 +526,10 @@ def m019_mail(db: Database) -> None:
     # has now (`want_flags`), and the SHA-256 and length of the bytes appended (LF turned into CRLF, what the server
     # gives back). Status: new → appending → done | failed | skipped | removed; `appending` is written before the
     # APPEND, so a run killed between the APPEND and the record finds the message by Message-ID and size/hash.
+    # A folder's `placed` is the source [parent id, name] it had when its IMAP name was last set (a rename or move
+    # in Outlook is then a RENAME at the server); `held` says that name is no longer ours to change: 'renamed' (a
+    # person renamed or moved it there: messages follow), 'gone' (a person deleted it there: its messages wait),
+    # 'kept' (deleted in Outlook, kept at the server by [policy] deletions).
     db.execute("""CREATE TABLE mail_folders (
             id INTEGER PRIMARY KEY,
             user_id TEXT NOT NULL,
@@ -548,6 +552,8 @@ def m019_mail(db: Database) -> None:
             scan_generation INTEGER NOT NULL DEFAULT 0,
             gone INTEGER NOT NULL DEFAULT 0,
             last_error TEXT,
+            placed TEXT,
+            held TEXT,
             updated_at TEXT NOT NULL,
             UNIQUE (user_id, source_id))""")
     db.execute("""CREATE TABLE mail_messages (
@@ -577,13 +583,3 @@ def m019_mail(db: Database) -> None:
     db.execute("CREATE INDEX mail_messages_folder ON mail_messages(folder_id, status)")
     db.execute("CREATE INDEX mail_messages_target ON mail_messages(target_folder_id, uid)")
 
-
-@migrations()
-def m020_mail_folder_placement(db: Database) -> None:
-    # Folder changes in Outlook after the first copy: `placed` is the source [parent id, name] the folder had when
-    # its IMAP name (target_name) was last set, so sync sees a rename or move in Outlook and renames the folder at
-    # the server; `held` says the name at the server is no longer ours to change: 'renamed' (a person renamed or
-    # moved it there: messages follow it), 'gone' (a person deleted it there: its messages wait), 'kept' (deleted
-    # in Outlook, kept at the server by [policy] deletions).
-    db.execute("ALTER TABLE mail_folders ADD COLUMN placed TEXT")
-    db.execute("ALTER TABLE mail_folders ADD COLUMN held TEXT")
