@@ -21,10 +21,11 @@ import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migrate.engine.groupware import delta as gw_delta
+from migrate.engine.summary import StepSummary
 from migrate.errors import AuthError, ConfigError, Fatal, MigrateError, TargetError, TransientError
 from migrate.groupware.attachments import file_sizes
 
@@ -105,17 +106,8 @@ def content_hash(body: bytes) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- scan
-class _Summary:
-    """What a step reports: its fields plus whether something needs a person (exit 3)."""
-
-    attention: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attention": self.attention}  # type: ignore[call-overload]
-
-
 @dataclass
-class GwScanSummary(_Summary):
+class GwScanSummary(StepSummary):
     mailboxes: int = 0
     calendars: int = 0
     address_books: int = 0
@@ -416,7 +408,7 @@ def estimate(store: StateStore, puts: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------- copy
 @dataclass
-class GwCopySummary(_Summary):
+class GwCopySummary(StepSummary):
     collections_created: int = 0
     created: int = 0
     updated: int = 0
@@ -553,7 +545,7 @@ def _create(target: DavTarget, store: StateStore, coll: GwCollection, obj: GwObj
 
 # ---------------------------------------------------------------------------------------------------- verify
 @dataclass
-class GwVerifySummary(_Summary):
+class GwVerifySummary(StepSummary):
     collections: int = 0
     checked: int = 0
     verified: int = 0

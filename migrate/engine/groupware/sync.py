@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migrate.engine.groupware.steps import GwCopySummary, Say, _Summary, copy_groupware, scan_groupware
+from migrate.engine.groupware.steps import GwCopySummary, Say, copy_groupware, scan_groupware
+from migrate.engine.summary import StepSummary
 from migrate.errors import TargetError, TransientError
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class GwSyncSummary(_Summary):
+class GwSyncSummary(StepSummary):
     dry_run: bool = False
     deletions_policy: str = "keep"
     read: dict[str, Any] = field(default_factory=dict)

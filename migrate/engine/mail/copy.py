@@ -17,13 +17,15 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migrate.engine.mail.boxes import Mailbox, imap_pacer, imap_settings, login_source, mailboxes
 from migrate.engine.mail.scan import MailClient
 from migrate.engine.mail.target import prepare_folders
+from migrate.engine.summary import StepSummary
 from migrate.errors import (
     AuthError,
     Fatal,
@@ -46,11 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TODO = ("new", "appending", "failed")
 UNKNOWN_UIDS_CHECKED = 200   # a message without Message-ID is looked for among at most this many unknown UIDs
-_LOCK = threading.Lock()
 
 
 @dataclass
-class MailCopySummary:
+class MailCopySummary(StepSummary):
     mailboxes: int = 0
     appended: int = 0
     adopted: int = 0            # found already at the server after an interrupted run: not appended again
@@ -71,17 +72,6 @@ class MailCopySummary:
     def attention(self) -> bool:
         return bool(self.failed or self.skipped or self.full or self.refused_login or self.uidvalidity_changed)
 
-    def add(self, name: str, n: int = 1) -> None:
-        with _LOCK:
-            setattr(self, name, getattr(self, name) + n)
-
-    def note(self, name: str, text: str) -> None:
-        with _LOCK:
-            getattr(self, name).append(text)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attention": self.attention}
-
 
 def copy_mail(store: StateStore, source: Any, settings: Settings, mappings: Mappings, *, upns: tuple[str, ...] = (),
               workers: int = 4, say: Any = None, interval: float | None = None, progress: Any = None
@@ -90,7 +80,6 @@ def copy_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
 
     Raises the worst mailbox-level error after every mailbox had its turn: MailboxFull/TargetFull (exit 5) when
     a mailbox is full, AuthError (exit 4) when a sign-in was refused; the summary lists them all."""
-    from migrate.engine.groupware.steps import MAILBOX_INTERVAL
 
     say = say or (lambda m: None)
     s = MailCopySummary()
@@ -101,11 +90,27 @@ def copy_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
     s.mailboxes = len(boxes)
     imap, login_for, pacer = imap_settings(settings), login_source(settings), imap_pacer(settings)
 
+    each_mailbox(boxes, s, source.client, lambda box, client: copy_mailbox(
+        store, client, Sessions(imap, login_for(box.imap_user), pacer), box, settings, s),
+        interval=interval, workers=workers, say=say, done="copied", thread="mail-copy")
+    s.requests = sum(source.client.counts.values()) - before
+    s.seconds = round(time.monotonic() - started, 3)
+    return s
+
+
+def each_mailbox(boxes: list[Mailbox], s: Any, source_client: Any, body: Callable[[Mailbox, MailClient], None], *,
+                 interval: float | None, workers: int, say: Callable[[str], None], done: str, thread: str) -> None:
+    """`body(box, client)` for every mailbox, `workers` at a time, each with its own paced Graph client.
+
+    A full mailbox, a refused sign-in or another mailbox-level failure is noted in the summary `s` and the other
+    mailboxes go on; what ends the whole run (Fatal, e.g. Graph unreachable) is raised."""
+    from migrate.engine.groupware.steps import MAILBOX_INTERVAL
+
     def one(box: Mailbox) -> None:
-        client = MailClient(source.client, box.upn, MAILBOX_INTERVAL if interval is None else interval)
+        client = MailClient(source_client, box.upn, MAILBOX_INTERVAL if interval is None else interval)
         try:
-            copy_mailbox(store, client, Sessions(imap, login_for(box.imap_user), pacer), box, settings, s)
-            say(f"mail: copied the mailbox of {box.upn}")
+            body(box, client)
+            say(f"mail: {done} the mailbox of {box.upn}")
         except TargetFull as exc:
             s.note("full", f"{box.upn} ({box.imap_user}): {exc.message}")
         except AuthError as exc:
@@ -119,12 +124,9 @@ def copy_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
         finally:
             client.close()
 
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="mail-copy") as pool:
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix=thread) as pool:
         for f in [pool.submit(one, b) for b in boxes]:
             f.result()
-    s.requests = sum(source.client.counts.values()) - before
-    s.seconds = round(time.monotonic() - started, 3)
-    return s
 
 
 def _is_login(exc: AuthError) -> bool:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from migrate.engine.mail.boxes import Mailbox, mailboxes
 from migrate.engine.mail.folders import skip_reason
+from migrate.engine.summary import StepSummary
 from migrate.errors import AuthError, DeltaExpired, Fatal, MigrateError
 from migrate.store.mail import MessageFacts, flag_text
 
@@ -32,11 +32,10 @@ log = logging.getLogger(__name__)
 ANSWERED_VERBS = (102, 103)   # PidTagLastVerbExecuted: reply to sender, reply to all
 FORWARDED_VERB = 104
 ANSWERED_ICONS, FORWARDED_ICONS = (261,), (262,)   # PidTagIconIndex fallback (mail.md §1.6)
-_LOCK = threading.Lock()
 
 
 @dataclass
-class MailScanSummary:
+class MailScanSummary(StepSummary):
     mailboxes: int = 0
     folders: int = 0
     messages: int = 0
@@ -55,17 +54,6 @@ class MailScanSummary:
     @property
     def attention(self) -> bool:
         return bool(self.failed)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with _LOCK:
-            setattr(self, name, getattr(self, name) + n)
-
-    def note(self, name: str, text: str) -> None:
-        with _LOCK:
-            getattr(self, name).append(text)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attention": self.attention}
 
 
 def iso(value: datetime | None) -> str | None:

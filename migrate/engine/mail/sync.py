@@ -10,16 +10,15 @@ Every write is audited.
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migrate.engine.mail.boxes import Mailbox, imap_pacer, imap_settings, login_source
-from migrate.engine.mail.copy import MailCopySummary, Sessions, copy_messages
+from migrate.engine.mail.copy import MailCopySummary, Sessions, copy_messages, each_mailbox
 from migrate.engine.mail.scan import MailClient, MailScanSummary, scan_mail
 from migrate.engine.mail.target import prepare_folders
+from migrate.engine.summary import StepSummary
 from migrate.errors import AuthError, Fatal, MigrateError, TargetFull
 from migrate.store.mail import flag_text
 
@@ -30,11 +29,10 @@ if TYPE_CHECKING:
     from migrate.store.mail import MailMessageRow
 
 SERVER_FLAGS = frozenset({"\\Recent"})   # set by the server for the session, not by a person
-_LOCK = threading.Lock()
 
 
 @dataclass
-class MailSyncSummary:
+class MailSyncSummary(StepSummary):
     scan: dict[str, Any] = field(default_factory=dict)
     appended: int = 0
     moved: int = 0
@@ -57,22 +55,10 @@ class MailSyncSummary:
     def attention(self) -> bool:
         return bool(self.conflicts or self.failed or self.full or self.refused_login)
 
-    def note(self, name: str, text: str) -> None:
-        with _LOCK:
-            getattr(self, name).append(text)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with _LOCK:
-            setattr(self, name, getattr(self, name) + n)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attention": self.attention}
-
 
 def sync_mail(store: StateStore, source: Any, settings: Settings, mappings: Mappings, *, upns: tuple[str, ...] = (),
               workers: int = 4, dry_run: bool = False, say: Any = None, interval: float | None = None,
               boxes: list[Mailbox] | None = None) -> MailSyncSummary:
-    from migrate.engine.groupware.steps import MAILBOX_INTERVAL
     from migrate.engine.mail.boxes import mailboxes
 
     say = say or (lambda m: None)
@@ -102,31 +88,15 @@ def sync_mail(store: StateStore, source: Any, settings: Settings, mappings: Mapp
         s.seconds = round(time.monotonic() - started, 3)
         return s
 
-    def one(box: Mailbox) -> None:
-        client = MailClient(source.client, box.upn, MAILBOX_INTERVAL if interval is None else interval)
+    def body(box: Mailbox, client: MailClient) -> None:
         sessions = Sessions(imap, login_for(box.imap_user), pacer)
         try:
             sync_mailbox(store, client, sessions, box, settings, s)
-            say(f"mail: synced the mailbox of {box.upn}")
-        except TargetFull as exc:
-            s.note("full", f"{box.upn} ({box.imap_user}): {exc.message}")
-        except AuthError as exc:
-            from migrate.engine.mail.copy import _is_login
-
-            if not _is_login(exc):
-                raise
-            s.note("refused_login", f"{box.upn} ({box.imap_user}): {exc.message}")
-        except MigrateError as exc:
-            if isinstance(exc, Fatal):
-                raise
-            s.note("failed", f"{box.upn}: {exc}; stopped here, run again to resume")
         finally:
             sessions.close()
-            client.close()
 
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="mail-sync") as pool:
-        for f in [pool.submit(one, b) for b in boxes]:
-            f.result()
+    each_mailbox(boxes, s, source.client, body, interval=interval, workers=workers, say=say, done="synced",
+                 thread="mail-sync")
     s.seconds = round(time.monotonic() - started, 3)
     return s
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrate.engine.mail.boxes import Mailbox, imap_settings, login_source, mailboxes
 from migrate.engine.mail.folders import path_text
+from migrate.engine.summary import StepSummary
 from migrate.errors import MigrateError
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ _LOCK = threading.Lock()
 
 
 @dataclass
-class MailVerifySummary:
+class MailVerifySummary(StepSummary):
     mailboxes: int = 0
     folders: int = 0
     checked: int = 0
@@ -52,8 +53,6 @@ class MailVerifySummary:
                 if k != "mailboxes":
                     setattr(self, k, getattr(self, k) + v)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attention": self.attention}
 
 
 def verify_mail(store: StateStore, settings: Settings, mappings: Mappings, *, upns: tuple[str, ...] = (),
