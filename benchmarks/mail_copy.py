@@ -5,7 +5,8 @@ user's with a `--large-mb` message) is scanned, then copied by the CLI as a chil
 VmHWM at exit, as in inventory_scan.py). The bound is Outlook's request limit per app and mailbox: 10,000 requests
 per 10 minutes, i.e. 16.7 MIME exports per second per mailbox (the pacer keeps 5 % below it); mailboxes run in
 parallel, so the copy's bound is the busiest mailbox's messages ÷ that rate. Reported: messages/s per mailbox and
-in total, time against the bound, Graph requests per message, peak RSS with the large message in flight (goal
+in total, time against the bound, Graph requests and SharePoint resource units per message (the copy runs under
+the tenant's budget like every command; mail is an Outlook resource, 0 RU), peak RSS with the large message in flight (goal
 < 150 MB whatever the message size), and a rerun's time (nothing to send). Writes benchmarks/results/mail_copy.json.
 Usage: .venv/bin/python benchmarks/mail_copy.py [--users 4] [--messages 150] [--large-mb 50]
 """
@@ -79,6 +80,10 @@ def main() -> None:
             db = sqlite3.connect(work / "state" / "migration.db")
             per_box = [n for (n,) in db.execute(
                 "SELECT COUNT(*) FROM mail_messages WHERE status='done' GROUP BY user_id")]
+            # the copy's Graph books as its run kept them: RU of the tenant's SharePoint budget (the copy paced to
+            # it as every command does) beside Outlook's per-mailbox requests
+            (summary,) = db.execute("SELECT summary FROM runs WHERE command='copy-mail' ORDER BY id LIMIT 1").fetchone()
+            graph = json.loads(summary).get("graph") or {}
     finally:
         remove(dovecot)
     busiest = max(per_box)
@@ -93,7 +98,10 @@ def main() -> None:
                  "messages_per_second": round(copy["appended"] / copy["seconds"], 1),
                  "messages_per_second_per_mailbox": round(busiest / copy["seconds"], 1),
                  "megabytes_per_second": round(copy["bytes"] / copy["seconds"] / 1e6, 1),
-                 "peak_rss_mb": copy_rss},
+                 "peak_rss_mb": copy_rss,
+                 "resource_units": graph.get("ru"),
+                 "resource_units_per_message": round((graph.get("ru") or 0) / max(1, copy["appended"]), 3),
+                 "budget": graph.get("budget")},
         "outlook_bound": {"per_mailbox_messages_per_second": round(OUTLOOK_PER_SECOND, 1),
                           "pacer_messages_per_second": round(OUTLOOK_PER_SECOND * 0.95, 1),
                           "busiest_mailbox_messages": busiest, "bound_seconds": round(bound, 1),
